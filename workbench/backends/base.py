@@ -1,0 +1,74 @@
+"""The interface every execution backend implements (ONNX Runtime CPU/CUDA, TensorRT).
+
+Precision lives in the ONNX file, so a backend only has to load a file, run it, time it and say
+whether it can load it at all; the INT8 flavour it wants (U8 activations for x86, symmetric S8
+for TensorRT) is the one thing the precision transforms need to know about it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+QuantTarget = Literal["x86", "tensorrt"]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and if not, the sentence that says how to get it."""
+
+    available: bool
+    reason: str
+
+
+class Engine(ABC):
+    """A loaded model ready to run; one per variant, closed when measurement ends."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    @abstractmethod
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once and return host arrays for every output."""
+
+    @abstractmethod
+    def time_once(self, feed: dict[str, np.ndarray]) -> float:
+        """Run once and return the model's own time in milliseconds (no input checks or copies)."""
+
+    def close(self) -> None:
+        """Release the session/engine; safe to call twice."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend(ABC):
+    """A way to execute ONNX models; stateless apart from its options."""
+
+    name: ClassVar[str]
+    quant_target: ClassVar[QuantTarget]
+    description: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> Availability:
+        """Checked before anything is built, so the user learns early why a backend is missing."""
+
+    @abstractmethod
+    def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
+        """Load a model file; ``profile_dir`` turns on the backend's per-layer profiler."""
+
+    def check_loadable(self, model_path: Path) -> str | None:
+        """None if the model loads here, else the backend's error text (drives precision fall-backs)."""
+        try:
+            self.load(model_path).close()
+        except Exception as exc:  # any load failure is data for the fall-back, not a crash
+            return str(exc)
+        return None

@@ -1,0 +1,35 @@
+"""Backends by name, and which of them this machine can run (with the reason for the others)."""
+
+from __future__ import annotations
+
+from workbench.backends.base import Availability, Backend
+from workbench.backends.onnxruntime_cpu import OnnxruntimeCpuBackend
+from workbench.errors import BackendUnavailable
+
+DEFAULT_BACKEND = OnnxruntimeCpuBackend.name
+
+_BACKENDS: dict[str, type[Backend]] = {OnnxruntimeCpuBackend.name: OnnxruntimeCpuBackend}
+
+
+def register_backend(backend: type[Backend]) -> None:
+    _BACKENDS[backend.name] = backend
+
+
+def backend_names() -> list[str]:
+    return list(_BACKENDS)
+
+
+def availability() -> dict[str, Availability]:
+    """Every known backend with whether it runs here; shown in the CLI and the Build panel."""
+    return {name: cls.availability() for name, cls in _BACKENDS.items()}
+
+
+def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
+    """An instance of the named backend, or BackendUnavailable explaining how to get it."""
+    if name not in _BACKENDS:
+        raise BackendUnavailable(f"Unknown backend '{name}'.", f"Choose one of: {', '.join(_BACKENDS)}.")
+    cls = _BACKENDS[name]
+    status = cls.availability()
+    if not status.available:
+        raise BackendUnavailable(f"Backend '{name}' cannot run on this machine.", status.reason)
+    return cls()

@@ -1,0 +1,24 @@
+"""`workbench backends`: which backends run on this machine, and why the others don't."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.backends.registry import availability
+from workbench.cli.common import print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("backends", help="list backends and whether they run here")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    status = availability()
+    if args.json:
+        print_json({name: {"available": s.available, "reason": s.reason} for name, s in status.items()})
+        return 0
+    for name, s in status.items():
+        print(f"{'yes' if s.available else 'no ':3}  {name:18} {s.reason}")
+    return 0

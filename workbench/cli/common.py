@@ -1,0 +1,56 @@
+"""Options and output helpers shared by the sub-commands, so every command reads the same."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from workbench.backends.registry import DEFAULT_BACKEND
+from workbench.precision.int8 import CALIBRATION_METHODS
+from workbench.precision.variants import PRECISIONS
+from workbench.progress import ProgressEvent
+
+
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """The options that define a variant: shared by run, profile and sweep."""
+    parser.add_argument("model", help="path to an .onnx model")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--calib", help="calibration data: .npz, folder of .npy or images "
+                        "(default: calib.npz beside the model, for int8)")
+    parser.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
+    parser.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def stderr_progress(enabled: bool):
+    """A progress callback that redraws one stderr line; silent when stderr is not a terminal."""
+    if not enabled:
+        return None
+    last = {"step": None}
+
+    def report(event: ProgressEvent) -> None:
+        line = f"\r[{event.fraction * 100:5.1f}%] {event.step}: {event.message}"[:100]
+        sys.stderr.write(line.ljust(100))
+        if event.step == "done" or event.step != last["step"]:
+            sys.stderr.flush()
+        last["step"] = event.step
+        if event.step == "done":
+            sys.stderr.write("\n")
+
+    return report
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=1, default=_jsonable)
+    sys.stdout.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,147 @@
+"""Read calibration/evaluation data from .npz, a folder of .npy files, images, or (on request) noise.
+
+Never unpickles: ``allow_pickle=False`` everywhere, because a data file from the internet must
+not be able to run code.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from workbench.data.dataset import Dataset
+from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
+from workbench.errors import DataError
+from workbench.model.inspect import TensorInfo
+
+LABELS_KEY = "labels"
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(
+                f"'{path.name}' holds pickled Python objects, which are never loaded (they can run code).",
+                "Save plain numeric arrays with np.save(path, array) / np.savez(path, input=array).",
+            ) from exc
+        raise DataError(f"'{path.name}' is not a NumPy array file: {exc}.", "Save it with np.save.") from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(f"'{path.name}' could not be read as NumPy data: {exc}.", "Check the file.") from exc
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """One array per model input name, plus an optional ``labels`` array."""
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise DataError(f"No data file at '{path}'.", "Check the path.") from exc
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"'{path.name}' is not a readable .npz archive: {exc}.",
+            "Write it with np.savez(path, <input name>=array, labels=array).",
+        ) from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"'{path.name}' is a single array, not an .npz archive.", "Use np.savez to name it.")
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        for key in archive.files:
+            try:
+                arrays[key] = archive[key]
+            except ValueError as exc:
+                raise DataError(
+                    f"Array '{key}' in '{path.name}' holds pickled objects, which are never loaded.",
+                    "Save plain numeric arrays.",
+                ) from exc
+    labels = arrays.pop(LABELS_KEY, None)
+    return Dataset(arrays, labels, source=path.name)
+
+
+def load_npy_folder(path: str | Path, input_names: Sequence[str]) -> Dataset:
+    """Either ``<input name>.npy`` per input (samples on axis 0), or one ``.npy`` per sample.
+
+    One-file-per-sample only makes sense for a single-input model; files are taken in name order.
+    """
+    folder = Path(path)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise DataError(f"'{folder}' contains no .npy files.", "Put one .npy per input or per sample there.")
+    by_stem = {f.stem: f for f in files}
+    labels = _load_array(by_stem[LABELS_KEY]) if LABELS_KEY in by_stem else None
+    if all(name in by_stem for name in input_names):
+        arrays = {name: _load_array(by_stem[name]) for name in input_names}
+        return Dataset(arrays, labels, source=f"{folder.name}/")
+    if len(input_names) != 1:
+        raise DataError(
+            f"'{folder}' has no file per input {list(input_names)}.",
+            "Save one file per input, named after it (e.g. input_ids.npy), samples on the first axis.",
+        )
+    samples = [_load_array(f) for f in files if f.stem != LABELS_KEY]
+    shapes = {s.shape for s in samples}
+    if len(shapes) != 1:
+        raise DataError(
+            f"The .npy files in '{folder}' have different shapes {sorted(shapes)[:3]}.",
+            "Every sample must have the model input's shape.",
+        )
+    return Dataset({input_names[0]: np.stack(samples)}, labels, source=f"{folder.name}/")
+
+
+def random_dataset(inputs: Sequence[TensorInfo], count: int, seed: int = 0, batch_dims: int = 1) -> Dataset:
+    """Synthetic data for timing only; dynamic non-batch dims must be fixed by the user's data."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for tensor in inputs:
+        dims = []
+        for i, dim in enumerate(tensor.shape):
+            if isinstance(dim, int) and dim > 0:
+                dims.append(dim if i > 0 else 1)
+            elif i == 0:
+                dims.append(1)
+            else:
+                raise DataError(
+                    f"Input '{tensor.name}' has a dynamic dim '{dim}' that random data can't guess.",
+                    "Give real data (an .npz) so its shape is known.",
+                )
+        shape = (count, *dims[1:]) if batch_dims else tuple(dims)
+        if tensor.dtype.startswith("float"):
+            arrays[tensor.name] = rng.standard_normal(shape).astype(tensor.dtype)
+        else:
+            arrays[tensor.name] = rng.integers(0, 2, shape).astype(tensor.dtype)
+    return Dataset(arrays, None, source=f"{count} samples, seed {seed}", is_random=True)
+
+
+def load_data(
+    source: str | Path,
+    inputs: Sequence[TensorInfo],
+    preprocess: ImagePreprocess | None = None,
+) -> Dataset:
+    """Dispatch on what ``source`` is: ``random[:N]``, an .npz, a folder of .npy or of images."""
+    text = str(source)
+    if text == "random" or text.startswith("random:"):
+        count = int(text.split(":", 1)[1]) if ":" in text else 32
+        return random_dataset(inputs, count)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"No data at '{path}'.", "Give an .npz file, a folder of .npy files or of images.")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return load_npz(path)
+        if path.suffix == ".npy":
+            if len(inputs) != 1:
+                raise DataError(f"'{path.name}' is one array but the model has {len(inputs)} inputs.",
+                                "Use an .npz with one array per input name.")
+            return Dataset({inputs[0].name: _load_array(path)}, None, source=path.name)
+        raise DataError(f"'{path.name}' is not a data file this workbench reads.",
+                        "Use .npz, a folder of .npy files, or a folder of images.")
+    if any(path.glob("*.npy")):
+        return load_npy_folder(path, [t.name for t in inputs])
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+        if len(inputs) != 1:
+            raise DataError("Image folders feed single-input models only.", "Use an .npz for this model.")
+        return load_image_folder(path, inputs[0], preprocess or ImagePreprocess())
+    raise DataError(f"'{path}' holds no .npy files or images.", "Point at the folder that holds the data.")

@@ -1,0 +1,77 @@
+"""Per-node FLOP counts from inferred shapes, for the layer table's achieved-GFLOP/s column.
+
+No maintained library counts FLOPs on arbitrary ONNX graphs without pulling a framework in, and
+the ops that dominate inference time (Conv, MatMul, Gemm) have simple closed forms. Symbolic
+dims (the batch) count as 1, so figures are per sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+from onnx import numpy_helper
+
+_ELEMENTWISE = {
+    "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Pow", "Exp",
+    "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Gelu", "BatchNormalization", "Softmax",
+    "LayerNormalization", "ReduceMean",
+}
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list[int] | None:
+    shape = value_info.type.tensor_type.shape
+    if not value_info.type.tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else 1 for d in shape.dim]
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # shape inference is best-effort: FLOPs become "unknown", not an error
+        inferred = model
+    graph = inferred.graph
+    shapes: dict[str, list[int]] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        dims = _dims(info)
+        if dims is not None:
+            shapes[info.name] = dims
+    for init in graph.initializer:
+        shapes[init.name] = list(init.dims)
+    return shapes
+
+
+def node_flops(model: onnx.ModelProto) -> dict[str, float]:
+    """FLOPs (multiply-add = 2) per node name; nodes whose shapes are unknown are left out."""
+    shapes = _shapes(model)
+    result: dict[str, float] = {}
+    for index, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{index}"
+        out = shapes.get(node.output[0]) if node.output else None
+        ins = [shapes.get(i) for i in node.input]
+        flops: float | None = None
+        if node.op_type in ("Conv", "ConvInteger", "QLinearConv") and out and len(ins) > 1:
+            weight = ins[3] if node.op_type == "QLinearConv" else ins[1]
+            if weight:
+                # weight [Cout, Cin/groups, k...]: each output element costs Cin/groups * prod(k) MACs
+                flops = 2.0 * math.prod(out) * math.prod(weight[1:])
+        elif node.op_type in ("MatMul", "MatMulInteger", "Gemm") and out and ins and ins[0]:
+            k = ins[0][-1]
+            if node.op_type == "Gemm":
+                trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+                k = ins[0][0] if trans_a else ins[0][-1]
+            flops = 2.0 * math.prod(out) * k
+        elif node.op_type in _ELEMENTWISE and out:
+            flops = float(math.prod(out))
+        if flops is not None:
+            result[name] = flops
+    return result
+
+
+def parameter_count(model: onnx.ModelProto) -> int:
+    """Number of weights: elements of every floating or integer initializer."""
+    total = 0
+    for init in model.graph.initializer:
+        total += int(math.prod(init.dims)) if init.dims else numpy_helper.to_array(init).size
+    return total

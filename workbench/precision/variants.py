@@ -1,0 +1,128 @@
+"""Build one precision variant of a model file, check the backend loads it, and never leave a
+broken file behind: a failed conversion is retried with the blamed ops kept in FP32, or explained.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from workbench.backends.base import QuantTarget
+from workbench.data.dataset import Dataset
+from workbench.errors import BuildError, DataError
+from workbench.precision.fallback import blame
+from workbench.precision.half import convert_half
+from workbench.precision.int8 import CALIBRATION_METHODS, quantize_int8_dynamic, quantize_int8_static
+from workbench.progress import Progress
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
+MAX_FALLBACKS = 40
+
+#: Returns None when the backend loads the file, else its error text.
+LoadCheck = Callable[[Path], "str | None"]
+
+
+@dataclass
+class VariantBuild:
+    """The file produced and the story of how: shown under the run so nothing is silent."""
+
+    path: Path
+    precision: str
+    notes: list[str] = field(default_factory=list)
+    kept_fp32_ops: list[str] = field(default_factory=list)
+    kept_fp32_nodes: list[str] = field(default_factory=list)
+
+
+def _replace_atomically(tmp: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dst)
+
+
+def _half_with_fallback(
+    model: onnx.ModelProto, dtype: str, tmp: Path, check: LoadCheck, progress: Progress
+) -> tuple[list[str], list[str]]:
+    ops: list[str] = []
+    nodes: list[str] = []
+    for attempt in range(MAX_FALLBACKS):
+        progress.report("convert", attempt / MAX_FALLBACKS, f"{dtype.upper()} conversion, attempt {attempt + 1}")
+        onnx.save(convert_half(model, dtype, ops, nodes), str(tmp))
+        error = check(tmp)
+        if error is None:
+            return ops, nodes
+        culprit = blame(error)
+        if culprit.op_type and culprit.op_type not in ops:
+            ops.append(culprit.op_type)
+        elif culprit.node and culprit.node not in nodes:
+            nodes.append(culprit.node)
+        else:
+            raise BuildError(
+                f"The {dtype.upper()} model does not load on this backend and the error names nothing to "
+                f"keep in FP32: {error.splitlines()[0][:300]}",
+                "Use FP32 or INT8 for this model, or another backend.",
+            )
+    raise BuildError(f"{dtype.upper()} conversion still failed after {MAX_FALLBACKS} fall-backs.",
+                     "Use FP32 or INT8 for this model.")
+
+
+def build_variant(
+    src: Path,
+    dst: Path,
+    precision: str,
+    *,
+    check: LoadCheck,
+    target: QuantTarget = "x86",
+    calib: Dataset | None = None,
+    calib_method: str = "minmax",
+    per_channel: bool = True,
+    exclude_nodes: list[str] | None = None,
+    progress: Progress | None = None,
+) -> VariantBuild:
+    """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done."""
+    progress = progress or Progress()
+    if precision not in PRECISIONS:
+        raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
+    if precision == "int8" and calib is None:
+        raise DataError("Static INT8 needs calibration data.",
+                        "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
+    if calib_method not in CALIBRATION_METHODS:
+        raise BuildError(f"Unknown calibration method '{calib_method}'.",
+                         f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
+    build = VariantBuild(dst, precision)
+    with tempfile.TemporaryDirectory(prefix="wb-variant-", dir=dst.parent if dst.parent.exists() else None) as tmp:
+        out = Path(tmp) / "variant.onnx"
+        if precision == "fp32":
+            out.write_bytes(src.read_bytes())
+            build.notes.append("FP32 reference: the model as given")
+        elif precision in ("fp16", "bf16"):
+            model = onnx.load(str(src))
+            ops, nodes = _half_with_fallback(model, precision, out, check, progress)
+            build.kept_fp32_ops, build.kept_fp32_nodes = ops, nodes
+            build.notes.append(f"{precision.upper()} with graph inputs/outputs kept FP32; numerically "
+                               "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
+            if ops:
+                build.notes.append(f"op types kept in FP32 because this backend has no {precision.upper()} "
+                                   f"kernel for them: {', '.join(ops)}")
+            if nodes:
+                build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
+        elif precision == "int8":
+            assert calib is not None
+            build.notes += quantize_int8_static(
+                src, out, calib, method=calib_method, per_channel=per_channel, target=target,
+                exclude_nodes=exclude_nodes, progress=progress,
+            )
+        else:
+            build.notes += quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes)
+        progress.report("check", 1.0, "checking the backend loads the variant")
+        error = check(out)
+        if error is not None:
+            raise BuildError(
+                f"The {precision} variant was built but the backend refuses it: {error.splitlines()[0][:300]}",
+                "Try another precision or calibration method; the FP32 model is unaffected.",
+            )
+        _replace_atomically(out, dst)
+    return build

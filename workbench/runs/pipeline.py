@@ -1,0 +1,226 @@
+"""The one pipeline behind the CLI, the widgets and the Python API.
+
+model → (prune) → precision variant → backend engine → latency beside the FP32 reference
++ drift on the evaluation set → Run, saved in the workspace. Identical specs are served from
+the workspace instead of being rebuilt.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workbench.backends.registry import DEFAULT_BACKEND, get_backend
+from workbench.data.dataset import Dataset
+from workbench.data.images import ImagePreprocess
+from workbench.data.loaders import load_data
+from workbench.data.validate import validate_dataset
+from workbench.errors import Busy, DataError, WorkbenchError
+from workbench.measure.drift import collect_outputs, drift_metrics
+from workbench.measure.latency import measure_latency
+from workbench.model.inspect import ModelInfo, inspect_model
+from workbench.model.loader import LoadedModel, load_model
+from workbench.precision.variants import build_variant
+from workbench.progress import CancelToken, Progress, ProgressCallback
+from workbench.runs.environment import environment
+from workbench.runs.run import Run
+from workbench.runs.spec import RunSpec
+from workbench.runs.workspace import Workspace, write_json_atomically
+
+DataSource = str | Path | Dataset | None
+
+
+@dataclass
+class Inputs:
+    """A model and its data, loaded and validated once per build."""
+
+    model: LoadedModel
+    info: ModelInfo
+    calib: Dataset | None
+    eval: Dataset
+
+
+def sibling_data(model_path: Path, name: str) -> Path | None:
+    """``calib.npz``/``eval.npz`` beside the model (the sample layout), used when none is given."""
+    candidate = model_path.parent / f"{name}.npz"
+    return candidate if candidate.is_file() else None
+
+
+class Pipeline:
+    """Builds and measures runs in one workspace; one build at a time per pipeline."""
+
+    def __init__(self, workspace: Workspace | str | Path | None = None) -> None:
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        self._lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def inspect(self, model: str | Path) -> ModelInfo:
+        return inspect_model(load_model(model))
+
+    def load_data(self, source: DataSource, info: ModelInfo, role: str,
+                  preprocess: ImagePreprocess | None = None) -> Dataset:
+        data = source if isinstance(source, Dataset) else load_data(source, info.inputs, preprocess)
+        return validate_dataset(data, info.inputs, role)
+
+    def runs(self, model_digest: str | None = None) -> list[Run]:
+        runs = self.workspace.runs()
+        return [r for r in runs if model_digest is None or r.spec.model_digest == model_digest]
+
+    def run(
+        self,
+        model: str | Path,
+        precision: str = "fp32",
+        *,
+        calib: DataSource = None,
+        eval: DataSource = None,
+        batch: int = 1,
+        backend: str = DEFAULT_BACKEND,
+        calib_method: str = "minmax",
+        per_channel: bool = True,
+        prune_method: str | None = None,
+        prune_ratio: float = 0.0,
+        exclude_nodes: Sequence[str] = (),
+        preprocess: ImagePreprocess | None = None,
+        warmup: int = 5,
+        repeats: int = 30,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Run:
+        """Build (or fetch from the workspace) and measure one variant; raises WorkbenchError."""
+        if not self._lock.acquire(blocking=False):
+            raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
+        try:
+            return self._run(
+                model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
+                prune_ratio, tuple(exclude_nodes), preprocess, warmup, repeats, force,
+                Progress(progress, cancel),
+            )
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise WorkbenchError("The disk is full; the build stopped and nothing partial was kept.",
+                                     f"Free space under '{self.workspace.root}' and build again.") from exc
+            raise
+        except MemoryError as exc:
+            raise WorkbenchError("The build ran out of memory.",
+                                 "Use fewer calibration samples or a smaller batch.") from exc
+        finally:
+            self._lock.release()
+
+    def _inputs(self, model: str | Path, calib: DataSource, eval_: DataSource, precision: str,
+                preprocess: ImagePreprocess | None) -> Inputs:
+        loaded = load_model(model)
+        info = inspect_model(loaded)
+        calib = calib if calib is not None else (sibling_data(loaded.path, "calib") if precision == "int8" else None)
+        eval_ = eval_ if eval_ is not None else sibling_data(loaded.path, "eval")
+        if eval_ is None:
+            raise DataError(
+                "No evaluation data: latency and drift need inputs to run the model on.",
+                "Pass --eval PATH (an .npz with one array per input and optional labels), "
+                "or --eval random for timing on synthetic data.",
+            )
+        calib_data = self.load_data(calib, info, "calibration", preprocess) if calib is not None else None
+        eval_data = self.load_data(eval_, info, "evaluation", preprocess)
+        return Inputs(loaded, info, calib_data, eval_data)
+
+    def _run(self, model, precision, calib, eval_, batch, backend_name, calib_method, per_channel,
+             prune_method, prune_ratio, exclude_nodes, preprocess, warmup, repeats, force,
+             progress: Progress) -> Run:
+        progress.report("load", 0.0, "loading the model and data")
+        if batch < 1:
+            raise DataError(f"Batch size {batch} is not valid.", "Use a batch of 1 or more.")
+        backend = get_backend(backend_name)
+        inputs = self._inputs(model, calib, eval_, precision, preprocess)
+        first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
+        if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
+            raise DataError(f"The model's batch size is fixed at {first_dim}; batch {batch} cannot run.",
+                            f"Use --batch {first_dim}, or re-export the model with a dynamic batch dim.")
+        spec = RunSpec(
+            model_digest=inputs.model.digest,
+            model_name=inputs.info.name,
+            precision=precision,
+            backend=backend.name,
+            batch=batch,
+            calib_digest=inputs.calib.digest if inputs.calib else None,
+            calib_method=calib_method if precision == "int8" else None,
+            per_channel=per_channel,
+            prune_method=prune_method if prune_ratio else None,
+            prune_ratio=float(prune_ratio) if prune_method else 0.0,
+            eval_digest=inputs.eval.digest,
+            exclude_nodes=exclude_nodes,
+        )
+        cached = self.workspace.load_run(spec.run_id)
+        if cached is not None and cached.artifact_exists and not force:
+            progress.report("done", 1.0, "identical run found in the workspace")
+            return cached
+
+        artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
+        artifact = artifact_dir / "model.onnx"
+        notes: list[str] = []
+        source, gflops = self._prepare_source(inputs, spec, artifact_dir, notes, progress.slice(0.02, 0.15))
+        if not artifact.is_file() or force:
+            built = build_variant(
+                source, artifact, precision,
+                check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
+                calib_method=calib_method, per_channel=per_channel, exclude_nodes=list(exclude_nodes),
+                progress=progress.slice(0.15, 0.55),
+            )
+            notes += built.notes
+            write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})
+        else:
+            notes.append("variant reused from the workspace cache")
+        if inputs.eval.is_random:
+            notes.append("evaluated on RANDOM data: latency is meaningful, accuracy and drift are not")
+
+        progress.report("time", 0.0, "loading engines")
+        with backend.load(inputs.model.path) as reference, backend.load(artifact) as variant:
+            feed = timing_feed(inputs.eval, batch)
+            latency = measure_latency({"reference": reference, "variant": variant}, feed, warmup=warmup,
+                                      repeats=repeats, progress=progress.slice(0.55, 0.8))
+            ref_out = collect_outputs(reference, inputs.eval, batch, progress.slice(0.8, 0.9), "reference")
+            var_out = collect_outputs(variant, inputs.eval, batch, progress.slice(0.9, 1.0), "variant")
+        drift = drift_metrics(ref_out, var_out, inputs.eval.labels)
+        run = Run(
+            run_id=spec.run_id,
+            spec=spec,
+            artifact=str(artifact),
+            model_path=str(inputs.model.path),
+            latency_ms=latency["variant"].to_dict(),
+            reference_latency_ms=latency["reference"].to_dict(),
+            speedup=latency["reference"].median / latency["variant"].median,
+            drift=drift,
+            calib_source=inputs.calib.label if inputs.calib else None,
+            eval_source=inputs.eval.label,
+            notes=notes,
+            model_gflops=gflops,
+            environment=environment(),
+        )
+        self.workspace.save_run(run)
+        progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32")
+        return run
+
+    def _prepare_source(self, inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list[str],
+                        progress: Progress) -> tuple[Path, float]:
+        """The model the precision step starts from: the original, or its pruned version."""
+        if not spec.prune_method:
+            return inputs.model.path, inputs.info.flops / 1e9
+        from workbench.runs.prune_step import pruned_source
+
+        return pruned_source(inputs, spec, artifact_dir, notes, progress)
+
+
+def timing_feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:
+    """The first ``batch`` samples, tiled when the set is smaller than one batch."""
+    feed = {}
+    for name, array in data.inputs.items():
+        reps = -(-batch // len(array))
+        feed[name] = np.ascontiguousarray(np.concatenate([array] * reps)[:batch]) if reps > 1 else array[:batch]
+    return feed

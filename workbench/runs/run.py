@@ -1,0 +1,57 @@
+"""A finished run: its spec, where its artifacts are, and what was measured."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from workbench.runs.spec import RunSpec
+
+
+@dataclass
+class Run:
+    """The object the CLI prints with --json, the widgets tabulate and the store persists."""
+
+    run_id: str
+    spec: RunSpec
+    artifact: str
+    model_path: str
+    latency_ms: dict
+    reference_latency_ms: dict
+    speedup: float
+    drift: dict
+    calib_source: str | None = None
+    eval_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+    model_gflops: float | None = None
+    environment: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    tables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8'."""
+        parts = [self.spec.precision]
+        if self.spec.prune_method and self.spec.prune_ratio:
+            parts.append(f"{self.spec.prune_method} {self.spec.prune_ratio:g}")
+        if self.spec.exclude_nodes:
+            parts.append(f"{len(self.spec.exclude_nodes)} kept fp32")
+        parts.append(f"b{self.spec.batch}")
+        return " · ".join(parts)
+
+    @property
+    def artifact_exists(self) -> bool:
+        return Path(self.artifact).is_file()
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        data["label"] = self.label
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Run:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["spec"] = RunSpec.from_dict(data["spec"])
+        return cls(**fields)

@@ -1,0 +1,63 @@
+"""What identifies a run: the small, hashable spec whose digest keys every cached artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+
+def _digest(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Every choice that changes the built model or its measurement, and nothing else."""
+
+    model_digest: str
+    model_name: str
+    precision: str
+    backend: str = "onnxruntime-cpu"
+    batch: int = 1
+    calib_digest: str | None = None
+    calib_method: str | None = None
+    per_channel: bool = True
+    prune_method: str | None = None
+    prune_ratio: float = 0.0
+    eval_digest: str | None = None
+    exclude_nodes: tuple[str, ...] = ()
+
+    def artifact_fields(self) -> dict:
+        """The fields the built file depends on (not the batch or the eval data)."""
+        quantized = self.precision == "int8"
+        return {
+            "model": self.model_digest,
+            "precision": self.precision,
+            "backend": self.backend,
+            "calib": self.calib_digest if quantized else None,
+            "calib_method": self.calib_method if quantized else None,
+            "per_channel": self.per_channel if self.precision.startswith("int8") else None,
+            "prune": [self.prune_method, self.prune_ratio] if self.prune_method and self.prune_ratio else None,
+            "exclude": sorted(self.exclude_nodes),
+        }
+
+    @property
+    def artifact_key(self) -> str:
+        return _digest(self.artifact_fields())
+
+    @property
+    def run_id(self) -> str:
+        """Same spec, same id: asking again returns the cached run instead of rebuilding."""
+        return _digest({**self.artifact_fields(), "batch": self.batch, "eval": self.eval_digest})
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["exclude_nodes"] = list(self.exclude_nodes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSpec:
+        fields = dict(data)
+        fields["exclude_nodes"] = tuple(fields.get("exclude_nodes", ()))
+        return cls(**fields)

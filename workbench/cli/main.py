@@ -20,6 +20,7 @@ COMMANDS = [
     "cmd_run",
     "cmd_inspect",
     "cmd_backends",
+    "cmd_import_trtexec",
 ]
 
 

@@ -180,11 +180,12 @@ class Pipeline:
         if inputs.eval.is_random:
             notes.append("evaluated on RANDOM data: latency is meaningful, accuracy and drift are not")
 
-        progress.report("time", 0.0, "loading engines")
+        timing = progress.slice(0.55, 0.8)
+        timing.report("time", 0.0, "loading engines")
         with backend.load(inputs.model.path) as reference, backend.load(artifact) as variant:
             feed = timing_feed(inputs.eval, batch)
             latency = measure_latency({"reference": reference, "variant": variant}, feed, warmup=warmup,
-                                      repeats=repeats, progress=progress.slice(0.55, 0.8))
+                                      repeats=repeats, progress=timing)
             ref_out = collect_outputs(reference, inputs.eval, batch, progress.slice(0.8, 0.9), "reference")
             var_out = collect_outputs(variant, inputs.eval, batch, progress.slice(0.9, 1.0), "variant")
         drift = drift_metrics(ref_out, var_out, inputs.eval.labels)

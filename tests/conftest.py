@@ -1,0 +1,47 @@
+"""Shared fixtures: the real sample models and a throw-away workspace per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_models"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def sample(name: str) -> Path:
+    path = SAMPLES / name / "model.onnx"
+    if not path.is_file():
+        pytest.skip(f"sample model {name} is missing; run scripts/train_samples.py")
+    return path
+
+
+@pytest.fixture
+def cnn() -> Path:
+    return sample("digits_cnn")
+
+
+@pytest.fixture
+def resnet() -> Path:
+    return sample("digits_resnet")
+
+
+@pytest.fixture
+def vit() -> Path:
+    return sample("digits_vit")
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own workspace, so no test sees another's cached runs."""
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("WORKBENCH_WORKSPACE", str(root))
+    return root
+
+
+@pytest.fixture
+def cli_env(workspace: Path) -> dict[str, str]:
+    return {**os.environ, "WORKBENCH_WORKSPACE": str(workspace)}

@@ -1,0 +1,62 @@
+"""The `workbench run` contract relied on from outside: JSON keys, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_run_json_contract(cnn: Path, cli_env: dict[str, str]) -> None:
+    result = workbench("run", str(cnn), "--precision", "int8", "--calib", str(cnn.parent / "calib.npz"),
+                       "--eval", str(cnn.parent / "eval.npz"), "--batch", "8", "--repeats", "5", "--json",
+                       env=cli_env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("run_id", "spec", "artifact", "latency_ms", "reference_latency_ms", "speedup", "drift"):
+        assert key in data
+    assert {"median", "p90"} <= set(data["latency_ms"]) and {"median", "p90"} <= set(data["reference_latency_ms"])
+    assert {"top1_agreement", "accuracy", "reference_accuracy", "max_abs_error", "cosine_similarity"} <= set(
+        data["drift"])
+    assert data["spec"]["precision"] == "int8" and data["spec"]["batch"] == 8
+    assert abs(data["speedup"] - data["reference_latency_ms"]["median"] / data["latency_ms"]["median"]) < 1e-9
+    assert Path(data["artifact"]).is_file()
+
+
+def test_text_file_fails_in_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    text = tmp_path / "readme.txt"
+    text.write_text("hello\n")
+    result = workbench("run", str(text), "--precision", "fp32", env=cli_env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "ONNX" in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_debug_shows_traceback(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    text = tmp_path / "readme.txt"
+    text.write_text("hello\n")
+    result = workbench("--debug", "run", str(text), env=cli_env)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_wrong_shaped_calibration(tmp_path: Path, cnn: Path, cli_env: dict[str, str]) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "calib.npz", input=np.zeros((8, 1, 16, 16), np.float32))
+    result = workbench("run", str(cnn), "--precision", "int8", "--calib", str(tmp_path / "calib.npz"), env=cli_env)
+    assert result.returncode == 2
+    assert "calibration array 'input' has samples of shape [1, 16, 16]" in result.stderr
+
+
+def test_inspect_and_backends(cnn: Path, cli_env: dict[str, str]) -> None:
+    inspect = json.loads(workbench("inspect", str(cnn), "--json", env=cli_env).stdout)
+    assert inspect["inputs"][0]["shape"] == ["batch", 1, 32, 32]
+    backends = json.loads(workbench("backends", "--json", env=cli_env).stdout)
+    assert backends["onnxruntime-cpu"]["available"] is True

@@ -1,0 +1,128 @@
+"""The pipeline end to end on the real samples with the real ONNX Runtime."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import onnx
+import pytest
+
+from workbench.errors import BuildError, Busy, Cancelled, DataError
+from workbench.progress import CancelToken, ProgressEvent
+from workbench.runs.pipeline import Pipeline
+
+
+def test_fp32_run_is_its_own_reference_and_cached(cnn: Path) -> None:
+    pipeline = Pipeline()
+    events: list[ProgressEvent] = []
+    run = pipeline.run(cnn, "fp32", batch=4, repeats=5, progress=events.append)
+    assert run.drift["max_abs_error"] == 0.0
+    assert run.drift["top1_agreement"] == 1.0
+    assert run.drift["accuracy"] == run.drift["reference_accuracy"] > 0.9
+    assert run.latency_ms["median"] > 0 and run.latency_ms["p90"] >= run.latency_ms["median"]
+    assert Path(run.artifact).is_file()
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    mtime = Path(run.artifact).stat().st_mtime_ns
+    again = pipeline.run(cnn, "fp32", batch=4, repeats=5)
+    assert again.run_id == run.run_id and Path(again.artifact).stat().st_mtime_ns == mtime
+    assert [r.run_id for r in Pipeline().runs()] == [run.run_id]  # persisted: a new pipeline sees it
+
+
+def test_int8_static_keeps_accuracy(cnn: Path) -> None:
+    run = Pipeline().run(cnn, "int8", batch=8, repeats=5)
+    assert abs(run.drift["accuracy"] - run.drift["reference_accuracy"]) <= 0.02
+    assert any("U8 activations" in note for note in run.notes)
+    types = {n.op_type for n in onnx.load(run.artifact).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= types
+    assert run.spec.calib_digest is not None and run.calib_source == "calib.npz"
+
+
+def test_int8_calibration_methods_differ(cnn: Path) -> None:
+    pipeline = Pipeline()
+    minmax = pipeline.run(cnn, "int8", batch=8, repeats=3)
+    percentile = pipeline.run(cnn, "int8", batch=8, repeats=3, calib_method="percentile")
+    assert minmax.spec.artifact_key != percentile.spec.artifact_key
+    assert Path(minmax.artifact).read_bytes() != Path(percentile.artifact).read_bytes()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precisions_load_and_report(cnn: Path, precision: str) -> None:
+    run = Pipeline().run(cnn, precision, batch=4, repeats=3)
+    assert run.drift["top1_agreement"] >= 0.95
+    assert run.drift["max_abs_error"] > 0  # it really changed the arithmetic or kept-FP32 casts
+    model = onnx.load(run.artifact)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # I/O kept FP32
+
+
+def test_int8_dynamic_on_transformer(vit: Path) -> None:
+    run = Pipeline().run(vit, "int8-dynamic", batch=8, repeats=3)
+    types = {n.op_type for n in onnx.load(run.artifact).graph.node}
+    assert "MatMulInteger" in types or "DynamicQuantizeMatMul" in types or "DynamicQuantizeLinear" in types
+    assert run.drift["top1_agreement"] >= 0.9
+
+
+def test_int8_without_calibration_explains(tmp_path: Path, cnn: Path) -> None:
+    lonely = tmp_path / "model.onnx"
+    shutil.copy(cnn, lonely)
+    with pytest.raises(DataError, match="No evaluation data"):
+        Pipeline().run(lonely, "fp32")
+    with pytest.raises(DataError, match="Static INT8 needs calibration data"):
+        Pipeline().run(lonely, "int8", eval="random:4")
+
+
+def test_random_eval_is_labelled(cnn: Path) -> None:
+    run = Pipeline().run(cnn, "fp32", eval="random:8", batch=4, repeats=3)
+    assert "RANDOM" in run.eval_source
+    assert any("RANDOM" in note for note in run.notes)
+    assert run.drift["accuracy"] is None
+
+
+def test_fixed_batch_model(tmp_path: Path, cnn: Path) -> None:
+    model = onnx.load(str(cnn))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    with pytest.raises(DataError, match="fixed at 1"):
+        Pipeline().run(tmp_path / "model.onnx", "fp32", eval="random:4", batch=8)
+
+
+def test_cancel_keeps_nothing_and_loses_nothing(cnn: Path, workspace: Path) -> None:
+    pipeline = Pipeline()
+    earlier = pipeline.run(cnn, "fp32", batch=4, repeats=3)
+    token = CancelToken()
+
+    def cancel_during_calibration(event: ProgressEvent) -> None:
+        if event.step == "calibrate":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        pipeline.run(cnn, "int8", batch=4, progress=cancel_during_calibration, cancel=token)
+    assert [r.run_id for r in pipeline.runs()] == [earlier.run_id]
+    assert not list(workspace.glob("artifacts/*/variant.onnx"))
+    assert sum(1 for _ in workspace.glob("artifacts/*/model.onnx")) == 1
+
+
+def test_second_build_while_running_is_refused(cnn: Path) -> None:
+    pipeline = Pipeline()
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(event: ProgressEvent) -> None:
+        if event.step == "load":
+            entered.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=pipeline.run, args=(cnn, "fp32"), kwargs={"progress": hold, "repeats": 3})
+    worker.start()
+    assert entered.wait(30)
+    with pytest.raises(Busy, match="already running"):
+        pipeline.run(cnn, "fp16")
+    release.set()
+    worker.join(60)
+    assert len(pipeline.runs()) == 1
+
+
+def test_unknown_precision(cnn: Path) -> None:
+    with pytest.raises(BuildError, match="Unknown precision 'int4'"):
+        Pipeline().run(cnn, "int4", repeats=3)

@@ -1,19 +1,28 @@
 """Where artifacts and runs live on disk, so a kernel restart or a second process loses nothing.
 
-Layout: ``<root>/artifacts/<artifact key>/model.onnx`` (+ ``build.json``), ``<root>/runs/<run id>.json``.
+Layout: ``<root>/artifacts/<artifact key>/model.onnx`` (+ ``build.json``) and ``<root>/runs.sqlite``,
+the run store. Older workspaces kept one ``runs/<run id>.json`` per run; the store imports those once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.runs.run import Run
+from workbench.runs.store import RunStore
 
 DEFAULT_ROOT = "workbench-workspace"
+#: Folders younger than this are left alone by gc: a build in another process may be writing them.
+GC_MIN_AGE_S = 3600.0
+#: What an interrupted build leaves inside an artifact folder (temp dirs of variants, half JSON files).
+_TEMP_PREFIXES = ("wb-variant-", ".tmp-")
 
 
 def default_root() -> Path:
@@ -34,37 +43,92 @@ def write_json_atomically(path: Path, data: dict) -> None:
         raise
 
 
+@dataclass
+class Removed:
+    """What a delete or gc took off the disk, for the CLI to say."""
+
+    runs: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    kept_young: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _newest_mtime(path: Path) -> float:
+    times = [path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")]
+    return max(times)
+
+
 class Workspace:
-    """Artifact folders and run records under one root."""
+    """Artifact folders and the run store under one root."""
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
         try:
             (self.root / "artifacts").mkdir(parents=True, exist_ok=True)
-            (self.root / "runs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkbenchError(f"Cannot create the workspace folder '{self.root}': {exc.strerror}.",
                                  "Choose a writable folder with --workspace or WORKBENCH_WORKSPACE.") from exc
+        self.store = RunStore(self.root)
 
     def artifact_dir(self, key: str) -> Path:
         return self.root / "artifacts" / key
 
-    def run_path(self, run_id: str) -> Path:
-        return self.root / "runs" / f"{run_id}.json"
-
     def save_run(self, run: Run) -> None:
-        write_json_atomically(self.run_path(run.run_id), run.to_dict())
+        self.store.save(run)
 
     def load_run(self, run_id: str) -> Run | None:
-        path = self.run_path(run_id)
-        if not path.is_file():
-            return None
-        try:
-            return Run.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError):
-            return None
+        return self.store.get(run_id)
 
-    def runs(self) -> list[Run]:
-        """All readable runs, oldest first; unreadable records are skipped, never fatal."""
-        found = [self.load_run(p.stem) for p in (self.root / "runs").glob("*.json")]
-        return sorted((r for r in found if r is not None), key=lambda r: r.created)
+    def runs(self, model_digest: str | None = None, model_name: str | None = None) -> list[Run]:
+        """All runs, oldest first, optionally of one model."""
+        return self.store.runs(model_digest=model_digest, model_name=model_name)
+
+    def delete_run(self, run_id: str) -> Removed:
+        """Forget a run and remove its artifact folder and tables unless another run still uses them."""
+        run, folder_free, free_tables = self.store.delete(self.store.resolve(run_id))
+        removed = Removed()
+        if run is None:
+            return removed
+        removed.runs.append(run.run_id)
+        targets = [Path(p) for p in free_tables]
+        if folder_free:
+            targets.append(Path(run.artifact).parent)
+        for target in targets:
+            if self._owns(target) and target.exists():
+                removed.freed_bytes += _size(target)
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+                removed.paths.append(str(target))
+        return removed
+
+    def gc(self, min_age_s: float = GC_MIN_AGE_S) -> Removed:
+        """Remove artifact folders no run points at, and leftovers of interrupted builds.
+
+        Anything touched in the last ``min_age_s`` seconds is kept: it may be a build in progress
+        in another process whose run is not saved yet.
+        """
+        used = {Path(p).absolute() for p in self.store.artifact_dirs()}
+        cutoff = time.time() - min_age_s
+        removed = Removed()
+        for folder in sorted((self.root / "artifacts").iterdir()):
+            if folder.absolute() in used:
+                candidates = [p for p in folder.iterdir() if p.name.startswith(_TEMP_PREFIXES)]
+            else:
+                candidates = [folder]
+            for path in candidates:
+                if _newest_mtime(path) > cutoff:
+                    removed.kept_young.append(str(path))
+                    continue
+                removed.freed_bytes += _size(path)
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.paths.append(str(path))
+        return removed
+
+    def _owns(self, path: Path) -> bool:
+        """Only files inside this workspace are ever deleted: a table may point at a user's own file."""
+        return path.absolute().is_relative_to(self.root.absolute())

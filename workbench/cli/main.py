@@ -21,6 +21,11 @@ COMMANDS = [
     "cmd_inspect",
     "cmd_backends",
     "cmd_import_trtexec",
+    "cmd_sweep",
+    "cmd_runs",
+    "cmd_show",
+    "cmd_delete",
+    "cmd_gc",
 ]
 
 

@@ -1,0 +1,47 @@
+"""The exact `workbench run` command that rebuilds a run, for the report and `workbench show`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from workbench.runs.run import Run
+
+_RANDOM = re.compile(r"(\d+) samples, seed 0\)?$")
+
+
+def data_argument(source: str | None, model_path: str) -> str | None:
+    """Where the data came from, as a path the CLI accepts.
+
+    Runs record a data file by name; the sample layout keeps it beside the model, so a name found
+    there becomes that full path. The spec's data digest says whether a file is still the same.
+    """
+    if source is None:
+        return None
+    random = _RANDOM.search(source)
+    if source.startswith("RANDOM") and random:
+        return f"random:{random.group(1)}"
+    beside = Path(model_path).parent / source.rstrip("/")
+    return str(beside) if beside.exists() else source
+
+
+def reproduce_command(run: Run) -> str:
+    spec = run.spec
+    args = ["workbench", "run", run.model_path, "--precision", spec.precision]
+    calib = data_argument(run.calib_source, run.model_path)
+    if calib and spec.precision == "int8":
+        args += ["--calib", calib]
+        if spec.calib_method:
+            args += ["--calib-method", spec.calib_method]
+    if spec.precision.startswith("int8") and not spec.per_channel:
+        args.append("--per-tensor")
+    evaluation = data_argument(run.eval_source, run.model_path)
+    if evaluation:
+        args += ["--eval", evaluation]
+    args += ["--batch", str(spec.batch), "--backend", spec.backend]
+    if spec.prune_method and spec.prune_ratio:
+        args += ["--prune-method", spec.prune_method, "--prune-ratio", f"{spec.prune_ratio:g}"]
+    for node in spec.exclude_nodes:
+        args += ["--exclude", node]
+    return shlex.join(args)

@@ -1,0 +1,201 @@
+"""A grid of variants (precision x pruning) through the one pipeline, and the pick within a budget.
+
+Every cell goes through ``Pipeline.run``, whose runs are keyed by spec and saved as each one ends,
+so an interrupted sweep resumes for free: re-running it serves the finished cells from the store and
+builds only the missing ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from workbench.backends.registry import DEFAULT_BACKEND
+from workbench.errors import Busy, Cancelled, DataError, WorkbenchError
+from workbench.precision.variants import PRECISIONS
+from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
+from workbench.runs.pipeline import DataSource, Pipeline
+from workbench.runs.run import Run
+
+PRUNE_METHODS = ("magnitude", "2:4", "channel")
+
+
+def accuracy_loss(drift: dict) -> tuple[float | None, str]:
+    """Points of accuracy lost against the FP32 reference, and on what basis.
+
+    With labels: reference accuracy minus variant accuracy. Without: the share of samples whose
+    top-1 class changed, which bounds the accuracy change and needs no labels.
+    """
+    accuracy, reference = drift.get("accuracy"), drift.get("reference_accuracy")
+    if accuracy is not None and reference is not None:
+        return (reference - accuracy) * 100.0, "accuracy"
+    agreement = drift.get("top1_agreement")
+    if agreement is not None:
+        return (1.0 - agreement) * 100.0, "top-1 agreement"
+    return None, "none"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid; ratio 0 means the unpruned model."""
+
+    precision: str
+    prune_method: str | None = None
+    prune_ratio: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision} · {self.prune_method} {self.prune_ratio:g}" if self.prune_method else self.precision
+
+
+def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
+    """The fastest run (highest speed-up, measured side by side with FP32) within the budget."""
+    within, unjudged = [], 0
+    for run in runs:
+        loss, _ = accuracy_loss(run.drift)
+        if loss is None:
+            unjudged += 1
+        elif loss <= budget_points + 1e-9:
+            within.append(run)
+    if within:
+        best = max(within, key=lambda r: r.speedup)
+        loss, basis = accuracy_loss(best.drift)
+        return best, (f"fastest within {budget_points:g} points of FP32 {basis}: "
+                      f"{best.speedup:.2f}x at {loss:.2f} points lost")
+    if not runs:
+        return None, "no run finished"
+    if unjudged == len(runs):
+        return None, "no run has accuracy or top-1 agreement to judge the budget by"
+    return None, f"no variant stays within {budget_points:g} points of the FP32 reference"
+
+
+@dataclass
+class SweepResult:
+    """The runs of the grid (in grid order), the pick, and what was reused or failed."""
+
+    runs: list[Run]
+    recommended: Run | None
+    reason: str
+    accuracy_budget: float
+    reused: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "runs": [run.to_dict() for run in self.runs],
+            "recommended": self.recommended.run_id if self.recommended else None,
+            "reason": self.reason,
+            "accuracy_budget": self.accuracy_budget,
+            "reused": self.reused,
+            "failed": [{"cell": cell, "error": error} for cell, error in self.failed],
+        }
+
+
+@dataclass
+class Sweep:
+    """The grid and the shared build options; ``run`` executes it through one pipeline."""
+
+    model: str
+    precisions: Sequence[str] = ("fp32", "fp16", "int8")
+    prune_methods: Sequence[str] = ()
+    prune_ratios: Sequence[float] = (0.0,)
+    calib: DataSource = None
+    eval: DataSource = None
+    batch: int = 1
+    backend: str = DEFAULT_BACKEND
+    calib_method: str = "minmax"
+    per_channel: bool = True
+    accuracy_budget: float = 0.5
+    warmup: int = 5
+    repeats: int = 30
+
+    def cells(self) -> list[Cell]:
+        """Grid order: precision-major; ratio 0 appears once per precision whatever the methods."""
+        self._validate()
+        cells: list[Cell] = []
+        for precision in self.precisions:
+            for ratio in self.prune_ratios or (0.0,):
+                variants = [Cell(precision)] if ratio == 0 else [Cell(precision, m, float(ratio))
+                                                                 for m in self.prune_methods]
+                cells += [c for c in variants if c not in cells]
+        return cells
+
+    def _validate(self) -> None:
+        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        if unknown or not self.precisions:
+            raise DataError(f"Unknown or no precision in the sweep: {', '.join(unknown) or 'none given'}.",
+                            f"Choose from {', '.join(PRECISIONS)}.")
+        bad_methods = [m for m in self.prune_methods if m not in PRUNE_METHODS]
+        if bad_methods:
+            raise DataError(f"Unknown pruning method: {', '.join(bad_methods)}.",
+                            f"Choose from {', '.join(PRUNE_METHODS)}.")
+        bad_ratios = [r for r in self.prune_ratios if not 0 <= r < 1]
+        if bad_ratios:
+            raise DataError(f"Pruning ratio {bad_ratios[0]:g} is outside [0, 1).",
+                            "Use ratios such as 0,0.25,0.5 (0 means no pruning).")
+        if any(r > 0 for r in self.prune_ratios) and not self.prune_methods:
+            raise DataError("Pruning ratios above 0 were given without a pruning method.",
+                            f"Add --prune-methods (one or more of {', '.join(PRUNE_METHODS)}).")
+        if self.accuracy_budget < 0:
+            raise DataError("The accuracy budget is negative.", "Give the points of accuracy you accept to lose, "
+                            "e.g. 0.5.")
+
+    def run(
+        self,
+        pipeline: Pipeline | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        on_run: Callable[[Run, bool], None] | None = None,
+    ) -> SweepResult:
+        """Run every cell; a cell that fails is recorded and the sweep goes on, cancel stops it.
+
+        ``on_run(run, reused)`` is called as each cell ends, so a panel can fill its table live.
+        """
+        cells = self.cells()
+        pipeline = pipeline or Pipeline()
+        known = {run.run_id: run.created for run in pipeline.workspace.runs()}
+        runs: list[Run] = []
+        reused: list[str] = []
+        failed: list[tuple[str, str]] = []
+        for index, cell in enumerate(cells):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            try:
+                run = pipeline.run(
+                    self.model, cell.precision, calib=self.calib, eval=self.eval, batch=self.batch,
+                    backend=self.backend, calib_method=self.calib_method, per_channel=self.per_channel,
+                    prune_method=cell.prune_method, prune_ratio=cell.prune_ratio, warmup=self.warmup,
+                    repeats=self.repeats, progress=_cell_progress(progress, index, len(cells), cell), cancel=cancel,
+                )
+            except (Cancelled, Busy):
+                raise
+            except WorkbenchError as exc:
+                failed.append((cell.label, str(exc)))
+                continue
+            was_reused = known.get(run.run_id) == run.created
+            if was_reused:
+                reused.append(run.run_id)
+            runs.append(run)
+            if on_run is not None:
+                on_run(run, was_reused)
+        best, reason = recommend(runs, self.accuracy_budget)
+        return SweepResult(runs, best, reason, self.accuracy_budget, reused, failed)
+
+
+def _cell_progress(callback: ProgressCallback | None, index: int, count: int, cell: Cell) -> ProgressCallback | None:
+    """Map one cell's 0..1 onto its share of the whole sweep, and name the cell in the message."""
+    if callback is None:
+        return None
+
+    def report(event: ProgressEvent) -> None:
+        callback(ProgressEvent(event.step, (index + event.fraction) / count,
+                               f"[{index + 1}/{count} {cell.label}] {event.message}"))
+
+    return report
+
+
+def run_sweep(model: str, precisions: Sequence[str] = ("fp32", "fp16", "int8"), *,
+              pipeline: Pipeline | None = None, progress: ProgressCallback | None = None,
+              cancel: CancelToken | None = None, **options) -> SweepResult:
+    """``Sweep(model, precisions, **options).run(...)`` in one call, for scripts and notebooks."""
+    return Sweep(model, precisions, **options).run(pipeline, progress, cancel)

@@ -1,0 +1,210 @@
+"""Profile one variant end to end: where its time goes, layer by layer, and what the layers miss.
+
+The variant is built (or fetched from the cache) by the one Pipeline, then loaded twice by the
+same backend with the same session options: a plain engine for the end-to-end median and a
+profiled one for the per-layer table. They are timed in interleaved rounds, so both see the
+same machine state, and the profiled engine's warm-up runs are dropped from its trace.
+
+The layer sum never equals the end-to-end time. The gap is split into what can be measured:
+ORT's executor between kernels (the ``model_run`` span minus the kernels), the Python binding
+and copies around ``run()`` (the profiled engine's own time minus ``model_run``) and the
+profiler's own cost (profiled minus plain end-to-end; it can be slightly negative from noise).
+On millisecond-scale models these fixed per-run costs are a visible share; on larger ones they
+fade.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import pandas as pd
+
+from workbench.analysis.ort_profile import layer_table_from_trace, read_ort_trace
+from workbench.backends.registry import DEFAULT_BACKEND, get_backend
+from workbench.errors import WorkbenchError
+from workbench.measure.latency import measure_latency
+from workbench.progress import CancelToken, Progress, ProgressCallback, ProgressEvent
+from workbench.runs.pipeline import DataSource, Pipeline, sibling_data, timing_feed
+from workbench.runs.run import Run
+
+#: Timing-only evaluation inputs when a model comes without eval data.
+RANDOM_EVAL = "random:16"
+
+
+@dataclass
+class LayerProfile:
+    """The layer table beside the end-to-end median, with the gap between them accounted for."""
+
+    layers: pd.DataFrame
+    end_to_end_ms: float
+    profiled_end_to_end_ms: float
+    session_ms: float
+    batch: int
+    warmup: int
+    repeats: int
+    model_path: str
+    precision: str
+    run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def layer_sum_ms(self) -> float:
+        return float(self.layers["time_ms"].sum())
+
+    @property
+    def ratio(self) -> float:
+        """Layer sum over the end-to-end median: 1.0 means the table explains all the time."""
+        return self.layer_sum_ms / self.end_to_end_ms if self.end_to_end_ms > 0 else float("nan")
+
+    def gap_table(self) -> pd.DataFrame:
+        """Components that add up to the end-to-end median: kernels and the time outside them."""
+        rows = [
+            ("kernels (layer sum)", self.layer_sum_ms),
+            ("ORT executor between kernels", self.session_ms - self.layer_sum_ms),
+            ("Python binding and copies around run()", self.profiled_end_to_end_ms - self.session_ms),
+            ("minus the profiler's own cost", self.end_to_end_ms - self.profiled_end_to_end_ms),
+        ]
+        frame = pd.DataFrame(rows, columns=["component", "time_ms"])
+        frame["share"] = frame["time_ms"] / self.end_to_end_ms
+        return frame
+
+    def to_dict(self) -> dict:
+        """The JSON the CLI prints: figures first, then every layer."""
+        layers = self.layers.astype(object).where(self.layers.notna(), None)
+        return {
+            "model": self.model_path,
+            "precision": self.precision,
+            "run_id": self.run_id,
+            "batch": self.batch,
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "end_to_end_ms": self.end_to_end_ms,
+            "layer_sum_ms": self.layer_sum_ms,
+            "ratio": self.ratio,
+            "session_ms": self.session_ms,
+            "profiled_end_to_end_ms": self.profiled_end_to_end_ms,
+            "outside_kernels_ms": self.end_to_end_ms - self.layer_sum_ms,
+            "gap": self.gap_table().to_dict(orient="records"),
+            "notes": self.notes,
+            "layers": layers.to_dict(orient="records"),
+        }
+
+
+def profile_model(
+    model: str | Path,
+    precision: str = "fp32",
+    *,
+    calib: DataSource = None,
+    eval: DataSource = None,
+    batch: int = 1,
+    backend: str = DEFAULT_BACKEND,
+    calib_method: str = "minmax",
+    per_channel: bool = True,
+    exclude_nodes: Sequence[str] = (),
+    warmup: int = 10,
+    repeats: int = 100,
+    pipeline: Pipeline | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> LayerProfile:
+    """Build the variant through the pipeline (cached by spec), then profile its artifact."""
+    pipeline = pipeline or Pipeline()
+    outer = Progress(progress, cancel)
+    model_path = Path(model)
+    if eval is None and sibling_data(model_path, "eval") is None:
+        eval = RANDOM_EVAL
+    run = pipeline.run(
+        model, precision, calib=calib, eval=eval, batch=batch, backend=backend, calib_method=calib_method,
+        per_channel=per_channel, exclude_nodes=exclude_nodes,
+        progress=_forward(outer.slice(0.0, 0.5)), cancel=outer.cancel,
+    )
+    return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, pipeline=pipeline,
+                       progress=_forward(outer.slice(0.5, 1.0)), cancel=outer.cancel)
+
+
+def profile_run(
+    run: Run,
+    *,
+    eval: DataSource = None,
+    warmup: int = 10,
+    repeats: int = 100,
+    pipeline: Pipeline | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> LayerProfile:
+    """Profile a finished run's artifact on its backend and batch; saves the table with the run."""
+    pipeline = pipeline or Pipeline()
+    progress_ = Progress(progress, cancel)
+    if not run.artifact_exists:
+        raise WorkbenchError(f"The model file of run {run.run_id} is gone: {run.artifact}.",
+                             "Build the run again (workbench run ... --force).")
+    model_path = Path(run.model_path)
+    source = eval if eval is not None else (sibling_data(model_path, "eval") or RANDOM_EVAL)
+    info = pipeline.inspect(run.artifact)
+    data = pipeline.load_data(source, info, "evaluation")
+    feed = timing_feed(data, run.spec.batch)
+    backend = get_backend(run.spec.backend)
+    progress_.report("profile", 0.0, "loading plain and profiled engines")
+    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp:
+        with backend.load(Path(run.artifact)) as plain, \
+                backend.load(Path(run.artifact), profile_dir=Path(tmp)) as profiled:
+            end_profiling = getattr(profiled, "end_profiling", None)
+            if end_profiling is None:
+                raise WorkbenchError(
+                    f"Backend '{backend.name}' has no per-layer profiler here.",
+                    "Profile on onnxruntime-cpu, or import a trtexec profile (workbench import-trtexec).",
+                )
+            latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup,
+                                      repeats=repeats, progress=progress_.slice(0.0, 0.9))
+            trace_path = end_profiling()
+        if not trace_path:
+            raise WorkbenchError("ONNX Runtime wrote no profile.", "Check the workspace folder is writable.")
+        trace = read_ort_trace(trace_path).after_warmup(warmup)
+    source_model = onnx.load(str(model_path), load_external_data=False) if model_path.is_file() else None
+    layers = layer_table_from_trace(trace, onnx.load(run.artifact, load_external_data=False),
+                                    batch=run.spec.batch, source_model=source_model)
+    notes = [f"eval data: {data.label}"] if data.is_random else []
+    profile = LayerProfile(
+        layers=layers,
+        end_to_end_ms=latency["plain"].median,
+        profiled_end_to_end_ms=latency["profiled"].median,
+        session_ms=statistics.median(trace.run_ms) if trace.run_ms else float("nan"),
+        batch=run.spec.batch,
+        warmup=warmup,
+        repeats=latency["plain"].repeats,
+        model_path=run.artifact,
+        precision=run.spec.precision,
+        run_id=run.run_id,
+        notes=notes,
+    )
+    save_layer_table(run, layers, pipeline)
+    progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
+    return profile
+
+
+def save_layer_table(run: Run, layers: pd.DataFrame, pipeline: Pipeline) -> None:
+    """Keep the table beside the artifact and list it in the run, for reports and widgets."""
+    path = Path(run.artifact).parent / "layers.json"
+    layers.to_json(path, orient="records", indent=1)
+    run.tables["layers"] = str(path)
+    pipeline.workspace.save_run(run)
+
+
+def load_layer_table(run: Run) -> pd.DataFrame | None:
+    """The layer table saved by ``profile_run``, or None if the run was never profiled."""
+    path = run.tables.get("layers")
+    if not path or not Path(path).is_file():
+        return None
+    return pd.read_json(path, orient="records")
+
+
+def _forward(progress: Progress) -> ProgressCallback:
+    def callback(event: ProgressEvent) -> None:
+        progress.report(event.step, event.fraction, event.message)
+
+    return callback

@@ -1,0 +1,198 @@
+"""Build tab: every pipeline option as a widget, the Build/Cancel buttons and the progress bar.
+
+The panel only maps widget values onto ``Pipeline.run`` keyword arguments; the controller runs
+the build and the panel shows what the controller reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+import ipywidgets as W
+
+from workbench.backends.registry import DEFAULT_BACKEND, availability
+from workbench.data.images import ImagePreprocess
+from workbench.errors import DataError
+from workbench.precision.int8 import CALIBRATION_METHODS
+from workbench.precision.variants import PRECISIONS
+from workbench.progress import ProgressEvent
+from workbench.ui.controller import Outcome
+from workbench.ui.messages import error_html, heading_html, note_html
+
+#: The pruning methods `workbench run --prune-method` accepts.
+PRUNE_METHODS = ("magnitude", "2:4", "channel")
+
+#: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
+CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"
+CALIB_CHOICES = [
+    ("calib.npz beside the model", CALIB_BESIDE),
+    (".npz file or .npy folder", CALIB_FILE),
+    ("image folder", CALIB_IMAGES),
+    ("random (timing only, accuracy meaningless)", CALIB_RANDOM),
+]
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError as exc:
+        raise DataError(f"The {what} '{text}' is not a list of numbers.", "Write numbers separated by commas, "
+                        "e.g. 0.485, 0.456, 0.406.") from exc
+
+
+class BuildPanel:
+    """Options for one build; ``on_build`` receives ``Pipeline.run`` keyword arguments."""
+
+    def __init__(self, on_build: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
+        status = availability()
+        usable = [name for name, s in status.items() if s.available]
+        wide = {"style": {"description_width": "130px"}, "layout": W.Layout(width="460px")}
+        self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
+                                  description="Backend", **wide)
+        missing = [f"{escape(name)}: {escape(s.reason)}" for name, s in status.items() if not s.available]
+        self.backend_note = W.HTML(
+            "<small>Not available here: " + "; ".join(missing) + "</small>" if missing else "")
+        self.precision = W.ToggleButtons(options=list(PRECISIONS), value="int8", description="Precision",
+                                         style={"description_width": "130px", "button_width": "90px"})
+        self.prune_method = W.Dropdown(options=[("none", None), *[(m, m) for m in PRUNE_METHODS]],
+                                       description="Pruning", **wide)
+        self.prune_ratio = W.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.05, description="Prune ratio",
+                                         readout_format=".2f", disabled=True, **wide)
+        self.calib_source = W.Dropdown(options=CALIB_CHOICES, value=CALIB_BESIDE, description="Calibration data",
+                                       **wide)
+        self.calib_path = W.Text(placeholder="path to .npz, .npy folder or image folder",
+                                 description="Calibration path", **wide)
+        self.calib_count = W.BoundedIntText(value=64, min=1, max=4096, description="Random samples", **wide)
+        self.image_size = W.Text(placeholder="H, W (blank: the model's)", description="Resize to", **wide)
+        self.image_scale = W.FloatText(value=1 / 255, description="Scale", **wide)
+        self.image_mean = W.Text(value="0", description="Mean (per channel)", **wide)
+        self.image_std = W.Text(value="1", description="Std (per channel)", **wide)
+        self.image_layout = W.Dropdown(options=["NCHW", "NHWC"], description="Layout", **wide)
+        self.preprocess_box = W.VBox([self.image_size, self.image_scale, self.image_mean, self.image_std,
+                                      self.image_layout])
+        self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method", **wide)
+        self.eval_path = W.Text(placeholder="blank: eval.npz beside the model; or a path, or random",
+                                description="Evaluation data", **wide)
+        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide)
+        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide)
+        self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
+        self.build_button = W.Button(description="Build", button_style="primary", icon="play")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
+                                   layout=W.Layout(width="460px"))
+        self.step = W.Label("Idle.")
+        self.status = W.HTML()
+        self.log = W.Output(layout=W.Layout(max_height="160px", overflow="auto", border="1px solid #ddd"))
+        self._last_step = ""
+
+        self.prune_method.observe(lambda c: setattr(self.prune_ratio, "disabled", c["new"] is None), names="value")
+        self.calib_source.observe(lambda _: self._show_calib_fields(), names="value")
+        self.precision.observe(lambda _: self._show_calib_fields(), names="value")
+        self.build_button.on_click(lambda _: self._build_clicked(on_build))
+        self.cancel_button.on_click(lambda _: on_cancel())
+        self.calib_box = W.VBox([self.calib_source, self.calib_path, self.calib_count, self.preprocess_box,
+                                 self.calib_method])
+        self._show_calib_fields()
+        self.widget = W.VBox([
+            heading_html_widget("Target"), self.backend, self.backend_note, self.precision, self.batch,
+            heading_html_widget("Pruning"), self.prune_method, self.prune_ratio,
+            heading_html_widget("Data"), self.calib_box, self.eval_path,
+            heading_html_widget("Measure"), self.repeats, self.profile_layers,
+            W.HBox([self.build_button, self.cancel_button]), self.bar, self.step, self.status, self.log,
+        ])
+
+    def _show_calib_fields(self) -> None:
+        """Show only the fields the chosen precision and calibration source use."""
+        source = self.calib_source.value
+        self.calib_box.layout.display = None if self.precision.value == "int8" else "none"
+        self.calib_path.layout.display = None if source in (CALIB_FILE, CALIB_IMAGES) else "none"
+        self.calib_count.layout.display = None if source == CALIB_RANDOM else "none"
+        self.preprocess_box.layout.display = None if source == CALIB_IMAGES else "none"
+
+    def options(self) -> dict[str, Any]:
+        """``BuildController.start`` keyword arguments (raises DataError on unreadable fields)."""
+        options: dict[str, Any] = {
+            "precision": self.precision.value,
+            "backend": self.backend.value,
+            "batch": self.batch.value,
+            "repeats": self.repeats.value,
+            "calib_method": self.calib_method.value,
+            "prune_method": self.prune_method.value,
+            "prune_ratio": self.prune_ratio.value if self.prune_method.value else 0.0,
+            "profile_layers": self.profile_layers.value,
+        }
+        source = self.calib_source.value
+        if self.precision.value == "int8" and source != CALIB_BESIDE:
+            if source == CALIB_RANDOM:
+                options["calib"] = f"random:{self.calib_count.value}"
+            elif not self.calib_path.value.strip():
+                raise DataError("No calibration path given.", "Type the path of the calibration data, "
+                                "or choose 'calib.npz beside the model'.")
+            else:
+                options["calib"] = self.calib_path.value.strip()
+            if source == CALIB_IMAGES:
+                options["preprocess"] = self.preprocess()
+        if self.eval_path.value.strip():
+            options["eval"] = self.eval_path.value.strip()
+        return options
+
+    def preprocess(self) -> ImagePreprocess:
+        size = _floats(self.image_size.value, "resize size")
+        if size and len(size) != 2:
+            raise DataError(f"Resize to '{self.image_size.value}' needs two numbers.", "Write H, W, e.g. 224, 224.")
+        return ImagePreprocess(
+            size=(int(size[0]), int(size[1])) if size else None,
+            scale=self.image_scale.value,
+            mean=_floats(self.image_mean.value, "mean") or (0.0,),
+            std=_floats(self.image_std.value, "std") or (1.0,),
+            layout=self.image_layout.value,
+        )
+
+    def _build_clicked(self, on_build: Callable[[dict[str, Any]], None]) -> None:
+        try:
+            options = self.options()
+        except DataError as exc:
+            self.status.value = error_html(exc)
+            return
+        on_build(options)
+
+    def set_running(self, running: bool) -> None:
+        self.build_button.disabled = running
+        self.cancel_button.disabled = not running
+        if running:
+            self.bar.value, self.bar.bar_style = 0.0, "info"
+            self.status.value = ""
+            self._last_step = ""
+
+    def show_progress(self, event: ProgressEvent) -> None:
+        """Called from the build thread: bar and step text; one log line per new step."""
+        self.bar.value = max(self.bar.value, event.fraction)
+        self.step.value = f"{event.step}: {event.message}" if event.message else event.step
+        if event.step != self._last_step:
+            self._last_step = event.step
+            self.log.append_stdout(f"{event.step}: {event.message}\n")
+
+    def show_outcome(self, outcome: Outcome) -> None:
+        self.set_running(False)
+        if outcome.ok:
+            self.bar.value, self.bar.bar_style = 1.0, "success"
+            self.step.value = f"Done: {outcome.run.label}, {outcome.run.speedup:.2f}x vs FP32."
+            self.status.value = (error_html(outcome.warning) if outcome.warning
+                                 else note_html(f"Built {outcome.run.label}. See the Results tab."))
+            if outcome.details:
+                self.log.append_stderr(outcome.details)
+        else:
+            self.bar.bar_style = "danger"
+            self.step.value = "Stopped."
+            self.status.value = error_html(outcome.error if not outcome.details else outcome.message)
+            if outcome.details:
+                self.log.append_stderr(outcome.details)
+
+    def show_message(self, html: str) -> None:
+        self.status.value = html
+
+
+def heading_html_widget(text: str) -> W.HTML:
+    return W.HTML(heading_html(text))

@@ -1,0 +1,98 @@
+"""Results tab: every run of the open model as a sortable table, chosen runs compared in plots.
+
+The table and each plot are produced by the analysis package; this panel only asks for them
+again when the runs, the selection or the sort order change.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import pandas as pd
+
+from workbench.runs.pipeline import Pipeline
+from workbench.runs.run import Run
+from workbench.ui import figures
+from workbench.ui.messages import error_html, note_html
+from workbench.ui.plot_slot import PlotSlot
+
+#: How many of the newest runs are compared when nobody has chosen yet.
+DEFAULT_COMPARED = 3
+
+
+class ResultsPanel:
+    """Runs table + selection + plot slots + the place where build errors are explained."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.model_digest: str | None = None
+        self.runs: list[Run] = []
+        self.error = W.HTML()
+        self.sort_by = W.Dropdown(description="Sort by", options=[], layout=W.Layout(width="260px"))
+        self.descending = W.ToggleButton(value=False, description="descending", icon="sort")
+        self.table = W.HTML()
+        self.compare = W.SelectMultiple(description="Compare", options=[], rows=5,
+                                        layout=W.Layout(width="520px"))
+        self.slots = [
+            PlotSlot("Layer timing", figures.layer_timing),
+            PlotSlot("Drift", figures.drift),
+            PlotSlot("Latency vs drift (Pareto front)", figures.pareto),
+        ]
+        self.sort_by.observe(lambda _: self._draw_table(), names="value")
+        self.descending.observe(lambda _: self._draw_table(), names="value")
+        self.compare.observe(lambda _: self._draw_plots(), names="value")
+        self.widget = W.VBox([
+            self.error,
+            W.HBox([self.sort_by, self.descending]),
+            self.table,
+            self.compare,
+            *[slot.widget for slot in self.slots],
+        ])
+        self.show_error(None)
+
+    def show_model(self, model_digest: str) -> None:
+        self.model_digest = model_digest
+        self.refresh()
+
+    def refresh(self, new_run: Run | None = None) -> None:
+        """Re-read the runs from the workspace (so other processes' runs appear too)."""
+        if self.model_digest is None:
+            return
+        self.runs = self.pipeline.runs(self.model_digest)
+        chosen = [rid for rid in self.compare.value if any(r.run_id == rid for r in self.runs)]
+        if new_run is not None:
+            chosen = [new_run.run_id, *[rid for rid in chosen if rid != new_run.run_id]]
+        if not chosen:
+            chosen = [r.run_id for r in self.runs[-DEFAULT_COMPARED:]]
+        self.compare.options = [(f"{r.label} · {r.run_id[:8]}", r.run_id) for r in reversed(self.runs)]
+        self.compare.value = tuple(chosen)
+        self._draw_table()
+        self._draw_plots()
+
+    def frame(self) -> pd.DataFrame:
+        return figures.runs_frame(self.runs)
+
+    def _draw_table(self) -> None:
+        frame = self.frame()
+        if frame.empty:
+            self.table.value = note_html("No runs of this model yet: set the options in the Build tab and click Build.")
+            return
+        columns = list(frame.columns)
+        if list(self.sort_by.options) != columns:
+            self.sort_by.options = columns
+        if self.sort_by.value in frame.columns:
+            frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value, kind="stable")
+        self.table.value = frame.to_html(index=False, classes="wb-runs", float_format=lambda v: f"{v:.4g}",
+                                         na_rep="—", border=0)
+
+    def selected(self) -> list[Run]:
+        by_id = {r.run_id: r for r in self.runs}
+        return [by_id[rid] for rid in self.compare.value if rid in by_id]
+
+    def _draw_plots(self) -> None:
+        selected = self.selected()
+        for slot in self.slots:
+            slot.update(self.runs if slot.make is figures.pareto else selected)
+
+    def show_error(self, message: str | BaseException | None) -> None:
+        self.error.value = error_html(message) if message else ""
+

@@ -1,0 +1,90 @@
+"""Sweeps on the real digits_cnn: the grid, the pick within a budget, and resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.cli.main import main
+from workbench.errors import DataError
+from workbench.runs.pipeline import Pipeline
+from workbench.runs.sweep import Cell, Sweep, accuracy_loss, run_sweep
+from workbench.runs.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_grid_has_one_unpruned_cell_per_precision(cnn: Path) -> None:
+    sweep = Sweep(str(cnn), ["fp32", "int8"], ["channel", "magnitude"], [0, 0.25])
+    assert sweep.cells() == [
+        Cell("fp32"), Cell("fp32", "channel", 0.25), Cell("fp32", "magnitude", 0.25),
+        Cell("int8"), Cell("int8", "channel", 0.25), Cell("int8", "magnitude", 0.25),
+    ]
+    with pytest.raises(DataError, match="outside"):
+        Sweep(str(cnn), ["fp32"], ["channel"], [1.0]).cells()
+    with pytest.raises(DataError, match="without a pruning method"):
+        Sweep(str(cnn), ["fp32"], [], [0.5]).cells()
+    with pytest.raises(DataError, match="fp8"):
+        Sweep(str(cnn), ["fp8"]).cells()
+
+
+def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["sweep", str(cnn), "--precisions", "fp32,fp16,int8", "--batch", "4", "--repeats", "5",
+                 "--accuracy-budget", "0.5", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["spec"]["precision"] for r in out["runs"]] == ["fp32", "fp16", "int8"]
+    by_id = {r["run_id"]: r for r in out["runs"]}
+    best = by_id[out["recommended"]]  # digits_cnn keeps its accuracy in every precision
+    within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5]
+    assert best["speedup"] == max(r["speedup"] for r in within)
+    assert {"latency_ms", "reference_latency_ms", "drift", "artifact", "spec"} <= set(best)
+    assert [r.run_id for r in Workspace().runs()] == list(by_id)  # all of them stored
+
+
+def test_without_labels_the_budget_is_judged_on_top1_agreement(cnn: Path) -> None:
+    result = run_sweep(str(cnn), ["int8", "fp16"], eval="random:64", batch=8, repeats=3, accuracy_budget=1.0)
+    assert {accuracy_loss(run.drift)[1] for run in result.runs} == {"top-1 agreement"}
+    losses = {run.run_id: accuracy_loss(run.drift)[0] for run in result.runs}
+    if result.recommended is None:
+        assert all(loss > 1.0 for loss in losses.values()) and "within 1 points" in result.reason
+    else:
+        assert losses[result.recommended.run_id] <= 1.0
+
+
+def test_killed_sweep_resumes_with_only_the_missing_cells(cnn: Path, workspace: Path) -> None:
+    precisions = ["fp32", "fp16", "bf16", "int8", "int8-dynamic"]
+    command = [sys.executable, "-m", "workbench", "sweep", str(cnn), "--precisions", ",".join(precisions),
+               "--batch", "4", "--repeats", "20", "--workspace", str(workspace)]
+    child = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    store = None
+    while time.time() < deadline and child.poll() is None:
+        if (workspace / "runs.sqlite").exists():
+            store = store or Workspace(workspace)
+            if store.runs():
+                break
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)  # the hardest stop: no clean-up code runs
+    child.wait()
+    done = {run.run_id: (run.created, Path(run.artifact).stat().st_mtime_ns) for run in Workspace(workspace).runs()}
+    assert 1 <= len(done) < len(precisions), "the sweep should have been killed half-way"
+
+    built: list[str] = []
+    result = Sweep(str(cnn), precisions, batch=4, repeats=20).run(
+        Pipeline(workspace), on_run=lambda run, reused: None if reused else built.append(run.run_id))
+    assert [run.spec.precision for run in result.runs] == precisions
+    assert sorted(result.reused) == sorted(done)  # finished cells came from the store...
+    for run in result.runs:
+        if run.run_id in done:  # ...untouched: same record, same artifact file
+            assert (run.created, Path(run.artifact).stat().st_mtime_ns) == done[run.run_id]
+    assert len(built) == len(precisions) - len(done)  # only the missing ones were computed
+    assert len(Workspace(workspace).runs()) == len(precisions)

@@ -1,0 +1,108 @@
+"""One self-contained HTML file: runs, plots, environment and reproduce commands, readable offline.
+
+plotly.js is embedded once (in the first figure), so the file opens from a USB stick in a
+classroom without network and still draws every plot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from workbench import __version__
+from workbench.report.figures import layer_drift_figure, layer_time_figure, pareto_figure
+from workbench.report.reproduce import reproduce_command
+from workbench.report.runs_frame import runs_frame
+from workbench.report.tables import read_table
+from workbench.runs.run import Run
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f3f3f3; } td:nth-child(-n+3) { text-align: left; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
+.missing { color: #b00; }
+"""
+
+_SHOWN_COLUMNS = ["run_id", "model", "variant", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
+                  "speedup", "accuracy", "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
+
+
+class _Figures:
+    """Embeds plotly.js with the first figure only: one copy of the library per file."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def html(self, fig: go.Figure) -> str:
+        self.count += 1
+        return fig.to_html(full_html=False, include_plotlyjs=self.count == 1, div_id=f"figure-{self.count}",
+                           config={"displaylogo": False, "responsive": True})
+
+
+def _run_tables_section(run: Run, figures: _Figures) -> str:
+    parts = []
+    for name, path in sorted(run.tables.items()):
+        if not Path(path).is_file():
+            parts.append(f'<p class="missing">{html.escape(name)} table: missing ({html.escape(path)})</p>')
+            continue
+        frame = read_table(path)
+        title = f"{run.label} · {name}"
+        if {"name", "time_ms"} <= set(frame.columns):
+            parts.append(figures.html(layer_time_figure(frame, f"{title}: slowest layers")))
+        elif "name" in frame.columns and not frame.select_dtypes("number").empty:
+            parts.append(figures.html(layer_drift_figure(frame, f"{title}: error along the graph")))
+    if not parts:
+        return ""
+    return f"<h3>{html.escape(run.label)} <small>{run.run_id}</small></h3>" + "\n".join(parts)
+
+
+def _environments(runs: Sequence[Run]) -> str:
+    seen: dict[str, list[str]] = {}
+    for run in runs:
+        seen.setdefault(json.dumps(run.environment, sort_keys=True, indent=1), []).append(run.run_id)
+    return "\n".join(f"<p>Runs {', '.join(ids)}:</p><pre>{html.escape(env)}</pre>" for env, ids in seen.items())
+
+
+def render_report(runs: Sequence[Run], title: str = "Workbench report") -> str:
+    """The whole page as one string; figures for tables that exist, 'missing' for those that vanished."""
+    frame = runs_frame(runs)
+    figures = _Figures()
+    pareto = figures.html(pareto_figure(frame)) if not frame.empty else "<p>No runs.</p>"
+    per_run = "\n".join(section for run in runs if (section := _run_tables_section(run, figures)))
+    commands = "\n".join(f"<p>{run.run_id} · {html.escape(run.label)}</p><pre>{html.escape(reproduce_command(run))}"
+                         "</pre>" for run in runs)
+    table = frame[_SHOWN_COLUMNS].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="n/a")
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>{len(runs)} runs · written {stamp} by workbench {__version__}. Latency is the median per inference;
+points lost are against the FP32 reference measured side by side (accuracy with labels, top-1 agreement
+without).</p>
+<h2>Runs</h2>
+{table}
+<h2>Latency vs accuracy</h2>
+{pareto}
+<h2>Layers</h2>
+{per_run or "<p>None of these runs has layer tables.</p>"}
+<h2>Environment</h2>
+{_environments(runs)}
+<h2>Reproduce</h2>
+{commands}
+</body></html>
+"""
+
+
+def write_report(runs: Sequence[Run], path: str | Path, title: str = "Workbench report") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(runs, title), encoding="utf-8")
+    return path

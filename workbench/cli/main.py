@@ -26,7 +26,6 @@ COMMANDS = [
     "cmd_show",
     "cmd_delete",
     "cmd_gc",
-    "cmd_lab",
     "cmd_report",
 ]
 

@@ -121,10 +121,10 @@ def profile_model(
     run = pipeline.run(
         model, precision, calib=calib, eval=eval, batch=batch, backend=backend, calib_method=calib_method,
         per_channel=per_channel, exclude_nodes=exclude_nodes,
-        progress=_forward(outer.slice(0.0, 0.5)), cancel=outer.cancel,
+        progress=forward(outer.slice(0.0, 0.5)), cancel=outer.cancel,
     )
     return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, pipeline=pipeline,
-                       progress=_forward(outer.slice(0.5, 1.0)), cancel=outer.cancel)
+                       progress=forward(outer.slice(0.5, 1.0)), cancel=outer.cancel)
 
 
 def profile_run(
@@ -203,7 +203,8 @@ def load_layer_table(run: Run) -> pd.DataFrame | None:
     return pd.read_json(path, orient="records")
 
 
-def _forward(progress: Progress) -> ProgressCallback:
+def forward(progress: Progress) -> ProgressCallback:
+    """A callback that re-reports a sub-step's events inside ``progress``'s slice."""
     def callback(event: ProgressEvent) -> None:
         progress.report(event.step, event.fraction, event.message)
 

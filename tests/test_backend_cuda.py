@@ -1,0 +1,148 @@
+"""ONNX Runtime CUDA backend: availability explained everywhere, and real runs where a GPU is.
+
+The tests marked ``gpu`` need an NVIDIA GPU with onnxruntime-gpu (and no CPU onnxruntime
+shadowing it); elsewhere they skip with the reason ``workbench backends`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.backends.onnxruntime_cuda import (
+    CUDA_PROVIDER,
+    DEFAULT_PROVIDER_OPTIONS,
+    OnnxruntimeCudaBackend,
+    explain_cuda_availability,
+)
+from workbench.backends.registry import availability, backend_names, get_backend
+from workbench.errors import BackendUnavailable
+
+CUDA = OnnxruntimeCudaBackend.availability()
+needs_gpu = pytest.mark.skipif(not CUDA.available, reason=f"onnxruntime-cuda unavailable: {CUDA.reason}")
+
+
+def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+# ------------------------------------------------------------------ explained everywhere
+
+
+def test_no_onnxruntime_says_how_to_install() -> None:
+    status = explain_cuda_availability([], None, None)
+    assert not status.available and "onnx-workbench[gpu]" in status.reason
+
+
+def test_cpu_build_alone_says_to_swap_it() -> None:
+    status = explain_cuda_availability(["onnxruntime"], ["CPUExecutionProvider"], None)
+    assert not status.available
+    assert "pip uninstall -y onnxruntime" in status.reason and "onnx-workbench[gpu]" in status.reason
+
+
+def test_both_builds_shadowing_names_what_to_uninstall() -> None:
+    status = explain_cuda_availability(["onnxruntime", "onnxruntime-gpu"], ["CPUExecutionProvider"], None)
+    assert not status.available
+    assert "shadows" in status.reason and "pip uninstall -y onnxruntime onnxruntime-gpu" in status.reason
+
+
+def test_gpu_build_without_a_working_device_points_at_driver_and_libraries() -> None:
+    status = explain_cuda_availability(["onnxruntime-gpu"], [CUDA_PROVIDER, "CPUExecutionProvider"],
+                                       "the session fell back to the CPU")
+    assert not status.available and "nvidia-smi" in status.reason and "cuDNN" in status.reason
+
+
+def test_working_gpu_build_is_available_and_warns_about_a_second_build() -> None:
+    alone = explain_cuda_availability(["onnxruntime-gpu"], [CUDA_PROVIDER], None)
+    both = explain_cuda_availability(["onnxruntime", "onnxruntime-gpu"], [CUDA_PROVIDER], None)
+    assert alone.available and both.available
+    assert "uninstall" not in alone.reason and "uninstall it" in both.reason
+
+
+def test_registered_with_reason_and_gpu_int8_flavour() -> None:
+    assert "onnxruntime-cuda" in backend_names()
+    status = availability()["onnxruntime-cuda"]
+    assert status == CUDA and status.reason
+    assert OnnxruntimeCudaBackend.quant_target == "tensorrt"  # symmetric S8 Q/DQ, as GPUs consume it
+    assert DEFAULT_PROVIDER_OPTIONS["use_tf32"] == "0"
+
+
+def test_provider_options_override_defaults_per_instance() -> None:
+    backend = OnnxruntimeCudaBackend({"prefer_nhwc": "0"})
+    name, options = backend.providers[0]
+    assert name == CUDA_PROVIDER and options["prefer_nhwc"] == "0" and options["use_tf32"] == "0"
+    assert OnnxruntimeCudaBackend().provider_options["prefer_nhwc"] == DEFAULT_PROVIDER_OPTIONS["prefer_nhwc"]
+
+
+@pytest.mark.skipif(CUDA.available, reason="this machine can run onnxruntime-cuda")
+def test_unavailable_backend_is_one_clear_cli_line(cnn: Path, cli_env: dict[str, str]) -> None:
+    with pytest.raises(BackendUnavailable, match="pip"):
+        get_backend("onnxruntime-cuda")
+    result = workbench("run", str(cnn), "--backend", "onnxruntime-cuda", env=cli_env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and CUDA.reason in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_backends_command_lists_gpu_backends_with_reasons(cli_env: dict[str, str]) -> None:
+    result = workbench("backends", "--json", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"} <= set(data)
+    for entry in data.values():
+        assert entry["reason"]
+
+
+# ------------------------------------------------------------------ on a GPU
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_matches_cpu_and_times_with_io_binding(cnn: Path) -> None:
+    feed = {"input": np.load(cnn.parent / "eval.npz")["input"][:8].astype(np.float32)}
+    with get_backend("onnxruntime-cpu").load(cnn) as cpu, get_backend("onnxruntime-cuda").load(cnn) as gpu:
+        assert gpu.session.get_providers()[0] == CUDA_PROVIDER
+        expected, got = cpu.infer(feed)["logits"], gpu.infer(feed)["logits"]
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+        times = [gpu.time_once(feed) for _ in range(5)]
+        assert all(t > 0 for t in times)
+        # the bound inputs are reused for the same feed and replaced for a new one
+        binding = gpu._binding
+        gpu.time_once(feed)
+        assert gpu._binding is binding
+        gpu.time_once({"input": feed["input"][:2].copy()})
+        assert gpu._binding is not binding
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_profile_records_nodes_on_the_gpu(cnn: Path, tmp_path: Path) -> None:
+    feed = {"input": np.load(cnn.parent / "eval.npz")["input"][:4].astype(np.float32)}
+    engine = get_backend("onnxruntime-cuda").load(cnn, profile_dir=tmp_path)
+    try:
+        for _ in range(3):
+            engine.time_once(feed)
+        trace = engine.end_profiling()
+    finally:
+        engine.close()
+    events = json.loads(Path(trace).read_text())
+    providers = {e["args"].get("provider") for e in events if e.get("cat") == "Node" and "args" in e}
+    assert CUDA_PROVIDER in providers
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_pipeline_fp16_on_cuda_keeps_drift_small(cnn: Path) -> None:
+    from workbench.runs.pipeline import Pipeline
+
+    run = Pipeline().run(cnn, "fp16", backend="onnxruntime-cuda", batch=16, repeats=5)
+    assert run.spec.backend == "onnxruntime-cuda"
+    assert run.drift["top1_agreement"] > 0.99 and run.drift["cosine_similarity"] > 0.999
+    assert run.latency_ms["median"] > 0 and run.reference_latency_ms["median"] > 0

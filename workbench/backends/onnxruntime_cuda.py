@@ -1,0 +1,219 @@
+"""ONNX Runtime on NVIDIA GPUs: the CPU backend's runner with the CUDA execution provider.
+
+Choices, each measured on an H100 (benchmarks/RESULTS.md):
+
+* TF32 is off (``use_tf32=0``) so the FP32 reference is real FP32 and FP16's speed-up is
+  against true single precision, not against a TF32 model that already uses the tensor cores.
+* ``prefer_nhwc=1``: cuDNN's fast FP16 convolutions are channels-last; without it every FP16
+  convolution pays for layout conversions around the kernel.
+* ``cudnn_conv_algo_search=EXHAUSTIVE`` (ONNX Runtime's default, spelled out so it stays): each
+  convolution shape is benchmarked once, during warm-up, never during timing.
+* INT8 files are symmetric S8 Q/DQ (``quant_target = "tensorrt"``): the flavour GPUs consume, so
+  one INT8 file serves this backend and TensorRT. The CUDA provider runs the Q/DQ pairs around
+  FP32/FP16 kernels (it has no fused INT8 convolution), so INT8 here checks accuracy, not speed.
+* Timing uses I/O binding: inputs are copied to the GPU once, outputs stay there, so a timed run
+  is the model alone, not PCIe copies of its inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.backends.base import Availability, Engine
+from workbench.backends.onnxruntime_cpu import (
+    OnnxrtEngine,
+    OnnxruntimeCpuBackend,
+    _quiet_polygraphy,
+    installed_onnxruntime_wheels,
+)
+from workbench.errors import BackendUnavailable, ModelError
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+INSTALL_GPU = "pip install 'onnx-workbench[gpu]'"
+
+#: Provider options every session gets unless the backend is built with others.
+DEFAULT_PROVIDER_OPTIONS: dict[str, str] = {
+    "device_id": "0",
+    "use_tf32": "0",
+    "prefer_nhwc": "1",
+    "cudnn_conv_algo_search": "EXHAUSTIVE",
+}
+
+
+def explain_cuda_availability(wheels: list[str], providers: list[str] | None, probe_error: str | None) -> Availability:
+    """Turn what is installed and what the probe session saw into one sentence a user can act on.
+
+    ``providers`` is None when ``import onnxruntime`` failed; ``probe_error`` is None when a tiny
+    model ran on the CUDA provider.
+    """
+    both = "onnxruntime" in wheels and "onnxruntime-gpu" in wheels
+    if providers is None:
+        return Availability(False, f"ONNX Runtime is not installed: {INSTALL_GPU} (needs an NVIDIA GPU and driver).")
+    if CUDA_PROVIDER not in providers:
+        if both:
+            return Availability(
+                False,
+                "Both onnxruntime (CPU) and onnxruntime-gpu are installed and the CPU build shadows the GPU one: "
+                "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu",
+            )
+        if "onnxruntime-gpu" not in wheels:
+            return Availability(
+                False,
+                f"Only the CPU build of ONNX Runtime is installed: pip uninstall -y onnxruntime && {INSTALL_GPU} "
+                "(the two builds must not be installed together).",
+            )
+        offered = ", ".join(providers)
+        return Availability(False, f"This onnxruntime-gpu build has no CUDA provider (it offers {offered}).")
+    if probe_error is not None:
+        return Availability(
+            False,
+            f"onnxruntime-gpu is installed but the CUDA provider did not start ({probe_error}): check that "
+            "`nvidia-smi` sees a GPU and that the CUDA and cuDNN versions this onnxruntime-gpu was built "
+            "for are installed (pip install 'onnxruntime-gpu[cuda,cudnn]' brings them).",
+        )
+    note = " (onnxruntime is installed too: uninstall it, the two builds shadow each other)" if both else ""
+    return Availability(True, f"ONNX Runtime GPU with the CUDA provider is ready{note}.")
+
+
+def _probe_model() -> bytes:
+    """A one-node model (Relu) to find out whether a CUDA session really starts here."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "cuda_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _cuda_session_starts(ort: Any) -> str | None:
+    """None if a CUDA session runs, else why not; ONNX Runtime itself falls back to CPU silently."""
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        session = ort.InferenceSession(_probe_model(), options, providers=[CUDA_PROVIDER, "CPUExecutionProvider"])
+        if session.get_providers()[0] != CUDA_PROVIDER:
+            return "the session fell back to the CPU"
+        session.run(None, {"x": np.ones(4, np.float32)})
+    except Exception as exc:  # any failure to start CUDA is the answer we are after
+        return str(exc).splitlines()[0][:200]
+    return None
+
+
+@lru_cache(maxsize=1)
+def cuda_availability() -> Availability:
+    """Checked once per process: the probe starts a CUDA context, which takes a moment."""
+    wheels = installed_onnxruntime_wheels()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return explain_cuda_availability(wheels, None, None)
+    providers = list(ort.get_available_providers())
+    error = None
+    if CUDA_PROVIDER in providers:
+        error = _cuda_session_starts(ort)
+        if error is not None and hasattr(ort, "preload_dlls"):
+            # CUDA/cuDNN from pip packages (nvidia-*) are found only once preloaded.
+            ort.preload_dlls()
+            error = _cuda_session_starts(ort)
+    return explain_cuda_availability(wheels, providers, error)
+
+
+class CudaOnnxrtEngine(OnnxrtEngine):
+    """The CPU engine's runner, timed through I/O binding so only the model is on the clock."""
+
+    def __init__(self, session_loader: object, device_id: int) -> None:
+        super().__init__(session_loader)
+        if self.session.get_providers()[0] != CUDA_PROVIDER:
+            self.close()
+            raise BackendUnavailable(
+                "ONNX Runtime did not start the CUDA provider for this model and would run it on the CPU.",
+                "Run `workbench backends` to see why the GPU is not usable.",
+            )
+        self.device_id = device_id
+        self._bound_feed: dict[str, np.ndarray] = {}
+        self._binding: Any = None
+
+    def _binding_for(self, feed: dict[str, np.ndarray]) -> Any:
+        """Copy inputs to the GPU once per feed; repeated timing of one feed reuses them."""
+        if self._binding is not None and feed.keys() == self._bound_feed.keys() and all(
+            feed[name] is self._bound_feed[name] for name in feed
+        ):
+            return self._binding
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name in self.input_names:
+            array = np.ascontiguousarray(feed[name])
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", self.device_id)
+        binding.synchronize_inputs()
+        # Keep the arrays themselves: identity is the cache key, so they must not be freed and reused.
+        self._bound_feed = dict(feed)
+        self._binding = binding
+        return binding
+
+    def time_once(self, feed: dict[str, np.ndarray]) -> float:
+        binding = self._binding_for(feed)
+        start = time.perf_counter()
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return (time.perf_counter() - start) * 1000.0
+
+    def close(self) -> None:
+        self._binding = None
+        self._bound_feed = {}
+        super().close()
+
+
+class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
+    name = "onnxruntime-cuda"
+    quant_target = "tensorrt"
+    description = "ONNX Runtime, CUDA execution provider (NVIDIA GPUs; needs onnxruntime-gpu)"
+
+    def __init__(self, provider_options: dict[str, str] | None = None) -> None:
+        self.provider_options = {**DEFAULT_PROVIDER_OPTIONS, **(provider_options or {})}
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return cuda_availability()
+
+    @property
+    def providers(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return ((CUDA_PROVIDER, self.provider_options), "CPUExecutionProvider")
+
+    def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
+        availability = self.availability()
+        if not availability.available:
+            raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", availability.reason)
+        import onnxruntime as ort
+
+        device_id = int(self.provider_options.get("device_id", 0))
+        try:
+            if profile_dir is None:
+                from polygraphy.backend.onnxrt import SessionFromOnnx
+
+                _quiet_polygraphy()
+                loader: object = SessionFromOnnx(str(model_path), providers=list(self.providers))
+            else:
+                loader = ort.InferenceSession(
+                    str(model_path), self.session_options(profile_dir), providers=list(self.providers)
+                )
+            return CudaOnnxrtEngine(loader, device_id)
+        except Exception as exc:
+            if isinstance(exc, (BackendUnavailable, ModelError)):
+                raise
+            raise ModelError(
+                f"{self.name} could not load '{Path(model_path).name}': {str(exc).splitlines()[0]}",
+                "Check the model runs in ONNX Runtime, or choose another precision or backend.",
+            ) from exc

@@ -1,0 +1,27 @@
+"""Pruning engine: magnitude, 2:4 structured sparsity and channel pruning of ONNX models.
+
+``prune`` returns a new, validated model and a per-layer report; ``repair`` recovers accuracy on
+calibration data without training (BatchNorm re-estimation, bias correction).
+"""
+
+from workbench.pruning.api import METHODS, Method, check_ratio, prune, repair, validate_model
+from workbench.pruning.channel_prune import kept_count
+from workbench.pruning.report import LayerChange, PruneReport, PruneResult, SkippedLayer
+from workbench.pruning.sparsity_2of4 import Violation, check_2of4, eligible_layers
+
+__all__ = [
+    "METHODS",
+    "LayerChange",
+    "Method",
+    "PruneReport",
+    "PruneResult",
+    "SkippedLayer",
+    "Violation",
+    "check_2of4",
+    "check_ratio",
+    "eligible_layers",
+    "kept_count",
+    "prune",
+    "repair",
+    "validate_model",
+]

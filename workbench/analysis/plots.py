@@ -1,0 +1,243 @@
+"""Plotly figures for the analysis tables; each takes DataFrames, never runs or engines.
+
+Taking frames keeps the figures reusable from the widgets, the HTML report and a plain notebook,
+and testable on real tables. Colours are fixed per precision (``PRECISION_COLORS``) and per op
+type (sorted, from one palette) so the same thing looks the same in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.colors
+import plotly.graph_objects as go
+
+#: One colour per precision, used by every figure (and by other modules that colour runs).
+PRECISION_COLORS = {
+    "FP32": "#4C78A8",
+    "FP16": "#F58518",
+    "BF16": "#B279A2",
+    "INT8": "#54A24B",
+    "INT8-DYNAMIC": "#88D27A",
+    "FP8": "#E45756",
+    "FP64": "#72B7B2",
+    "MIXED": "#9D755D",
+    "UNKNOWN": "#BAB0AC",
+}
+_OP_PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.Dark24
+_LAYOUT_OPS = {"Transpose", "ReorderInput", "ReorderOutput", "Reformat", "Cast", "QuantizeLinear", "DequantizeLinear"}
+
+
+def precision_color(precision: str | None) -> str:
+    """The colour of a precision, whatever its spelling ('int8', 'INT8')."""
+    return PRECISION_COLORS.get(str(precision or "unknown").upper(), PRECISION_COLORS["UNKNOWN"])
+
+
+def op_colors(op_types: list[str]) -> dict[str, str]:
+    """Stable op-type colours: the same op gets the same colour for the same set of ops."""
+    return {op: _OP_PALETTE[i % len(_OP_PALETTE)] for i, op in enumerate(sorted(set(op_types)))}
+
+
+def _short(name: str, width: int = 42) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _nodes_text(nodes: object) -> str:
+    nodes = list(nodes) if isinstance(nodes, (list, tuple, np.ndarray)) else []
+    return "<br>".join(nodes[:8]) + ("<br>…" if len(nodes) > 8 else "") if nodes else "(inserted by the runtime)"
+
+
+def top_layers(layers: pd.DataFrame, n: int = 15, title: str | None = None) -> go.Figure:
+    """The ``n`` slowest layers, longest on top, one colour per op type."""
+    top = layers.sort_values("time_ms", ascending=False).head(n).iloc[::-1]
+    colors = op_colors(list(layers["op_type"]))
+    figure = go.Figure()
+    for op_type, rows in top.groupby("op_type", sort=True):
+        figure.add_bar(
+            name=op_type,
+            orientation="h",
+            x=rows["time_ms"],
+            y=[_short(name) for name in rows["name"]],
+            marker_color=colors[op_type],
+            customdata=np.stack([
+                rows["name"], rows["precision"], rows["share"] * 100,
+                rows["gflops_per_s"].fillna(-1), [_nodes_text(v) for v in rows["onnx_nodes"]],
+            ], axis=-1),
+            hovertemplate=("<b>%{customdata[0]}</b><br>%{x:.4f} ms (%{customdata[2]:.1f}% of layer time)"
+                           "<br>precision %{customdata[1]}<br>%{customdata[3]:.1f} GFLOP/s (-1: unknown)"
+                           "<br>ONNX nodes:<br>%{customdata[4]}<extra>" + op_type + "</extra>"),
+        )
+    figure.update_layout(
+        title=title or f"Top {len(top)} layers by time",
+        xaxis_title="time per inference (ms)",
+        yaxis_title="layer",
+        yaxis={"categoryorder": "array", "categoryarray": [_short(name) for name in top["name"]]},
+        legend_title="op type",
+        barmode="stack",
+    )
+    return figure
+
+
+def time_by_op_type(layers: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Total time per op type, stacked by the precision each layer ran in."""
+    grouped = layers.groupby(["op_type", "precision"], as_index=False).agg(
+        time_ms=("time_ms", "sum"), layers=("name", "count"))
+    order = grouped.groupby("op_type")["time_ms"].sum().sort_values(ascending=False).index.tolist()
+    total = float(layers["time_ms"].sum()) or 1.0
+    figure = go.Figure()
+    for precision, rows in grouped.groupby("precision", sort=True):
+        figure.add_bar(
+            name=precision,
+            x=rows["op_type"],
+            y=rows["time_ms"],
+            marker_color=precision_color(precision),
+            customdata=np.stack([rows["layers"], rows["time_ms"] / total * 100], axis=-1),
+            hovertemplate=("<b>%{x}</b> (" + precision + ")<br>%{y:.4f} ms in %{customdata[0]} layers"
+                           "<br>%{customdata[1]:.1f}% of layer time<extra></extra>"),
+        )
+    figure.update_layout(
+        title=title or "Time by op type",
+        xaxis_title="op type",
+        yaxis_title="time per inference (ms)",
+        xaxis={"categoryorder": "array", "categoryarray": order},
+        legend_title="precision",
+        barmode="stack",
+    )
+    return figure
+
+
+def layer_key(name: str, onnx_nodes: object) -> str:
+    """What a row computes, comparable across variants: its first node that is real work.
+
+    A fused FP32 Conv+BN+Relu and the INT8 QLinearConv with its Q/DQ both key to the Conv node;
+    rows the runtime inserted (layout, casts) key to their own name.
+    """
+    nodes = list(onnx_nodes) if isinstance(onnx_nodes, (list, tuple, np.ndarray)) else []
+    for node in nodes:
+        tail = node.rsplit("/", 1)[-1]
+        if not any(op in tail for op in ("QuantizeLinear", "DequantizeLinear", "Cast")):
+            return node
+    return nodes[0] if nodes else name
+
+
+def compare_layers(
+    tables: Mapping[str, pd.DataFrame],
+    n: int = 15,
+    precisions: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """The same layers across variants side by side: the ``n`` slowest in any of them."""
+    if len(tables) < 2:
+        raise ValueError("compare_layers needs two or more layer tables")
+    keyed = {}
+    for label, table in tables.items():
+        frame = table.assign(key=[layer_key(a, b) for a, b in zip(table["name"], table["onnx_nodes"], strict=True)])
+        keyed[label] = frame.groupby("key", sort=False).agg(
+            time_ms=("time_ms", "sum"), name=("name", " + ".join), precision=("precision", "first"))
+    longest = pd.concat([frame["time_ms"] for frame in keyed.values()], axis=1).max(axis=1)
+    keys = longest.sort_values(ascending=False).head(n).index.tolist()[::-1]
+    precisions = dict(precisions or {})
+    distinct = len(set(precisions.values())) == len(precisions) == len(tables)
+    figure = go.Figure()
+    for index, (label, frame) in enumerate(keyed.items()):
+        rows = frame.reindex(keys)
+        color = precision_color(precisions[label]) if distinct else _OP_PALETTE[index % len(_OP_PALETTE)]
+        figure.add_bar(
+            name=label,
+            orientation="h",
+            x=rows["time_ms"],
+            y=[_short(key) for key in keys],
+            marker_color=color,
+            customdata=np.stack([keys, rows["name"].fillna("(not in this variant)"),
+                                 rows["precision"].fillna("-")], axis=-1),
+            hovertemplate=("<b>%{customdata[0]}</b><br>" + label + ": %{x:.4f} ms, %{customdata[2]}"
+                           "<br>runtime layer: %{customdata[1]}<extra></extra>"),
+        )
+    figure.update_layout(
+        title=title or "Layers across variants",
+        xaxis_title="time per inference (ms)",
+        yaxis_title="layer (ONNX node)",
+        barmode="group",
+        legend_title="variant",
+    )
+    return figure
+
+
+def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Local versus accumulated SQNR per tensor in graph order; dips mark layers that add noise."""
+    custom = np.stack([drift["tensor"], drift["node"], drift["op_type"], drift["local_cosine"],
+                       drift["accum_cosine"], drift["local_max_abs_error"], drift["accum_max_abs_error"]], axis=-1)
+    hover = ("<b>%{customdata[1]}</b> (%{customdata[2]})<br>tensor %{customdata[0]}<br>%{y:.2f} dB"
+             "<br>cosine local %{customdata[3]:.6f}, accumulated %{customdata[4]:.6f}"
+             "<br>max |err| local %{customdata[5]:.4g}, accumulated %{customdata[6]:.4g}"
+             "<extra>%{fullData.name}</extra>")
+    figure = go.Figure()
+    figure.add_scatter(name="local (this layer's own noise)", x=drift["order"], y=drift["local_sqnr_db"],
+                       mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#E45756")
+    figure.add_scatter(name="accumulated (vs FP32 end to end)", x=drift["order"], y=drift["accum_sqnr_db"],
+                       mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#4C78A8")
+    figure.update_layout(
+        title=title or "Per-layer drift along the graph",
+        xaxis_title="layer, in graph order",
+        yaxis_title="SQNR vs FP32 (dB, higher is better)",
+        legend_title="error",
+    )
+    return figure
+
+
+_RANDOM_NOTE = "<br>RANDOM eval data: drift means nothing"
+_HIGHER_IS_BETTER = {"accuracy": True, "top1_agreement": True, "cosine": True, "max_abs_error": False}
+
+
+def pareto_front(frame: pd.DataFrame, x: str, y: str, higher_is_better: bool) -> pd.Series:
+    """True for rows no other row beats on both lower ``x`` and better ``y``."""
+    values = frame[[x, y]].to_numpy(dtype=float)
+    if higher_is_better:
+        values[:, 1] = -values[:, 1]
+    valid = ~np.isnan(values).any(axis=1)
+    front = np.zeros(len(frame), dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = values[valid]
+        dominated = np.any(np.all(others <= values[i], axis=1) & np.any(others < values[i], axis=1))
+        front[i] = not dominated
+    return pd.Series(front, index=frame.index)
+
+
+def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: str | None = None) -> go.Figure:
+    """Every run of a model: latency against drift, by precision, with the Pareto front drawn."""
+    if drift not in _HIGHER_IS_BETTER:
+        raise ValueError(f"drift must be one of {sorted(_HIGHER_IS_BETTER)}")
+    higher = _HIGHER_IS_BETTER[drift]
+    frame = runs.assign(on_front=pareto_front(runs, "latency_ms", drift, higher))
+    hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms, " + drift + " %{y:.6g}<br>speed-up %{customdata[1]:.2f}x"
+             "<br>run %{customdata[2]}%{customdata[3]}<extra></extra>")
+    figure = go.Figure()
+    for precision, rows in frame.groupby("precision", sort=True):
+        figure.add_scatter(
+            name=precision,
+            x=rows["latency_ms"],
+            y=rows[drift],
+            mode="markers",
+            marker={"color": precision_color(precision), "size": 11,
+                    "symbol": ["x" if r else "circle" for r in rows["random_data"]],
+                    "line": {"width": [2.5 if f else 0 for f in rows["on_front"]], "color": "black"}},
+            customdata=np.stack([rows["label"], rows["speedup"], rows["run_id"],
+                                 [_RANDOM_NOTE if r else "" for r in rows["random_data"]]], axis=-1),
+            hovertemplate=hover,
+        )
+    front = frame[frame["on_front"]].sort_values("latency_ms")
+    figure.add_scatter(name="Pareto front", x=front["latency_ms"], y=front[drift], mode="lines",
+                       line={"color": "black", "dash": "dash"}, hoverinfo="skip")
+    units = {"max_abs_error": "max |error| of the output vs FP32 (lower is better)",
+             "cosine": "output cosine similarity to FP32 (higher is better)",
+             "accuracy": "accuracy (fraction, higher is better)",
+             "top1_agreement": "top-1 agreement with FP32 (fraction, higher is better)"}
+    figure.update_layout(
+        title=title or "Latency versus drift",
+        xaxis_title="latency, median per batch (ms)",
+        yaxis_title=units[drift],
+        legend_title="precision",
+    )
+    return figure

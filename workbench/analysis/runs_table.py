@@ -1,0 +1,49 @@
+"""Runs as one DataFrame: the table widgets show, reports print and sweeps append to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import pandas as pd
+
+from workbench.runs.run import Run
+
+RUN_COLUMNS = [
+    "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
+    "latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
+    "max_abs_error", "kept_fp32", "created", "random_data",
+]
+
+
+def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """One row per run, oldest first; missing metrics are NaN rather than absent columns."""
+    rows = []
+    for run in runs:
+        drift = run.drift or {}
+        spec = run.spec
+        rows.append({
+            "run_id": run.run_id,
+            "model": spec.model_name,
+            "label": run.label,
+            "precision": spec.precision,
+            "prune_method": spec.prune_method,
+            "prune_ratio": spec.prune_ratio,
+            "batch": spec.batch,
+            "backend": spec.backend,
+            "latency_ms": run.latency_ms.get("median"),
+            "latency_p90_ms": run.latency_ms.get("p90"),
+            "speedup": run.speedup,
+            "accuracy": drift.get("accuracy"),
+            "top1_agreement": drift.get("top1_agreement"),
+            "cosine": drift.get("cosine_similarity"),
+            "max_abs_error": drift.get("max_abs_error"),
+            "kept_fp32": len(spec.exclude_nodes),
+            "created": datetime.fromtimestamp(run.created),
+            "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),
+        })
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
+                   "max_abs_error", "prune_ratio"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame.sort_values("created", kind="stable").reset_index(drop=True)

@@ -26,6 +26,7 @@ COMMANDS = [
     "cmd_show",
     "cmd_delete",
     "cmd_gc",
+    "cmd_lab",
     "cmd_report",
 ]
 

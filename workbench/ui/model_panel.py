@@ -60,7 +60,6 @@ class ModelPanel:
                                                         "sample_models folder, or open your own file.", warn=True))
         self.open_sample.on_click(lambda _: self.open(self.sample.value))
         self.open_file.on_click(lambda _: self.open(self.file.value.strip()))
-        self.file.on_submit(lambda _: self.open(self.file.value.strip()))
         self.upload.observe(self._uploaded, names="value")
         self.widget = W.VBox([
             W.HBox([self.sample, self.open_sample]),

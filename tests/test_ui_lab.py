@@ -1,0 +1,45 @@
+"""`workbench lab`: notebooks copied to a writable folder, JupyterLab bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from workbench.cli.main import build_parser
+from workbench.lab import copy_notebooks, lab_command, lab_environment, packaged_notebooks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_notebooks_are_package_data_and_the_top_level_folder_is_the_same_files() -> None:
+    names = {p.name for p in packaged_notebooks()}
+    assert {"quickstart.ipynb", "workshop_1_quantization.ipynb", "tensorrt_profile_explorer.ipynb"} <= names
+    assert (REPO / "notebooks").resolve() == (REPO / "workbench" / "notebooks").resolve()
+    for path in packaged_notebooks():
+        assert json.loads(path.read_text())["nbformat"] == 4
+
+
+def test_copies_are_made_once_and_edits_are_kept(tmp_path: Path) -> None:
+    target = tmp_path / "nb"
+    written = copy_notebooks(target)
+    assert {p.name for p in written} == {p.name for p in packaged_notebooks()}
+    edited = target / "quickstart.ipynb"
+    edited.write_text("{}")
+    assert copy_notebooks(target) == []
+    assert edited.read_text() == "{}"
+    copy_notebooks(target, refresh=True)
+    assert edited.read_text() != "{}"
+
+
+def test_lab_binds_loopback_and_kernels_find_workspace_and_samples(tmp_path: Path, workspace: Path) -> None:
+    command = lab_command(tmp_path, port=9999, browser=False)
+    assert "--ServerApp.ip=127.0.0.1" in command and f"--ServerApp.root_dir={tmp_path}" in command
+    assert "--no-browser" in command and "--ServerApp.port=9999" in command
+    env = lab_environment()
+    assert Path(env["WORKBENCH_WORKSPACE"]) == workspace.resolve()
+    assert (Path(env["WORKBENCH_SAMPLES"]) / "digits_cnn" / "model.onnx").is_file()
+
+
+def test_lab_is_a_cli_command() -> None:
+    args = build_parser().parse_args(["lab", "--no-browser", "--port", "8899"])
+    assert args.command == "lab" and args.no_browser and args.port == 8899

@@ -1,0 +1,35 @@
+"""`workbench drift`: per-layer local and accumulated error of a variant against FP32."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workbench.analysis.layer_drift import drift_for_run
+from workbench.cli.common import add_build_options, print_json, stderr_progress
+from workbench.runs.pipeline import Pipeline
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("drift", help="per-layer drift of a variant against the FP32 model")
+    add_build_options(parser)
+    parser.add_argument("--eval", help="evaluation data (default: eval.npz beside the model)")
+    parser.add_argument("--samples", type=int, default=32, help="eval samples compared (default 32)")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    pipeline = Pipeline(args.workspace)
+    progress = stderr_progress(sys.stderr.isatty())
+    run = pipeline.run(args.model, args.precision, calib=args.calib, eval=args.eval, batch=args.batch,
+                       backend=args.backend, calib_method=args.calib_method, per_channel=not args.per_tensor,
+                       progress=progress)
+    report = drift_for_run(run, args.eval, samples=args.samples, pipeline=pipeline)
+    if args.json:
+        print_json({"run_id": run.run_id, "samples": report.samples, "notes": report.notes,
+                    "layers": report.table.to_dict(orient="records")})
+    else:
+        print(report.table.drop(columns=["tensor"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for note in report.notes:
+            print("note:", note)
+    return 0

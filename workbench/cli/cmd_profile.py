@@ -1,0 +1,59 @@
+"""`workbench profile`: per-layer time of one variant beside its end-to-end median."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workbench.analysis.profile_run import LayerProfile, profile_model
+from workbench.cli.common import add_build_options, print_json, stderr_progress
+from workbench.runs.pipeline import Pipeline
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("profile", help="per-layer timing of a variant (ONNX Runtime profiler)")
+    add_build_options(parser)
+    parser.add_argument("--eval", help="inputs to time on (default: eval.npz beside the model, else random)")
+    parser.add_argument("--warmup", type=int, default=10, help="runs dropped before timing (default 10)")
+    parser.add_argument("--repeats", type=int, default=100, help="timed runs (default 100)")
+    parser.add_argument("--top", type=int, default=15, help="layers shown in the text table (default 15)")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    profile = profile_model(
+        args.model,
+        args.precision,
+        calib=args.calib,
+        eval=args.eval,
+        batch=args.batch,
+        backend=args.backend,
+        calib_method=args.calib_method,
+        per_channel=not args.per_tensor,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        pipeline=Pipeline(args.workspace),
+        progress=stderr_progress(sys.stderr.isatty()),
+    )
+    if args.json:
+        print_json(profile.to_dict())
+    else:
+        print(format_profile(profile, args.top))
+    return 0
+
+
+def format_profile(profile: LayerProfile, top: int) -> str:
+    """Slowest layers first, then the sum against end to end and where the rest went."""
+    lines = [
+        f"{profile.model_path}  {profile.precision}  batch {profile.batch}  "
+        f"({profile.repeats} runs after {profile.warmup} warm-up)",
+        f"{'time ms':>9} {'share':>6}  {'precision':<8} {'op type':<18} layer",
+    ]
+    for row in profile.layers.sort_values("time_ms", ascending=False).head(top).itertuples():
+        lines.append(f"{row.time_ms:9.4f} {row.share * 100:5.1f}%  {row.precision:<8} {row.op_type:<18} {row.name}")
+    lines.append(f"layer sum {profile.layer_sum_ms:.4f} ms vs end-to-end median {profile.end_to_end_ms:.4f} ms: "
+                 f"ratio {profile.ratio:.3f}")
+    for row in profile.gap_table().itertuples():
+        lines.append(f"  {row.component:<42} {row.time_ms:9.4f} ms")
+    lines += [f"note: {note}" for note in profile.notes]
+    return "\n".join(lines)

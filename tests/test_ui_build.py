@@ -34,7 +34,26 @@ def test_build_int8_fills_table_and_progress(cnn: Path) -> None:
     assert app.tabs.selected_index == 2  # shows the Results tab when a build lands
     logged = "".join(o["text"] for o in app.build.log.outputs)
     assert "calibrate" in logged and "profile" in logged  # one line per step, through append_stdout
-    assert app.results.selected()[0].tables.get("layers")  # layer profile saved with the run
+    run = app.results.selected()[0]
+    assert run.tables.get("layers") and run.tables.get("layer_drift")  # saved with the run
+    timing, drift, pareto = (slot.figure for slot in app.results.slots)
+    assert timing.layout.xaxis.title.text == "time per inference (ms)"
+    assert {t.type for t in timing.data} == {"bar"} and sum(len(t.x) for t in timing.data) > 3
+    assert drift.layout.yaxis.title.text.startswith("SQNR") and len(drift.data[0].x) > 3
+    assert [t.name for t in pareto.data] == ["int8", "Pareto front"]
+
+
+def test_second_build_compares_layers_side_by_side(cnn: Path) -> None:
+    app = Workbench(cnn)
+    build(app, precision="fp32", repeats=5)
+    fp32_slot = app.results.slots[1]
+    assert fp32_slot.figure is None and "FP32 runs match the reference" in fp32_slot.message.value
+    build(app, precision="int8", repeats=5)
+    assert len(app.results.compare.value) == 2
+    timing = app.results.slots[0].figure
+    assert sorted(t.name for t in timing.data) == ["fp32 · b1", "int8 · b1"]
+    assert app.results.slots[1].figure is not None  # the int8 run's drift, though fp32 is chosen too
+    assert {t.name for t in app.results.slots[2].figure.data} >= {"fp32", "int8", "Pareto front"}
 
 
 def test_button_disabled_while_running_and_second_click_refused(cnn: Path) -> None:

@@ -78,6 +78,7 @@ class BuildPanel:
         self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide)
         self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide)
         self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
+        self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
         self.build_button = W.Button(description="Build", button_style="primary", icon="play")
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
@@ -99,7 +100,7 @@ class BuildPanel:
             heading_html_widget("Target"), self.backend, self.backend_note, self.precision, self.batch,
             heading_html_widget("Pruning"), self.prune_method, self.prune_ratio,
             heading_html_widget("Data"), self.calib_box, self.eval_path,
-            heading_html_widget("Measure"), self.repeats, self.profile_layers,
+            heading_html_widget("Measure"), self.repeats, self.profile_layers, self.layer_drift,
             W.HBox([self.build_button, self.cancel_button]), self.bar, self.step, self.status, self.log,
         ])
 
@@ -122,6 +123,7 @@ class BuildPanel:
             "prune_method": self.prune_method.value,
             "prune_ratio": self.prune_ratio.value if self.prune_method.value else 0.0,
             "profile_layers": self.profile_layers.value,
+            "layer_drift": self.layer_drift.value,
         }
         source = self.calib_source.value
         if self.precision.value == "int8" and source != CALIB_BESIDE:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.profile_run import load_layer_table, profile_run
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressCallback, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.ui.drift_store import load_drift_table, save_drift_table
 
 
 @dataclass
@@ -64,13 +66,14 @@ class BuildController:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, model: str, profile_layers: bool = True, **options: Any) -> bool:
-        """Begin a build (and its layer profile); False, and nothing started, when one is running."""
+    def start(self, model: str, profile_layers: bool = True, layer_drift: bool = True, **options: Any) -> bool:
+        """Begin a build, then its layer profile and per-layer drift; False when one is running."""
         with self._guard:
             if self.busy:
                 return False
             self._token = CancelToken()
-            self._thread = threading.Thread(target=self._work, args=(model, profile_layers, options, self._token),
+            extras = {"profile_layers": profile_layers, "layer_drift": layer_drift}
+            self._thread = threading.Thread(target=self._work, args=(model, extras, options, self._token),
                                             name="workbench-build", daemon=True)
             self._thread.start()
             return True
@@ -87,23 +90,38 @@ class BuildController:
             thread.join(timeout)
         return not self.busy
 
-    def _work(self, model: str, profile_layers: bool, options: dict[str, Any], token: CancelToken) -> None:
+    def _work(self, model: str, extras: dict[str, bool], options: dict[str, Any], token: CancelToken) -> None:
         progress = Progress(self.on_progress, token)
+        share = 1.0 - 0.2 * sum(extras.values())
         try:
-            run = self.pipeline.run(model, progress=_forward(progress.slice(0.0, 0.8 if profile_layers else 1.0)),
-                                    cancel=token, **options)
-            outcome = Outcome(run=run)
+            run = self.pipeline.run(model, progress=_forward(progress.slice(0.0, share)), cancel=token, **options)
         except Exception as exc:  # every failure reaches the panel; none may kill the thread silently
             self.on_finish(_failed(exc))
             return
-        if profile_layers and load_layer_table(run) is None:
-            try:
-                profile_run(run, eval=options.get("eval"), warmup=3, repeats=options.get("repeats", 30),
-                            pipeline=self.pipeline, progress=_forward(progress.slice(0.8, 1.0)), cancel=token)
-            except Exception as exc:  # the run itself is saved; only its layer table is missing
-                outcome.warning = f"The build is saved, but its layer profile failed: {explain(exc)}"
-                outcome.details = "" if isinstance(exc, WorkbenchError) else traceback.format_exc()
+        outcome = Outcome(run=run)
+        eval_data = options.get("eval")
+        if extras["profile_layers"] and load_layer_table(run) is None:
+            part = progress.slice(share, share + 0.2)
+            share += 0.2
+            self._extra(outcome, "layer profile", lambda: profile_run(
+                run, eval=eval_data, warmup=3, repeats=options.get("repeats", 30), pipeline=self.pipeline,
+                progress=_forward(part), cancel=token))
+        exact = run.spec.precision == "fp32" and not run.spec.prune_method
+        if extras["layer_drift"] and not exact and load_drift_table(run) is None:
+            part = progress.slice(share, share + 0.2)
+            self._extra(outcome, "per-layer drift", lambda: save_drift_table(
+                run, drift_for_run(run, eval_data, pipeline=self.pipeline, progress=_forward(part),
+                                   cancel=token).table, self.pipeline))
         self.on_finish(outcome)
+
+    @staticmethod
+    def _extra(outcome: Outcome, what: str, step: Callable[[], object]) -> None:
+        """An analysis after the build: its failure is reported, the saved run is kept."""
+        try:
+            step()
+        except Exception as exc:
+            outcome.warning = f"The build is saved, but its {what} failed: {explain(exc)}"
+            outcome.details = "" if isinstance(exc, WorkbenchError) else traceback.format_exc()
 
 
 def _failed(exc: Exception) -> Outcome:

@@ -1,70 +1,57 @@
 """Runs -> the analysis package's frames -> its plot functions: one function per plot slot.
 
-Nothing here draws: each function gathers the frames a plot needs from the chosen runs and
-calls the one plot function in ``workbench.analysis.plots`` that draws it, or returns the
+Nothing here draws or measures: each function gathers the frames a plot needs from the chosen
+runs and calls the one function in ``workbench.analysis.plots`` that draws them, or returns the
 sentence to show instead.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from types import ModuleType
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.analysis import plots
 from workbench.analysis.profile_run import load_layer_table
+from workbench.analysis.runs_table import runs_frame
 from workbench.runs.run import Run
+from workbench.ui.drift_store import load_drift_table
 
 FigureOrReason = go.Figure | str
 
-
-def _analysis(module: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"workbench.analysis.{module}")
-    except ImportError:
-        return None
-
-
-def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run, the same table the CLI and the report show."""
-    rows = [{
-        "run": r.label,
-        "precision": r.spec.precision,
-        "batch": r.spec.batch,
-        "latency_ms": r.latency_ms.get("median"),
-        "fp32_ms": r.reference_latency_ms.get("median"),
-        "speedup": r.speedup,
-        "top1_agreement": r.drift.get("top1_agreement"),
-        "accuracy": r.drift.get("accuracy"),
-        "cosine": r.drift.get("cosine_similarity"),
-        "run_id": r.run_id[:8],
-    } for r in runs]
-    return pd.DataFrame(rows)
+def table_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """The runs table as shown: every column but the model (one model per table), short ids."""
+    frame = runs_frame(runs).drop(columns=["model"])
+    frame["run_id"] = frame["run_id"].str[:8]
+    frame["created"] = pd.to_datetime(frame["created"]).dt.strftime("%Y-%m-%d %H:%M")
+    return frame
 
 
 def layer_timing(runs: Sequence[Run]) -> FigureOrReason:
-    plots = _analysis("plots")
-    if plots is None:
-        return "The layer timing plot appears once workbench.analysis.plots is installed."
-    frames = {r.label: table for r in runs if (table := load_layer_table(r)) is not None}
-    if not frames:
+    """One run: its slowest layers; two or more: the same layers side by side."""
+    tables = {r.label: table for r in runs if (table := load_layer_table(r)) is not None}
+    if not tables:
         return "None of the chosen runs has a layer profile: build with 'Profile layers' ticked."
-    return plots.layers_across_variants(frames)
+    if len(tables) == 1:
+        label, table = next(iter(tables.items()))
+        return plots.top_layers(table, title=f"Slowest layers: {label}")
+    precisions = {r.label: r.spec.precision for r in runs if r.label in tables}
+    return plots.compare_layers(tables, precisions=precisions)
 
 
 def drift(runs: Sequence[Run]) -> FigureOrReason:
-    plots = _analysis("plots")
-    if plots is None:
-        return "The drift plot appears once workbench.analysis.plots is installed."
-    return plots.drift_figure(runs_frame(runs))
+    """Per-layer drift of the first chosen run that has it (the newest build comes first)."""
+    for run in runs:
+        table = load_drift_table(run)
+        if table is not None:
+            return plots.drift_along_graph(table, title=f"Per-layer drift: {run.label}")
+    if runs and all(r.spec.precision == "fp32" and not r.spec.prune_method for r in runs):
+        return "FP32 runs match the reference exactly: build a lower precision to see where drift comes from."
+    return "None of the chosen runs has a per-layer drift table: build with 'Per-layer drift' ticked."
 
 
 def pareto(runs: Sequence[Run]) -> FigureOrReason:
-    plots = _analysis("plots")
-    if plots is None:
-        return "The latency-vs-drift plot appears once workbench.analysis.plots is installed."
     if not runs:
         return "No runs yet."
-    return plots.pareto_figure(runs_frame(runs))
+    return plots.latency_vs_drift(runs_frame(runs))

@@ -69,7 +69,7 @@ class ResultsPanel:
         self._draw_plots()
 
     def frame(self) -> pd.DataFrame:
-        return figures.runs_frame(self.runs)
+        return figures.table_frame(self.runs)
 
     def _draw_table(self) -> None:
         frame = self.frame()

@@ -245,22 +245,27 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
 def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eval_path: Path,
                           repeats: int) -> list[dict[str, Any]]:
     """ResNet-50 FP32 and FP16 under different CUDA provider options, timed in interleaved rounds."""
-    from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
+    from workbench.backends.onnxruntime_cuda import (
+        DEFAULT_PROVIDER_OPTIONS,
+        OnnxruntimeCudaBackend,
+        provider_options_for,
+    )
     from workbench.measure.latency import measure_latency
 
     data = np.load(eval_path)["input"]
     feed = {"input": np.ascontiguousarray(np.resize(data, (batch, *data.shape[1:])))}
-    variants = {
-        "nhwc=1 EXHAUSTIVE (default)": {"prefer_nhwc": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"},
-        "nhwc=0 EXHAUSTIVE": {"prefer_nhwc": "0", "cudnn_conv_algo_search": "EXHAUSTIVE"},
-        "nhwc=1 HEURISTIC": {"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"},
-        "nhwc=0 HEURISTIC": {"prefer_nhwc": "0", "cudnn_conv_algo_search": "HEURISTIC"},
-    }
     rows = []
     for precision in ("fp32", "fp16"):
         path = artifacts.get((batch, precision))
         if path is None:
             continue
+        chosen = provider_options_for(DEFAULT_PROVIDER_OPTIONS, Path(path))
+        variants = {}
+        for nhwc in ("1", "0"):
+            for search in ("EXHAUSTIVE", "HEURISTIC"):
+                options = {"prefer_nhwc": nhwc, "cudnn_conv_algo_search": search}
+                default = chosen["prefer_nhwc"] == nhwc and chosen["cudnn_conv_algo_search"] == search
+                variants[f"prefer_nhwc={nhwc} {search}{' (backend default)' if default else ''}"] = options
         engines = {label: OnnxruntimeCudaBackend(options).load(Path(path)) for label, options in variants.items()}
         try:
             stats = measure_latency(engines, feed, warmup=10, repeats=repeats)
@@ -293,14 +298,18 @@ def profiler_check(artifact: str, batch: int, eval_path: Path, backend_name: str
         engine.close()
     events = json.loads(Path(trace).read_text())
     nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
-    runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+    runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"][1:]
+    per_run = []  # node time summed within each run; the first run (cuDNN algorithm search) is left out
+    for run in runs:
+        inside = [e for e in nodes if run["ts"] <= e["ts"] <= run["ts"] + run["dur"]]
+        per_run.append((sum(e["dur"] for e in inside) / 1000.0, inside))
     providers: dict[str, int] = {}
-    for event in nodes[: len(nodes) // max(1, len(runs))]:
+    for event in per_run[-1][1] if per_run else []:
         provider = event.get("args", {}).get("provider", "?")
         providers[provider] = providers.get(provider, 0) + 1
-    node_ms = sum(e["dur"] for e in nodes) / 1000.0 / max(1, len(runs))
-    run_ms = statistics.median(e["dur"] / 1000.0 for e in runs) if runs else float("nan")
-    return {"batch": batch, "end_to_end_ms": e2e, "profiled_run_ms": run_ms, "sum_of_nodes_ms": node_ms,
+    return {"batch": batch, "end_to_end_ms": e2e,
+            "profiled_run_ms": statistics.median(r["dur"] / 1000.0 for r in runs) if runs else float("nan"),
+            "sum_of_nodes_ms": statistics.median(t for t, _ in per_run) if per_run else float("nan"),
             "nodes_per_provider": providers}
 
 
@@ -338,14 +347,15 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict
             f"| {fmt(row.get('top1_agreement'), 3)} | {fmt(row.get('accuracy'), 3)} |"
         )
     if options:
-        lines += ["", "## CUDA provider options, ResNet-50 batch 32 (interleaved rounds)", "",
+        lines += ["", "## CUDA provider options, ResNet-50 batch 32 (interleaved rounds per precision)", "",
                   "| precision | options | median ms | p90 ms |", "|---|---|---:|---:|"]
         lines += [f"| {o['precision']} | {o['options']} | {fmt(o['median_ms'])} | {fmt(o['p90_ms'])} |"
                   for o in options]
     if profile:
         lines += ["", f"## ORT per-node profiler, {profile.get('model')} FP16", "",
-                  f"- batch {profile['batch']}: end-to-end {fmt(profile['end_to_end_ms'])} ms; profiled model_run "
-                  f"{fmt(profile['profiled_run_ms'])} ms; sum of node times {fmt(profile['sum_of_nodes_ms'])} ms",
+                  f"- batch {profile['batch']}: end-to-end {fmt(profile['end_to_end_ms'])} ms; with the profiler on, "
+                  f"model_run {fmt(profile['profiled_run_ms'])} ms and the sum of node times "
+                  f"{fmt(profile['sum_of_nodes_ms'])} ms (medians over runs after the first)",
                   f"- nodes per provider (one run): {profile['nodes_per_provider']}"]
     notes = [row for row in rows if row.get("notes")]
     if notes:
@@ -361,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu-bench-out"))
     parser.add_argument("--backend", default="onnxruntime-cuda")
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--precisions", default="fp16,int8")
+    parser.add_argument("--precisions", default="fp16,bf16,int8")
     parser.add_argument("--models", default=",".join((*SAMPLES, RESNET)))
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--calib-samples", type=int, default=64)

@@ -19,6 +19,7 @@ from workbench.backends.onnxruntime_cuda import (
     DEFAULT_PROVIDER_OPTIONS,
     OnnxruntimeCudaBackend,
     explain_cuda_availability,
+    has_half_weights,
 )
 from workbench.backends.registry import availability, backend_names, get_backend
 from workbench.errors import BackendUnavailable
@@ -73,11 +74,19 @@ def test_registered_with_reason_and_gpu_int8_flavour() -> None:
     assert DEFAULT_PROVIDER_OPTIONS["use_tf32"] == "0"
 
 
-def test_provider_options_override_defaults_per_instance() -> None:
-    backend = OnnxruntimeCudaBackend({"prefer_nhwc": "0"})
-    name, options = backend.providers[0]
-    assert name == CUDA_PROVIDER and options["prefer_nhwc"] == "0" and options["use_tf32"] == "0"
-    assert OnnxruntimeCudaBackend().provider_options["prefer_nhwc"] == DEFAULT_PROVIDER_OPTIONS["prefer_nhwc"]
+def test_channels_last_follows_the_file_precision_unless_chosen(cnn: Path, tmp_path: Path) -> None:
+    from workbench.precision.variants import build_variant
+
+    half = tmp_path / "fp16.onnx"
+    build_variant(cnn, half, "fp16", check=get_backend("onnxruntime-cpu").check_loadable)
+    assert not has_half_weights(cnn) and has_half_weights(half)
+    auto = OnnxruntimeCudaBackend()
+    assert auto.providers_for(cnn)[0] == (CUDA_PROVIDER, {**DEFAULT_PROVIDER_OPTIONS, "prefer_nhwc": "0"})
+    assert auto.providers_for(half)[0][1]["prefer_nhwc"] == "1"
+    chosen = OnnxruntimeCudaBackend({"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"})
+    name, options = chosen.providers_for(cnn)[0]
+    assert name == CUDA_PROVIDER and options["prefer_nhwc"] == "1" and options["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert options["use_tf32"] == "0" and chosen.providers_for(cnn)[1] == "CPUExecutionProvider"
 
 
 @pytest.mark.skipif(CUDA.available, reason="this machine can run onnxruntime-cuda")

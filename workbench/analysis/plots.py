@@ -193,7 +193,7 @@ _HIGHER_IS_BETTER = {"accuracy": True, "top1_agreement": True, "cosine": True, "
 
 def pareto_front(frame: pd.DataFrame, x: str, y: str, higher_is_better: bool) -> pd.Series:
     """True for rows no other row beats on both lower ``x`` and better ``y``."""
-    values = frame[[x, y]].to_numpy(dtype=float)
+    values = frame[[x, y]].to_numpy(dtype=float, copy=True)
     if higher_is_better:
         values[:, 1] = -values[:, 1]
     valid = ~np.isnan(values).any(axis=1)

@@ -1,0 +1,102 @@
+"""Every figure built from real tables: traces, axis titles, hover names and colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import sample
+
+from workbench.analysis import plots
+from workbench.analysis.layer_drift import drift_for_run
+from workbench.analysis.profile_run import profile_model
+from workbench.analysis.runs_table import RUN_COLUMNS, runs_frame
+from workbench.runs.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    pipeline = Pipeline(tmp_path_factory.mktemp("ws"))
+    model = sample("digits_cnn")
+    fp32 = profile_model(model, "fp32", warmup=3, repeats=10, pipeline=pipeline)
+    int8 = profile_model(model, "int8", warmup=3, repeats=10, pipeline=pipeline)
+    pipeline.run(model, "fp16", repeats=5)
+    int8_run = pipeline.workspace.load_run(int8.run_id)
+    drift = drift_for_run(int8_run, samples=16, pipeline=pipeline).table
+    return {"fp32": fp32.layers, "int8": int8.layers, "drift": drift, "runs": runs_frame(pipeline.runs())}
+
+
+def test_top_layers(tables):
+    layers = tables["int8"]
+    figure = plots.top_layers(layers, n=5)
+    assert figure.layout.xaxis.title.text == "time per inference (ms)"
+    assert figure.layout.yaxis.title.text == "layer"
+    shown = [float(x) for trace in figure.data for x in trace.x]
+    assert sorted(shown, reverse=True) == sorted(layers["time_ms"].nlargest(5), reverse=True)
+    assert {trace.name for trace in figure.data} <= set(layers["op_type"])
+    colors = plots.op_colors(list(layers["op_type"]))
+    assert all(trace.marker.color == colors[trace.name] for trace in figure.data)
+    full_names = {row[0] for trace in figure.data for row in trace.customdata}
+    assert full_names == set(layers.nlargest(5, "time_ms")["name"])
+
+
+def test_time_by_op_type(tables):
+    layers = tables["fp32"]
+    figure = plots.time_by_op_type(layers)
+    assert figure.layout.xaxis.title.text == "op type"
+    assert figure.layout.yaxis.title.text == "time per inference (ms)"
+    assert [trace.name for trace in figure.data] == ["FP32"]
+    assert figure.data[0].marker.color == plots.PRECISION_COLORS["FP32"]
+    assert sum(figure.data[0].y) == pytest.approx(layers["time_ms"].sum())
+    assert set(figure.data[0].x) == set(layers["op_type"])
+
+
+def test_compare_layers_matches_fused_and_quantized_rows(tables):
+    figure = plots.compare_layers({"FP32": tables["fp32"], "INT8": tables["int8"]},
+                                  precisions={"FP32": "fp32", "INT8": "int8"}, n=30)
+    assert [trace.name for trace in figure.data] == ["FP32", "INT8"]
+    assert figure.layout.xaxis.title.text == "time per inference (ms)"
+    assert figure.layout.barmode == "group"
+    assert figure.data[1].marker.color == plots.PRECISION_COLORS["INT8"]
+    fp32, int8 = (dict(zip(trace.customdata[:, 0], trace.x, strict=True)) for trace in figure.data)
+    convs = [key for key in fp32 if key.endswith("/Conv")]
+    assert len(convs) == 3  # each FP32 Conv+BN+Relu row lines up with its INT8 QLinearConv row
+    assert all(fp32[key] > 0 and int8[key] > 0 for key in convs)
+    with pytest.raises(ValueError):
+        plots.compare_layers({"FP32": tables["fp32"]})
+
+
+def test_drift_along_graph(tables):
+    drift = tables["drift"]
+    figure = plots.drift_along_graph(drift)
+    assert len(figure.data) == 2
+    assert figure.data[0].name.startswith("local") and figure.data[1].name.startswith("accumulated")
+    assert figure.layout.xaxis.title.text == "layer, in graph order"
+    assert figure.layout.yaxis.title.text.startswith("SQNR vs FP32 (dB")
+    assert list(figure.data[0].y) == pytest.approx(list(drift["local_sqnr_db"]))
+    assert list(figure.data[1].customdata[:, 1]) == list(drift["node"])
+
+
+def test_latency_vs_drift_marks_the_pareto_front(tables):
+    runs = tables["runs"]
+    assert list(runs.columns) == RUN_COLUMNS and len(runs) == 3
+    figure = plots.latency_vs_drift(runs, drift="max_abs_error")
+    names = [trace.name for trace in figure.data]
+    assert names == ["fp16", "fp32", "int8", "Pareto front"]
+    assert figure.layout.xaxis.title.text == "latency, median per batch (ms)"
+    assert "max |error|" in figure.layout.yaxis.title.text
+    for trace in figure.data[:-1]:
+        assert trace.marker.color == plots.precision_color(trace.name)
+    front = plots.pareto_front(runs, "latency_ms", "max_abs_error", higher_is_better=False)
+    values = runs[["latency_ms", "max_abs_error"]].to_numpy()
+    for i, on_front in enumerate(front):
+        beaten = any(np.all(values[j] <= values[i]) and np.any(values[j] < values[i])
+                     for j in range(len(values)) if j != i)
+        assert on_front == (not beaten)
+    assert len(figure.data[-1].x) == int(front.sum())
+    assert runs.loc[runs["precision"] == "fp32", "max_abs_error"].iloc[0] == 0  # FP32 is its own reference
+
+
+def test_pareto_front_handles_higher_is_better():
+    frame = pd.DataFrame({"latency_ms": [1.0, 2.0, 3.0], "accuracy": [0.90, 0.95, 0.94]})
+    assert list(plots.pareto_front(frame, "latency_ms", "accuracy", higher_is_better=True)) == [True, True, False]

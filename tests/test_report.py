@@ -6,16 +6,15 @@ import re
 import shutil
 from pathlib import Path
 
-import onnx
 import pandas as pd
 import pytest
 
-from workbench.analysis.ort_profile import layer_table_from_trace
-from workbench.backends.registry import get_backend
+from workbench.analysis.layer_drift import drift_for_run
+from workbench.analysis.profile_run import profile_run
 from workbench.cli.main import main
 from workbench.report.html import write_report
 from workbench.report.runs_frame import runs_frame
-from workbench.runs.pipeline import Pipeline, timing_feed
+from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.workspace import Workspace
 
@@ -24,27 +23,15 @@ ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def profiled_layers(run: Run, folder: Path) -> Path:
-    """A real per-layer timing table of the run's model from ONNX Runtime's profiler, as Parquet."""
-    with get_backend(run.spec.backend).load(Path(run.artifact), profile_dir=folder) as engine:
-        data = Pipeline().load_data(Path(run.model_path).parent / "eval.npz",
-                                    Pipeline().inspect(run.model_path), "evaluation")
-        feed = timing_feed(data, run.spec.batch)
-        for _ in range(6):
-            engine.time_once(feed)
-        trace = engine.end_profiling()
-    table = layer_table_from_trace(trace, onnx.load(run.artifact), warmup=1, batch=run.spec.batch)
-    path = folder / "layers.parquet"
-    table.to_parquet(path)
-    return path
-
-
 @pytest.fixture
 def runs(cnn: Path, workspace: Path) -> list[Run]:
     pipeline = Pipeline()
     made = [pipeline.run(cnn, precision, batch=4, repeats=5) for precision in ("fp32", "fp16", "int8")]
     int8 = made[-1]
-    int8.tables["layers"] = str(profiled_layers(int8, Path(int8.artifact).parent / "profile"))
+    profile_run(int8, warmup=2, repeats=10, pipeline=pipeline)  # a real layer table, saved with the run
+    drift = drift_for_run(int8, samples=16, pipeline=pipeline).table
+    int8.tables["layer_drift"] = str(Path(int8.artifact).parent / "layer_drift.parquet")
+    drift.to_parquet(int8.tables["layer_drift"])
     int8.tables["gone"] = str(workspace / "deleted-table.csv")
     pipeline.workspace.save_run(int8)
     return Workspace().runs()
@@ -61,7 +48,7 @@ def test_report_is_one_self_contained_file(runs: list[Run], tmp_path: Path) -> N
     assert "workbench run sample_models/digits_cnn/model.onnx --precision int8 --calib" in text.replace(
         str(REPO) + "/", "")
     assert "gone table: missing" in text  # a vanished table is shown, not an error
-    assert "slowest layers" in text
+    assert "slowest layers" in text and "time by op type" in text and "drift along the graph" in text
 
 
 def test_report_cli_exports_csv_and_parquet(runs: list[Run], tmp_path: Path,
@@ -105,19 +92,9 @@ def test_report_plots_render_offline_in_chromium(runs: list[Run], tmp_path: Path
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         finally:
             browser.close()
-    assert plots == 2  # the Pareto plot and the int8 run's layer timing
+    assert plots == 4  # the Pareto plot; the int8 run's slowest layers, time by op type, drift
     assert markers >= len(runs)  # one marker per run drawn on the Pareto plot
     assert bars > 0
     assert [url for url in requests if not url.startswith("file:")] == []
     shutil.copy(path, ARTIFACTS / "report.html")
 
-
-def test_pareto_front_keeps_only_undominated_runs(runs: list[Run]) -> None:
-    from workbench.report.figures import pareto_front
-
-    frame = runs_frame(runs)
-    front = pareto_front(frame, "latency_ms", "accuracy_loss_pts")
-    for _, row in frame.iterrows():
-        faster = frame["latency_ms"] < row["latency_ms"]
-        dominated = (faster & (frame["accuracy_loss_pts"] <= row["accuracy_loss_pts"])).any()
-        assert (row["run_id"] in set(front["run_id"])) == (not dominated)

@@ -12,10 +12,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import __version__
-from workbench.report.figures import layer_drift_figure, layer_time_figure, pareto_figure
+from workbench.analysis.plots import drift_along_graph, latency_vs_drift, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
 from workbench.report.runs_frame import runs_frame
 from workbench.report.tables import read_table
@@ -30,7 +31,7 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wr
 .missing { color: #b00; }
 """
 
-_SHOWN_COLUMNS = ["run_id", "model", "variant", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
+_SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
                   "speedup", "accuracy", "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
 
 
@@ -53,14 +54,20 @@ def _run_tables_section(run: Run, figures: _Figures) -> str:
             parts.append(f'<p class="missing">{html.escape(name)} table: missing ({html.escape(path)})</p>')
             continue
         frame = read_table(path)
-        title = f"{run.label} · {name}"
-        if {"name", "time_ms"} <= set(frame.columns):
-            parts.append(figures.html(layer_time_figure(frame, f"{title}: slowest layers")))
-        elif "name" in frame.columns and not frame.select_dtypes("number").empty:
-            parts.append(figures.html(layer_drift_figure(frame, f"{title}: error along the graph")))
+        if {"name", "op_type", "time_ms"} <= set(frame.columns):  # a layer timing table
+            parts.append(figures.html(top_layers(frame, title=f"{run.label}: slowest layers")))
+            parts.append(figures.html(time_by_op_type(frame, title=f"{run.label}: time by op type")))
+        elif {"order", "local_sqnr_db", "accum_sqnr_db"} <= set(frame.columns):  # a per-layer drift table
+            parts.append(figures.html(drift_along_graph(frame, title=f"{run.label}: drift along the graph")))
     if not parts:
         return ""
     return f"<h3>{html.escape(run.label)} <small>{run.run_id}</small></h3>" + "\n".join(parts)
+
+
+def _pareto(frame: pd.DataFrame) -> go.Figure:
+    """Latency against accuracy where every run has labels, else against top-1 agreement."""
+    drift = "accuracy" if frame["accuracy"].notna().all() else "top1_agreement"
+    return latency_vs_drift(frame, drift=drift, title=f"Latency vs {drift.replace('_', ' ')} (Pareto front dashed)")
 
 
 def _environments(runs: Sequence[Run]) -> str:
@@ -74,7 +81,7 @@ def render_report(runs: Sequence[Run], title: str = "Workbench report") -> str:
     """The whole page as one string; figures for tables that exist, 'missing' for those that vanished."""
     frame = runs_frame(runs)
     figures = _Figures()
-    pareto = figures.html(pareto_figure(frame)) if not frame.empty else "<p>No runs.</p>"
+    pareto = figures.html(_pareto(frame)) if not frame.empty else "<p>No runs.</p>"
     per_run = "\n".join(section for run in runs if (section := _run_tables_section(run, figures)))
     commands = "\n".join(f"<p>{run.run_id} · {html.escape(run.label)}</p><pre>{html.escape(reproduce_command(run))}"
                          "</pre>" for run in runs)
@@ -92,7 +99,7 @@ without).</p>
 <h2>Latency vs accuracy</h2>
 {pareto}
 <h2>Layers</h2>
-{per_run or "<p>None of these runs has layer tables.</p>"}
+{per_run or "<p>None of these runs has layer timing or drift tables.</p>"}
 <h2>Environment</h2>
 {_environments(runs)}
 <h2>Reproduce</h2>

@@ -1,4 +1,8 @@
-"""Runs as one pandas frame: the table the CLI prints, the report shows and CSV/Parquet export."""
+"""The runs table with what a history and a report add: the accuracy lost, the reference and missing files.
+
+The analysis module owns the runs table itself; this adds only the columns the sweep's budget,
+the Pareto plot and ``workbench runs`` need, matched by run id.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,31 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from workbench.analysis.runs_table import runs_frame as analysis_runs_frame
 from workbench.runs.run import Run
 from workbench.runs.store import missing_files
 from workbench.runs.sweep import accuracy_loss
 
-COLUMNS = [
-    "run_id", "model", "variant", "precision", "prune_method", "prune_ratio", "batch", "backend",
-    "latency_ms", "latency_p90_ms", "reference_ms", "speedup", "accuracy", "reference_accuracy",
-    "accuracy_loss_pts", "loss_basis", "top1_agreement", "max_abs_error", "cosine_similarity",
-    "status", "created",
-]
-
 
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run; ``status`` is 'ok' or 'missing: <what>' when files vanished from disk."""
-    rows = []
+    """One row per run, oldest first; ``status`` is 'ok' or 'missing: <what>' when files vanished."""
+    frame = analysis_runs_frame(runs)
+    extra = {}
     for run in runs:
-        drift = run.drift
-        loss, basis = accuracy_loss(drift)
+        loss, basis = accuracy_loss(run.drift)
         gone = missing_files(run)
-        rows.append({
-            "run_id": run.run_id,
-            "model": run.spec.model_name,
-            "variant": run.label,
-            "precision": run.spec.precision,
-            "prune_method": run.spec.prune_method,
-            "prune_ratio": run.spec.prune_ratio,
-            "batch": run.spec.batch,
-            "backend": run.spec.backend,
-            "latency_ms": run.latency_ms.get("median"),
-            "latency_p90_ms": run.latency_ms.get("p90"),
+        extra[run.run_id] = {
             "reference_ms": run.reference_latency_ms.get("median"),
-            "speedup": run.speedup,
-            "accuracy": drift.get("accuracy"),
-            "reference_accuracy": drift.get("reference_accuracy"),
+            "reference_accuracy": run.drift.get("reference_accuracy"),
             "accuracy_loss_pts": loss,
             "loss_basis": basis,
-            "top1_agreement": drift.get("top1_agreement"),
-            "max_abs_error": drift.get("max_abs_error"),
-            "cosine_similarity": drift.get("cosine_similarity"),
             "status": f"missing: {', '.join(gone)}" if gone else "ok",
-            "created": pd.Timestamp(run.created, unit="s"),
-        })
-    return pd.DataFrame(rows, columns=COLUMNS)
+        }
+    added = pd.DataFrame.from_dict(extra, orient="index", columns=[
+        "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis", "status"])
+    for column in ("reference_ms", "reference_accuracy", "accuracy_loss_pts"):
+        added[column] = pd.to_numeric(added[column], errors="coerce")
+    return frame.join(added, on="run_id")
 
 
 def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:
@@ -59,7 +45,7 @@ def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:
         "": ["*" if rid == marked else "" for rid in frame["run_id"]],
         "run_id": frame["run_id"],
         "model": frame["model"],
-        "variant": frame["variant"],
+        "variant": frame["label"],
         "latency ms": frame["latency_ms"].map("{:.3f}".format),
         "speed-up": frame["speedup"].map("{:.2f}x".format),
         "accuracy": frame["accuracy"].map(_pct),

@@ -6,7 +6,10 @@ profiled one for the per-layer table. They are timed in interleaved rounds, so b
 same machine state, and the profiled engine's warm-up runs are dropped from its trace.
 
 The layer sum never equals the end-to-end time. The gap is split into what can be measured:
-ORT's executor between kernels (the ``model_run`` span minus the kernels), the Python binding
+one-off slow kernel calls (a run's summed kernel time minus the sum of per-layer medians: a
+kernel that stalls once per run, e.g. a thread-pool worker descheduled on a busy machine,
+lands in a different layer each run, so the per-layer medians drop it while every run pays
+it), ORT's executor between kernels (the ``model_run`` span minus the kernels), the Python binding
 and copies around ``run()`` (the profiled engine's own time minus ``model_run``) and the
 profiler's own cost (profiled minus plain end-to-end; it can be slightly negative from noise).
 On millisecond-scale models these fixed per-run costs are a visible share; on larger ones they
@@ -44,6 +47,7 @@ class LayerProfile:
     end_to_end_ms: float
     profiled_end_to_end_ms: float
     session_ms: float
+    kernel_run_ms: float
     batch: int
     warmup: int
     repeats: int
@@ -65,7 +69,8 @@ class LayerProfile:
         """Components that add up to the end-to-end median: kernels and the time outside them."""
         rows = [
             ("kernels (layer sum)", self.layer_sum_ms),
-            ("ORT executor between kernels", self.session_ms - self.layer_sum_ms),
+            ("one-off slow kernel calls (per-run sum minus per-layer medians)", self.kernel_run_ms - self.layer_sum_ms),
+            ("ORT executor between kernels", self.session_ms - self.kernel_run_ms),
             ("Python binding and copies around run()", self.profiled_end_to_end_ms - self.session_ms),
             ("minus the profiler's own cost", self.end_to_end_ms - self.profiled_end_to_end_ms),
         ]
@@ -87,6 +92,7 @@ class LayerProfile:
             "layer_sum_ms": self.layer_sum_ms,
             "ratio": self.ratio,
             "session_ms": self.session_ms,
+            "kernel_run_ms": self.kernel_run_ms,
             "profiled_end_to_end_ms": self.profiled_end_to_end_ms,
             "outside_kernels_ms": self.end_to_end_ms - self.layer_sum_ms,
             "gap": self.gap_table().to_dict(orient="records"),
@@ -174,6 +180,7 @@ def profile_run(
         end_to_end_ms=latency["plain"].median,
         profiled_end_to_end_ms=latency["profiled"].median,
         session_ms=statistics.median(trace.run_ms) if trace.run_ms else float("nan"),
+        kernel_run_ms=statistics.median(trace.kernel_sums_ms()),
         batch=run.spec.batch,
         warmup=warmup,
         repeats=latency["plain"].repeats,

@@ -13,7 +13,7 @@ by name. Two errors per tensor:
 
 For Q/DQ variants two more columns split the local noise: the rounding of the layer's output
 to its INT8 grid (the FP32 tensor through the layer's own Q/DQ) and the rounding of its weights
-(``create_weight_matching``), both as SQNR in dB with the formula of
+(dequantized from the variant's own initializers), both as SQNR in dB with the formula of
 ``compute_signal_to_quantization_noice_ratio``. The library's ``create_activation_matching`` is
 not used for the former: its "pre-Q/DQ" tensor is the value *before* a Relu the quantizer folded
 into the Q (the U8 range does the clamping), so it reports the Relu itself as noise.
@@ -39,10 +39,9 @@ from onnxruntime.quantization import CalibrationDataReader
 from onnxruntime.quantization.qdq_loss_debug import (
     collect_activations,
     compute_signal_to_quantization_noice_ratio,
-    create_weight_matching,
     modify_model_output_intermediate_tensors,
 )
-from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX
+from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX, TENSOR_NAME_QUANT_SUFFIX
 
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
@@ -140,8 +139,7 @@ def layer_drift(
         progress_.report("drift", 0.0, "running the FP32 reference with every tensor exposed")
         ref_augmented = _augment(reference_path, tmp / "reference_augmented.onnx")
         variant_augmented = _augment(Path(variant_model), tmp / "variant_augmented.onnx")
-        reference_types = _tensor_types(onnx.load(str(reference_path)))
-        cut = _cut_at_reference_tensors(variant, reference_types)
+        cut = _cut_at_reference_tensors(variant, _saved_tensors(ref_augmented))
         onnx.save(cut, str(tmp / "cut.onnx"))
         cut_augmented = _augment(tmp / "cut.onnx", tmp / "cut_augmented.onnx")
         cut_inputs = {i.name for i in cut.graph.input} - {i.name for i in variant.graph.input}
@@ -178,6 +176,8 @@ def layer_drift(
 
 
 _CUT_SUFFIX = "__fp32_reference"
+#: The suffix ``modify_model_output_intermediate_tensors`` gives the outputs it adds.
+_SAVED = "_ReshapedSavedOutput"
 
 
 def _augment(model: Path, out: Path) -> Path:
@@ -202,7 +202,13 @@ def _cut_type(model: onnx.ModelProto, input_name: str) -> int:
     return next(i.type.tensor_type.elem_type for i in model.graph.input if i.name == input_name)
 
 
-def _cut_at_reference_tensors(variant: onnx.ModelProto, reference_types: dict[str, int]) -> onnx.ModelProto:
+def _saved_tensors(augmented: Path) -> set[str]:
+    """The tensors an augmented model exposes (those ``collect_activations`` will return)."""
+    outputs = onnx.load(str(augmented), load_external_data=False).graph.output
+    return {o.name.removesuffix(_SAVED) for o in outputs if o.name.endswith(_SAVED)}
+
+
+def _cut_at_reference_tensors(variant: onnx.ModelProto, reference_tensors: set[str]) -> onnx.ModelProto:
     """The variant with every consumer of a tensor the reference also computes fed from outside.
 
     The producing node stays, so its own output is still observed; only what flows onward is
@@ -217,7 +223,7 @@ def _cut_at_reference_tensors(variant: onnx.ModelProto, reference_types: dict[st
     extra: list[onnx.NodeProto] = []
     for node in cut.graph.node:
         for position, name in enumerate(node.input):
-            if name not in reference_types or name not in variant_types or name in graph_inputs:
+            if name not in reference_tensors or name not in variant_types or name in graph_inputs:
                 continue
             if name not in replaced:
                 fed, shape, shaped = name + _CUT_SUFFIX, name + "__shape", name + "__fp32_shaped"
@@ -249,11 +255,36 @@ def _toposort(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _weight_sqnr(reference: Path, variant: Path) -> dict[str, float]:
-    """SQNR of each dequantized weight against its FP32 value, keyed by weight name."""
-    return {
-        name: compute_signal_to_quantization_noice_ratio(match["float"], match["dequantized"])
-        for name, match in create_weight_matching(str(reference), str(variant)).items()
-    }
+    """SQNR of each dequantized weight against its FP32 value, keyed by weight name.
+
+    Dequantized here rather than by ``create_weight_matching``: in ONNX Runtime 1.32 that
+    subtracts the zero point in the weight's own integer type, so U8 weights with a non-zero
+    zero point (biases of Add nodes) wrap around and read as noise at -10 dB.
+    """
+    floats = {init.name: init for init in onnx.load(str(reference)).graph.initializer}
+    model = onnx.load(str(variant))
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    result = {}
+    for node in model.graph.node:
+        name = node.input[0].removesuffix(TENSOR_NAME_QUANT_SUFFIX)
+        if node.op_type != "DequantizeLinear" or node.input[0] not in constants or name not in floats:
+            continue
+        quantized = constants[node.input[0]].astype(np.float64)
+        scale = constants.get(node.input[1])
+        zero = constants.get(node.input[2]) if len(node.input) > 2 else None
+        if scale is None:
+            continue
+        zero = np.zeros_like(scale) if zero is None else zero.astype(np.float64)
+        if scale.size > 1:  # per channel: broadcast along the node's axis
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % quantized.ndim
+            shape = [1] * quantized.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        dequantized = (quantized - zero) * scale
+        original = numpy_helper.to_array(floats[name])
+        if original.shape == dequantized.shape:
+            result[name] = compute_signal_to_quantization_noice_ratio(original, dequantized)
+    return result
 
 
 @dataclass

@@ -52,3 +52,13 @@ def test_keeping_the_worst_layer_in_fp32_lowers_the_output_error(pipeline: Pipel
     kept = pipeline.run(model, "int8", exclude_nodes=[worst], repeats=5)
     assert kept.drift["snr_db"] > plain.drift["snr_db"]
     assert kept.drift["mean_abs_error"] < plain.drift["mean_abs_error"]
+
+
+def test_transformer_drift_reads_every_weight_right(pipeline: Pipeline):
+    run = pipeline.run(sample("digits_vit"), "int8", repeats=3)
+    table = drift_for_run(run, samples=16, pipeline=pipeline).table
+    assert {"MatMul", "Softmax", "LayerNormalization"} <= set(table["op_type"])
+    weights = table["weight_sqnr_db"].dropna()
+    assert len(weights) > 20
+    assert (weights > 20).all()  # U8 biases with a zero point must not wrap around into noise
+    assert (table["local_sqnr_db"] > 15).all()

@@ -281,7 +281,8 @@ def _weight_sqnr(reference: Path, variant: Path) -> dict[str, float]:
             shape[axis] = scale.size
             scale, zero = scale.reshape(shape), zero.reshape(shape)
         dequantized = (quantized - zero) * scale
-        original = numpy_helper.to_array(floats[name])
+        original = np.atleast_1d(numpy_helper.to_array(floats[name]))
+        dequantized = np.atleast_1d(dequantized)
         if original.shape == dequantized.shape:
             result[name] = compute_signal_to_quantization_noice_ratio(original, dequantized)
     return result

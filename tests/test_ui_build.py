@@ -170,3 +170,13 @@ def test_build_without_a_model_says_what_to_do() -> None:
     app = Workbench()
     app.build.build_button.click()
     assert "Open one in the Model tab" in app.build.status.value
+
+
+def test_hiding_one_field_hides_no_other() -> None:
+    app = Workbench()
+    app.build.precision.value = "int8"
+    app.build.calib_source.value = CALIB_RANDOM
+    assert app.build.calib_path.layout.display == "none"
+    for field in (app.build.calib_count, app.build.calib_method, app.build.backend, app.build.batch,
+                  app.build.eval_path, app.build.repeats, app.build.prune_ratio):
+        assert field.layout.display is None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from workbench.errors import DataError
 from workbench.runs.pipeline import Pipeline
 from workbench.ui.app import Workbench
 
@@ -40,3 +43,13 @@ def test_runs_of_other_models_are_not_shown(cnn: Path, resnet: Path) -> None:
     app = Workbench(cnn)
     assert app.results.runs == []
     assert "No runs of this model yet" in app.results.table.value
+
+
+def test_run_from_code_matches_the_button_and_raises_its_error(cnn: Path, tmp_path: Path) -> None:
+    app = Workbench(cnn)
+    run = app.run("int8", repeats=5)
+    assert run.tables.get("layers") and run.tables.get("layer_drift")
+    assert [r.run_id for r in app.results.runs] == [run.run_id]
+    with pytest.raises(DataError, match="No data at"):
+        app.run("int8", calib=str(tmp_path / "missing.npz"))
+    assert "No data at" in app.results.error.value

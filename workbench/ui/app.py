@@ -9,8 +9,10 @@ from typing import Any
 import ipywidgets as W
 from IPython.display import display
 
+from workbench.errors import Busy, ModelError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.run import Run
 from workbench.runs.workspace import Workspace
 from workbench.ui.build_panel import BuildPanel
 from workbench.ui.controller import BuildController, Outcome
@@ -36,6 +38,7 @@ class Workbench:
         self.build = BuildPanel(self._start_build, self.controller.cancel)
         self.results = ResultsPanel(self.pipeline)
         self.graph = GraphPanel()
+        self.last_outcome: Outcome | None = None
         self.tabs = W.Tab(children=[self.model.widget, self.build.widget, self.results.widget, self.graph.widget],
                           titles=TABS)
         header = W.HTML(f"<b>ONNX Workbench</b> <small>workspace: "
@@ -50,6 +53,25 @@ class Workbench:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running build has finished and the panels show it (scripts and tests)."""
         return self.controller.wait(timeout)
+
+    def run(self, precision: str = "fp32", **options: Any) -> Run:
+        """Build from code exactly as the Build button does (layer profile and drift included), and wait.
+
+        Options are ``Pipeline.run``'s, plus ``profile_layers`` and ``layer_drift``; raises the
+        build's error, which the panels show too.
+        """
+        if self.model.path is None:
+            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
+        if self.controller.busy:
+            raise Busy("A build is already running.", "Wait for it, or click Cancel.")
+        self.build.set_running(True)
+        self.results.show_error(None)
+        self.controller.start(str(self.model.path), precision=precision, **options)
+        self.wait()
+        outcome = self.last_outcome
+        if outcome is None or outcome.run is None:
+            raise outcome.error if outcome and outcome.error else Busy("The build did not finish.", "Run it again.")
+        return outcome.run
 
     def select(self, tab: str) -> None:
         self.tabs.selected_index = TABS.index(tab)
@@ -74,6 +96,7 @@ class Workbench:
         self.build.show_progress(event)
 
     def _finished(self, outcome: Outcome) -> None:
+        self.last_outcome = outcome
         self.build.show_outcome(outcome)
         if not outcome.ok:
             self.results.show_error(outcome.error if not outcome.details else outcome.message)

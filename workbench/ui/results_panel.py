@@ -79,6 +79,7 @@ class ResultsPanel:
         columns = list(frame.columns)
         if list(self.sort_by.options) != columns:
             self.sort_by.options = columns
+            self.sort_by.value = "created"
         if self.sort_by.value in frame.columns:
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value, kind="stable")
         self.table.value = frame.to_html(index=False, classes="wb-runs", float_format=lambda v: f"{v:.4g}",

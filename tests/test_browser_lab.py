@@ -1,0 +1,144 @@
+"""The quickstart in a real JupyterLab and a real Chromium: run it, build from the app, see the plots.
+
+JupyterLab runs on 127.0.0.1 with a token, on a temporary copy of the notebooks; Playwright drives
+Debian's Chromium (never a downloaded browser). The screenshot is kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright import sync_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+TOKEN = "workbench-browser-test"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path, workspace: Path) -> Iterator[str]:
+    root = tmp_path / "notebooks"
+    shutil.copytree(REPO / "notebooks", root)
+    port = free_port()
+    env = {**os.environ, "WORKBENCH_WORKSPACE": str(workspace), "WORKBENCH_SAMPLES": str(REPO / "sample_models"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def test_quickstart_builds_from_the_app(lab: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 2800})
+        try:
+            drive_quickstart(page, lab)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "quickstart.png"), full_page=True)
+            browser.close()
+
+
+def drive_quickstart(page: sync_api.Page, base: str) -> None:
+    page.goto(f"{base}/lab/tree/quickstart.ipynb?token={TOKEN}")
+    page.locator(".jp-Notebook").wait_for(timeout=60_000)
+    select_kernel = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+    with contextlib.suppress(sync_api.TimeoutError):  # asked only when the kernel did not start by itself
+        select_kernel.click(timeout=15_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    app = page.locator(".jp-OutputArea-output .widget-tab").first
+    app.wait_for(timeout=120_000)
+    # The quickstart builds FP16 and INT8 from Python, then shows the runs table.
+    page.locator(".jp-RenderedText", has_text="top-1 agreement").filter(has_text="int8 · b1").wait_for(timeout=180_000)
+    page.locator(".jp-OutputArea-output table.dataframe:not(.wb-runs)").wait_for(timeout=60_000)
+    runs_rows = app.locator("table.wb-runs tbody tr")
+    app.get_by_role("tab", name="Results").click()
+    runs_rows.first.wait_for(timeout=30_000)
+    before = runs_rows.count()
+    assert before == 2
+
+    app.get_by_role("tab", name="Build").click()
+    app.locator(".widget-toggle-button", has_text="fp32").first.click()
+    repeats = app.locator(".widget-inline-hbox", has_text="Timing repeats").locator("input")
+    repeats.fill("3000")
+    repeats.press("Enter")
+    build = app.locator("button.widget-button", has_text="Build")
+    build.click()
+    page.wait_for_function("() => [...document.querySelectorAll('button.widget-button')]"
+                           ".some(b => b.textContent.includes('Build') && b.disabled)", timeout=10_000)
+
+    # A cell run while the build is in progress: the kernel answers, and sees the build busy.
+    last = page.locator(".jp-Notebook .jp-Cell").last
+    last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type("print('busy during cell:', app.controller.busy)")
+    page.keyboard.press("Shift+Enter")
+    page.locator(".jp-OutputArea-output", has_text="busy during cell: True").wait_for(timeout=30_000)
+
+    app.locator(".progress-bar-success").wait_for(timeout=180_000)
+    app.get_by_role("tab", name="Results").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('table.wb-runs tbody tr').length > n", arg=before, timeout=30_000)
+    assert runs_rows.count() == before + 1
+    assert app.locator("table.wb-runs tbody tr", has_text="fp32").count() == 1
+    plots = app.locator(".js-plotly-plot")
+    plots.nth(2).wait_for(timeout=60_000)
+    assert app.locator(".js-plotly-plot .xtitle", has_text="time per inference (ms)").count() >= 1
+    assert app.locator(".js-plotly-plot .ytitle", has_text="SQNR").count() == 1
+    assert app.locator(".js-plotly-plot .xtitle", has_text="latency").count() == 1
+    assert app.locator(".wb-error").count() == 0
+    news = page.get_by_role("button", name="No", exact=True)
+    if news.count():
+        news.first.click()  # JupyterLab's news prompt would cover the plots in the screenshot

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import psutil
 
 from workbench.cli.main import build_parser
 from workbench.lab import copy_notebooks, lab_command, lab_environment, packaged_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_notebooks_are_package_data_and_the_top_level_folder_is_the_same_files() -> None:
@@ -43,3 +57,29 @@ def test_lab_binds_loopback_and_kernels_find_workspace_and_samples(tmp_path: Pat
 def test_lab_is_a_cli_command() -> None:
     args = build_parser().parse_args(["lab", "--no-browser", "--port", "8899"])
     assert args.command == "lab" and args.no_browser and args.port == 8899
+
+
+def test_workbench_lab_serves_the_notebooks_on_loopback(tmp_path: Path, workspace: Path) -> None:
+    port = free_port()
+    folder = tmp_path / "my-notebooks"
+    command = [sys.executable, "-m", "workbench", "lab", "--no-browser", "--port", str(port), "--dir", str(folder),
+               *(["--allow-root"] if os.geteuid() == 0 else [])]
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_TOKEN": "t"}
+    lab = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                contents = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents?token=t", timeout=2))
+                break
+            except OSError:
+                assert lab.poll() is None and time.monotonic() < deadline, "workbench lab did not start"
+                time.sleep(0.5)
+        assert "quickstart.ipynb" in {item["name"] for item in contents["content"]}
+        listening = {c.laddr.ip for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+        assert listening == {"127.0.0.1"}
+    finally:
+        lab.terminate()
+        lab.wait(30)
+    assert (folder / "quickstart.ipynb").is_file()

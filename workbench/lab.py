@@ -66,11 +66,12 @@ def lab_command(root: Path, port: int | None = None, browser: bool = True,
     return command + list(extra)
 
 
-def start_lab(folder: Path, port: int | None = None, browser: bool = True, refresh: bool = False) -> int:
+def start_lab(folder: Path, port: int | None = None, browser: bool = True, refresh: bool = False,
+              extra: Sequence[str] = ()) -> int:
     """Copy the notebooks, then run JupyterLab in the foreground until it is stopped."""
     if importlib.util.find_spec("jupyterlab") is None or importlib.util.find_spec("ipywidgets") is None:
         raise WorkbenchError("JupyterLab or ipywidgets is not installed.",
                              "Install the lab extra: pip install 'onnx-workbench[cpu,lab]'.")
     written = copy_notebooks(folder, refresh)
     print(f"notebooks in {folder.resolve()} ({len(written)} copied, existing copies kept)", file=sys.stderr)
-    return subprocess.call(lab_command(folder.resolve(), port, browser), env=lab_environment())
+    return subprocess.call(lab_command(folder.resolve(), port, browser, extra), env=lab_environment())

@@ -16,8 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
     parser.add_argument("--refresh", action="store_true",
                         help="overwrite copies in --dir with the packaged notebooks (your edits there are lost)")
+    parser.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root (containers)")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    return start_lab(Path(args.dir), port=args.port, browser=not args.no_browser, refresh=args.refresh)
+    extra = ["--allow-root"] if args.allow_root else []
+    return start_lab(Path(args.dir), port=args.port, browser=not args.no_browser, refresh=args.refresh, extra=extra)

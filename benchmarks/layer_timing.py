@@ -4,7 +4,7 @@ For each variant: the end-to-end median of a plain session, the sum of the per-l
 from a profiled session of the same model, threads and batch (timed in interleaved rounds), their
 ratio, and where the difference goes. Run from the repository root:
 
-    python benchmarks/layer_timing.py [--batch 1] [--repeats 200] [--workspace DIR]
+    python benchmarks/layer_timing.py [--batch 1] [--threads 1] [--repeats 200] [--workspace DIR]
 
 On a shared or busy machine the FP32 numbers show stalls, not the model: measure on a quiet one.
 """
@@ -28,11 +28,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of both sessions (0: ORT default)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     parser.add_argument("--workspace", help="reuse builds from this workspace (default: a fresh temporary one)")
     args = parser.parse_args()
     print(f"onnxruntime {onnxruntime.__version__} on {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} logical CPUs, batch {args.batch}, {args.repeats} timed runs after {args.warmup} warm-up")
+          f"{os.cpu_count()} logical CPUs, {args.threads or 'default'} intra-op threads, batch {args.batch}, "
+          f"{args.repeats} timed runs after {args.warmup} warm-up")
     header = (f"{'model':<14} {'precision':<9} {'end-to-end':>11} {'layer sum':>10} {'ratio':>6} "
               f"{'run sum':>9} {'ORT run':>9} {'executor':>9} {'binding':>8} {'profiler':>9} {'layers':>6}")
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
@@ -43,7 +45,7 @@ def main() -> None:
             name = model.parent.name
             for precision in args.precisions:
                 profile = profile_model(model, precision, batch=args.batch, warmup=args.warmup,
-                                        repeats=args.repeats, pipeline=pipeline)
+                                        repeats=args.repeats, threads=args.threads, pipeline=pipeline)
                 print(f"{name:<14} {precision:<9} {profile.end_to_end_ms:9.4f}ms {profile.layer_sum_ms:8.4f}ms "
                       f"{profile.ratio:6.3f} {profile.kernel_run_ms:7.4f}ms {profile.session_ms:7.4f}ms "
                       f"{profile.session_ms - profile.kernel_run_ms:7.4f}ms "

@@ -1,9 +1,16 @@
 """Profile one variant end to end: where its time goes, layer by layer, and what the layers miss.
 
-The variant is built (or fetched from the cache) by the one Pipeline, then loaded twice by the
-same backend with the same session options: a plain engine for the end-to-end median and a
+The variant is built (or fetched from the cache) by the one Pipeline, then loaded twice with
+the backend's session options and providers: a plain engine for the end-to-end median and a
 profiled one for the per-layer table. They are timed in interleaved rounds, so both see the
 same machine state, and the profiled engine's warm-up runs are dropped from its trace.
+
+Both use the same number of intra-op threads, one by default: with ORT's profiler on, kernels
+no longer spread over the intra-op pool (measured on a 16-core CPU: digits_resnet FP32 0.59 ms
+plain with the default pool, 7.8 ms profiled; ORT issue #18600 reports the same), so a
+multi-threaded plain session and a profiled one time two different programs. ``threads=0``
+keeps ORT's default pool for both; the gap table then shows the difference as the profiler's
+own cost.
 
 The layer sum never equals the end-to-end time. The gap is split into what can be measured:
 one-off slow kernel calls (a run's summed kernel time minus the sum of per-layer medians: a
@@ -28,6 +35,8 @@ import onnx
 import pandas as pd
 
 from workbench.analysis.ort_profile import layer_table_from_trace, read_ort_trace
+from workbench.backends.base import Backend
+from workbench.backends.onnxruntime_cpu import OnnxrtEngine
 from workbench.backends.registry import DEFAULT_BACKEND, get_backend
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
@@ -54,6 +63,7 @@ class LayerProfile:
     model_path: str
     precision: str
     run_id: str | None = None
+    threads: int = 1
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -69,7 +79,7 @@ class LayerProfile:
         """Components that add up to the end-to-end median: kernels and the time outside them."""
         rows = [
             ("kernels (layer sum)", self.layer_sum_ms),
-            ("one-off slow kernel calls (per-run sum minus per-layer medians)", self.kernel_run_ms - self.layer_sum_ms),
+            ("one-off slow kernel calls", self.kernel_run_ms - self.layer_sum_ms),
             ("ORT executor between kernels", self.session_ms - self.kernel_run_ms),
             ("Python binding and copies around run()", self.profiled_end_to_end_ms - self.session_ms),
             ("minus the profiler's own cost", self.end_to_end_ms - self.profiled_end_to_end_ms),
@@ -88,6 +98,7 @@ class LayerProfile:
             "batch": self.batch,
             "warmup": self.warmup,
             "repeats": self.repeats,
+            "threads": self.threads,
             "end_to_end_ms": self.end_to_end_ms,
             "layer_sum_ms": self.layer_sum_ms,
             "ratio": self.ratio,
@@ -114,6 +125,7 @@ def profile_model(
     exclude_nodes: Sequence[str] = (),
     warmup: int = 10,
     repeats: int = 100,
+    threads: int = 1,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -129,7 +141,7 @@ def profile_model(
         per_channel=per_channel, exclude_nodes=exclude_nodes,
         progress=forward(outer.slice(0.0, 0.5)), cancel=outer.cancel,
     )
-    return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, pipeline=pipeline,
+    return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, threads=threads, pipeline=pipeline,
                        progress=forward(outer.slice(0.5, 1.0)), cancel=outer.cancel)
 
 
@@ -139,6 +151,7 @@ def profile_run(
     eval: DataSource = None,
     warmup: int = 10,
     repeats: int = 100,
+    threads: int = 1,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -157,17 +170,11 @@ def profile_run(
     backend = get_backend(run.spec.backend)
     progress_.report("profile", 0.0, "loading plain and profiled engines")
     with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp:
-        with backend.load(Path(run.artifact)) as plain, \
-                backend.load(Path(run.artifact), profile_dir=Path(tmp)) as profiled:
-            end_profiling = getattr(profiled, "end_profiling", None)
-            if end_profiling is None:
-                raise WorkbenchError(
-                    f"Backend '{backend.name}' has no per-layer profiler here.",
-                    "Profile on onnxruntime-cpu, or import a trtexec profile (workbench import-trtexec).",
-                )
+        with _engine(backend, run.artifact, threads, None) as plain, \
+                _engine(backend, run.artifact, threads, Path(tmp)) as profiled:
             latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup,
                                       repeats=repeats, progress=progress_.slice(0.0, 0.9))
-            trace_path = end_profiling()
+            trace_path = profiled.end_profiling()
         if not trace_path:
             raise WorkbenchError("ONNX Runtime wrote no profile.", "Check the workspace folder is writable.")
         trace = read_ort_trace(trace_path).after_warmup(warmup)
@@ -187,11 +194,31 @@ def profile_run(
         model_path=run.artifact,
         precision=run.spec.precision,
         run_id=run.run_id,
+        threads=threads,
         notes=notes,
     )
     save_layer_table(run, layers, pipeline)
     progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
     return profile
+
+
+def _engine(backend: Backend, model: str, threads: int, profile_dir: Path | None) -> OnnxrtEngine:
+    """A session from the backend's own options and providers, with ``threads`` intra-op threads.
+
+    Both engines of a profile are made here, so they differ only in the profiler being on.
+    """
+    options_for = getattr(backend, "session_options", None)
+    if options_for is None:
+        raise WorkbenchError(
+            f"Backend '{backend.name}' has no per-layer profiler here.",
+            "Profile on onnxruntime-cpu, or import a trtexec profile (workbench import-trtexec).",
+        )
+    import onnxruntime as ort
+
+    options = options_for(profile_dir)
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model, options, providers=list(backend.providers))
+    return OnnxrtEngine(session)
 
 
 def save_layer_table(run: Run, layers: pd.DataFrame, pipeline: Pipeline) -> None:

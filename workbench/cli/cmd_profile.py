@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval", help="inputs to time on (default: eval.npz beside the model, else random)")
     parser.add_argument("--warmup", type=int, default=10, help="runs dropped before timing (default 10)")
     parser.add_argument("--repeats", type=int, default=100, help="timed runs (default 100)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads of both the plain and the profiled session (default 1; "
+                        "0 = ONNX Runtime's default, which the profiler does not use)")
     parser.add_argument("--top", type=int, default=15, help="layers shown in the text table (default 15)")
     parser.set_defaults(func=handle)
 
@@ -32,6 +35,7 @@ def handle(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor,
         warmup=args.warmup,
         repeats=args.repeats,
+        threads=args.threads,
         pipeline=Pipeline(args.workspace),
         progress=stderr_progress(sys.stderr.isatty()),
     )
@@ -46,7 +50,7 @@ def format_profile(profile: LayerProfile, top: int) -> str:
     """Slowest layers first, then the sum against end to end and where the rest went."""
     lines = [
         f"{profile.model_path}  {profile.precision}  batch {profile.batch}  "
-        f"({profile.repeats} runs after {profile.warmup} warm-up)",
+        f"{profile.threads or 'default'} intra-op threads ({profile.repeats} runs after {profile.warmup} warm-up)",
         f"{'time ms':>9} {'share':>6}  {'precision':<8} {'op type':<18} layer",
     ]
     for row in profile.layers.sort_values("time_ms", ascending=False).head(top).itertuples():

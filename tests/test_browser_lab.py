@@ -109,9 +109,11 @@ def drive_quickstart(page: sync_api.Page, base: str) -> None:
 
     app.get_by_role("tab", name="Build").click()
     app.locator(".widget-toggle-button", has_text="fp32").first.click()
-    repeats = app.locator(".widget-inline-hbox", has_text="Timing repeats").locator("input")
-    repeats.fill("3000")
-    repeats.press("Enter")
+    # Long enough (batch 32, 10000 timed runs: tens of seconds) that the cell below runs mid-build.
+    for label, value in (("Batch", "32"), ("Timing repeats", "10000")):
+        field = app.locator(".widget-inline-hbox", has_text=label).locator("input")
+        field.fill(value)
+        field.press("Enter")
     build = app.locator("button.widget-button", has_text="Build")
     build.click()
     page.wait_for_function("() => [...document.querySelectorAll('button.widget-button')]"
@@ -132,7 +134,7 @@ def drive_quickstart(page: sync_api.Page, base: str) -> None:
     page.wait_for_function(
         "n => document.querySelectorAll('table.wb-runs tbody tr').length > n", arg=before, timeout=30_000)
     assert runs_rows.count() == before + 1
-    assert app.locator("table.wb-runs tbody tr", has_text="fp32").count() == 1
+    assert app.locator("table.wb-runs tbody tr", has_text="b32").count() == 1
     plots = app.locator(".js-plotly-plot")
     plots.nth(2).wait_for(timeout=60_000)
     assert app.locator(".js-plotly-plot .xtitle", has_text="time per inference (ms)").count() >= 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -26,8 +25,6 @@ NAMES = [
 
 def needs(name: str) -> str | None:
     """Why a notebook cannot run here, or None."""
-    if name == "workshop_3_pruning" and importlib.util.find_spec("workbench.runs.prune_step") is None:
-        return "pruning is not wired into the pipeline yet (workbench.runs.prune_step)"
     if name == "tensorrt_profile_explorer" and not any(TRTEXEC.glob("*.profile.json")):
         return f"no trtexec exports at {TRTEXEC}"
     return None

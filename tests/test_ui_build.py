@@ -148,7 +148,6 @@ def test_pruning_controls_map_to_pipeline_options() -> None:
 
 
 def test_pruned_build_lands_in_the_table(cnn: Path) -> None:
-    pytest.importorskip("workbench.runs.prune_step", reason="pruning is not wired into the pipeline yet")
     app = Workbench(cnn)
     app.build.prune_method.value = "magnitude"
     build(app, precision="fp32", prune_ratio=0.5, repeats=5, profile_layers=False)

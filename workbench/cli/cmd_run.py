@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from workbench.cli.common import add_build_options, print_json, stderr_progress
+from workbench.pruning import METHODS
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 
@@ -15,8 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_build_options(parser)
     parser.add_argument("--eval", help="evaluation data (default: eval.npz beside the model); "
                         "'random' or 'random:N' for timing on synthetic data")
-    parser.add_argument("--prune-method", choices=["magnitude", "2:4", "channel"])
-    parser.add_argument("--prune-ratio", type=float, default=0.0)
+    parser.add_argument("--prune-method", choices=METHODS,
+                        help="magnitude (zeros weights, no speed-up), 2:4 (TensorRT sparse kernels), "
+                        "channel (removes channels: faster everywhere)")
+    parser.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
+    parser.add_argument("--no-repair", action="store_true",
+                        help="skip the BatchNorm/bias repair of a pruned model on calibration data")
     parser.add_argument("--exclude", action="append", default=[], metavar="NODE",
                         help="keep this node in FP32 (repeatable)")
     parser.add_argument("--repeats", type=int, default=30)
@@ -37,6 +42,7 @@ def handle(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor,
         prune_method=args.prune_method,
         prune_ratio=args.prune_ratio,
+        prune_repair=not args.no_repair,
         exclude_nodes=args.exclude,
         repeats=args.repeats,
         force=args.force,

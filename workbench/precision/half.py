@@ -3,11 +3,16 @@
 BF16 has no converter of its own in ONNX Runtime, so it reuses the FP16 converter's placement
 (the same casts at the same places) and then re-types that region as BF16, taking the weights
 from the original FP32 values so nothing is rounded twice.
+
+The converter appends its input casts after the nodes that read them and can repeat a node name
+when it wraps blocked nodes; ONNX Runtime tolerates the first and TensorRT neither, so every
+converted graph is put back in topological order with unique node names.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Iterable
 
 import ml_dtypes
@@ -37,9 +42,45 @@ def convert_half(
         op_block_list=sorted({*DEFAULT_OP_BLOCK_LIST, *FRAGILE_OPS, *blocked_ops}),
         node_block_list=sorted(set(blocked_nodes)),
     )
+    _tidy(half.graph)
     if dtype == "fp16":
         return half
     return _retype_to_bf16(half, model)
+
+
+def _tidy(graph: onnx.GraphProto) -> None:
+    """Reorder nodes topologically (stable: ties keep their order) and make node names unique."""
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    waiting = [0] * len(nodes)
+    readers: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for source in {producer[name] for name in node.input if name in producer and producer[name] != i}:
+            waiting[i] += 1
+            readers[source].append(i)
+    ready = deque(i for i, count in enumerate(waiting) if count == 0)
+    order = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for reader in readers[i]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                ready.append(reader)
+    if len(order) != len(nodes):  # a cycle: leave the order alone and let the checker say so
+        order = list(range(len(nodes)))
+    seen: set[str] = set()
+    sorted_nodes = []
+    for i in order:
+        node = copy.copy(nodes[i])
+        name, suffix = node.name, 1
+        while name and name in seen:
+            name, suffix = f"{node.name}_{suffix}", suffix + 1
+        node.name = name
+        seen.add(name)
+        sorted_nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(sorted_nodes)
 
 
 def _retype_to_bf16(half: onnx.ModelProto, original: onnx.ModelProto) -> onnx.ModelProto:

@@ -97,7 +97,7 @@ def build_variant(
         out = Path(tmp) / "variant.onnx"
         if precision == "fp32":
             out.write_bytes(src.read_bytes())
-            build.notes.append("FP32 reference: the model as given")
+            build.notes.append("FP32: weights and types unchanged")
         elif precision in ("fp16", "bf16"):
             model = onnx.load(str(src))
             ops, nodes = _half_with_fallback(model, precision, out, check, progress)

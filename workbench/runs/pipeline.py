@@ -27,7 +27,9 @@ from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import LoadedModel, load_model
 from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
+from workbench.pruning import METHODS, check_ratio
 from workbench.runs.environment import environment
+from workbench.runs.prune_step import pruned_source
 from workbench.runs.run import Run
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
@@ -87,6 +89,7 @@ class Pipeline:
         per_channel: bool = True,
         prune_method: str | None = None,
         prune_ratio: float = 0.0,
+        prune_repair: bool = True,
         exclude_nodes: Sequence[str] = (),
         preprocess: ImagePreprocess | None = None,
         warmup: int = 5,
@@ -101,7 +104,7 @@ class Pipeline:
         try:
             return self._run(
                 model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
-                prune_ratio, tuple(exclude_nodes), preprocess, warmup, repeats, force,
+                prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
                 Progress(progress, cancel),
             )
         except OSError as exc:
@@ -115,11 +118,11 @@ class Pipeline:
         finally:
             self._lock.release()
 
-    def _inputs(self, model: str | Path, calib: DataSource, eval_: DataSource, precision: str,
+    def _inputs(self, model: str | Path, calib: DataSource, eval_: DataSource, wants_calib: bool,
                 preprocess: ImagePreprocess | None) -> Inputs:
         loaded = load_model(model)
         info = inspect_model(loaded)
-        calib = calib if calib is not None else (sibling_data(loaded.path, "calib") if precision == "int8" else None)
+        calib = calib if calib is not None else (sibling_data(loaded.path, "calib") if wants_calib else None)
         eval_ = eval_ if eval_ is not None else sibling_data(loaded.path, "eval")
         if eval_ is None:
             raise DataError(
@@ -132,13 +135,15 @@ class Pipeline:
         return Inputs(loaded, info, calib_data, eval_data)
 
     def _run(self, model, precision, calib, eval_, batch, backend_name, calib_method, per_channel,
-             prune_method, prune_ratio, exclude_nodes, preprocess, warmup, repeats, force,
+             prune_method, prune_ratio, prune_repair, exclude_nodes, preprocess, warmup, repeats, force,
              progress: Progress) -> Run:
         progress.report("load", 0.0, "loading the model and data")
         if batch < 1:
             raise DataError(f"Batch size {batch} is not valid.", "Use a batch of 1 or more.")
+        prune_ratio = check_prune_choice(prune_method, prune_ratio)
         backend = get_backend(backend_name)
-        inputs = self._inputs(model, calib, eval_, precision, preprocess)
+        wants_calib = precision == "int8" or bool(prune_ratio and prune_repair)
+        inputs = self._inputs(model, calib, eval_, wants_calib, preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
             raise DataError(f"The model's batch size is fixed at {first_dim}; batch {batch} cannot run.",
@@ -153,7 +158,8 @@ class Pipeline:
             calib_method=calib_method if precision == "int8" else None,
             per_channel=per_channel,
             prune_method=prune_method if prune_ratio else None,
-            prune_ratio=float(prune_ratio) if prune_method else 0.0,
+            prune_ratio=prune_ratio if prune_method else 0.0,
+            prune_repair=prune_repair,
             eval_digest=inputs.eval.digest,
             exclude_nodes=exclude_nodes,
         )
@@ -213,9 +219,18 @@ class Pipeline:
         """The model the precision step starts from: the original, or its pruned version."""
         if not spec.prune_method:
             return inputs.model.path, inputs.info.flops / 1e9
-        from workbench.runs.prune_step import pruned_source
-
         return pruned_source(inputs, spec, artifact_dir, notes, progress)
+
+
+def check_prune_choice(method: str | None, ratio: object) -> float:
+    """The pruning ratio as a float, after checking the method and ratio make sense together."""
+    ratio = check_ratio(ratio)
+    if method is not None and method not in METHODS:
+        raise WorkbenchError(f"Unknown pruning method {method!r}.", f"Choose one of {', '.join(METHODS)}.")
+    if ratio and method is None:
+        raise WorkbenchError(f"A pruning ratio of {ratio:g} was given without a pruning method.",
+                             f"Add --prune-method ({', '.join(METHODS)}), or set the ratio to 0.")
+    return ratio
 
 
 def timing_feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ class RunSpec:
     per_channel: bool = True
     prune_method: str | None = None
     prune_ratio: float = 0.0
+    prune_repair: bool = True
     eval_digest: str | None = None
     exclude_nodes: tuple[str, ...] = ()
 
@@ -38,7 +39,8 @@ class RunSpec:
             "calib": self.calib_digest if quantized else None,
             "calib_method": self.calib_method if quantized else None,
             "per_channel": self.per_channel if self.precision.startswith("int8") else None,
-            "prune": [self.prune_method, self.prune_ratio] if self.prune_method and self.prune_ratio else None,
+            "prune": ([self.prune_method, self.prune_ratio, self.prune_repair]
+                      if self.prune_method and self.prune_ratio else None),
             "exclude": sorted(self.exclude_nodes),
         }
 

@@ -14,10 +14,9 @@ from workbench.backends.registry import DEFAULT_BACKEND
 from workbench.errors import Busy, Cancelled, DataError, WorkbenchError
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
+from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.runs.pipeline import DataSource, Pipeline
 from workbench.runs.run import Run
-
-PRUNE_METHODS = ("magnitude", "2:4", "channel")
 
 
 def accuracy_loss(drift: dict) -> tuple[float | None, str]:

@@ -18,11 +18,9 @@ from workbench.errors import DataError
 from workbench.precision.int8 import CALIBRATION_METHODS
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
+from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
-
-#: The pruning methods `workbench run --prune-method` accepts.
-PRUNE_METHODS = ("magnitude", "2:4", "channel")
 
 #: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
 CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"

@@ -1,0 +1,91 @@
+"""Pruning inside the pipeline: composed with precision, repaired on calibration data, cached, refused clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.model.flops import node_flops
+from workbench.runs.pipeline import Pipeline
+
+
+def _conv_channels(path: str | Path) -> list[int]:
+    model = onnx.load(str(path))
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    return [weights[n.input[1]][0] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in weights]
+
+
+def test_channel_pruned_resnet_is_smaller_repaired_and_measured_against_unpruned_fp32(resnet: Path) -> None:
+    pipeline = Pipeline()
+    run = pipeline.run(resnet, "fp32", batch=8, repeats=5, prune_method="channel", prune_ratio=0.5)
+    original = onnx.load(str(resnet))
+    assert run.spec.prune_method == "channel" and run.spec.prune_ratio == 0.5 and run.spec.prune_repair
+    assert sum(_conv_channels(run.artifact)) < sum(_conv_channels(resnet))
+    assert run.model_gflops < 0.5 * sum(node_flops(original).values()) / 1e9
+    # The reference is the unpruned FP32 model: its outputs differ from the pruned variant's.
+    assert run.drift["max_abs_error"] > 0 and run.drift["reference_accuracy"] > 0.95
+    repair = next(n for n in run.notes if n.startswith("repair on calibration data"))
+    before, after = (float(x.rstrip("%")) for x in repair.split("accuracy ")[1].split(" after")[0].split("% before, "))
+    assert after >= before
+    # Pruned + INT8 composes: the same pruned file is quantized with the same calibration data.
+    int8 = pipeline.run(resnet, "int8", batch=8, repeats=5, prune_method="channel", prune_ratio=0.5)
+    assert any(n.startswith("pruned (channel)") for n in int8.notes)
+    assert any("static INT8" in n for n in int8.notes)
+    types = {n.op_type for n in onnx.load(int8.artifact).graph.node}
+    assert "QuantizeLinear" in types and int8.model_gflops == pytest.approx(run.model_gflops)
+
+
+def test_no_repair_keeps_the_pruned_weights(cnn: Path) -> None:
+    pipeline = Pipeline()
+    repaired = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5)
+    plain = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5,
+                         prune_repair=False)
+    assert repaired.run_id != plain.run_id
+    assert not any(n.startswith("repair") for n in plain.notes)
+    assert _conv_channels(plain.artifact) == _conv_channels(repaired.artifact)
+
+
+def test_magnitude_pruning_says_it_buys_no_speed(cnn: Path) -> None:
+    run = Pipeline().run(cnn, "fp32", batch=8, repeats=3, prune_method="magnitude", prune_ratio=0.5)
+    assert any("no speed" in n or "just as long" in n for n in run.notes)
+    assert _conv_channels(run.artifact) == _conv_channels(cnn)
+
+
+def test_ratio_zero_is_the_unpruned_run(cnn: Path) -> None:
+    pipeline = Pipeline()
+    plain = pipeline.run(cnn, "fp32", batch=4, repeats=3)
+    zero = pipeline.run(cnn, "fp32", batch=4, repeats=3, prune_method="channel", prune_ratio=0.0)
+    assert zero.run_id == plain.run_id and zero.spec.prune_method is None
+
+
+@pytest.mark.parametrize(("method", "ratio", "words"), [
+    ("channel", 1.0, "outside [0, 1)"),
+    ("channel", -0.1, "outside [0, 1)"),
+    ("channel", "half", "not a number"),
+    (None, 0.5, "without a pruning method"),
+    ("random", 0.5, "Unknown pruning method"),
+])
+def test_bad_pruning_choices_are_refused_before_any_work(cnn: Path, workspace: Path, method, ratio, words) -> None:
+    with pytest.raises(WorkbenchError, match=words.replace("[", r"\[").replace(")", r"\)")):
+        Pipeline().run(cnn, "fp32", prune_method=method, prune_ratio=ratio)
+    assert not any((workspace / "artifacts").glob("*/*"))
+
+
+def test_cli_prune_records_method_and_ratio_in_spec(cnn: Path, cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "run", str(cnn), "--prune-method", "channel", "--prune-ratio", "0.25",
+         "--batch", "8", "--repeats", "3", "--json"],
+        capture_output=True, text=True, env=cli_env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["spec"]["prune_method"] == "channel" and data["spec"]["prune_ratio"] == 0.25
+    assert data["speedup"] > 0 and data["drift"]["reference_accuracy"] is not None
+    bad = subprocess.run([sys.executable, "-m", "workbench", "run", str(cnn), "--prune-method", "channel",
+                          "--prune-ratio", "1.5"], capture_output=True, text=True, env=cli_env, timeout=600)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) <= 2 and "[0, 1)" in bad.stderr

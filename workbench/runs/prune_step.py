@@ -1,0 +1,119 @@
+"""The pipeline's pruning step: prune, repair on calibration data, and measure what the repair bought.
+
+The precision step then starts from the pruned file, so pruning composes with every precision and
+the run's speed-up and drift are still measured against the unpruned FP32 model. The pruned file is
+cached beside the variant; a run that reuses it repeats the notes saved with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import onnx
+
+from workbench.backends.registry import get_backend
+from workbench.data.dataset import Dataset
+from workbench.measure.drift import collect_outputs, drift_metrics
+from workbench.model.flops import node_flops
+from workbench.progress import Progress
+from workbench.pruning import prune, repair
+from workbench.runs.spec import RunSpec
+from workbench.runs.workspace import write_json_atomically
+
+if TYPE_CHECKING:
+    from workbench.runs.pipeline import Inputs
+
+#: Pruning's own checks run on the CPU: the pruned file is plain FP32 ONNX whatever the target.
+CHECK_BACKEND = "onnxruntime-cpu"
+#: Samples used to compare the pruned model before and after repair (enough to see the change).
+REPAIR_EVAL_SAMPLES = 256
+EVAL_BATCH = 32
+
+
+def pruned_source(inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list[str],
+                  progress: Progress) -> tuple[Path, float]:
+    """The pruned FP32 model the precision step starts from, and its GFLOPs."""
+    target = artifact_dir / "pruned.onnx"
+    record = artifact_dir / "prune.json"
+    if target.is_file() and record.is_file():
+        notes += json.loads(record.read_text())["notes"]
+        notes.append("pruned model reused from the workspace cache")
+        return target, _gflops(onnx.load(str(target)))
+
+    progress.report("prune", 0.0, f"{spec.prune_method} pruning at ratio {spec.prune_ratio:g}")
+    result = prune(inputs.model.proto, spec.prune_method, spec.prune_ratio, progress=progress.slice(0.0, 0.5))
+    step_notes = [f"pruned ({spec.prune_method}): {result.report.summary}"]
+    if spec.prune_method == "magnitude":
+        step_notes.append("magnitude pruning only zeroes weights: dense kernels run just as long; "
+                          "use channel pruning for speed")
+    elif spec.prune_method == "2:4":
+        step_notes.append("2:4 sparsity is faster only on TensorRT with sparse tensor cores (Ampere or newer); "
+                          "on ONNX Runtime it runs as dense")
+    model = result.model
+    if spec.prune_repair and inputs.calib is not None:
+        model, repair_notes = _repaired(model, inputs, progress.slice(0.5, 1.0))
+        step_notes += repair_notes
+    elif spec.prune_repair:
+        step_notes.append("no repair: it needs calibration data (pass --calib, or put calib.npz beside the model)")
+
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=artifact_dir, suffix=".onnx", delete=False) as handle:
+        tmp = Path(handle.name)
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json_atomically(record, {
+        "notes": step_notes,
+        "params_before": result.report.params_before,
+        "params_after": result.report.params_after,
+        "layers": result.report.to_frame().to_dict(orient="records"),
+    })
+    notes += step_notes
+    return target, _gflops(model)
+
+
+def _gflops(model: onnx.ModelProto) -> float:
+    return sum(node_flops(model).values()) / 1e9
+
+
+def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tuple[onnx.ModelProto, list[str]]:
+    """The repaired model, and a note comparing it with the unrepaired one on the evaluation set."""
+    assert inputs.calib is not None
+    progress.report("repair", 0.0, "re-estimating BatchNorm statistics / correcting biases on calibration data")
+    repaired = repair(pruned, inputs.calib.inputs, inputs.model.proto, progress=progress.slice(0.0, 0.6))
+    sample = inputs.eval.take(REPAIR_EVAL_SAMPLES)
+    first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
+    batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else EVAL_BATCH
+    (metric, before), (_, after) = [
+        _score(model, sample, inputs.model.path, batch, progress.slice(start, start + 0.2), label)
+        for model, start, label in ((pruned, 0.6, "before repair"), (repaired, 0.8, "after repair"))
+    ]
+    shown = [f"{v:.4f}" if metric.startswith("cosine") else f"{v * 100:.1f}%" for v in (before, after)]
+    note = (f"repair on calibration data: {metric} {shown[0]} before, {shown[1]} after "
+            f"({len(sample)} evaluation samples)")
+    if after < before:
+        return pruned, [note + "; kept the unrepaired model"]
+    return repaired, [note]
+
+
+def _score(model: onnx.ModelProto, data: Dataset, reference_path: Path, batch: int, progress: Progress,
+           label: str) -> tuple[str, float]:
+    """The best task measure available: accuracy, else top-1 agreement, else cosine to the unpruned model."""
+    backend = get_backend(CHECK_BACKEND)
+    with tempfile.TemporaryDirectory(prefix="wb-prune-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(model, str(path))
+        with backend.load(path) as variant, backend.load(reference_path) as reference:
+            var_out = collect_outputs(variant, data, batch, progress.slice(0.0, 0.5), label)
+            ref_out = collect_outputs(reference, data, batch, progress.slice(0.5, 1.0), "unpruned")
+    drift = drift_metrics(ref_out, var_out, data.labels)
+    for key, name in (("accuracy", "accuracy"), ("top1_agreement", "top-1 agreement with FP32")):
+        if drift.get(key) is not None:
+            return name, float(drift[key])
+    return "cosine similarity to FP32", float(drift["cosine_similarity"])

@@ -6,7 +6,6 @@ from html import unescape
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from workbench.backends.registry import availability
 from workbench.ui.app import Workbench

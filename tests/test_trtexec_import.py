@@ -239,6 +239,18 @@ def test_layer_names_only_verbosity(tmp_path):
     assert "Convolution" in set(profile.layers["op_type"])
 
 
+def test_tensorrt_11_io_tensor_records_read_like_tensorrt_10_bindings():
+    graph = _raw("resnet18_a100_fp32", "graph")
+    trt10 = parse_layer_info(graph)
+    names = graph.pop("Bindings")
+    # TensorRT 11 lists I/O tensors as records (outputs may come first); inputs still lead the bindings.
+    graph["I/O Tensors"] = [{"Name": name, "IOMode": "Input" if i == 0 else "Output", "DataType": "Float"}
+                            for i, name in reversed(list(enumerate(names)))]
+    trt11 = parse_layer_info(graph)
+    assert trt11.bindings == trt10.bindings == names
+    assert trt11.batch == trt10.batch is not None
+
+
 def test_onnx_layer_metadata_wins_over_the_name():
     graph = _raw("resnet18_a100_fp32", "graph")
     graph["Layers"][0]["Metadata"] = "[ONNX Layer: /conv1/Conv]\x1f[ONNX Layer: /relu/Relu]"

@@ -1,7 +1,8 @@
 """Parse TensorRT layer information into per-layer facts, and join them with layer times.
 
 ``trtexec --exportLayerInfo`` and ``IEngineInspector.get_engine_information(
-LayerInformationFormat.JSON)`` write the same document: ``{"Layers": [...], "Bindings": [...]}``.
+LayerInformationFormat.JSON)`` write the same document: ``{"Layers": [...], "Bindings": [...]}``
+(TensorRT 10), where TensorRT 11 replaces the ``Bindings`` names with ``"I/O Tensors"`` records.
 Both the trtexec importer and the TensorRT backend's profiler go through this one parser, so a
 profile taken on someone else's GPU and one taken here give the same table.
 
@@ -140,7 +141,7 @@ def parse_layer_info(document: Mapping[str, Any] | str, known_nodes: Collection[
                 f"Layer {index} of the layer information is neither a name nor a layer record.",
                 "Re-export it with trtexec --exportLayerInfo; the file may be truncated or edited.",
             )
-    bindings = [b for b in document.get("Bindings", []) if isinstance(b, str)]
+    bindings = _io_names(document)
     detailed = any(isinstance(entry, Mapping) and "Inputs" in entry for entry in document["Layers"])
     return LayerInfo(layers, bindings, detailed, _batch(document["Layers"], bindings))
 
@@ -295,6 +296,15 @@ def _dims(tensor: Mapping[str, Any]) -> list[int] | None:
     if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims):
         return None
     return dims
+
+
+def _io_names(document: Mapping[str, Any]) -> list[str]:
+    """Engine I/O tensor names, inputs first: TensorRT 10's ``Bindings`` or TensorRT 11's ``I/O Tensors``."""
+    if "I/O Tensors" in document:
+        records = [t for t in document["I/O Tensors"] if isinstance(t, Mapping) and isinstance(t.get("Name"), str)]
+        records.sort(key=lambda t: t.get("IOMode") != "Input")
+        return [t["Name"] for t in records]
+    return [b for b in document.get("Bindings", []) if isinstance(b, str)]
 
 
 def _batch(layers: list[Any], bindings: list[str]) -> int | None:

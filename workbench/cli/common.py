@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from workbench.backends.registry import DEFAULT_BACKEND
+from workbench.backends.registry import DEFAULT_BACKEND, backend_names
 from workbench.precision.int8 import CALIBRATION_METHODS
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
@@ -22,7 +22,9 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
     parser.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
+                        help=f"one of {', '.join(backend_names())} (default {DEFAULT_BACKEND}; "
+                        "`workbench backends` says which work here)")
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

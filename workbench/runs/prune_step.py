@@ -53,10 +53,10 @@ def pruned_source(inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list
     elif spec.prune_method == "2:4":
         step_notes.append("2:4 sparsity is faster only on TensorRT with sparse tensor cores (Ampere or newer); "
                           "on ONNX Runtime it runs as dense")
-    model = result.model
+    model, repair_record = result.model, None
     if spec.prune_repair and inputs.calib is not None:
-        model, repair_notes = _repaired(model, inputs, progress.slice(0.5, 1.0))
-        step_notes += repair_notes
+        model, repair_record = _repaired(model, inputs, progress.slice(0.5, 1.0))
+        step_notes.append(repair_record["note"])
     elif spec.prune_repair:
         step_notes.append("no repair: it needs calibration data (pass --calib, or put calib.npz beside the model)")
 
@@ -72,6 +72,7 @@ def pruned_source(inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list
         "notes": step_notes,
         "params_before": result.report.params_before,
         "params_after": result.report.params_after,
+        "repair": repair_record,
         "layers": result.report.to_frame().to_dict(orient="records"),
     })
     notes += step_notes
@@ -82,8 +83,8 @@ def _gflops(model: onnx.ModelProto) -> float:
     return sum(node_flops(model).values()) / 1e9
 
 
-def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tuple[onnx.ModelProto, list[str]]:
-    """The repaired model, and a note comparing it with the unrepaired one on the evaluation set."""
+def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tuple[onnx.ModelProto, dict]:
+    """The repaired model (or the pruned one, if repair made it worse) and how both scored on the eval set."""
     assert inputs.calib is not None
     progress.report("repair", 0.0, "re-estimating BatchNorm statistics / correcting biases on calibration data")
     repaired = repair(pruned, inputs.calib.inputs, inputs.model.proto, progress=progress.slice(0.0, 0.6))
@@ -97,9 +98,10 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
     shown = [f"{v:.4f}" if metric.startswith("cosine") else f"{v * 100:.1f}%" for v in (before, after)]
     note = (f"repair on calibration data: {metric} {shown[0]} before, {shown[1]} after "
             f"({len(sample)} evaluation samples)")
+    record = {"metric": metric, "before": before, "after": after, "samples": len(sample), "kept": after >= before}
     if after < before:
-        return pruned, [note + "; kept the unrepaired model"]
-    return repaired, [note]
+        return pruned, {**record, "note": note + "; kept the unrepaired model"}
+    return repaired, {**record, "note": note}
 
 
 def _score(model: onnx.ModelProto, data: Dataset, reference_path: Path, batch: int, progress: Progress,

@@ -9,7 +9,10 @@ bounded by capping the number of calibration samples instead (``MAX_CALIB_SAMPLE
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,32 @@ MAX_CALIB_SAMPLES = 512
 #: Ops quantized by the dynamic variant: the MatMul family, where weight-only INT8 pays off.
 #: Conv is left out on purpose: ONNX Runtime's ConvInteger is slower than FP32 Conv on CPUs.
 DYNAMIC_OP_TYPES = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization", "LSTM"]
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def quantizer_warnings(notes: list[str]) -> Iterator[None]:
+    """Turn the quantizer's root-logger warnings into one build note instead of stray stderr lines."""
+    root = logging.getLogger()
+    collect = _Collect()
+    saved = root.handlers[:]
+    root.handlers = [collect]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+    if collect.messages:
+        unique = list(dict.fromkeys(collect.messages))
+        more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
+        notes.append(f"ONNX Runtime's quantizer warned: {'; '.join(unique[:3])}{more}")
 
 
 class DatasetReader(CalibrationDataReader):
@@ -111,19 +140,20 @@ def quantize_int8_static(
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
         }
-        quantize_static(
-            str(prepared),
-            str(dst),
-            DatasetReader(calib, calib_batch, progress),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=activation,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CALIBRATION_METHODS[method],
-            nodes_to_exclude=exclude_nodes or [],
-            calibration_providers=["CPUExecutionProvider"],
-            extra_options=extra,
-        )
+        with quantizer_warnings(notes):
+            quantize_static(
+                str(prepared),
+                str(dst),
+                DatasetReader(calib, calib_batch, progress),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=activation,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CALIBRATION_METHODS[method],
+                nodes_to_exclude=exclude_nodes or [],
+                calibration_providers=["CPUExecutionProvider"],
+                extra_options=extra,
+            )
     notes.append(
         f"static INT8 Q/DQ: {'S8 symmetric' if symmetric else 'U8'} activations, S8 weights, "
         f"{'per-channel' if per_channel else 'per-tensor'}, {method} calibration on {calib.label} "
@@ -145,14 +175,15 @@ def quantize_int8_dynamic(
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         notes = preprocess_for_quantization(src, prepared)
-        quantize_dynamic(
-            str(prepared),
-            str(dst),
-            op_types_to_quantize=DYNAMIC_OP_TYPES,
-            per_channel=per_channel,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude_nodes or [],
-        )
+        with quantizer_warnings(notes):
+            quantize_dynamic(
+                str(prepared),
+                str(dst),
+                op_types_to_quantize=DYNAMIC_OP_TYPES,
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude_nodes or [],
+            )
     notes.append(
         f"dynamic INT8: S8 weights ({'per-channel' if per_channel else 'per-tensor'}) for "
         f"{', '.join(DYNAMIC_OP_TYPES)}; activations quantized at run time; Conv left in FP32"

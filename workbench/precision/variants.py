@@ -50,15 +50,22 @@ def _half_with_fallback(
     nodes: list[str] = []
     for attempt in range(MAX_FALLBACKS):
         progress.report("convert", attempt / MAX_FALLBACKS, f"{dtype.upper()} conversion, attempt {attempt + 1}")
-        onnx.save(convert_half(model, dtype, ops, nodes), str(tmp))
+        converted = convert_half(model, dtype, ops, nodes)
+        onnx.save(converted, str(tmp))
         error = check(tmp)
         if error is None:
             return ops, nodes
         culprit = blame(error)
-        if culprit.op_type and culprit.op_type not in ops:
+        present = {node.op_type for node in converted.graph.node}
+        if culprit.op_type and culprit.op_type not in ops and culprit.op_type in present:
             ops.append(culprit.op_type)
         elif culprit.node and culprit.node not in nodes:
             nodes.append(culprit.node)
+        elif culprit.op_type and (source := _next_half_op(converted, ops)):
+            # The backend named an op it made itself while optimizing (ONNX Runtime turns Softmax
+            # into ReduceMax and friends): keep the graph's own half-precision ops in FP32, in
+            # graph order, until it loads.
+            ops.append(source)
         else:
             raise BuildError(
                 f"The {dtype.upper()} model does not load on this backend and the error names nothing to "
@@ -67,6 +74,17 @@ def _half_with_fallback(
             )
     raise BuildError(f"{dtype.upper()} conversion still failed after {MAX_FALLBACKS} fall-backs.",
                      "Use FP32 or INT8 for this model.")
+
+
+def _next_half_op(model: onnx.ModelProto, blocked: list[str]) -> str | None:
+    """The first op type in graph order that still computes in FP16/BF16 and is not blocked yet."""
+    half = {onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    typed = {v.name for v in model.graph.value_info if v.type.tensor_type.elem_type in half}
+    typed |= {i.name for i in model.graph.initializer if i.data_type in half}
+    for node in model.graph.node:
+        if node.op_type not in blocked and node.op_type != "Cast" and any(name in typed for name in node.input):
+            return node.op_type
+    return None
 
 
 def build_variant(
@@ -106,7 +124,7 @@ def build_variant(
                                "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
             if ops:
                 build.notes.append(f"op types kept in FP32 because this backend has no {precision.upper()} "
-                                   f"kernel for them: {', '.join(ops)}")
+                                   f"kernel for them or for what it makes of them: {', '.join(ops)}")
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
         elif precision == "int8":

@@ -1,4 +1,4 @@
-"""``Workbench``: the whole app in one notebook cell, four tabs over one Pipeline."""
+"""``Workbench``: the whole app in one notebook cell, five tabs over one Pipeline."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 import ipywidgets as W
 from IPython.display import display
 
-from workbench.errors import Busy, ModelError
+from workbench.errors import Busy, DataError, ModelError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.runs.sweep import Sweep, SweepResult
 from workbench.runs.workspace import Workspace
 from workbench.ui.build_panel import BuildPanel
 from workbench.ui.controller import BuildController, Outcome
@@ -20,12 +21,14 @@ from workbench.ui.graph_panel import GraphPanel
 from workbench.ui.messages import error_html, note_html
 from workbench.ui.model_panel import ModelPanel
 from workbench.ui.results_panel import ResultsPanel
+from workbench.ui.sweep_controller import SweepController, SweepOutcome
+from workbench.ui.sweep_panel import SweepPanel
 
-TABS = ("Model", "Build", "Results", "Graph")
+TABS = ("Model", "Build", "Results", "Graph", "Sweep")
 
 
 class Workbench:
-    """Model, Build, Results and Graph tabs; builds run on a background thread.
+    """Model, Build, Results, Graph and Sweep tabs; builds and sweeps run on a background thread, one at a time.
 
     ``Workbench("model.onnx")`` opens the model at once; runs already in the workspace appear in
     the Results tab, so re-running the cell after a kernel restart shows the earlier runs.
@@ -38,9 +41,13 @@ class Workbench:
         self.build = BuildPanel(self._start_build, self.controller.cancel)
         self.results = ResultsPanel(self.pipeline)
         self.graph = GraphPanel()
+        self.sweeper = SweepController(self.pipeline, on_progress=self._sweep_progress, on_run=self._sweep_cell,
+                                       on_finish=self._sweep_finished)
+        self.sweep_panel = SweepPanel(self._start_sweep, self.sweeper.cancel)
         self.last_outcome: Outcome | None = None
-        self.tabs = W.Tab(children=[self.model.widget, self.build.widget, self.results.widget, self.graph.widget],
-                          titles=TABS)
+        self.last_sweep: SweepOutcome | None = None
+        self.tabs = W.Tab(children=[self.model.widget, self.build.widget, self.results.widget, self.graph.widget,
+                                    self.sweep_panel.widget], titles=TABS)
         header = W.HTML(f"<b>ONNX Workbench</b> <small>workspace: "
                         f"<code>{escape(str(self.pipeline.workspace.root))}</code></small>")
         self.widget = W.VBox([header, self.tabs], layout=W.Layout(width="100%"))
@@ -51,8 +58,13 @@ class Workbench:
         display(self.widget)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the running build has finished and the panels show it (scripts and tests)."""
-        return self.controller.wait(timeout)
+        """Block until the running build or sweep has finished and the panels show it (scripts and tests)."""
+        return self.controller.wait(timeout) and self.sweeper.wait(timeout)
+
+    @property
+    def busy(self) -> bool:
+        """A build or a sweep is running: both use the one pipeline, so neither may start beside the other."""
+        return self.controller.busy or self.sweeper.busy or self.pipeline.busy
 
     def run(self, precision: str = "fp32", **options: Any) -> Run:
         """Build from code exactly as the Build button does (layer profile and drift included), and wait.
@@ -62,8 +74,8 @@ class Workbench:
         """
         if self.model.path is None:
             raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
-        if self.controller.busy:
-            raise Busy("A build is already running.", "Wait for it, or click Cancel.")
+        if self.busy:
+            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
         self.build.set_running(True)
         self.results.show_error(None)
         self.controller.start(str(self.model.path), precision=precision, **options)
@@ -73,6 +85,26 @@ class Workbench:
             raise outcome.error if outcome and outcome.error else Busy("The build did not finish.", "Run it again.")
         return outcome.run
 
+    def sweep(self, **options: Any) -> SweepResult:
+        """Sweep from code exactly as the Run sweep button does, and wait; the panel's table fills too.
+
+        Options are ``Sweep``'s (precisions, prune_methods, prune_ratios, accuracy_budget, batch,
+        repeats, ...); raises the sweep's error, cancel included, which the panel shows too.
+        """
+        if self.model.path is None:
+            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
+        if self.busy:
+            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
+        sweep = Sweep(str(self.model.path), **options)
+        sweep.cells()  # an unusable grid raises here, before anything starts
+        self.sweep_panel.set_running(True)
+        self.sweeper.start(sweep)
+        self.sweeper.wait()
+        outcome = self.last_sweep
+        if outcome is None or outcome.result is None:
+            raise outcome.error if outcome and outcome.error else Busy("The sweep did not finish.", "Run it again.")
+        return outcome.result
+
     def select(self, tab: str) -> None:
         self.tabs.selected_index = TABS.index(tab)
 
@@ -80,13 +112,14 @@ class Workbench:
         self.results.show_model(info.digest)
         self.graph.set_variants(path, self.results.runs)
         self.build.show_message(note_html(f"Building from {path.name}."))
+        self.sweep_panel.show_message(note_html(f"Sweeping {path.name}."))
 
     def _start_build(self, options: dict[str, Any]) -> None:
         if self.model.path is None:
             self.build.show_message(error_html("No model is open. Open one in the Model tab first."))
             return
-        if self.controller.busy:
-            self.build.show_message(error_html("A build is already running. Wait for it, or click Cancel."))
+        if self.busy:
+            self.build.show_message(error_html("A build or sweep is already running. Wait for it, or click Cancel."))
             return
         self.build.set_running(True)
         self.results.show_error(None)
@@ -106,3 +139,34 @@ class Workbench:
         if self.model.path is not None:
             self.graph.set_variants(self.model.path, self.results.runs)
         self.select("Results")
+
+    def _start_sweep(self, options: dict[str, Any]) -> None:
+        if self.model.path is None:
+            self.sweep_panel.show_message(error_html("No model is open. Open one in the Model tab first."))
+            return
+        if self.busy:
+            self.sweep_panel.show_message(error_html("A build or sweep is already running. "
+                                                     "Wait for it, or click Cancel."))
+            return
+        sweep = Sweep(str(self.model.path), **options)
+        try:
+            sweep.cells()
+        except DataError as exc:
+            self.sweep_panel.show_message(error_html(exc))
+            return
+        self.sweep_panel.set_running(True)
+        self.sweeper.start(sweep)
+
+    def _sweep_progress(self, event: Any) -> None:
+        self.sweep_panel.show_progress(event)
+
+    def _sweep_cell(self, run: Run, reused: bool) -> None:
+        self.sweep_panel.add_run(run, reused)
+
+    def _sweep_finished(self, outcome: SweepOutcome) -> None:
+        """Finished cells are saved even when the sweep stopped early, so the Results tab shows them either way."""
+        self.last_sweep = outcome
+        self.sweep_panel.show_outcome(outcome)
+        self.results.refresh()
+        if self.model.path is not None:
+            self.graph.set_variants(self.model.path, self.results.runs)

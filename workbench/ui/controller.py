@@ -46,18 +46,13 @@ def explain(exc: BaseException) -> str:
             "the details are in the build log below.")
 
 
-class BuildController:
-    """Starts builds on a worker thread; a second start while one runs is refused, not queued."""
+class BackgroundJob:
+    """One job at a time on a daemon thread with its own cancel token; a second start is refused, not queued.
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        on_progress: Callable[[ProgressEvent], None],
-        on_finish: Callable[[Outcome], None],
-    ) -> None:
-        self.pipeline = pipeline
-        self.on_progress = on_progress
-        self.on_finish = on_finish
+    Builds and sweeps share this, so both keep the kernel free and stop the same way.
+    """
+
+    def __init__(self) -> None:
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._token: CancelToken | None = None
@@ -66,29 +61,47 @@ class BuildController:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, model: str, profile_layers: bool = True, layer_drift: bool = True, **options: Any) -> bool:
-        """Begin a build, then its layer profile and per-layer drift; False when one is running."""
+    def _launch(self, name: str, target: Callable[..., None], *args: Any) -> bool:
+        """Start ``target(*args, token)`` on a new thread; False when a job is still running."""
         with self._guard:
             if self.busy:
                 return False
             self._token = CancelToken()
-            extras = {"profile_layers": profile_layers, "layer_drift": layer_drift}
-            self._thread = threading.Thread(target=self._work, args=(model, extras, options, self._token),
-                                            name="workbench-build", daemon=True)
+            self._thread = threading.Thread(target=target, args=(*args, self._token), name=name, daemon=True)
             self._thread.start()
             return True
 
     def cancel(self) -> None:
-        """Ask the running build to stop at its next progress report."""
+        """Ask the running job to stop at its next progress report."""
         if self._token is not None:
             self._token.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the current build ends (for scripts and tests); True when nothing is running."""
+        """Block until the current job ends (for scripts and tests); True when nothing is running."""
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
         return not self.busy
+
+
+class BuildController(BackgroundJob):
+    """Starts builds, then their layer profile and per-layer drift, on a worker thread."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        on_progress: Callable[[ProgressEvent], None],
+        on_finish: Callable[[Outcome], None],
+    ) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.on_progress = on_progress
+        self.on_finish = on_finish
+
+    def start(self, model: str, profile_layers: bool = True, layer_drift: bool = True, **options: Any) -> bool:
+        """Begin a build, then its layer profile and per-layer drift; False when one is running."""
+        extras = {"profile_layers": profile_layers, "layer_drift": layer_drift}
+        return self._launch("workbench-build", self._work, model, extras, options)
 
     def _work(self, model: str, extras: dict[str, bool], options: dict[str, Any], token: CancelToken) -> None:
         progress = Progress(self.on_progress, token)

@@ -1,0 +1,176 @@
+"""Sweep tab: the grid (precisions x pruning methods x ratios), the budget, and a table that fills live.
+
+The panel maps widget values onto ``Sweep`` fields and shows what the sweep controller reports;
+building, measuring and picking are ``Sweep.run``'s, exactly as for ``workbench sweep``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+from workbench.errors import Cancelled, DataError
+from workbench.precision.variants import PRECISIONS
+from workbench.progress import ProgressEvent
+from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.runs.run import Run
+from workbench.runs.sweep import accuracy_loss
+from workbench.ui.build_panel import _wide, heading_html_widget
+from workbench.ui.messages import error_html, note_html
+from workbench.ui.sweep_controller import SweepOutcome
+
+DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
+RECOMMENDED = "★ recommended"
+
+
+def parse_ratios(text: str) -> list[float]:
+    """Comma-separated pruning ratios in [0, 1); the message says how to write them when they are not."""
+    try:
+        ratios = [float(item) for item in text.replace(" ", "").split(",") if item]
+    except ValueError as exc:
+        raise DataError(f"The pruning ratios '{text}' are not a list of numbers.",
+                        "Write ratios separated by commas, e.g. 0, 0.25, 0.5 (0 means unpruned).") from exc
+    if not ratios:
+        raise DataError("No pruning ratio given.", "Write 0 for unpruned variants, or e.g. 0, 0.25, 0.5.")
+    outside = [r for r in ratios if not 0 <= r < 1]
+    if outside:
+        raise DataError(f"The pruning ratio {outside[0]:g} is outside [0, 1).",
+                        "Use ratios from 0 (unpruned) up to below 1, e.g. 0, 0.25, 0.5.")
+    return ratios
+
+
+class SweepPanel:
+    """Options for one sweep; ``on_sweep`` receives ``Sweep`` keyword arguments (all but the model)."""
+
+    def __init__(self, on_sweep: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
+        self.precisions = W.SelectMultiple(options=list(PRECISIONS), value=DEFAULT_PRECISIONS, rows=len(PRECISIONS),
+                                           description="Precisions", **_wide())
+        self.prune_methods = W.SelectMultiple(options=list(PRUNE_METHODS), value=(), rows=len(PRUNE_METHODS),
+                                              description="Pruning methods", **_wide())
+        self.prune_ratios = W.Text(value="0", placeholder="e.g. 0, 0.25, 0.5 (0 = unpruned)",
+                                   description="Pruning ratios", **_wide())
+        self.accuracy_budget = W.BoundedFloatText(value=0.5, min=0.0, max=100.0, step=0.1,
+                                                  description="Budget (points)", **_wide())
+        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **_wide())
+        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **_wide())
+        self.run_button = W.Button(description="Run sweep", button_style="primary", icon="play")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
+                                   layout=W.Layout(width="460px"))
+        self.step = W.Label("Idle.")
+        self.status = W.HTML()
+        self.recommendation = W.HTML()
+        self.table = W.HTML()
+        self.log = W.Output(layout=W.Layout(max_height="160px", overflow="auto"))
+        self.rows: list[tuple[Run, bool]] = []
+        self.failed: list[tuple[str, str]] = []
+        self.recommended: str | None = None
+
+        self.run_button.on_click(lambda _: self._run_clicked(on_sweep))
+        self.cancel_button.on_click(lambda _: on_cancel())
+        self.widget = W.VBox([
+            heading_html_widget("Grid"), self.precisions, self.prune_methods, self.prune_ratios,
+            heading_html_widget("Pick and measure"), self.accuracy_budget, self.batch, self.repeats,
+            W.HBox([self.run_button, self.cancel_button]), self.bar, self.step, self.status,
+            self.recommendation, self.table, self.log,
+        ])
+
+    def options(self) -> dict[str, Any]:
+        """``Sweep`` keyword arguments; raises DataError, saying what to change, on an unusable grid."""
+        if not self.precisions.value:
+            raise DataError("No precision is selected.", "Select one or more, e.g. fp32 and int8 "
+                            "(ctrl- or shift-click to select several).")
+        ratios = parse_ratios(self.prune_ratios.value)
+        if any(r > 0 for r in ratios) and not self.prune_methods.value:
+            raise DataError("Pruning ratios above 0 need a pruning method.",
+                            "Select one or more pruning methods, or set the ratios to 0.")
+        return {
+            "precisions": list(self.precisions.value),
+            "prune_methods": list(self.prune_methods.value),
+            "prune_ratios": ratios,
+            "accuracy_budget": self.accuracy_budget.value,
+            "batch": self.batch.value,
+            "repeats": self.repeats.value,
+        }
+
+    def _run_clicked(self, on_sweep: Callable[[dict[str, Any]], None]) -> None:
+        try:
+            options = self.options()
+        except DataError as exc:
+            self.status.value = error_html(exc)
+            return
+        on_sweep(options)
+
+    def set_running(self, running: bool) -> None:
+        """While running only Cancel works; a new sweep starts from an empty table."""
+        self.run_button.disabled = running
+        self.cancel_button.disabled = not running
+        if running:
+            self.bar.value, self.bar.bar_style = 0.0, "info"
+            self.step.value = "Starting."
+            self.status.value = self.recommendation.value = self.table.value = ""
+            self.rows, self.failed, self.recommended = [], [], None
+            self.log.clear_output()
+
+    def show_progress(self, event: ProgressEvent) -> None:
+        """Called from the sweep thread: the bar covers the whole grid, the line names the current cell."""
+        self.bar.value = max(self.bar.value, event.fraction)
+        self.step.value = event.message or event.step
+
+    def add_run(self, run: Run, reused: bool) -> None:
+        """Called from the sweep thread as each cell ends: one more table row."""
+        self.rows.append((run, reused))
+        self._draw_table()
+
+    def show_outcome(self, outcome: SweepOutcome) -> None:
+        self.set_running(False)
+        if outcome.ok:
+            result = outcome.result
+            self.failed = list(result.failed)
+            self.recommended = result.recommended.run_id if result.recommended else None
+            self.bar.value, self.bar.bar_style = 1.0, "warning" if result.failed else "success"
+            self.step.value = (f"Done: {len(result.runs)} variants, {len(result.reused)} from the store, "
+                               f"{len(result.failed)} failed.")
+            best = result.recommended
+            text = f"Recommended: {best.label} ({best.run_id[:8]}), {result.reason}." if best \
+                else f"No recommendation: {result.reason}."
+            self.recommendation.value = note_html(text, warn=best is None)
+            self.status.value = note_html("The runs are in the Results tab.")
+        else:
+            self.bar.bar_style = "danger"
+            self.step.value = "Stopped."
+            if isinstance(outcome.error, Cancelled):
+                self.status.value = error_html(
+                    f"Sweep cancelled. The {len(self.rows)} finished variants are kept (see the Results tab); "
+                    "run the sweep again to build only the rest.")
+            else:
+                self.status.value = error_html(outcome.error if not outcome.details else outcome.message)
+            if outcome.details:
+                self.log.append_stderr(outcome.details)
+        self._draw_table()
+
+    def show_message(self, html: str) -> None:
+        self.status.value = html
+
+    def frame(self) -> pd.DataFrame:
+        """The table as shown: finished cells in grid order, then failed cells with their error."""
+        rows = []
+        for run, reused in self.rows:
+            loss, basis = accuracy_loss(run.drift)
+            rows.append({
+                "variant": run.label, "run_id": run.run_id[:8], "latency_ms": run.latency_ms.get("median"),
+                "speedup": run.speedup, "loss_points": loss, "loss_basis": basis,
+                "origin": "reused" if reused else "built",
+                "note": RECOMMENDED if run.run_id == self.recommended else "",
+            })
+        rows += [{"variant": cell, "origin": "failed", "note": error} for cell, error in self.failed]
+        return pd.DataFrame(rows, columns=["variant", "run_id", "latency_ms", "speedup", "loss_points",
+                                           "loss_basis", "origin", "note"])
+
+    def _draw_table(self) -> None:
+        frame = self.frame()
+        self.table.value = "" if frame.empty else frame.to_html(
+            index=False, classes="wb-sweep", float_format=lambda v: f"{v:.4g}", na_rep="—", border=0)

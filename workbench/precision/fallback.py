@@ -16,7 +16,12 @@ _NODE_PATTERNS = [
     re.compile(r"Node \(([^)]+)\)"),
     re.compile(r"node name:? '?([^'\s,]+)'?"),
 ]
-_OP_PATTERN = re.compile(r"implementation for (\w+)\(\d+\)")
+_OP_PATTERNS = [
+    re.compile(r"implementation for (\w+)\(\d+\)"),
+    # The op's schema allows no half type at this opset (BF16 Conv before opset 22): every node of
+    # that op type will fail the same way, so the whole op type is kept in FP32.
+    re.compile(r"Type 'tensor\((?:bfloat16|float16)\)' of input parameter \([^)]*\) of operator \((\w+)\)"),
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class Blame:
 
 def blame(error: str) -> Blame:
     """Extract the op type (missing kernel) and/or node name from an ONNX Runtime error."""
-    op = _OP_PATTERN.search(error)
+    op = next((match for pattern in _OP_PATTERNS if (match := pattern.search(error))), None)
     node = None
     for pattern in _NODE_PATTERNS:
         match = pattern.search(error)

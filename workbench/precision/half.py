@@ -4,9 +4,10 @@ BF16 has no converter of its own in ONNX Runtime, so it reuses the FP16 converte
 (the same casts at the same places) and then re-types that region as BF16, taking the weights
 from the original FP32 values so nothing is rounded twice.
 
-The converter appends its input casts after the nodes that read them and can repeat a node name
-when it wraps blocked nodes; ONNX Runtime tolerates the first and TensorRT neither, so every
-converted graph is put back in topological order with unique node names.
+The converter appends its input casts after the nodes that read them, and where one tensor feeds
+two blocked nodes some ONNX Runtime releases emit the same Cast twice (same output name) or repeat
+a node name; ONNX Runtime refuses the duplicates and TensorRT the order, so every converted graph
+is put back in topological order, with repeated identical nodes dropped and node names unique.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ def convert_half(
 
 def _tidy(graph: onnx.GraphProto) -> None:
     """Reorder nodes topologically (stable: ties keep their order) and make node names unique."""
-    nodes = list(graph.node)
+    nodes, seen_nodes = [], set()
+    for node in graph.node:
+        key = (node.op_type, tuple(node.input), tuple(node.output),
+               tuple(a.SerializeToString() for a in node.attribute))
+        if key not in seen_nodes:  # the same computation of the same tensor, emitted twice
+            seen_nodes.add(key)
+            nodes.append(node)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
     waiting = [0] * len(nodes)
     readers: list[list[int]] = [[] for _ in nodes]

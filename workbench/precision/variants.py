@@ -123,8 +123,9 @@ def build_variant(
             build.notes.append(f"{precision.upper()} with graph inputs/outputs kept FP32; numerically "
                                "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
             if ops:
-                build.notes.append(f"op types kept in FP32 because this backend has no {precision.upper()} "
-                                   f"kernel for them or for what it makes of them: {', '.join(ops)}")
+                build.notes.append(f"op types kept in FP32 (this backend has no {precision.upper()} kernel for "
+                                   f"them or for what it rewrites them into, or this opset has no "
+                                   f"{precision.upper()} form of them): {', '.join(ops)}")
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
         elif precision == "int8":

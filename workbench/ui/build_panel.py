@@ -32,7 +32,7 @@ CALIB_CHOICES = [
 ]
 
 
-def _wide() -> dict[str, Any]:
+def wide_layout() -> dict[str, Any]:
     """A Layout per widget: a shared one would hide them all when one field is hidden."""
     return {"style": {"description_width": "130px"}, "layout": W.Layout(width="460px")}
 
@@ -52,33 +52,34 @@ class BuildPanel:
         status = availability()
         usable = [name for name, s in status.items() if s.available]
         self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
-                                  description="Backend", **_wide())
+                                  description="Backend", **wide_layout())
         missing = [f"{escape(name)}: {escape(s.reason)}" for name, s in status.items() if not s.available]
         self.backend_note = W.HTML(
             "<small>Not available here: " + "; ".join(missing) + "</small>" if missing else "")
         self.precision = W.ToggleButtons(options=list(PRECISIONS), value="int8", description="Precision",
                                          style={"description_width": "130px", "button_width": "90px"})
         self.prune_method = W.Dropdown(options=[("none", None), *[(m, m) for m in PRUNE_METHODS]],
-                                       description="Pruning", **_wide())
+                                       description="Pruning", **wide_layout())
         self.prune_ratio = W.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.05, description="Prune ratio",
-                                         readout_format=".2f", disabled=True, **_wide())
+                                         readout_format=".2f", disabled=True, **wide_layout())
         self.calib_source = W.Dropdown(options=CALIB_CHOICES, value=CALIB_BESIDE, description="Calibration data",
-                                       **_wide())
+                                       **wide_layout())
         self.calib_path = W.Text(placeholder="path to .npz, .npy folder or image folder",
-                                 description="Calibration path", **_wide())
-        self.calib_count = W.BoundedIntText(value=64, min=1, max=4096, description="Random samples", **_wide())
-        self.image_size = W.Text(placeholder="H, W (blank: the model's)", description="Resize to", **_wide())
-        self.image_scale = W.FloatText(value=1 / 255, description="Scale", **_wide())
-        self.image_mean = W.Text(value="0", description="Mean (per channel)", **_wide())
-        self.image_std = W.Text(value="1", description="Std (per channel)", **_wide())
-        self.image_layout = W.Dropdown(options=["NCHW", "NHWC"], description="Layout", **_wide())
+                                 description="Calibration path", **wide_layout())
+        self.calib_count = W.BoundedIntText(value=64, min=1, max=4096, description="Random samples", **wide_layout())
+        self.image_size = W.Text(placeholder="H, W (blank: the model's)", description="Resize to", **wide_layout())
+        self.image_scale = W.FloatText(value=1 / 255, description="Scale", **wide_layout())
+        self.image_mean = W.Text(value="0", description="Mean (per channel)", **wide_layout())
+        self.image_std = W.Text(value="1", description="Std (per channel)", **wide_layout())
+        self.image_layout = W.Dropdown(options=["NCHW", "NHWC"], description="Layout", **wide_layout())
         self.preprocess_box = W.VBox([self.image_size, self.image_scale, self.image_mean, self.image_std,
                                       self.image_layout])
-        self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method", **_wide())
+        self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method",
+                                       **wide_layout())
         self.eval_path = W.Text(placeholder="blank: eval.npz beside the model; or a path, or random",
-                                description="Evaluation data", **_wide())
-        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **_wide())
-        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **_wide())
+                                description="Evaluation data", **wide_layout())
+        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
+        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide_layout())
         self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
         self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
         self.build_button = W.Button(description="Build", button_style="primary", icon="play")

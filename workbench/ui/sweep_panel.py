@@ -18,7 +18,7 @@ from workbench.progress import ProgressEvent
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.runs.run import Run
 from workbench.runs.sweep import accuracy_loss
-from workbench.ui.build_panel import _wide, heading_html_widget
+from workbench.ui.build_panel import heading_html_widget, wide_layout
 from workbench.ui.messages import error_html, note_html
 from workbench.ui.sweep_controller import SweepOutcome
 
@@ -47,15 +47,15 @@ class SweepPanel:
 
     def __init__(self, on_sweep: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
         self.precisions = W.SelectMultiple(options=list(PRECISIONS), value=DEFAULT_PRECISIONS, rows=len(PRECISIONS),
-                                           description="Precisions", **_wide())
+                                           description="Precisions", **wide_layout())
         self.prune_methods = W.SelectMultiple(options=list(PRUNE_METHODS), value=(), rows=len(PRUNE_METHODS),
-                                              description="Pruning methods", **_wide())
+                                              description="Pruning methods", **wide_layout())
         self.prune_ratios = W.Text(value="0", placeholder="e.g. 0, 0.25, 0.5 (0 = unpruned)",
-                                   description="Pruning ratios", **_wide())
+                                   description="Pruning ratios", **wide_layout())
         self.accuracy_budget = W.BoundedFloatText(value=0.5, min=0.0, max=100.0, step=0.1,
-                                                  description="Budget (points)", **_wide())
-        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **_wide())
-        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **_wide())
+                                                  description="Budget (points)", **wide_layout())
+        self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
+        self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide_layout())
         self.run_button = W.Button(description="Run sweep", button_style="primary", icon="play")
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",

@@ -111,7 +111,7 @@ def drive_quickstart(page: sync_api.Page, base: str) -> None:
     app.locator(".widget-toggle-button", has_text="fp32").first.click()
     # Long enough (batch 32, 10000 timed runs: tens of seconds) that the cell below runs mid-build.
     for label, value in (("Batch", "32"), ("Timing repeats", "10000")):
-        field = app.locator(".widget-inline-hbox", has_text=label).locator("input")
+        field = app.locator(".widget-inline-hbox:visible", has_text=label).locator("input")
         field.fill(value)
         field.press("Enter")
     build = app.locator("button.widget-button", has_text="Build")

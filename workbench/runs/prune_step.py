@@ -91,9 +91,10 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
     sample = inputs.eval.take(REPAIR_EVAL_SAMPLES)
     first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
     batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else EVAL_BATCH
+    reference = _outputs(inputs.model.proto, sample, batch, progress.slice(0.6, 0.73), "unpruned")
     (metric, before), (_, after) = [
-        _score(model, sample, inputs.model.path, batch, progress.slice(start, start + 0.2), label)
-        for model, start, label in ((pruned, 0.6, "before repair"), (repaired, 0.8, "after repair"))
+        _score(reference, _outputs(model, sample, batch, progress.slice(start, start + 0.13), label), sample)
+        for model, start, label in ((pruned, 0.73, "before repair"), (repaired, 0.86, "after repair"))
     ]
     shown = [f"{v:.4f}" if metric.startswith("cosine") else f"{v * 100:.1f}%" for v in (before, after)]
     note = (f"repair on calibration data: {metric} {shown[0]} before, {shown[1]} after "
@@ -104,17 +105,18 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
     return repaired, {**record, "note": note}
 
 
-def _score(model: onnx.ModelProto, data: Dataset, reference_path: Path, batch: int, progress: Progress,
-           label: str) -> tuple[str, float]:
-    """The best task measure available: accuracy, else top-1 agreement, else cosine to the unpruned model."""
-    backend = get_backend(CHECK_BACKEND)
+def _outputs(model: onnx.ModelProto, data: Dataset, batch: int, progress: Progress, label: str) -> dict:
+    """The model's outputs on ``data``, on the CPU (the pruned file is plain FP32 whatever the target)."""
     with tempfile.TemporaryDirectory(prefix="wb-prune-") as tmp:
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
-        with backend.load(path) as variant, backend.load(reference_path) as reference:
-            var_out = collect_outputs(variant, data, batch, progress.slice(0.0, 0.5), label)
-            ref_out = collect_outputs(reference, data, batch, progress.slice(0.5, 1.0), "unpruned")
-    drift = drift_metrics(ref_out, var_out, data.labels)
+        with get_backend(CHECK_BACKEND).load(path) as engine:
+            return collect_outputs(engine, data, batch, progress, label)
+
+
+def _score(reference: dict, outputs: dict, data: Dataset) -> tuple[str, float]:
+    """The best task measure available: accuracy, else top-1 agreement, else cosine to the unpruned model."""
+    drift = drift_metrics(reference, outputs, data.labels)
     for key, name in (("accuracy", "accuracy"), ("top1_agreement", "top-1 agreement with FP32")):
         if drift.get(key) is not None:
             return name, float(drift[key])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -89,3 +90,14 @@ def test_cli_prune_records_method_and_ratio_in_spec(cnn: Path, cli_env: dict[str
     bad = subprocess.run([sys.executable, "-m", "workbench", "run", str(cnn), "--prune-method", "channel",
                           "--prune-ratio", "1.5"], capture_output=True, text=True, env=cli_env, timeout=600)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) <= 2 and "[0, 1)" in bad.stderr
+
+
+def test_repair_with_other_calibration_data_is_a_new_build(cnn: Path, tmp_path: Path) -> None:
+    pipeline = Pipeline()
+    first = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5)
+    with np.load(cnn.parent / "calib.npz") as data:
+        half = {k: data[k][: len(data[k]) // 2] for k in data.files}
+    np.savez(tmp_path / "half.npz", **half)
+    second = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5,
+                          calib=tmp_path / "half.npz")
+    assert second.run_id != first.run_id and Path(second.artifact).parent != Path(first.artifact).parent

@@ -32,15 +32,16 @@ class RunSpec:
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""
         quantized = self.precision == "int8"
+        pruned = bool(self.prune_method and self.prune_ratio)
         return {
             "model": self.model_digest,
             "precision": self.precision,
             "backend": self.backend,
-            "calib": self.calib_digest if quantized else None,
+            # Calibration data shapes the file when it sets INT8 ranges or repairs a pruned model.
+            "calib": self.calib_digest if quantized or (pruned and self.prune_repair) else None,
             "calib_method": self.calib_method if quantized else None,
             "per_channel": self.per_channel if self.precision.startswith("int8") else None,
-            "prune": ([self.prune_method, self.prune_ratio, self.prune_repair]
-                      if self.prune_method and self.prune_ratio else None),
+            "prune": [self.prune_method, self.prune_ratio, self.prune_repair] if pruned else None,
             "exclude": sorted(self.exclude_nodes),
         }
 

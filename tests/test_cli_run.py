@@ -60,3 +60,12 @@ def test_inspect_and_backends(cnn: Path, cli_env: dict[str, str]) -> None:
     assert inspect["inputs"][0]["shape"] == ["batch", 1, 32, 32]
     backends = json.loads(workbench("backends", "--json", env=cli_env).stdout)
     assert backends["onnxruntime-cpu"]["available"] is True
+
+
+def test_every_command_prints_its_help(cli_env: dict[str, str]) -> None:
+    from workbench.cli.main import COMMANDS
+
+    for name in (module.removeprefix("cmd_").replace("_", "-") for module in COMMANDS):
+        result = workbench(name, "--help", env=cli_env)
+        assert result.returncode == 0 and "usage:" in result.stdout, (name, result.stderr)
+    assert "faster on every backend" in " ".join(workbench("run", "--help", env=cli_env).stdout.split())

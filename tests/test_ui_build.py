@@ -144,6 +144,11 @@ def test_pruning_controls_map_to_pipeline_options() -> None:
     app.build.prune_ratio.value = 0.25
     assert not app.build.prune_ratio.disabled
     assert (app.build.options()["prune_method"], app.build.options()["prune_ratio"]) == ("channel", 0.25)
+    assert "faster on every backend" in app.build.prune_note.value
+    app.build.prune_method.value = "magnitude"
+    assert "no speed-up" in app.build.prune_note.value
+    app.build.prune_method.value = None
+    assert app.build.prune_note.value == "" and app.build.prune_ratio.disabled
 
 
 def test_pruned_build_lands_in_the_table(cnn: Path) -> None:

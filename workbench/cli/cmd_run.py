@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from workbench.cli.common import add_build_options, print_json, stderr_progress
-from workbench.pruning import METHODS
+from workbench.pruning import EFFECTS, METHODS
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 
@@ -17,8 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval", help="evaluation data (default: eval.npz beside the model); "
                         "'random' or 'random:N' for timing on synthetic data")
     parser.add_argument("--prune-method", choices=METHODS,
-                        help="magnitude (zeros weights, no speed-up), 2:4 (TensorRT sparse kernels), "
-                        "channel (removes channels: faster everywhere)")
+                        help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items()).replace("%", "%%"))
     parser.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
     parser.add_argument("--no-repair", action="store_true",
                         help="skip the BatchNorm/bias repair of a pruned model on calibration data")

@@ -4,12 +4,13 @@
 calibration data without training (BatchNorm re-estimation, bias correction).
 """
 
-from workbench.pruning.api import METHODS, Method, check_ratio, prune, repair, validate_model
+from workbench.pruning.api import EFFECTS, METHODS, Method, check_ratio, prune, repair, validate_model
 from workbench.pruning.channel_prune import kept_count
 from workbench.pruning.report import LayerChange, PruneReport, PruneResult, SkippedLayer
 from workbench.pruning.sparsity_2of4 import Violation, check_2of4, eligible_layers
 
 __all__ = [
+    "EFFECTS",
     "METHODS",
     "LayerChange",
     "Method",

@@ -30,6 +30,12 @@ from workbench.pruning.targets import read_targets
 
 Method = Literal["magnitude", "2:4", "channel"]
 METHODS: tuple[str, ...] = ("magnitude", "2:4", "channel")
+#: What each method buys, in the words the CLI help and the Build panel show beside the choice.
+EFFECTS: dict[str, str] = {
+    "magnitude": "zeroes the smallest weights: a smaller compressed file, no speed-up on dense kernels",
+    "2:4": "2 of every 4 weights zero (50%): faster only on TensorRT sparse tensor cores (Ampere and newer)",
+    "channel": "removes whole channels: a smaller dense model, faster on every backend",
+}
 
 
 def check_ratio(ratio: object) -> float:

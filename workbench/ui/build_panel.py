@@ -18,6 +18,7 @@ from workbench.errors import DataError
 from workbench.precision.int8 import CALIBRATION_METHODS
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
+from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
@@ -60,6 +61,7 @@ class BuildPanel:
                                          style={"description_width": "130px", "button_width": "90px"})
         self.prune_method = W.Dropdown(options=[("none", None), *[(m, m) for m in PRUNE_METHODS]],
                                        description="Pruning", **wide_layout())
+        self.prune_note = W.HTML()
         self.prune_ratio = W.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.05, description="Prune ratio",
                                          readout_format=".2f", disabled=True, **wide_layout())
         self.calib_source = W.Dropdown(options=CALIB_CHOICES, value=CALIB_BESIDE, description="Calibration data",
@@ -91,7 +93,7 @@ class BuildPanel:
         self.log = W.Output(layout=W.Layout(max_height="160px", overflow="auto", border="1px solid #ddd"))
         self._last_step = ""
 
-        self.prune_method.observe(lambda c: setattr(self.prune_ratio, "disabled", c["new"] is None), names="value")
+        self.prune_method.observe(lambda _: self._show_prune_note(), names="value")
         self.calib_source.observe(lambda _: self._show_calib_fields(), names="value")
         self.precision.observe(lambda _: self._show_calib_fields(), names="value")
         self.build_button.on_click(lambda _: self._build_clicked(on_build))
@@ -101,11 +103,17 @@ class BuildPanel:
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_note, self.precision, self.batch,
-            heading_html_widget("Pruning"), self.prune_method, self.prune_ratio,
+            heading_html_widget("Pruning"), self.prune_method, self.prune_note, self.prune_ratio,
             heading_html_widget("Data"), self.calib_box, self.eval_path,
             heading_html_widget("Measure"), self.repeats, self.profile_layers, self.layer_drift,
             W.HBox([self.build_button, self.cancel_button]), self.bar, self.step, self.status, self.log,
         ])
+
+    def _show_prune_note(self) -> None:
+        """Say what the chosen method buys before anyone waits for a build to find out."""
+        method = self.prune_method.value
+        self.prune_ratio.disabled = method is None
+        self.prune_note.value = "" if method is None else f"<small>{escape(PRUNE_EFFECTS[method])}</small>"
 
     def _show_calib_fields(self) -> None:
         """Show only the fields the chosen precision and calibration source use."""

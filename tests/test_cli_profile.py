@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import sample
 
+from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table
 from workbench.cli.main import main
+from workbench.runs.pipeline import Pipeline
 
 
 def test_profile_json(capsys, cnn: Path):
@@ -48,6 +50,8 @@ def test_drift_and_sensitivity_commands(capsys):
     assert main(["drift", model, "--precision", "int8", "--samples", "8", "--json"]) == 0
     drift = json.loads(capsys.readouterr().out)
     assert drift["layers"] and "local_sqnr_db" in drift["layers"][0]
+    saved = load_run_table(Pipeline().workspace.load_run(drift["run_id"]), LAYER_DRIFT)  # the report finds it
+    assert saved is not None and len(saved) == len(drift["layers"])
     assert main(["sensitivity", model, "--metric", "accuracy", "--budget", "5", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["met"] and result["kept"] == []

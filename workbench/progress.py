@@ -69,3 +69,7 @@ class Progress:
         """A child reporter covering [start, end] of this one's range."""
         span = self.end - self.start
         return Progress(self.callback, self.cancel, self.start + span * start, self.start + span * end)
+
+    def as_callback(self) -> ProgressCallback:
+        """A plain callback for an API that makes its own Progress: its events land in this slice."""
+        return lambda event: self.report(event.step, event.fraction, event.message)

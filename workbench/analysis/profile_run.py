@@ -35,12 +35,13 @@ import onnx
 import pandas as pd
 
 from workbench.analysis.ort_profile import layer_table_from_trace, read_ort_trace
+from workbench.analysis.run_tables import LAYERS, load_run_table, save_run_table
 from workbench.backends.base import Backend
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine
 from workbench.backends.registry import DEFAULT_BACKEND, get_backend
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
-from workbench.progress import CancelToken, Progress, ProgressCallback, ProgressEvent
+from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import DataSource, Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
 
@@ -139,10 +140,10 @@ def profile_model(
     run = pipeline.run(
         model, precision, calib=calib, eval=eval, batch=batch, backend=backend, calib_method=calib_method,
         per_channel=per_channel, exclude_nodes=exclude_nodes,
-        progress=forward(outer.slice(0.0, 0.5)), cancel=outer.cancel,
+        progress=outer.slice(0.0, 0.5).as_callback(), cancel=outer.cancel,
     )
     return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, threads=threads, pipeline=pipeline,
-                       progress=forward(outer.slice(0.5, 1.0)), cancel=outer.cancel)
+                       progress=outer.slice(0.5, 1.0).as_callback(), cancel=outer.cancel)
 
 
 def profile_run(
@@ -223,23 +224,9 @@ def _engine(backend: Backend, model: str, threads: int, profile_dir: Path | None
 
 def save_layer_table(run: Run, layers: pd.DataFrame, pipeline: Pipeline) -> None:
     """Keep the table beside the artifact and list it in the run, for reports and widgets."""
-    path = Path(run.artifact).parent / "layers.json"
-    layers.to_json(path, orient="records", indent=1)
-    run.tables["layers"] = str(path)
-    pipeline.workspace.save_run(run)
+    save_run_table(run, LAYERS, layers, pipeline.workspace)
 
 
 def load_layer_table(run: Run) -> pd.DataFrame | None:
     """The layer table saved by ``profile_run``, or None if the run was never profiled."""
-    path = run.tables.get("layers")
-    if not path or not Path(path).is_file():
-        return None
-    return pd.read_json(path, orient="records")
-
-
-def forward(progress: Progress) -> ProgressCallback:
-    """A callback that re-reports a sub-step's events inside ``progress``'s slice."""
-    def callback(event: ProgressEvent) -> None:
-        progress.report(event.step, event.fraction, event.message)
-
-    return callback
+    return load_run_table(run, LAYERS)

@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.analysis.layer_drift import drift_for_run
-from workbench.analysis.profile_run import forward as _forward
 from workbench.backends.registry import DEFAULT_BACKEND
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressCallback
@@ -155,7 +154,7 @@ def sensitivity_search(
                    per_channel=per_channel, repeats=repeats, cancel=progress_.cancel)
 
     def build(exclude: Sequence[str], part: Progress) -> Run:
-        return pipeline.run(model, precision, exclude_nodes=list(exclude), progress=_forward(part), **options)
+        return pipeline.run(model, precision, exclude_nodes=list(exclude), progress=part.as_callback(), **options)
 
     plain = build([], progress_.slice(0.0, 0.1))
     notes = [f"budget: {budget.describe()}"]
@@ -166,7 +165,7 @@ def sensitivity_search(
         return SensitivityResult(budget, plain, empty, plain, [], True, notes)
 
     drift = drift_for_run(plain, eval, samples=drift_samples, pipeline=pipeline,
-                          progress=_forward(progress_.slice(0.1, 0.2)), cancel=progress_.cancel)
+                          progress=progress_.slice(0.1, 0.2).as_callback(), cancel=progress_.cancel)
     candidates = _candidates(drift.table, top_k)
     rows = []
     for index, (node, op_type, sqnr) in enumerate(candidates):

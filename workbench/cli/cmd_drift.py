@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from workbench.analysis.layer_drift import drift_for_run
+from workbench.analysis.run_tables import LAYER_DRIFT, save_run_table
 from workbench.cli.common import add_build_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
 
@@ -25,6 +26,7 @@ def handle(args: argparse.Namespace) -> int:
                        backend=args.backend, calib_method=args.calib_method, per_channel=not args.per_tensor,
                        progress=progress)
     report = drift_for_run(run, args.eval, samples=args.samples, pipeline=pipeline)
+    save_run_table(run, LAYER_DRIFT, report.table, pipeline.workspace)  # for `workbench report` and the widgets
     if args.json:
         print_json({"run_id": run.run_id, "samples": report.samples, "notes": report.notes,
                     "layers": report.table.to_dict(orient="records")})

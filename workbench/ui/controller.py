@@ -15,11 +15,11 @@ from typing import Any
 
 from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.profile_run import load_layer_table, profile_run
+from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table, save_run_table
 from workbench.errors import WorkbenchError
-from workbench.progress import CancelToken, Progress, ProgressCallback, ProgressEvent
+from workbench.progress import CancelToken, Progress, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
-from workbench.ui.drift_store import load_drift_table, save_drift_table
 
 
 @dataclass
@@ -107,7 +107,7 @@ class BuildController(BackgroundJob):
         progress = Progress(self.on_progress, token)
         share = 1.0 - 0.2 * sum(extras.values())
         try:
-            run = self.pipeline.run(model, progress=_forward(progress.slice(0.0, share)), cancel=token, **options)
+            run = self.pipeline.run(model, progress=progress.slice(0.0, share).as_callback(), cancel=token, **options)
         except Exception as exc:  # every failure reaches the panel; none may kill the thread silently
             self.on_finish(_failed(exc))
             return
@@ -118,13 +118,13 @@ class BuildController(BackgroundJob):
             share += 0.2
             self._extra(outcome, "layer profile", lambda: profile_run(
                 run, eval=eval_data, warmup=3, repeats=options.get("repeats", 30), pipeline=self.pipeline,
-                progress=_forward(part), cancel=token))
+                progress=part.as_callback(), cancel=token))
         exact = run.spec.precision == "fp32" and not run.spec.prune_method
-        if extras["layer_drift"] and not exact and load_drift_table(run) is None:
+        if extras["layer_drift"] and not exact and load_run_table(run, LAYER_DRIFT) is None:
             part = progress.slice(share, share + 0.2)
-            self._extra(outcome, "per-layer drift", lambda: save_drift_table(
-                run, drift_for_run(run, eval_data, pipeline=self.pipeline, progress=_forward(part),
-                                   cancel=token).table, self.pipeline))
+            self._extra(outcome, "per-layer drift", lambda: save_run_table(
+                run, LAYER_DRIFT, drift_for_run(run, eval_data, pipeline=self.pipeline, progress=part.as_callback(),
+                                                cancel=token).table, self.pipeline.workspace))
         self.on_finish(outcome)
 
     @staticmethod
@@ -140,8 +140,3 @@ class BuildController(BackgroundJob):
 def _failed(exc: Exception) -> Outcome:
     details = "" if isinstance(exc, WorkbenchError) else traceback.format_exc()
     return Outcome(error=exc, message=explain(exc), details=details)
-
-
-def _forward(progress: Progress) -> ProgressCallback:
-    """Re-report a nested step's events on a slice of the whole bar."""
-    return lambda event: progress.report(event.step, event.fraction, event.message)

@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 
 from workbench.analysis import plots
 from workbench.analysis.profile_run import load_layer_table
+from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table
 from workbench.analysis.runs_table import runs_frame
 from workbench.runs.run import Run
-from workbench.ui.drift_store import load_drift_table
 
 FigureOrReason = go.Figure | str
 
@@ -43,7 +43,7 @@ def layer_timing(runs: Sequence[Run]) -> FigureOrReason:
 def drift(runs: Sequence[Run]) -> FigureOrReason:
     """Per-layer drift of the first chosen run that has it (the newest build comes first)."""
     for run in runs:
-        table = load_drift_table(run)
+        table = load_run_table(run, LAYER_DRIFT)
         if table is not None:
             return plots.drift_along_graph(table, title=f"Per-layer drift: {run.label}")
     if runs and all(r.spec.precision == "fp32" and not r.spec.prune_method for r in runs):

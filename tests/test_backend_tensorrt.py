@@ -100,6 +100,16 @@ def test_kwargs_are_accepted_by_polygraphy_create_config(tmp_path: Path) -> None
     assert tuple(shapes["input"].opt) == (8, 1, 28, 28)
 
 
+def test_2of4_weights_switch_on_sparse_kernels_and_only_then(tmp_path: Path) -> None:
+    backend = TensorrtBackend(TrtBuildOptions(optimization_level=4), engine_dir=tmp_path)
+    sparse = backend.for_weights(sparse_2of4=True)
+    assert sparse.options.sparse_weights and sparse.options.optimization_level == 4 and sparse.engine_dir == tmp_path
+    assert not backend.options.sparse_weights  # the shared instance is left as it was
+    assert backend.for_weights(sparse_2of4=False) is backend
+    config = CreateConfig(**create_config_kwargs(sparse.options, "fp16", 11, {}, tmp_path / "absent.cache"))
+    assert config.sparse_weights
+
+
 def test_tensorrt_11_config_carries_no_precision_flag_and_no_missing_cache(tmp_path: Path) -> None:
     kwargs = create_config_kwargs(TrtBuildOptions(), "int8", 11, {}, tmp_path / "absent.cache")
     config = CreateConfig(**kwargs)
@@ -215,3 +225,5 @@ def test_tensorrt_pipeline_fp16_and_int8(cnn: Path) -> None:
     for precision in ("fp16", "int8"):
         run = pipeline.run(cnn, precision, backend="tensorrt", batch=8, repeats=5)
         assert run.drift["top1_agreement"] > 0.95, precision
+    sparse = pipeline.run(cnn, "fp16", backend="tensorrt", batch=8, repeats=5, prune_method="2:4", prune_ratio=0.5)
+    assert sparse.spec.prune_method == "2:4" and sparse.drift["top1_agreement"] > 0.9

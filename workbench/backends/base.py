@@ -65,6 +65,10 @@ class Backend(ABC):
     def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
         """Load a model file; ``profile_dir`` turns on the backend's per-layer profiler."""
 
+    def for_weights(self, sparse_2of4: bool) -> Backend:
+        """This backend set up for the weights it will run; only TensorRT has sparse kernels to switch on."""
+        return self
+
     def check_loadable(self, model_path: Path) -> str | None:
         """None if the model loads here, else the backend's error text (drives precision fall-backs)."""
         try:

@@ -16,6 +16,7 @@ table (the same schema as ORT profiles and trtexec imports) and returns its path
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,12 @@ class TensorrtBackend(Backend):
     @classmethod
     def availability(cls) -> Availability:
         return tensorrt_availability()
+
+    def for_weights(self, sparse_2of4: bool) -> TensorrtBackend:
+        """2:4-pruned weights turn on the builder's sparse-weights switch, so sparse tensor cores are tried."""
+        if sparse_2of4 == self.options.sparse_weights:
+            return self
+        return TensorrtBackend(replace(self.options, sparse_weights=sparse_2of4), self.engine_dir)
 
     def _trt(self) -> Any:
         status = self.availability()

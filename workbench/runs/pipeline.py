@@ -163,6 +163,7 @@ class Pipeline:
             eval_digest=inputs.eval.digest,
             exclude_nodes=exclude_nodes,
         )
+        backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
         if cached is not None and cached.artifact_exists and not force:
             progress.report("done", 1.0, "identical run found in the workspace")

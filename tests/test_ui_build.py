@@ -139,7 +139,8 @@ def test_bad_preprocessing_numbers_are_explained(cnn: Path) -> None:
 
 def test_pruning_controls_map_to_pipeline_options() -> None:
     app = Workbench()
-    assert app.build.prune_ratio.disabled and app.build.options()["prune_method"] is None
+    assert app.build.prune_method.value == "none" and app.build.prune_ratio.disabled
+    assert app.build.options()["prune_method"] is None
     app.build.prune_method.value = "channel"
     app.build.prune_ratio.value = 0.25
     assert not app.build.prune_ratio.disabled
@@ -147,7 +148,7 @@ def test_pruning_controls_map_to_pipeline_options() -> None:
     assert "faster on every backend" in app.build.prune_note.value
     app.build.prune_method.value = "magnitude"
     assert "no speed-up" in app.build.prune_note.value
-    app.build.prune_method.value = None
+    app.build.prune_method.value = "none"
     assert app.build.prune_note.value == "" and app.build.prune_ratio.disabled
 
 

@@ -23,6 +23,8 @@ from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
 
+NO_PRUNING = "none"
+
 #: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
 CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"
 CALIB_CHOICES = [
@@ -59,8 +61,9 @@ class BuildPanel:
             "<small>Not available here: " + "; ".join(missing) + "</small>" if missing else "")
         self.precision = W.ToggleButtons(options=list(PRECISIONS), value="int8", description="Precision",
                                          style={"description_width": "130px", "button_width": "90px"})
-        self.prune_method = W.Dropdown(options=[("none", None), *[(m, m) for m in PRUNE_METHODS]],
-                                       description="Pruning", **wide_layout())
+        # A None value would show as a blank box (ipywidgets' "nothing selected"), so "none" is a string.
+        self.prune_method = W.Dropdown(options=[("none", NO_PRUNING), *[(m, m) for m in PRUNE_METHODS]],
+                                       value=NO_PRUNING, description="Pruning", **wide_layout())
         self.prune_note = W.HTML()
         self.prune_ratio = W.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.05, description="Prune ratio",
                                          readout_format=".2f", disabled=True, **wide_layout())
@@ -109,9 +112,12 @@ class BuildPanel:
             W.HBox([self.build_button, self.cancel_button]), self.bar, self.step, self.status, self.log,
         ])
 
+    def _prune_method(self) -> str | None:
+        return None if self.prune_method.value == NO_PRUNING else self.prune_method.value
+
     def _show_prune_note(self) -> None:
         """Say what the chosen method buys before anyone waits for a build to find out."""
-        method = self.prune_method.value
+        method = self._prune_method()
         self.prune_ratio.disabled = method is None
         self.prune_note.value = "" if method is None else f"<small>{escape(PRUNE_EFFECTS[method])}</small>"
 
@@ -131,8 +137,8 @@ class BuildPanel:
             "batch": self.batch.value,
             "repeats": self.repeats.value,
             "calib_method": self.calib_method.value,
-            "prune_method": self.prune_method.value,
-            "prune_ratio": self.prune_ratio.value if self.prune_method.value else 0.0,
+            "prune_method": self._prune_method(),
+            "prune_ratio": self.prune_ratio.value if self._prune_method() else 0.0,
             "profile_layers": self.profile_layers.value,
             "layer_drift": self.layer_drift.value,
         }

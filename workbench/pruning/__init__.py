@@ -1,7 +1,8 @@
 """Pruning engine: magnitude, 2:4 structured sparsity and channel pruning of ONNX models.
 
 ``prune`` returns a new, validated model and a per-layer report; ``repair`` recovers accuracy on
-calibration data without training (BatchNorm re-estimation, bias correction).
+calibration data without training (least-squares reconstruction of layers that lost input
+channels, BatchNorm re-estimation, bias correction).
 """
 
 from workbench.pruning.api import EFFECTS, METHODS, Method, check_ratio, prune, repair, validate_model

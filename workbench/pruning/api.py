@@ -24,6 +24,8 @@ from workbench.pruning.bn_repair import batchnorm_nodes, reestimate_batchnorm
 from workbench.pruning.calib_probe import DEFAULT_BATCH, downstream
 from workbench.pruning.channel_prune import Criterion, channel_prune
 from workbench.pruning.magnitude import magnitude_prune
+from workbench.pruning.reconstruct import reconstruct as reconstruct_layers
+from workbench.pruning.reconstruct import reconstruct_targets
 from workbench.pruning.report import PruneResult
 from workbench.pruning.sparsity_2of4 import sparsify_2of4
 from workbench.pruning.targets import read_targets
@@ -160,39 +162,55 @@ def repair(
     reference_model: onnx.ModelProto | None,
     *,
     batch_size: int = DEFAULT_BATCH,
+    reconstruct: bool = True,
     progress: Progress | None = None,
 ) -> onnx.ModelProto:
     """A repaired copy of a pruned ``model``, using calibration data and no training.
 
-    BatchNorms behind pruned layers get statistics re-estimated on ``calib_inputs``; pruned layers
-    with no BatchNorm right after them get bias correction against ``reference_model`` (the
-    unpruned model), which is required only when such layers exist.
+    With ``reconstruct``, layers that lost input channels first get their remaining weights and bias
+    refitted by least squares to the outputs of ``reference_model`` (the unpruned model). For the
+    pruned layers it could not refit, BatchNorms behind them get statistics re-estimated on
+    ``calib_inputs``, and those with no BatchNorm right after them get bias correction against
+    ``reference_model``. The reference is required only when reconstruction or bias correction has
+    something to do.
     """
     progress = progress or Progress()
     if not isinstance(model, onnx.ModelProto):
         raise ModelError(f"repair() needs an onnx.ModelProto, got {type(model).__name__}.",
                          "Pass the proto returned by prune().")
     calib = {name: np.asarray(value) for name, value in calib_inputs.items()}
-    targets = read_targets(model)
-    bn_nodes = batchnorm_nodes(model)
-    if targets is not None:
-        affected = downstream(model, [t.output for t in targets])
-        bn_nodes = [n for n in bn_nodes if id(n) in affected]
     repaired = model
+    refitted: set[str] = set()
+    if reconstruct and reconstruct_targets(model):
+        repaired, refitted = reconstruct_layers(model, calib, _reference(reference_model),
+                                                batch_size=batch_size, progress=progress.slice(0, 0.5))
+    # A refitted layer already gives its unpruned output; what follows it keeps its trained statistics.
+    targets = read_targets(model)
+    drifted = None if targets is None else [t.output for t in targets if t.output not in refitted]
+    bn_nodes = batchnorm_nodes(model)
+    if drifted is not None:
+        affected = downstream(model, drifted)
+        bn_nodes = [n for n in bn_nodes if id(n) in affected]
     if bn_nodes:
-        repaired = reestimate_batchnorm(model, calib, batch_size=batch_size, progress=progress.slice(0, 0.6))
+        repaired = reestimate_batchnorm(repaired, calib, drifted=drifted, batch_size=batch_size,
+                                        progress=progress.slice(0.5, 0.8))
     readers: dict[str, set[str]] = defaultdict(set)
     for node in model.graph.node:
         for name in node.input:
             readers[name].add(node.op_type)
-    if targets is None:
+    if drifted is None:
         rest = None if not bn_nodes else set()
     else:
-        rest = {t.output for t in targets if readers[t.output] != {"BatchNormalization"}}
+        rest = {name for name in drifted if readers[name] != {"BatchNormalization"}}
     if rest is None or rest:
-        if reference_model is None:
-            raise DataError("Bias correction needs the unpruned model to compare against.",
-                            "Pass the original model as reference_model.")
-        repaired = correct_bias(repaired, calib, reference_model, only=rest, batch_size=batch_size,
-                                progress=progress.slice(0.6, 1.0))
+        repaired = correct_bias(repaired, calib, _reference(reference_model), only=rest, batch_size=batch_size,
+                                progress=progress.slice(0.8, 1.0))
     return repaired if repaired is not model else copy.deepcopy(model)
+
+
+def _reference(model: onnx.ModelProto | None) -> onnx.ModelProto:
+    """The unpruned model, which reconstruction and bias correction compare against."""
+    if model is None:
+        raise DataError("Reconstruction and bias correction need the unpruned model to compare against.",
+                        "Pass the original model as reference_model.")
+    return model

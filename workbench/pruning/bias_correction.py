@@ -22,7 +22,7 @@ from workbench.pruning.graph_index import GraphIndex, attribute, weight_layers
 from workbench.pruning.targets import Target, output_target, read_targets
 
 
-def _bias_slot(index: GraphIndex, node: onnx.NodeProto, channels: int) -> tuple[str, float] | None:
+def bias_slot(index: GraphIndex, node: onnx.NodeProto, channels: int) -> tuple[str, float] | None:
     """The constant that adds a per-output-channel bias to ``node`` (created when missing), and
     the factor the bias is scaled by (Gemm's beta); None when no such constant can be made.
     """
@@ -126,7 +126,7 @@ def correct_bias(
         layer = layers.get(id(node))
         if layer is None:
             continue
-        slot = _bias_slot(index, node, int(index.const(layer.weight).shape[layer.out_axis]))
+        slot = bias_slot(index, node, int(index.const(layer.weight).shape[layer.out_axis]))
         if slot is not None:
             slots[target.output] = slot
     usable = [(t, n) for t, n in usable if t.output in slots]

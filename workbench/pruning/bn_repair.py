@@ -9,7 +9,7 @@ activations already normalized by the refreshed ones upstream, as in a training-
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import onnx
@@ -31,13 +31,15 @@ def reestimate_batchnorm(
     model: onnx.ModelProto,
     calib_inputs: Mapping[str, np.ndarray],
     *,
+    drifted: Collection[str] | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> onnx.ModelProto:
     """A copy of ``model`` whose BatchNorm means and variances match the calibration data.
 
     In a model the pruner wrote, only BatchNorms downstream of a pruned layer are refreshed; the
-    others keep their trained statistics bit for bit.
+    others keep their trained statistics bit for bit. ``drifted`` narrows that to the outputs of
+    the pruned layers no other repair has already brought back.
     """
     progress = progress or Progress()
     check_calib(model, calib_inputs)
@@ -45,8 +47,10 @@ def reestimate_batchnorm(
     index = GraphIndex(repaired)
     nodes = batchnorm_nodes(repaired)
     targets = read_targets(repaired)
-    if targets is not None:  # only BatchNorms behind a pruned layer saw their input change
-        affected = downstream(repaired, [t.output for t in targets])
+    if drifted is None and targets is not None:
+        drifted = [t.output for t in targets]
+    if drifted is not None:  # only BatchNorms behind a pruned layer saw their input change
+        affected = downstream(repaired, drifted)
         nodes = [n for n in nodes if id(n) in affected]
     if not nodes:
         return repaired

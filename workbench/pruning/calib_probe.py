@@ -1,15 +1,15 @@
-"""Run a model over calibration data and collect per-channel statistics of inner tensors.
+"""Run a model over calibration data and collect inner tensors or their per-channel statistics.
 
-Both repairs (BatchNorm re-estimation and bias correction) need the mean (and variance) of inner
-activations, recomputed after each upstream fix. Rebuilding an ONNX Runtime session per fix would
-dominate the time, so the constants being fixed become graph *inputs* of one session, and each
-pass feeds their current values.
+The repairs need inner activations recomputed after each upstream fix: their mean (and variance)
+for BatchNorm re-estimation and bias correction, the tensors themselves for reconstruction.
+Rebuilding an ONNX Runtime session per fix would dominate the time, so the constants being fixed
+become graph *inputs* of one session, and each pass feeds their current values.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -99,6 +99,25 @@ class Probe:
             if types.get(out.name):
                 out.type.tensor_type.elem_type = types[out.name]
 
+    def batches(
+        self,
+        calib_inputs: Mapping[str, np.ndarray],
+        tensors: list[str],
+        params: Mapping[str, np.ndarray] | None = None,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> Iterator[list[np.ndarray]]:
+        """The values of ``tensors`` for each batch of the calibration data, in order.
+
+        A model with a fixed batch size skips the last partial batch.
+        """
+        feeds_params = {**self.initial, **(params or {})}
+        total = next(iter(calib_inputs.values())).shape[0]
+        step = self.fixed_batch or batch_size
+        for start in range(0, total - (total % step if self.fixed_batch else 0), step):
+            feeds = {n: np.ascontiguousarray(calib_inputs[n][start:start + step]) for n in self.inputs}
+            feeds.update(feeds_params)
+            yield self.session.run(tensors, feeds)
+
     def moments(
         self,
         calib_inputs: Mapping[str, np.ndarray],
@@ -107,17 +126,11 @@ class Probe:
         batch_size: int = DEFAULT_BATCH,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per-channel mean and population variance of each tensor in ``axes`` over all samples."""
-        feeds_params = {**self.initial, **(params or {})}
         wanted = list(axes)
-        total = next(iter(calib_inputs.values())).shape[0]
-        step = self.fixed_batch or batch_size
         sums: dict[str, np.ndarray] = {}
         squares: dict[str, np.ndarray] = {}
         counts: dict[str, int] = dict.fromkeys(wanted, 0)
-        for start in range(0, total - (total % step if self.fixed_batch else 0), step):
-            feeds = {n: np.ascontiguousarray(calib_inputs[n][start:start + step]) for n in self.inputs}
-            feeds.update(feeds_params)
-            outs = self.session.run(wanted, feeds)
+        for outs in self.batches(calib_inputs, wanted, params, batch_size):
             for name, value in zip(wanted, outs, strict=True):
                 moved = np.moveaxis(value.astype(np.float64), axes[name], -1)
                 rows = moved.reshape(-1, moved.shape[-1])
@@ -128,7 +141,7 @@ class Probe:
         for name in wanted:
             if not counts[name]:
                 raise DataError("Too few calibration samples for the model's fixed batch size.",
-                                f"Provide at least {step} samples.")
+                                f"Provide at least {self.fixed_batch or batch_size} samples.")
             mean = sums[name] / counts[name]
             result[name] = (mean, np.maximum(squares[name] / counts[name] - mean**2, 0.0))
         return result

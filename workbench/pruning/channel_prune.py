@@ -252,15 +252,13 @@ def _apply(plan: ChannelPlan, kept: dict[int, np.ndarray], progress: Progress) -
 
 def _record_targets(model: onnx.ModelProto, plan: ChannelPlan, kept: dict[int, np.ndarray],
                     pruned: set[int]) -> None:
-    """Note which layers lost input channels, and which of their outputs survive, for ``repair``."""
-    targets = []
-    for layer, _tensor in plan.consumers:
-        if id(layer.node) not in pruned:
-            continue
-        out = layer.node.output[0]
-        layout = plan.layouts.get(out)
-        positions = None
-        if layout is not None and any(plan.find(g) in kept for g, _ in layout.segments):
-            positions = _index_map(plan, layout.segments, kept).tolist()
-        targets.append(replace(output_target(layer), kept=positions))
+    """Note which layers lost input channels, and which of their inputs and outputs survive, for ``repair``."""
+    def positions(tensor: str) -> list[int] | None:
+        layout = plan.layouts.get(tensor)
+        if layout is None or not any(plan.find(g) in kept for g, _ in layout.segments):
+            return None
+        return _index_map(plan, layout.segments, kept).tolist()
+
+    targets = [replace(output_target(layer), kept=positions(layer.node.output[0]), in_kept=positions(tensor))
+               for layer, tensor in plan.consumers if id(layer.node) in pruned]
     write_targets(model, targets)

@@ -19,12 +19,17 @@ KEY = "workbench.pruning.targets"
 
 @dataclass(frozen=True)
 class Target:
-    """A layer whose output drifted: ``kept`` maps its output channels to the original ones."""
+    """A layer whose output drifted: ``kept`` maps its output channels to the original ones.
+
+    ``in_kept`` does the same for its input channels (features, after a Flatten) when some were
+    removed; None when its input is whole. Notes written before it existed read as None.
+    """
 
     node: str
     output: str
     axis: int
     kept: list[int] | None = None
+    in_kept: list[int] | None = None
 
 
 def write_targets(model: onnx.ModelProto, targets: list[Target]) -> None:

@@ -2,8 +2,9 @@
 
 Each row is one `Pipeline.run` at batch 8: the pruned variant and the unpruned FP32 model are timed
 side by side in interleaved rounds in this process, so the speed-up is a ratio under the same load.
-Accuracy is shown before and after the no-training repair (BatchNorm re-estimation / bias
-correction on calib.npz). 2:4 sparsity fixes its ratio at 50%, so it has one row per model.
+Accuracy is shown before and after the no-training repair on calib.npz (least-squares refit of
+the layers that lost input channels; BatchNorm re-estimation / bias correction for the rest).
+2:4 sparsity fixes its ratio at 50%, so it has one row per model.
 
     python benchmarks/pruning_table.py [--batch 8] [--repeats 50] [--precisions fp32 int8]
 """

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items()).replace("%", "%%"))
     parser.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
     parser.add_argument("--no-repair", action="store_true",
-                        help="skip the BatchNorm/bias repair of a pruned model on calibration data")
+                        help="skip the no-training repair of a pruned model on calibration data")
     parser.add_argument("--exclude", action="append", default=[], metavar="NODE",
                         help="keep this node in FP32 (repeatable)")
     parser.add_argument("--repeats", type=int, default=30)

@@ -86,7 +86,7 @@ def _gflops(model: onnx.ModelProto) -> float:
 def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tuple[onnx.ModelProto, dict]:
     """The repaired model (or the pruned one, if repair made it worse) and how both scored on the eval set."""
     assert inputs.calib is not None
-    progress.report("repair", 0.0, "re-estimating BatchNorm statistics / correcting biases on calibration data")
+    progress.report("repair", 0.0, "refitting pruned layers on calibration data")
     repaired = repair(pruned, inputs.calib.inputs, inputs.model.proto, progress=progress.slice(0.0, 0.6))
     sample = inputs.eval.take(REPAIR_EVAL_SAMPLES)
     first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None

@@ -6,6 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+#: Bumped when the pruning repair changes what it writes, so cached pruned files are rebuilt.
+REPAIR_VERSION = "least-squares-1"
+
 
 def _digest(fields: dict) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -41,7 +44,8 @@ class RunSpec:
             "calib": self.calib_digest if quantized or (pruned and self.prune_repair) else None,
             "calib_method": self.calib_method if quantized else None,
             "per_channel": self.per_channel if self.precision.startswith("int8") else None,
-            "prune": [self.prune_method, self.prune_ratio, self.prune_repair] if pruned else None,
+            "prune": [self.prune_method, self.prune_ratio, REPAIR_VERSION if self.prune_repair else None]
+            if pruned else None,
             "exclude": sorted(self.exclude_nodes),
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ import onnx
 import pytest
 
 from workbench.errors import BuildError, Busy, Cancelled, DataError
+from workbench.precision.int8 import quantizer_warnings
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 
@@ -139,3 +141,14 @@ def test_second_build_while_running_is_refused(cnn: Path) -> None:
 def test_unknown_precision(cnn: Path) -> None:
     with pytest.raises(BuildError, match="Unknown precision 'int4'"):
         Pipeline().run(cnn, "int4", repeats=3)
+
+
+def test_quantizer_warnings_become_a_note_and_other_threads_keep_theirs(caplog: pytest.LogCaptureFixture) -> None:
+    notes: list[str] = []
+    with caplog.at_level(logging.WARNING), quantizer_warnings(notes):
+        logging.warning("Axis 1 is out-of-range for weight 'w' with rank 1")  # as the quantizer logs it
+        other = threading.Thread(target=logging.warning, args=("a notebook's own warning",))
+        other.start()
+        other.join()
+    assert notes == ["ONNX Runtime's quantizer warned: Axis 1 is out-of-range for weight 'w' with rank 1"]
+    assert [r.getMessage() for r in caplog.records] == ["a notebook's own warning"]

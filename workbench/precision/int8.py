@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,26 +46,34 @@ MAX_CALIB_SAMPLES = 512
 DYNAMIC_OP_TYPES = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization", "LSTM"]
 
 
-class _Collect(logging.Handler):
+class _ThisThreadsWarnings(logging.Filter):
+    """Takes the warnings logged by the thread that builds, and lets every other record through."""
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__()
+        self.thread = threading.get_ident()
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self.thread and record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage())
+            return False
+        return True
 
 
 @contextlib.contextmanager
 def quantizer_warnings(notes: list[str]) -> Iterator[None]:
-    """Turn the quantizer's root-logger warnings into one build note instead of stray stderr lines."""
+    """Turn the quantizer's root-logger warnings into one build note instead of stray stderr lines.
+
+    A filter on the root logger, limited to this thread, so a notebook's own logging meanwhile is untouched.
+    """
     root = logging.getLogger()
-    collect = _Collect()
-    saved = root.handlers[:]
-    root.handlers = [collect]
+    collect = _ThisThreadsWarnings()
+    root.addFilter(collect)
     try:
         yield
     finally:
-        root.handlers = saved
+        root.removeFilter(collect)
     if collect.messages:
         unique = list(dict.fromkeys(collect.messages))
         more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""

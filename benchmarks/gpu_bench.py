@@ -4,7 +4,8 @@ One command measures everything side by side on the machine it runs on:
 
 1. exports a ResNet-50 with random weights (BatchNorm statistics set by a few training-mode
    passes, so activations have realistic ranges) with the PyTorch installed there;
-2. builds FP16 and INT8 variants of the samples and of ResNet-50 through the workbench pipeline
+2. builds FP16, BF16 and INT8 variants, and channel-pruned (0.5) FP32 and FP16 ones, of the samples
+   and of ResNet-50 through the workbench pipeline
    (``Pipeline.run``) at batch 1 and 32, each timed in interleaved rounds against its FP32
    reference (TF32 off) on the same backend, with drift on the same evaluation inputs;
 3. times PyTorch eager on the same ResNet-50 and batches (FP32 with TF32 off, FP16 autocast,
@@ -210,18 +211,24 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
     rows, artifacts = [], {}
     for batch in batches:
         fp32_done = False
-        for precision in precisions:
-            def one(precision: str = precision, batch: int = batch) -> Any:
-                return pipeline.run(model, precision, calib=calib, eval=evaluate, batch=batch, backend=backend,
-                                    warmup=10, repeats=repeats)
+        for variant in precisions:
+            # "fp16" or, pruned first, "fp16+channel:0.5"
+            precision, _, pruning = variant.partition("+")
+            method, _, ratio = pruning.partition(":")
 
-            log(f"pipeline {name} {precision} b{batch} on {backend}")
-            run = guarded(f"{name} {precision} batch {batch}", errors, one)
+            def one(precision: str = precision, batch: int = batch, method: str = method, ratio: str = ratio) -> Any:
+                return pipeline.run(model, precision, calib=calib, eval=evaluate, batch=batch, backend=backend,
+                                    warmup=10, repeats=repeats, prune_method=method or None,
+                                    prune_ratio=float(ratio or 0))
+
+            label = f"{precision} · {method} {ratio}" if method else precision
+            log(f"pipeline {name} {label} b{batch} on {backend}")
+            run = guarded(f"{name} {label} batch {batch}", errors, one)
             if run is None:
-                rows.append({"model": name, "batch": batch, "engine": f"workbench {backend} {precision}",
+                rows.append({"model": name, "batch": batch, "engine": f"workbench {backend} {label}",
                              "error": errors[-1]})
                 continue
-            artifacts[(batch, precision)] = run.artifact
+            artifacts[(batch, variant)] = run.artifact
             artifacts[(batch, "fp32")] = run.model_path
             ref, lat, drift = run.reference_latency_ms, run.latency_ms, run.drift
             if not fp32_done:
@@ -231,7 +238,7 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
                              "accuracy": drift.get("reference_accuracy")})
                 fp32_done = True
             rows.append({
-                "model": name, "batch": batch, "engine": f"workbench {backend} {precision}",
+                "model": name, "batch": batch, "engine": f"workbench {backend} {label}",
                 "median_ms": lat["median"], "p90_ms": lat["p90"], "throughput": lat["throughput_per_s"],
                 "speedup_vs_fp32": run.speedup, "max_abs_error": drift.get("max_abs_error"),
                 "cosine": drift.get("cosine_similarity"), "top1_agreement": drift.get("top1_agreement"),
@@ -360,7 +367,8 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict
     notes = [row for row in rows if row.get("notes")]
     if notes:
         lines += ["", "## Build notes", ""]
-        lines += [f"- {row['model']} {row['engine'].split()[-1]} b{row['batch']}: {row['notes']}" for row in notes]
+        lines += [f"- {row['model']} {row['engine'].split(' ', 2)[-1]} b{row['batch']}: {row['notes']}"
+                  for row in notes]
     if errors:
         lines += ["", "## Failures", ""] + [f"- {e}" for e in errors]
     return "\n".join(lines) + "\n"
@@ -371,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu-bench-out"))
     parser.add_argument("--backend", default="onnxruntime-cuda")
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--precisions", default="fp16,bf16,int8")
+    parser.add_argument("--precisions", default="fp16,bf16,int8,fp32+channel:0.5,fp16+channel:0.5",
+                        help="comma-separated; PRECISION+METHOD:RATIO prunes first (speed-up still vs unpruned FP32)")
     parser.add_argument("--models", default=",".join((*SAMPLES, RESNET)))
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--calib-samples", type=int, default=64)

@@ -251,7 +251,7 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
 
 def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eval_path: Path,
                           repeats: int) -> list[dict[str, Any]]:
-    """ResNet-50 FP32 and FP16 under different CUDA provider options, timed in interleaved rounds."""
+    """ResNet-50's FP32 and FP16 files under different CUDA provider options, timed in interleaved rounds."""
     from workbench.backends.onnxruntime_cuda import (
         DEFAULT_PROVIDER_OPTIONS,
         OnnxruntimeCudaBackend,
@@ -262,10 +262,10 @@ def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eva
     data = np.load(eval_path)["input"]
     feed = {"input": np.ascontiguousarray(np.resize(data, (batch, *data.shape[1:])))}
     rows = []
-    for precision in ("fp32", "fp16"):
-        path = artifacts.get((batch, precision))
-        if path is None:
-            continue
+    # FP32 and FP16 files, pruned ones included: channels-last may suit a slimmer model differently.
+    studied = [v for b, v in artifacts if b == batch and v.partition("+")[0] in ("fp32", "fp16")]
+    for precision in sorted(studied, key=lambda v: (v.partition("+")[0] != "fp32", v)):
+        path = artifacts[(batch, precision)]
         chosen = provider_options_for(DEFAULT_PROVIDER_OPTIONS, Path(path))
         variants = {}
         for nhwc in ("1", "0"):

@@ -21,6 +21,7 @@ import onnx
 from workbench.errors import WorkbenchError
 from workbench.model.flops import parameter_count
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.prune_step import PRUNED_LAYERS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 CNN_SAMPLES = ("digits_cnn", "digits_resnet")
@@ -53,8 +54,8 @@ def main() -> None:
                 except WorkbenchError as exc:
                     print(f"| {name} | {method or 'none'} | {ratio:g} | {precision} | failed: {exc} |")
                     continue
-                record = Path(run.artifact).parent / "prune.json"
-                pruned = json.loads(record.read_text()) if record.is_file() else {}
+                layers = run.tables.get(PRUNED_LAYERS)
+                pruned = json.loads((Path(layers).parent / "prune.json").read_text()) if layers else {}
                 repair = pruned.get("repair") or {}
                 before = f" ({_pct(repair['before'])})" if repair.get("metric") == "accuracy" else ""
                 params = pruned.get("params_after")

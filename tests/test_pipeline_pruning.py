@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.model.flops import node_flops
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.prune_step import PRUNED_LAYERS
 
 
 def _conv_channels(path: str | Path) -> list[int]:
@@ -101,3 +103,23 @@ def test_repair_with_other_calibration_data_is_a_new_build(cnn: Path, tmp_path: 
     second = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5,
                           calib=tmp_path / "half.npz")
     assert second.run_id != first.run_id and Path(second.artifact).parent != Path(first.artifact).parent
+
+
+def test_precisions_built_on_one_pruning_share_its_prune_and_repair(cnn: Path, workspace: Path) -> None:
+    pipeline = Pipeline()
+    fp32 = pipeline.run(cnn, "fp32", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5)
+    int8 = pipeline.run(cnn, "int8", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5)
+    assert "pruned model reused from the workspace cache" not in fp32.notes
+    assert "pruned model reused from the workspace cache" in int8.notes
+    assert fp32.tables[PRUNED_LAYERS] == int8.tables[PRUNED_LAYERS]
+    layers = pd.read_json(fp32.tables[PRUNED_LAYERS], orient="records")
+    assert {"name", "out_channels_before", "out_channels_after"} <= set(layers.columns)
+    # The shared folder lives while a run lists it, and gc takes it once none does.
+    folder = Path(fp32.tables[PRUNED_LAYERS]).parent
+    workspace_ = pipeline.workspace
+    assert str(folder) not in workspace_.gc(min_age_s=0).paths and folder.is_dir()
+    workspace_.delete_run(fp32.run_id)
+    assert folder.is_dir()  # the INT8 run still uses it
+    workspace_.delete_run(int8.run_id)
+    workspace_.gc(min_age_s=0)
+    assert not folder.exists()

@@ -29,7 +29,7 @@ from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.environment import environment
-from workbench.runs.prune_step import pruned_source
+from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.run import Run
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
@@ -172,7 +172,12 @@ class Pipeline:
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
         artifact = artifact_dir / "model.onnx"
         notes: list[str] = []
-        source, gflops = self._prepare_source(inputs, spec, artifact_dir, notes, progress.slice(0.02, 0.15))
+        tables: dict[str, str] = {}
+        source, gflops = inputs.model.path, inputs.info.flops / 1e9
+        if spec.prune_key is not None:
+            pruned = pruned_source(inputs, spec, self.workspace.pruned_dir(spec.prune_key), notes,
+                                   progress.slice(0.02, 0.15), reuse=not force)
+            source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
         if not artifact.is_file() or force:
             built = build_variant(
                 source, artifact, precision,
@@ -209,18 +214,12 @@ class Pipeline:
             eval_source=inputs.eval.label,
             notes=notes,
             model_gflops=gflops,
+            tables=tables,
             environment=environment(),
         )
         self.workspace.save_run(run)
         progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32")
         return run
-
-    def _prepare_source(self, inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list[str],
-                        progress: Progress) -> tuple[Path, float]:
-        """The model the precision step starts from: the original, or its pruned version."""
-        if not spec.prune_method:
-            return inputs.model.path, inputs.info.flops / 1e9
-        return pruned_source(inputs, spec, artifact_dir, notes, progress)
 
 
 def check_prune_choice(method: str | None, ratio: object) -> float:

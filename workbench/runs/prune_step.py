@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,8 @@ from workbench.runs.workspace import write_json_atomically
 if TYPE_CHECKING:
     from workbench.runs.pipeline import Inputs
 
+#: The run table listing what pruning did to each layer.
+PRUNED_LAYERS = "pruned_layers"
 #: Pruning's own checks run on the CPU: the pruned file is plain FP32 ONNX whatever the target.
 CHECK_BACKEND = "onnxruntime-cpu"
 #: Samples used to compare the pruned model before and after repair (enough to see the change).
@@ -34,15 +38,27 @@ REPAIR_EVAL_SAMPLES = 256
 EVAL_BATCH = 32
 
 
-def pruned_source(inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list[str],
-                  progress: Progress) -> tuple[Path, float]:
-    """The pruned FP32 model the precision step starts from, and its GFLOPs."""
-    target = artifact_dir / "pruned.onnx"
-    record = artifact_dir / "prune.json"
-    if target.is_file() and record.is_file():
+@dataclass(frozen=True)
+class PrunedSource:
+    """The pruned FP32 file, its GFLOPs, and its per-layer report (listed in the run's tables)."""
+
+    path: Path
+    gflops: float
+    layers_table: Path
+
+
+def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str], progress: Progress,
+                  reuse: bool = True) -> PrunedSource:
+    """The pruned model the precision step starts from, built once per pruning choice.
+
+    ``folder`` is keyed by the model, the pruning choice and the repair data, not by precision, so
+    the FP32, FP16 and INT8 variants of one pruning (a sweep's column) share one prune and repair.
+    """
+    target, record, layers = folder / "pruned.onnx", folder / "prune.json", folder / "layers.json"
+    if reuse and target.is_file() and record.is_file() and layers.is_file():
         notes += json.loads(record.read_text())["notes"]
         notes.append("pruned model reused from the workspace cache")
-        return target, _gflops(onnx.load(str(target)))
+        return PrunedSource(target, _gflops(onnx.load(str(target))), layers)
 
     progress.report("prune", 0.0, f"{spec.prune_method} pruning at ratio {spec.prune_ratio:g}")
     result = prune(inputs.model.proto, spec.prune_method, spec.prune_ratio, progress=progress.slice(0.0, 0.5))
@@ -60,23 +76,28 @@ def pruned_source(inputs: Inputs, spec: RunSpec, artifact_dir: Path, notes: list
     elif spec.prune_repair:
         step_notes.append("no repair: it needs calibration data (pass --calib, or put calib.npz beside the model)")
 
-    artifact_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=artifact_dir, suffix=".onnx", delete=False) as handle:
-        tmp = Path(handle.name)
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    write_json_atomically(record, {
+    _replace(target, lambda tmp: onnx.save(model, str(tmp)))
+    _replace(layers, lambda tmp: result.report.to_frame().to_json(tmp, orient="records", indent=1))
+    write_json_atomically(record, {  # written last: its presence says the other two are complete
         "notes": step_notes,
         "params_before": result.report.params_before,
         "params_after": result.report.params_after,
         "repair": repair_record,
-        "layers": result.report.to_frame().to_dict(orient="records"),
     })
     notes += step_notes
-    return target, _gflops(model)
+    return PrunedSource(target, _gflops(model), layers)
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=path.suffix, delete=False) as handle:
+        tmp = Path(handle.name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _gflops(model: onnx.ModelProto) -> float:

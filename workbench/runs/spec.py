@@ -50,6 +50,15 @@ class RunSpec:
         }
 
     @property
+    def prune_key(self) -> str | None:
+        """What the pruned (and repaired) FP32 file depends on: shared by every precision built on it."""
+        fields = self.artifact_fields()
+        if fields["prune"] is None:
+            return None
+        return _digest({"model": fields["model"], "prune": fields["prune"],
+                        "calib": self.calib_digest if self.prune_repair else None})
+
+    @property
     def artifact_key(self) -> str:
         return _digest(self.artifact_fields())
 

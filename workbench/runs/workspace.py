@@ -1,7 +1,8 @@
 """Where artifacts and runs live on disk, so a kernel restart or a second process loses nothing.
 
-Layout: ``<root>/artifacts/<artifact key>/model.onnx`` (+ ``build.json``) and ``<root>/runs.sqlite``,
-the run store. Older workspaces kept one ``runs/<run id>.json`` per run; the store imports those once.
+Layout: ``<root>/artifacts/<artifact key>/model.onnx`` (+ ``build.json``), ``<root>/pruned/<prune key>/``
+(a pruned model shared by the variants built on it) and ``<root>/runs.sqlite``, the run store.
+Older workspaces kept one ``runs/<run id>.json`` per run; the store imports those once.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Workspace:
     def artifact_dir(self, key: str) -> Path:
         return self.root / "artifacts" / key
 
+    def pruned_dir(self, key: str) -> Path:
+        return self.root / "pruned" / key
+
     def save_run(self, run: Run) -> None:
         self.store.save(run)
 
@@ -113,9 +117,12 @@ class Workspace:
         in another process whose run is not saved yet.
         """
         used = {Path(p).absolute() for p in self.store.artifact_dirs()}
+        # A pruned folder is in use while a run lists its per-layer report among its tables.
+        used |= {Path(p).absolute().parent for p in self.store.table_paths()}
         cutoff = time.time() - min_age_s
         removed = Removed()
-        for folder in sorted((self.root / "artifacts").iterdir()):
+        pruned = sorted((self.root / "pruned").iterdir()) if (self.root / "pruned").is_dir() else []
+        for folder in [*sorted((self.root / "artifacts").iterdir()), *pruned]:
             if folder.absolute() in used:
                 candidates = [p for p in folder.iterdir() if p.name.startswith(_TEMP_PREFIXES)]
             else:

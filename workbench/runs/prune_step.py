@@ -2,15 +2,14 @@
 
 The precision step then starts from the pruned file, so pruning composes with every precision and
 the run's speed-up and drift are still measured against the unpruned FP32 model. The pruned file is
-cached beside the variant; a run that reuses it repeats the notes saved with it.
+cached in the workspace once per pruning choice, shared by every precision built on it; a run that
+reuses it repeats the notes saved with it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from workbench.model.flops import node_flops
 from workbench.progress import Progress
 from workbench.pruning import prune, repair
 from workbench.runs.spec import RunSpec
-from workbench.runs.workspace import write_json_atomically
+from workbench.runs.workspace import write_atomically, write_json_atomically
 
 if TYPE_CHECKING:
     from workbench.runs.pipeline import Inputs
@@ -76,8 +75,8 @@ def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str],
     elif spec.prune_repair:
         step_notes.append("no repair: it needs calibration data (pass --calib, or put calib.npz beside the model)")
 
-    _replace(target, lambda tmp: onnx.save(model, str(tmp)))
-    _replace(layers, lambda tmp: result.report.to_frame().to_json(tmp, orient="records", indent=1))
+    write_atomically(target, lambda tmp: onnx.save(model, str(tmp)))
+    write_atomically(layers, lambda tmp: result.report.to_frame().to_json(tmp, orient="records", indent=1))
     write_json_atomically(record, {  # written last: its presence says the other two are complete
         "notes": step_notes,
         "params_before": result.report.params_before,
@@ -86,18 +85,6 @@ def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str],
     })
     notes += step_notes
     return PrunedSource(target, _gflops(model), layers)
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=path.suffix, delete=False) as handle:
-        tmp = Path(handle.name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _gflops(model: onnx.ModelProto) -> float:
@@ -112,7 +99,7 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
     sample = inputs.eval.take(REPAIR_EVAL_SAMPLES)
     first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
     batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else EVAL_BATCH
-    reference = _outputs(inputs.model.proto, sample, batch, progress.slice(0.6, 0.73), "unpruned")
+    reference = _outputs(inputs.model.path, sample, batch, progress.slice(0.6, 0.73), "unpruned")
     (metric, before), (_, after) = [
         _score(reference, _outputs(model, sample, batch, progress.slice(start, start + 0.13), label), sample)
         for model, start, label in ((pruned, 0.73, "before repair"), (repaired, 0.86, "after repair"))
@@ -126,11 +113,12 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
     return repaired, {**record, "note": note}
 
 
-def _outputs(model: onnx.ModelProto, data: Dataset, batch: int, progress: Progress, label: str) -> dict:
+def _outputs(model: onnx.ModelProto | Path, data: Dataset, batch: int, progress: Progress, label: str) -> dict:
     """The model's outputs on ``data``, on the CPU (the pruned file is plain FP32 whatever the target)."""
     with tempfile.TemporaryDirectory(prefix="wb-prune-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        onnx.save(model, str(path))
+        path = model if isinstance(model, Path) else Path(tmp) / "model.onnx"
+        if not isinstance(model, Path):
+            onnx.save(model, str(path))
         with get_backend(CHECK_BACKEND).load(path) as engine:
             return collect_outputs(engine, data, batch, progress, label)
 

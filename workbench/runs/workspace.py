@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,17 +32,21 @@ def default_root() -> Path:
     return Path(os.environ.get("WORKBENCH_WORKSPACE", DEFAULT_ROOT))
 
 
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Write to a temp file then rename, so a crash never leaves half a JSON file."""
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` fills a temp file in the same folder, then it is renamed: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1, default=str)
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, default=str)))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.model.flops import node_flops
+from workbench.report.reproduce import reproduce_command
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.prune_step import PRUNED_LAYERS
 
@@ -123,3 +125,15 @@ def test_precisions_built_on_one_pruning_share_its_prune_and_repair(cnn: Path, w
     workspace_.delete_run(int8.run_id)
     workspace_.gc(min_age_s=0)
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("repair", [True, False])
+def test_the_reproduce_command_rebuilds_the_same_pruned_run(cnn: Path, cli_env: dict[str, str], repair: bool) -> None:
+    run = Pipeline().run(cnn, "int8", batch=8, repeats=3, prune_method="channel", prune_ratio=0.5,
+                         prune_repair=repair)
+    command = shlex.split(reproduce_command(run))
+    assert command[:2] == ["workbench", "run"] and ("--no-repair" in command) is not repair
+    result = subprocess.run([sys.executable, "-m", "workbench", *command[1:], "--repeats", "3", "--json"],
+                            capture_output=True, text=True, env=cli_env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run_id"] == run.run_id

@@ -29,19 +29,22 @@ def data_argument(source: str | None, model_path: str) -> str | None:
 def reproduce_command(run: Run) -> str:
     spec = run.spec
     args = ["workbench", "run", run.model_path, "--precision", spec.precision]
+    pruned = bool(spec.prune_method and spec.prune_ratio)
     calib = data_argument(run.calib_source, run.model_path)
-    if calib and spec.precision == "int8":
+    if calib and (spec.precision == "int8" or (pruned and spec.prune_repair)):  # INT8 ranges, pruning repair
         args += ["--calib", calib]
-        if spec.calib_method:
-            args += ["--calib-method", spec.calib_method]
+    if spec.precision == "int8" and spec.calib_method:
+        args += ["--calib-method", spec.calib_method]
     if spec.precision.startswith("int8") and not spec.per_channel:
         args.append("--per-tensor")
     evaluation = data_argument(run.eval_source, run.model_path)
     if evaluation:
         args += ["--eval", evaluation]
     args += ["--batch", str(spec.batch), "--backend", spec.backend]
-    if spec.prune_method and spec.prune_ratio:
+    if pruned:
         args += ["--prune-method", spec.prune_method, "--prune-ratio", f"{spec.prune_ratio:g}"]
+        if not spec.prune_repair:
+            args.append("--no-repair")
     for node in spec.exclude_nodes:
         args += ["--exclude", node]
     return shlex.join(args)

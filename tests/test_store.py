@@ -159,3 +159,45 @@ def test_delete_keeps_a_shared_artifact_and_gc_removes_orphans(real_run: Run, wo
     assert Path(own.artifact).is_file()  # a used artifact is never collected
     with pytest.raises(Exception, match="No run 'nothing'"):
         ws.delete_run("nothing")
+
+
+def test_an_emptied_store_beside_artifacts_is_refused_and_gc_deletes_nothing(
+        real_run: Run, workspace: Path, capsys: pytest.CaptureFixture) -> None:
+    ws = Workspace(workspace)
+    run = clone(real_run, "kept", ws)
+    ws.save_run(run)
+    orphan_before = ws.artifact_dir("no-run")  # would be collected by a healthy gc
+    orphan_before.mkdir()
+    store = workspace / STORE_FILE
+    for sidecar in ("-wal", "-shm"):
+        Path(f"{store}{sidecar}").unlink(missing_ok=True)
+    store.write_bytes(b"")  # a crash during a copy, a sync tool
+    assert main(["runs"]) == 2
+    assert "is empty (0 bytes) while the workspace holds 2 artifact folders" in capsys.readouterr().err
+    assert main(["gc", "--min-age", "0", "--yes"]) == 2
+    assert Path(run.artifact).is_file() and orphan_before.is_dir() and store.stat().st_size == 0
+
+    store.write_bytes(b"not a database at all")
+    assert main(["runs"]) == 2
+    assert "not an SQLite file" in capsys.readouterr().err
+
+    store.unlink()  # a lost store: the next one must not take the folders for orphans
+    assert main(["gc", "--min-age", "0", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "kept" in out and "before the run store was created" in out and "freed 0.0 MB" in out
+    assert Path(run.artifact).is_file() and orphan_before.is_dir()
+
+
+def test_gc_dry_run_lists_and_keeps(real_run: Run, workspace: Path, capsys: pytest.CaptureFixture) -> None:
+    ws = Workspace(workspace)
+    ws.save_run(clone(real_run, "used", ws))
+    orphan = ws.artifact_dir("orphan")
+    orphan.mkdir()
+    leftover = workspace / "tmp" / "build-1-killed"  # what a killed build leaves in the scratch folder
+    leftover.mkdir(parents=True)
+    assert main(["gc", "--min-age", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {orphan}" in out and f"would remove {leftover}" in out and "rerun with --yes" in out
+    assert orphan.is_dir() and leftover.is_dir()
+    assert main(["gc", "--min-age", "0"]) == 0
+    assert not orphan.exists() and not leftover.exists()

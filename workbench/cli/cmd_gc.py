@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.runs.workspace import GC_MIN_AGE_S, Workspace
+
+#: Run from a terminal, gc only lists what it would remove when it would remove more folders than this.
+CONFIRM_OVER = 10
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gc", help="remove orphaned artifacts from the workspace")
     parser.add_argument("--min-age", type=float, default=GC_MIN_AGE_S / 60, metavar="MINUTES",
                         help="keep anything touched more recently: a build may be writing it (default: %(default)g)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list what would be removed and remove nothing (the default in a terminal when "
+                        f"more than {CONFIRM_OVER} folders would go)")
+    parser.add_argument("--yes", action="store_true", help="remove without the terminal's dry run")
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    removed = Workspace(args.workspace).gc(min_age_s=args.min_age * 60)
+    workspace = Workspace(args.workspace)
+    dry_run = args.dry_run
+    if not dry_run and not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
+        planned = workspace.gc(min_age_s=args.min_age * 60, dry_run=True)
+        dry_run = len(planned.paths) > CONFIRM_OVER
+    removed = workspace.gc(min_age_s=args.min_age * 60, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
     for path in removed.paths:
-        print(f"removed {path}")
+        print(f"{verb} {path}")
     for path in removed.kept_young:
         print(f"kept {path} (younger than {args.min_age:g} min)")
-    print(f"freed {removed.freed_bytes / 1e6:.1f} MB")
+    for path in removed.kept_unclaimed:
+        print(f"kept {path} (it was there before the run store was created; delete it by hand if no lost run needs it)")
+    if dry_run:
+        print(f"{len(removed.paths)} items ({removed.freed_bytes / 1e6:.1f} MB) would be removed; "
+              "rerun with --yes to remove them")
+    else:
+        print(f"freed {removed.freed_bytes / 1e6:.1f} MB")
     return 0

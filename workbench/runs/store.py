@@ -22,6 +22,9 @@ from workbench.runs.spec import RunSpec
 
 STORE_FILE = "runs.sqlite"
 BUSY_TIMEOUT_MS = 60_000
+_SQLITE_HEADER = b"SQLite format 3\x00"
+#: The folders that hold what builds made; a store that lists no run while these hold files has lost its history.
+ARTIFACT_PARENTS = ("artifacts", "pruned")
 
 #: The Run fields that are results (not identity, not environment): kept together as one JSON column.
 _RESULT_FIELDS = ("latency_ms", "reference_latency_ms", "speedup", "drift", "notes", "model_gflops",
@@ -30,9 +33,16 @@ _RESULT_FIELDS = ("latency_ms", "reference_latency_ms", "speedup", "drift", "not
 
 @dataclass(frozen=True)
 class MigrationContext:
-    """What a migration may need besides the connection: where the workspace lies."""
+    """What a migration may need besides the connection: where the workspace lies, and whether the file is new."""
 
     workspace_root: Path
+    fresh: bool = False
+
+
+def artifact_folders(root: Path) -> list[Path]:
+    """Every artifact and pruned folder under ``root``, whether or not a run points at it."""
+    return [folder for parent in ARTIFACT_PARENTS if (root / parent).is_dir()
+            for folder in sorted((root / parent).iterdir()) if folder.is_dir()]
 
 
 def _create_tables(db: sqlite3.Connection, context: MigrationContext) -> None:
@@ -78,10 +88,25 @@ def _import_json_records(db: sqlite3.Connection, context: MigrationContext) -> N
         _upsert(db, run, context.workspace_root)
 
 
+def _remember_folders_before_store(db: sqlite3.Connection, context: MigrationContext) -> None:
+    """A store created beside existing artifact folders did not see them made: gc must never take them.
+
+    Those folders may belong to runs of a store that was lost (deleted, or replaced by a sync tool),
+    so they are listed here once, when the file is new, and gc leaves them to a person.
+    """
+    db.execute("CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    claimed = {row[0] for row in db.execute("SELECT DISTINCT artifact_dir FROM runs")}
+    root = context.workspace_root
+    on_disk = [_portable(folder, root) for folder in artifact_folders(root)] if context.fresh else []
+    inherited = [rel for rel in on_disk if rel not in claimed]
+    db.execute("INSERT INTO store_meta (key, value) VALUES ('folders_before_store', ?)", (json.dumps(inherited),))
+
+
 #: Ordered: MIGRATIONS[i] takes a file from schema version i to i + 1. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite3.Connection, MigrationContext], None]] = [
     _create_tables,
     _import_json_records,
+    _remember_folders_before_store,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -149,19 +174,41 @@ class RunStore:
     def __init__(self, workspace_root: str | Path) -> None:
         self.root = Path(workspace_root).absolute()
         self.path = self.root / STORE_FILE
-        try:
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise WorkbenchError(f"The run store '{self.path}' cannot be opened: {exc}.",
-                                 "If it is damaged, move it aside; artifacts stay and a fresh store "
-                                 "starts empty.") from exc
+        self._refuse_blank_file()
+        self._migrate()
+
+    def _refuse_blank_file(self) -> None:
+        """An empty or non-SQLite file beside artifacts is a lost history, never a new store.
+
+        SQLite opens a 0-byte file as a new, empty database; taken as such, `runs` would list
+        nothing and gc would delete every artifact of the workspace.
+        """
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+        if header == _SQLITE_HEADER:
+            return
+        held = artifact_folders(self.root)
+        if not held:
+            return  # nothing to lose: an empty file in an empty workspace is a new store
+        state = "empty (0 bytes)" if not header else "not an SQLite file"
+        raise WorkbenchError(
+            f"The run store '{self.path}' is {state} while the workspace holds {len(held)} artifact folders, "
+            "so it was not opened and nothing was changed;",
+            "restore runs.sqlite from a backup, or move it aside to start a new store (gc then keeps "
+            "those folders).")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)) as db:
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA foreign_keys = ON")
-            yield db
+        """A connection whose SQLite failures (full disk, read-only, damage) become one clear sentence."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)) as db:
+                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                db.execute("PRAGMA foreign_keys = ON")
+                yield db
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -171,7 +218,8 @@ class RunStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -187,7 +235,7 @@ class RunStore:
                     f"The run store '{self.path}' has schema version {version}, newer than this "
                     f"workbench understands ({SCHEMA_VERSION}).",
                     "Upgrade the workbench package, or use another --workspace.")
-            context = MigrationContext(self.root)
+            context = MigrationContext(self.root, fresh=version == 0)
             for step in MIGRATIONS[version:]:
                 step(db, context)
             if version != SCHEMA_VERSION:
@@ -263,6 +311,33 @@ class RunStore:
     def table_paths(self) -> set[str]:
         with self._connect() as db:
             return {_local(r[0], self.root) for r in db.execute("SELECT DISTINCT path FROM run_tables")}
+
+    def folders_before_store(self) -> set[str]:
+        """Folders that were on disk when this store file was created (gc leaves them to a person)."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM store_meta WHERE key = 'folders_before_store'").fetchone()
+        return {_local(rel, self.root) for rel in json.loads(row[0])} if row else set()
+
+
+def store_error(exc: sqlite3.Error, path: Path) -> WorkbenchError:
+    """One sentence for an SQLite failure that names its real cause: a full or read-only disk is not damage."""
+    text = str(exc).lower()
+    if "disk is full" in text or "database or disk is full" in text:
+        return WorkbenchError(f"The disk holding the run store '{path}' is full, so nothing was written to it;",
+                              "free some space there and run the command again.")
+    if "readonly" in text or "read-only" in text:
+        return WorkbenchError(f"The run store '{path}' is on a read-only file system or not writable by you, "
+                              "so nothing was written;",
+                              "make it writable, or choose another folder with --workspace.")
+    if "unable to open" in text or "disk i/o" in text:
+        return WorkbenchError(f"The run store '{path}' cannot be opened or read ({exc}), so nothing was written;",
+                              "check the folder exists and is readable and writable, or use another --workspace.")
+    if "locked" in text or "busy" in text:
+        return WorkbenchError(f"The run store '{path}' stayed locked by another process for "
+                              f"{BUSY_TIMEOUT_MS // 1000} s, so nothing was written;",
+                              "wait for the other build or sweep to finish and run the command again.")
+    return WorkbenchError(f"The run store '{path}' is damaged ({exc}), so it was not used;",
+                          "restore it from a backup, or move it aside to start a new store (the artifacts stay).")
 
 
 def missing_files(run: Run) -> list[str]:

@@ -18,13 +18,16 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.runs.run import Run
-from workbench.runs.store import RunStore
+from workbench.runs.store import RunStore, artifact_folders
 
 DEFAULT_ROOT = "workbench-workspace"
 #: Folders younger than this are left alone by gc: a build in another process may be writing them.
 GC_MIN_AGE_S = 3600.0
 #: What an interrupted build leaves inside an artifact folder (temp dirs of variants, half JSON files).
 _TEMP_PREFIXES = ("wb-variant-", ".tmp-")
+#: Under the root: every temporary file of a build (the workbench's and its libraries'), so renames
+#: stay on one file system and gc finds what a killed build left.
+SCRATCH_DIR = "tmp"
 
 
 def default_root() -> Path:
@@ -51,12 +54,15 @@ def write_json_atomically(path: Path, data: dict) -> None:
 
 @dataclass
 class Removed:
-    """What a delete or gc took off the disk, for the CLI to say."""
+    """What a delete or gc took off the disk (or, in a dry run, would take), for the CLI to say."""
 
     runs: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     kept_young: list[str] = field(default_factory=list)
+    #: Folders that were on disk before the store was created: they may be a lost store's runs.
+    kept_unclaimed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    dry_run: bool = False
 
 
 def _size(path: Path) -> int:
@@ -115,19 +121,23 @@ class Workspace:
                 removed.paths.append(str(target))
         return removed
 
-    def gc(self, min_age_s: float = GC_MIN_AGE_S) -> Removed:
+    def gc(self, min_age_s: float = GC_MIN_AGE_S, dry_run: bool = False) -> Removed:
         """Remove artifact folders no run points at, and leftovers of interrupted builds.
 
         Anything touched in the last ``min_age_s`` seconds is kept: it may be a build in progress
-        in another process whose run is not saved yet.
+        in another process whose run is not saved yet. A store created beside folders it never saw
+        built (a lost store replaced) says nothing about them, so they are kept for a person to judge.
         """
         used = {Path(p).absolute() for p in self.store.artifact_dirs()}
         # A pruned folder is in use while a run lists its per-layer report among its tables.
         used |= {Path(p).absolute().parent for p in self.store.table_paths()}
+        unclaimed = {Path(p).absolute() for p in self.store.folders_before_store()}
         cutoff = time.time() - min_age_s
-        removed = Removed()
-        pruned = sorted((self.root / "pruned").iterdir()) if (self.root / "pruned").is_dir() else []
-        for folder in [*sorted((self.root / "artifacts").iterdir()), *pruned]:
+        removed = Removed(dry_run=dry_run)
+        for folder in [*self._temp_leftovers(), *artifact_folders(self.root)]:
+            if folder.absolute() in unclaimed:
+                removed.kept_unclaimed.append(str(folder))
+                continue
             if folder.absolute() in used:
                 candidates = [p for p in folder.iterdir() if p.name.startswith(_TEMP_PREFIXES)]
             else:
@@ -137,9 +147,14 @@ class Workspace:
                     removed.kept_young.append(str(path))
                     continue
                 removed.freed_bytes += _size(path)
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                if not dry_run:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
                 removed.paths.append(str(path))
         return removed
+
+    def _temp_leftovers(self) -> list[Path]:
+        scratch = self.root / SCRATCH_DIR
+        return sorted(scratch.iterdir()) if scratch.is_dir() else []
 
     def _owns(self, path: Path) -> bool:
         """Only files inside this workspace are ever deleted: a table may point at a user's own file."""

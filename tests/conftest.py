@@ -9,7 +9,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_models"
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def sample(name: str) -> Path:

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "trtexec"
-if not DATA.is_dir():
-    pytest.skip(f"the trtexec example exports are not at {DATA}", allow_module_level=True)
+DATA = REPO / "workbench" / "examples" / "trtexec"
 
 
 def _workbench(*args: str) -> subprocess.CompletedProcess:

@@ -69,3 +69,13 @@ def test_every_command_prints_its_help(cli_env: dict[str, str]) -> None:
         result = workbench(name, "--help", env=cli_env)
         assert result.returncode == 0 and "usage:" in result.stdout, (name, result.stderr)
     assert "faster on every backend" in " ".join(workbench("run", "--help", env=cli_env).stdout.split())
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(cli_env: dict[str, str]) -> None:
+    """`workbench ... --json | head`: the pipe closes before the output is written."""
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "backends", "--json"], env=cli_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(120) == 141
+    assert stderr == ""

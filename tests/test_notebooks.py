@@ -11,7 +11,6 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-TRTEXEC = REPO.parent / "shared" / "data" / "trtexec"
 
 NAMES = [
     "quickstart",
@@ -23,23 +22,13 @@ NAMES = [
 ]
 
 
-def needs(name: str) -> str | None:
-    """Why a notebook cannot run here, or None."""
-    if name == "tensorrt_profile_explorer" and not any(TRTEXEC.glob("*.profile.json")):
-        return f"no trtexec exports at {TRTEXEC}"
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_headless(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = needs(name)
-    if reason:
-        pytest.skip(reason)
     copy = tmp_path / f"{name}.ipynb"
     shutil.copy(NOTEBOOKS / copy.name, copy)
     monkeypatch.setenv("WORKBENCH_SAMPLES", str(REPO / "sample_models"))
-    monkeypatch.setenv("WORKBENCH_TRTEXEC_DATA", str(TRTEXEC))
+    monkeypatch.delenv("WORKBENCH_TRTEXEC_DATA", raising=False)
     notebook = nbformat.read(copy, as_version=4)
     client = NotebookClient(notebook, timeout=170, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})

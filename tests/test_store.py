@@ -201,3 +201,17 @@ def test_gc_dry_run_lists_and_keeps(real_run: Run, workspace: Path, capsys: pyte
     assert orphan.is_dir() and leftover.is_dir()
     assert main(["gc", "--min-age", "0"]) == 0
     assert not orphan.exists() and not leftover.exists()
+
+
+def test_a_model_path_given_relative_is_found_from_any_folder(
+        real_run: Run, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run made from the CLI in the checkout opens in a kernel whose working folder is elsewhere."""
+    ws = Workspace(workspace)
+    monkeypatch.chdir(REPO)
+    ws.save_run(dataclasses.replace(clone(real_run, "rel", ws), model_path="sample_models/digits_cnn/model.onnx"))
+    elsewhere = tmp_path / "workbench-notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = Workspace(workspace).load_run("clone-rel")
+    assert Path(loaded.model_path).is_absolute() and Path(loaded.model_path).is_file()
+    assert (Path(loaded.model_path).parent / "eval.npz").is_file()

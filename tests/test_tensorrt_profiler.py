@@ -12,9 +12,7 @@ from workbench.analysis.trtexec_import import import_trtexec
 from workbench.backends.tensorrt_profiler import LayerTimeCollector, make_layer_profiler, tensorrt_module
 from workbench.errors import WorkbenchError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trtexec"
-if not DATA.is_dir():
-    pytest.skip(f"the trtexec example exports are not at {DATA}", allow_module_level=True)
+DATA = Path(__file__).resolve().parents[1] / "workbench" / "examples" / "trtexec"
 
 STEMS = sorted(p.name[: -len(".profile.json")] for p in DATA.glob("*.profile.json"))
 # Per-run scale factors: the median run is 1.0, one run is a 5x hiccup the median must ignore.

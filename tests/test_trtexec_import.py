@@ -12,9 +12,7 @@ from workbench.analysis.trt_layer_info import LayerInfoMismatch, TrtFileError, p
 from workbench.analysis.trtexec_import import find_layer_info, import_trtexec
 from workbench.errors import WorkbenchError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trtexec"
-if not DATA.is_dir():
-    pytest.skip(f"the trtexec example exports are not at {DATA}", allow_module_level=True)
+DATA = Path(__file__).resolve().parents[1] / "workbench" / "examples" / "trtexec"
 
 STEMS = sorted(p.name[: -len(".profile.json")] for p in DATA.glob("*.profile.json"))
 EXPECTED_CONV_PRECISION = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,13 +61,26 @@ def test_lab_is_a_cli_command() -> None:
     assert args.command == "lab" and args.no_browser and args.port == 8899
 
 
-def test_workbench_lab_serves_the_notebooks_on_loopback(tmp_path: Path, workspace: Path) -> None:
+def leftovers(marker: str) -> list[str]:
+    """Processes whose command line names ``marker`` (this test's temporary folder)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if marker in " ".join(process.info["cmdline"] or []):
+                found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'])[:200]}")
+    return found
+
+
+def test_workbench_lab_serves_the_notebooks_on_loopback_and_sigterm_stops_it_all(
+        tmp_path: Path, workspace: Path) -> None:
+    """As root too (it passes --allow-root by itself); SIGTERM to `workbench lab` leaves no server or kernel."""
     port = free_port()
     folder = tmp_path / "my-notebooks"
-    command = [sys.executable, "-m", "workbench", "lab", "--no-browser", "--port", str(port), "--dir", str(folder),
-               *(["--allow-root"] if os.geteuid() == 0 else [])]
+    command = [sys.executable, "-m", "workbench", "lab", "--no-browser", "--port", str(port), "--dir", str(folder)]
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_TOKEN": "t"}
-    lab = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "lab.log"
+    with log.open("w") as sink:
+        lab = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,7 +94,17 @@ def test_workbench_lab_serves_the_notebooks_on_loopback(tmp_path: Path, workspac
         listening = {c.laddr.ip for c in psutil.net_connections(kind="tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
         assert listening == {"127.0.0.1"}
+        start = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels?token=t", data=b"{}", method="POST")
+        kernel = json.load(urllib.request.urlopen(start, timeout=30))
+        assert kernel["id"]
+        assert len(leftovers(str(tmp_path))) >= 3  # workbench lab, JupyterLab, the kernel
     finally:
-        lab.terminate()
-        lab.wait(30)
+        lab.send_signal(signal.SIGTERM)
+        lab.wait(60)
+    deadline = time.monotonic() + 15
+    while leftovers(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert leftovers(str(tmp_path)) == []
     assert (folder / "quickstart.ipynb").is_file()
+    if os.geteuid() == 0:
+        assert "passing --allow-root" in log.read_text()

@@ -62,3 +62,14 @@ def test_upload_is_saved_in_the_workspace_and_opened(cnn: Path, workspace: Path)
     assert app.model.path.read_bytes() == content
     assert app.model.path.is_relative_to(workspace)
     assert "input: float32[" in app.model.summary.value
+
+
+def test_the_readme_snippet_opens_from_the_lab_folder(cnn: Path, tmp_path: Path, monkeypatch) -> None:
+    """`Workbench("sample_models/...")` from the README, in a kernel started in workbench-notebooks/."""
+    folder = tmp_path / "workbench-notebooks"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("WORKBENCH_SAMPLES", str(cnn.parents[1]))
+    for given in ("sample_models/digits_cnn/model.onnx", "digits_cnn"):
+        app = Workbench(given)
+        assert app.model.path == cnn and app.model.info is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -66,12 +67,49 @@ def lab_command(root: Path, port: int | None = None, browser: bool = True,
     return command + list(extra)
 
 
+def root_flags(extra: Sequence[str]) -> list[str]:
+    """JupyterLab refuses to start as root without ``--allow-root``; workshops often run in containers as root."""
+    if os.name == "posix" and os.geteuid() == 0 and "--allow-root" not in extra:
+        print("running as root: passing --allow-root to JupyterLab", file=sys.stderr)
+        return ["--allow-root"]
+    return []
+
+
+#: Signals that stop ``workbench lab``; each is passed on to JupyterLab as SIGTERM, which shuts its kernels down
+#: (a SIGINT would make it ask for confirmation on a terminal that may not be there).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def run_until_stopped(command: list[str], env: dict[str, str], grace_s: float = 20.0) -> int:
+    """Run JupyterLab in the foreground; whatever stops this process stops it too, kernels and all."""
+    server = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, frame: object) -> None:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        return server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 def start_lab(folder: Path, port: int | None = None, browser: bool = True, refresh: bool = False,
               extra: Sequence[str] = ()) -> int:
-    """Copy the notebooks, then run JupyterLab in the foreground until it is stopped."""
+    """Copy the notebooks, then run JupyterLab in the foreground until it (or this process) is stopped."""
     if importlib.util.find_spec("jupyterlab") is None or importlib.util.find_spec("ipywidgets") is None:
         raise WorkbenchError("JupyterLab or ipywidgets is not installed.",
                              "Install the lab extra: pip install 'onnx-workbench[cpu,lab]'.")
     written = copy_notebooks(folder, refresh)
     print(f"notebooks in {folder.resolve()} ({len(written)} copied, existing copies kept)", file=sys.stderr)
-    return subprocess.call(lab_command(folder.resolve(), port, browser, extra), env=lab_environment())
+    extra = [*extra, *root_flags(extra)]
+    return run_until_stopped(lab_command(folder.resolve(), port, browser, extra), lab_environment())

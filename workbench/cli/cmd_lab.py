@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
     parser.add_argument("--refresh", action="store_true",
                         help="overwrite copies in --dir with the packaged notebooks (your edits there are lost)")
-    parser.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root (containers)")
+    parser.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root (automatic as root)")
     parser.set_defaults(func=handle)
 
 

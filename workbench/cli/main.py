@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -54,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return reader_went_away()
     except KeyboardInterrupt:
         print("error: interrupted; nothing partial was kept.", file=sys.stderr)
         return 130
@@ -69,6 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
         return 1
+
+
+def reader_went_away() -> int:
+    """`workbench ... | head` closes the pipe early: stop quietly, as Unix tools do, with SIGPIPE's status."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's own flush at exit does not fail again
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

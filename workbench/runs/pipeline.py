@@ -205,7 +205,7 @@ class Pipeline:
             run_id=spec.run_id,
             spec=spec,
             artifact=str(artifact),
-            model_path=str(inputs.model.path),
+            model_path=str(inputs.model.path.absolute()),
             latency_ms=latency["variant"].to_dict(),
             reference_latency_ms=latency["reference"].to_dict(),
             speedup=latency["reference"].median / latency["variant"].median,

@@ -112,16 +112,22 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _portable(path: str | Path, root: Path) -> str:
-    """Paths inside the workspace are kept relative to it, so a copied or moved workspace still works."""
-    path = Path(path)
+    """Paths inside the workspace are kept relative to it, so a copied or moved workspace still works; others
+    absolute, so a run made from the CLI in one folder opens in a notebook kernel running in another."""
+    path = Path(path).absolute()
     try:
-        return str(path.absolute().relative_to(root))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
 
 def _local(stored: str, root: Path) -> str:
     return str(root / stored)  # an absolute ``stored`` stays as it is
+
+
+def _local_model(stored: str, root: Path) -> str:
+    """Records written before model paths were made absolute hold them relative to the folder they ran in."""
+    return _local(stored, root) if (root / stored).exists() else stored
 
 
 def _upsert(db: sqlite3.Connection, run: Run, root: Path) -> None:
@@ -141,7 +147,7 @@ def _upsert(db: sqlite3.Connection, run: Run, root: Path) -> None:
              results = excluded.results""",
         (run.run_id, run.created, spec.model_name, spec.model_digest, spec.precision, spec.prune_method,
          spec.prune_ratio, spec.batch, spec.backend, str(Path(artifact).parent), artifact,
-         run.model_path, _dumps(spec.to_dict()), _dumps(run.environment), _dumps(results)),
+         _portable(run.model_path, root), _dumps(spec.to_dict()), _dumps(run.environment), _dumps(results)),
     )
     db.execute("DELETE FROM run_tables WHERE run_id = ?", (run.run_id,))
     db.executemany("INSERT INTO run_tables (run_id, name, path) VALUES (?, ?, ?)",
@@ -160,7 +166,7 @@ def _row_to_run(db: sqlite3.Connection, row: tuple, root: Path) -> Run:
     rows = db.execute("SELECT name, path FROM run_tables WHERE run_id = ? ORDER BY name", (run_id,))
     tables = {name: _local(path, root) for name, path in rows}
     return Run(run_id=run_id, spec=RunSpec.from_dict(json.loads(spec)), artifact=_local(artifact, root),
-               model_path=model_path,
+               model_path=_local_model(model_path, root),
                environment=json.loads(environment), created=created, tables=tables, **json.loads(results))
 
 

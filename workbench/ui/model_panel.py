@@ -13,7 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
 from workbench.ui.messages import error_html, heading_html, note_html
-from workbench.ui.samples import sample_models
+from workbench.ui.samples import find_model, sample_models
 
 UPLOADS = "uploads"
 
@@ -75,12 +75,13 @@ class ModelPanel:
         if not str(path):
             self.message.value = error_html("No file given. Type the path of an .onnx file first.")
             return None
+        path = find_model(path)
         try:
             info = self.pipeline.inspect(path)
         except WorkbenchError as exc:
             self.message.value = error_html(exc)
             return None
-        self.path, self.info = Path(path), info
+        self.path, self.info = path, info
         self.current.value = f"<b>Model:</b> <code>{escape(str(path))}</code>"
         self.summary.value = inspection_html(info)
         self.message.value = "".join(note_html(w, warn=True) for w in info.warnings)

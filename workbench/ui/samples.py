@@ -34,3 +34,19 @@ def sample_models() -> dict[str, Path]:
         if found:
             return found
     return {}
+
+
+def find_model(path: str | Path) -> Path:
+    """A path as typed, a sample's name (``"digits_resnet"``), or a ``sample_models/...`` path written from the
+    checkout's point of view, which a notebook kernel running in another folder would not find as is."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    samples = sample_models()
+    if str(path) in samples:
+        return samples[str(path)]
+    if path.parts and path.parts[0] == FOLDER and samples:
+        candidate = next(iter(samples.values())).parents[1] / Path(*path.parts[1:])
+        if candidate.exists():
+            return candidate
+    return path

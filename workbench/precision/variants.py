@@ -4,7 +4,9 @@ broken file behind: a failed conversion is retried with the blamed ops kept in F
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from workbench.precision.fallback import blame
 from workbench.precision.half import convert_half
 from workbench.precision.int8 import CALIBRATION_METHODS, quantize_int8_dynamic, quantize_int8_static
 from workbench.progress import Progress
+from workbench.runs.workspace import write_atomically
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
 MAX_FALLBACKS = 40
@@ -39,8 +42,14 @@ class VariantBuild:
 
 
 def _replace_atomically(tmp: Path, dst: Path) -> None:
+    """Rename into place; from another file system, copy beside ``dst`` first so the rename stays atomic."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
+    try:
+        os.replace(tmp, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        write_atomically(dst, lambda beside: shutil.copyfile(tmp, beside))
 
 
 def _half_with_fallback(
@@ -111,7 +120,8 @@ def build_variant(
         raise BuildError(f"Unknown calibration method '{calib_method}'.",
                          f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
     build = VariantBuild(dst, precision)
-    with tempfile.TemporaryDirectory(prefix="wb-variant-", dir=dst.parent if dst.parent.exists() else None) as tmp:
+    # In the build's scratch folder (the pipeline points tempfile there), on the workspace's file system.
+    with tempfile.TemporaryDirectory(prefix="wb-variant-") as tmp:
         out = Path(tmp) / "variant.onnx"
         if precision == "fp32":
             out.write_bytes(src.read_bytes())

@@ -31,6 +31,7 @@ from workbench.pruning import METHODS, check_ratio
 from workbench.runs.environment import environment
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.run import Run
+from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
 
@@ -102,11 +103,12 @@ class Pipeline:
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
         try:
-            return self._run(
-                model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
-                prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
-                Progress(progress, cancel),
-            )
+            with build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure():
+                return self._run(
+                    model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
+                    prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
+                    Progress(progress, cancel),
+                )
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise WorkbenchError("The disk is full; the build stopped and nothing partial was kept.",

@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +41,20 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make these the only private files of a run
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, the only way POSIX offers, and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
@@ -152,8 +161,29 @@ class Workspace:
                 removed.paths.append(str(path))
         return removed
 
+    @property
+    def scratch_dir(self) -> Path:
+        return self.root / SCRATCH_DIR
+
+    @contextmanager
+    def unsaved_removed_on_failure(self) -> Iterator[None]:
+        """A build that fails or is cancelled takes back the folders it made and no run points at.
+
+        Otherwise a build cancelled while timing keeps a complete variant that no run lists.
+        """
+        before = set(artifact_folders(self.root))
+        try:
+            yield
+        except BaseException:
+            used = {Path(p).absolute() for p in self.store.artifact_dirs()}
+            used |= {Path(p).absolute().parent for p in self.store.table_paths()}
+            for folder in set(artifact_folders(self.root)) - before:
+                if folder.absolute() not in used:
+                    shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def _temp_leftovers(self) -> list[Path]:
-        scratch = self.root / SCRATCH_DIR
+        scratch = self.scratch_dir
         return sorted(scratch.iterdir()) if scratch.is_dir() else []
 
     def _owns(self, path: Path) -> bool:

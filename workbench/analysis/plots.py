@@ -188,7 +188,17 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
 
 
 _RANDOM_NOTE = "<br>RANDOM eval data: drift means nothing"
-_HIGHER_IS_BETTER = {"accuracy": True, "top1_agreement": True, "cosine": True, "max_abs_error": False}
+_HIGHER_IS_BETTER = {"accuracy": True, "top1_agreement": True, "cosine": True, "max_abs_error": False,
+                     "task_value": True}
+#: Outline of a variant that misses its task's budget (or is broken): never the pick, always visible.
+MISSED_COLOR = "#d62728"
+
+
+def task_drift_column(frame: pd.DataFrame) -> str:
+    """The task metric when every run has the same one, else the generic output error."""
+    if "task_metric" in frame and frame["task_value"].notna().all() and frame["task_metric"].nunique() == 1:
+        return "task_value"
+    return "max_abs_error"
 
 
 def pareto_front(frame: pd.DataFrame, x: str, y: str, higher_is_better: bool) -> pd.Series:
@@ -211,7 +221,10 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
         raise ValueError(f"drift must be one of {sorted(_HIGHER_IS_BETTER)}")
     higher = _HIGHER_IS_BETTER[drift]
     frame = runs.assign(on_front=pareto_front(runs, "latency_ms", drift, higher))
-    hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms, " + drift + " %{y:.6g}<br>speed-up %{customdata[1]:.2f}x"
+    name = frame["task_metric"].iloc[0] if drift == "task_value" and len(frame) else drift
+    missed = (frame["meets_budget"] == False).to_numpy() if "meets_budget" in frame else np.zeros(len(frame), bool)  # noqa: E712
+    frame = frame.assign(missed=missed)
+    hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms, " + str(name) + " %{y:.6g}<br>speed-up %{customdata[1]:.2f}x"
              "<br>run %{customdata[2]}%{customdata[3]}<extra></extra>")
     figure = go.Figure()
     for precision, rows in frame.groupby("precision", sort=True):
@@ -222,9 +235,12 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
             mode="markers",
             marker={"color": precision_color(precision), "size": 11,
                     "symbol": ["x" if r else "circle" for r in rows["random_data"]],
-                    "line": {"width": [2.5 if f else 0 for f in rows["on_front"]], "color": "black"}},
+                    "line": {"width": [2.5 if f or m else 0
+                                       for f, m in zip(rows["on_front"], rows["missed"], strict=True)],
+                             "color": [MISSED_COLOR if m else "black" for m in rows["missed"]]}},
             customdata=np.stack([rows["label"], rows["speedup"], rows["run_id"],
-                                 [_RANDOM_NOTE if r else "" for r in rows["random_data"]]], axis=-1),
+                                 [(_RANDOM_NOTE if r else "") + ("<br>MISSES its budget" if m else "")
+                                  for r, m in zip(rows["random_data"], rows["missed"], strict=True)]], axis=-1),
             hovertemplate=hover,
         )
     front = frame[frame["on_front"]].sort_values("latency_ms")
@@ -233,7 +249,8 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
     units = {"max_abs_error": "max |error| of the output vs FP32 (lower is better)",
              "cosine": "output cosine similarity to FP32 (higher is better)",
              "accuracy": "accuracy (fraction, higher is better)",
-             "top1_agreement": "top-1 agreement with FP32 (fraction, higher is better)"}
+             "top1_agreement": "top-1 agreement with FP32 (fraction, higher is better)",
+             "task_value": f"{name} (task metric, higher is better; red outline: misses its budget)"}
     figure.update_layout(
         title=title or "Latency versus drift",
         xaxis_title="latency, median per batch (ms)",

@@ -8,11 +8,13 @@ from datetime import datetime
 import pandas as pd
 
 from workbench.runs.run import Run
+from workbench.tasks import task_score
 
 RUN_COLUMNS = [
     "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
     "latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
-    "max_abs_error", "kept_fp32", "created", "random_data",
+    "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
+    "kept_fp32", "created", "random_data",
 ]
 
 
@@ -22,6 +24,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
     for run in runs:
         drift = run.drift or {}
         spec = run.spec
+        score = task_score(drift)
         rows.append({
             "run_id": run.run_id,
             "model": spec.model_name,
@@ -38,12 +41,18 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             "top1_agreement": drift.get("top1_agreement"),
             "cosine": drift.get("cosine_similarity"),
             "max_abs_error": drift.get("max_abs_error"),
+            "task": score.task if score else None,
+            "task_metric": score.metric if score else None,
+            "task_value": score.value if score else None,
+            "task_threshold": score.threshold if score else None,
+            "meets_budget": score.met if score else None,
+            "broken": score.broken if score else None,
             "kept_fp32": len(spec.exclude_nodes),
             "created": datetime.fromtimestamp(run.created),
             "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),
         })
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for column in ("latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
-                   "max_abs_error", "prune_ratio"):
+                   "max_abs_error", "prune_ratio", "task_value", "task_threshold"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values("created", kind="stable").reset_index(drop=True)

@@ -9,6 +9,7 @@ from workbench.cli.common import add_build_options, print_json, stderr_progress
 from workbench.pruning import EFFECTS, METHODS
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.tasks import task_score
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +46,9 @@ def handle(args: argparse.Namespace) -> int:
         exclude_nodes=args.exclude,
         repeats=args.repeats,
         force=args.force,
+        task=args.task,
+        metric=args.metric,
+        budget=args.budget,
         progress=stderr_progress(sys.stderr.isatty()),
     )
     if args.json:
@@ -61,12 +65,14 @@ def _pct(value: float | None) -> str:
 def format_run(run: Run) -> str:
     """The human summary: what was built, how fast, how far it drifted, and why."""
     lat, ref, drift = run.latency_ms, run.reference_latency_ms, run.drift
+    score = task_score(drift)
     lines = [
         f"run {run.run_id}  {run.spec.model_name}  {run.label}  on {run.spec.backend}",
         f"  artifact      {run.artifact}",
         f"  latency       {lat['median']:.3f} ms median, {lat['p90']:.3f} ms p90 (batch {run.spec.batch})",
         f"  FP32 ref      {ref['median']:.3f} ms median, {ref['p90']:.3f} ms p90",
         f"  speed-up      {run.speedup:.2f}x" + ("  (slower than FP32)" if run.speedup < 0.95 else ""),
+        f"  task          {score.task}: {score.verdict}" if score else "  task          (not judged)",
         f"  top-1 agree   {_pct(drift.get('top1_agreement'))}",
         f"  accuracy      {_pct(drift.get('accuracy'))} (FP32: {_pct(drift.get('reference_accuracy'))})",
         f"  max |err|     {drift['max_abs_error']:.4g}   cosine {drift['cosine_similarity']:.5f}",

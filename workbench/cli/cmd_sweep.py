@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from workbench.backends.registry import DEFAULT_BACKEND
-from workbench.cli.common import print_json, stderr_progress
+from workbench.cli.common import add_task_options, print_json, stderr_progress
 from workbench.precision.int8 import CALIBRATION_METHODS
 from workbench.report.runs_frame import format_table, runs_frame
 from workbench.runs.pipeline import Pipeline
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default=DEFAULT_BACKEND)
     parser.add_argument("--accuracy-budget", type=float, default=0.5, metavar="POINTS",
                         help="accuracy points a variant may lose against FP32 (top-1 agreement without labels)")
+    add_task_options(parser)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with runs and recommended")
@@ -58,7 +59,8 @@ def handle(args: argparse.Namespace) -> int:
     sweep = Sweep(
         args.model, args.precisions, args.prune_methods, args.prune_ratios, calib=args.calib, eval=args.eval,
         batch=args.batch, backend=args.backend, calib_method=args.calib_method, per_channel=not args.per_tensor,
-        accuracy_budget=args.accuracy_budget, repeats=args.repeats,
+        accuracy_budget=args.accuracy_budget, repeats=args.repeats, task=args.task, metric=args.metric,
+        budget=args.budget,
     )
     print(f"sweep: {len(sweep.cells())} variants of {args.model}", file=sys.stderr)
     result = sweep.run(Pipeline(args.workspace), progress=stderr_progress(sys.stderr.isatty()), on_run=_announce)

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import __version__
-from workbench.analysis.plots import drift_along_graph, latency_vs_drift, time_by_op_type, top_layers
+from workbench.analysis.plots import drift_along_graph, latency_vs_drift, task_drift_column, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
 from workbench.report.runs_frame import runs_frame
 from workbench.report.tables import read_table
@@ -32,7 +32,8 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wr
 """
 
 _SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
-                  "speedup", "accuracy", "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
+                  "speedup", "task_metric", "task_value", "task_threshold", "meets_budget", "accuracy",
+                  "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
 
 
 class _Figures:
@@ -65,8 +66,10 @@ def _run_tables_section(run: Run, figures: _Figures) -> str:
 
 
 def _pareto(frame: pd.DataFrame) -> go.Figure:
-    """Latency against accuracy where every run has labels, else against top-1 agreement."""
-    drift = "accuracy" if frame["accuracy"].notna().all() else "top1_agreement"
+    """Latency against the task metric where every run shares one, else accuracy or top-1 agreement."""
+    drift = task_drift_column(frame)
+    if drift != "task_value":
+        drift = "accuracy" if frame["accuracy"].notna().all() else "top1_agreement"
     return latency_vs_drift(frame, drift=drift, title=f"Latency vs {drift.replace('_', ' ')} (Pareto front dashed)")
 
 

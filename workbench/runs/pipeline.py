@@ -21,7 +21,7 @@ from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
 from workbench.errors import Busy, DataError, WorkbenchError
-from workbench.measure.drift import collect_outputs, drift_metrics
+from workbench.measure.drift import compare_engines
 from workbench.measure.latency import measure_latency
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import LoadedModel, load_model
@@ -34,6 +34,8 @@ from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
+from workbench.tasks import TaskChoice, rejudge, task_score
+from workbench.tasks.custom import MetricFn
 
 DataSource = str | Path | Dataset | None
 
@@ -96,10 +98,18 @@ class Pipeline:
         warmup: int = 5,
         repeats: int = 30,
         force: bool = False,
+        task: str | None = None,
+        metric: str | MetricFn | None = None,
+        budget: float | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Run:
-        """Build (or fetch from the workspace) and measure one variant; raises WorkbenchError."""
+        """Build (or fetch from the workspace) and measure one variant; raises WorkbenchError.
+
+        ``task`` (guessed from the outputs when None), a user's ``metric`` and the ``budget`` decide how
+        the variant is judged; the verdict is stored with the run as ``drift["task"]``.
+        """
+        choice = TaskChoice(task, metric, budget)
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
         try:
@@ -107,7 +117,7 @@ class Pipeline:
                 return self._run(
                     model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
                     prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
-                    Progress(progress, cancel),
+                    Progress(progress, cancel), choice,
                 )
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
@@ -138,7 +148,7 @@ class Pipeline:
 
     def _run(self, model, precision, calib, eval_, batch, backend_name, calib_method, per_channel,
              prune_method, prune_ratio, prune_repair, exclude_nodes, preprocess, warmup, repeats, force,
-             progress: Progress) -> Run:
+             progress: Progress, choice: TaskChoice) -> Run:
         progress.report("load", 0.0, "loading the model and data")
         if batch < 1:
             raise DataError(f"Batch size {batch} is not valid.", "Use a batch of 1 or more.")
@@ -164,10 +174,14 @@ class Pipeline:
             prune_repair=prune_repair,
             eval_digest=inputs.eval.digest,
             exclude_nodes=exclude_nodes,
+            task=choice.task,
+            metric=choice.metric_name,
         )
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
-        if cached is not None and cached.artifact_exists and not force:
+        if cached is not None and cached.artifact_exists and not force and task_score(cached.drift) is not None:
+            score = rejudge(cached.drift, choice.budget)
+            cached.drift["task"] = score.to_dict()
             progress.report("done", 1.0, "identical run found in the workspace")
             return cached
 
@@ -200,9 +214,8 @@ class Pipeline:
             feed = timing_feed(inputs.eval, batch)
             latency = measure_latency({"reference": reference, "variant": variant}, feed, warmup=warmup,
                                       repeats=repeats, progress=timing)
-            ref_out = collect_outputs(reference, inputs.eval, batch, progress.slice(0.8, 0.9), "reference")
-            var_out = collect_outputs(variant, inputs.eval, batch, progress.slice(0.9, 1.0), "variant")
-        drift = drift_metrics(ref_out, var_out, inputs.eval.labels)
+            drift = compare_engines(reference, variant, inputs.eval, batch, choice, progress.slice(0.8, 1.0))
+        notes += task_notes(drift)
         run = Run(
             run_id=spec.run_id,
             spec=spec,
@@ -222,6 +235,16 @@ class Pipeline:
         self.workspace.save_run(run)
         progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32")
         return run
+
+
+def task_notes(drift: dict) -> list[str]:
+    """The task verdict as build notes; a broken variant is said so in words, never a silent success."""
+    score = task_score(drift)
+    how = f"guessed: {score.details.get('task_reason')}" if score.guessed else "as set"
+    notes = [f"judged as {score.task} ({how}): {score.verdict}"]
+    if score.broken:
+        notes.append(f"BROKEN variant: {score.broken}; do not use it")
+    return notes
 
 
 def check_prune_choice(method: str | None, ratio: object) -> float:

@@ -31,6 +31,8 @@ class RunSpec:
     prune_repair: bool = True
     eval_digest: str | None = None
     exclude_nodes: tuple[str, ...] = ()
+    task: str | None = None
+    metric: str | None = None
 
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""
@@ -65,7 +67,8 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Same spec, same id: asking again returns the cached run instead of rebuilding."""
-        return _digest({**self.artifact_fields(), "batch": self.batch, "eval": self.eval_digest})
+        judged = {"task": self.task, "metric": self.metric} if self.task or self.metric else {}
+        return _digest({**self.artifact_fields(), "batch": self.batch, "eval": self.eval_digest, **judged})
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -17,6 +17,7 @@ from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.runs.pipeline import DataSource, Pipeline
 from workbench.runs.run import Run
+from workbench.tasks import task_score
 
 
 def accuracy_loss(drift: dict) -> tuple[float | None, str]:
@@ -26,6 +27,9 @@ def accuracy_loss(drift: dict) -> tuple[float | None, str]:
     top-1 class changed, which bounds the accuracy change and needs no labels.
     """
     accuracy, reference = drift.get("accuracy"), drift.get("reference_accuracy")
+    score = task_score(drift)
+    if score is not None and score.task != "classification" and ":" not in score.metric:
+        return (1.0 - score.value) * 100.0, score.metric.replace("_", " ")
     if accuracy is not None and reference is not None:
         return (reference - accuracy) * 100.0, "accuracy"
     agreement = drift.get("top1_agreement")
@@ -52,6 +56,9 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
     within, unjudged = [], 0
     for run in runs:
         loss, _ = accuracy_loss(run.drift)
+        score = task_score(run.drift)
+        if score is not None and not score.met:
+            continue  # a variant that misses its task's budget is never recommended
         if loss is None:
             unjudged += 1
         elif loss <= budget_points + 1e-9:
@@ -105,6 +112,9 @@ class Sweep:
     calib_method: str = "minmax"
     per_channel: bool = True
     accuracy_budget: float = 0.5
+    task: str | None = None
+    metric: str | None = None
+    budget: float | None = None
     warmup: int = 5
     repeats: int = 30
 
@@ -164,7 +174,8 @@ class Sweep:
                     self.model, cell.precision, calib=self.calib, eval=self.eval, batch=self.batch,
                     backend=self.backend, calib_method=self.calib_method, per_channel=self.per_channel,
                     prune_method=cell.prune_method, prune_ratio=cell.prune_ratio, warmup=self.warmup,
-                    repeats=self.repeats, progress=_cell_progress(progress, index, len(cells), cell), cancel=cancel,
+                    repeats=self.repeats, task=self.task, metric=self.metric, budget=self.budget,
+                    progress=_cell_progress(progress, index, len(cells), cell), cancel=cancel,
                 )
             except (Cancelled, Busy):
                 raise

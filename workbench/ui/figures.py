@@ -54,4 +54,5 @@ def drift(runs: Sequence[Run]) -> FigureOrReason:
 def pareto(runs: Sequence[Run]) -> FigureOrReason:
     if not runs:
         return "No runs yet."
-    return plots.latency_vs_drift(runs_frame(runs))
+    frame = runs_frame(runs)
+    return plots.latency_vs_drift(frame, drift=plots.task_drift_column(frame))

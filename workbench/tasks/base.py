@@ -1,0 +1,74 @@
+"""What every task metric shares: a streaming meter over batches, and the verdict against a budget.
+
+Meters see one batch of reference and variant outputs at a time and keep only small running
+figures (matches, sums, decoded strings), so judging a variant never holds a whole evaluation
+set's outputs in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+Outputs = dict[str, np.ndarray]
+
+#: Below this output cosine a variant is called broken whatever its task metric says.
+BROKEN_COSINE = 0.9
+
+
+class Meter(Protocol):
+    """Accumulates one task's figures batch by batch."""
+
+    def update(self, reference: Outputs, variant: Outputs, labels: np.ndarray | None, inputs: Outputs) -> None:
+        ...
+
+    def figures(self) -> dict:
+        """Every figure measured so far; ``value`` is the task's main one (higher is better)."""
+        ...
+
+
+@dataclass
+class TaskScore:
+    """The task's verdict on one variant: stored with the run, shown in every table and plot."""
+
+    task: str
+    metric: str
+    value: float
+    threshold: float
+    met: bool
+    rule: str
+    broken: str | None = None
+    guessed: bool = False
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TaskScore:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def verdict(self) -> str:
+        """One line for the CLI and notes, e.g. 'detections kept 0.34 < 0.95: MISSES the budget'."""
+        text = f"{self.metric} {self.value:.4f} (budget {self.rule})"
+        if self.broken:
+            return f"{text}: BROKEN ({self.broken})"
+        return f"{text}: {'meets the budget' if self.met else 'MISSES the budget'}"
+
+
+def finite_or_nan(value: float) -> float:
+    return float(value) if value is not None and math.isfinite(value) else float("nan")
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching rows; two all-zero rows count as identical."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = (np.linalg.norm(a, axis=1) == 0) & (np.linalg.norm(b, axis=1) == 0)
+    cos = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 0.0)
+    return np.where(both_zero, 1.0, cos)

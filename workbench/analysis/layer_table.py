@@ -16,6 +16,7 @@ COLUMNS = [
     "name",        # layer name as the engine reports it (e.g. "Conv_0 + Relu_1")
     "onnx_nodes",  # list[str]: ONNX node names the layer came from
     "op_type",     # dominant op type (e.g. "Conv", "Reformat")
+    "kernel",      # the implementation the engine ran (e.g. "brgconv_avx512_amx_I8"), None where unreported
     "precision",   # "FP32", "FP16", "BF16", "INT8", "mixed" or "unknown"
     "time_ms",     # median time per inference, milliseconds
     "share",       # time_ms / sum(time_ms)

@@ -39,6 +39,7 @@ from workbench.analysis.run_tables import LAYERS, load_run_table, save_run_table
 from workbench.backends.base import Backend
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine
 from workbench.backends.registry import DEFAULT_BACKEND, get_backend
+from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
 from workbench.progress import CancelToken, Progress, ProgressCallback
@@ -170,6 +171,10 @@ def profile_run(
     feed = timing_feed(data, run.spec.batch)
     backend = get_backend(run.spec.backend)
     progress_.report("profile", 0.0, "loading plain and profiled engines")
+    if getattr(backend, "session_options", None) is None and hasattr(backend, "for_precision"):
+        profile = _profile_with_engine_counters(run, backend, data, feed, warmup, repeats, pipeline, progress_)
+        if profile is not None:
+            return profile
     with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp:
         with _engine(backend, run.artifact, threads, None) as plain, \
                 _engine(backend, run.artifact, threads, Path(tmp)) as profiled:
@@ -200,6 +205,34 @@ def profile_run(
     )
     save_layer_table(run, layers, pipeline)
     progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
+    return profile
+
+
+def _profile_with_engine_counters(run: Run, backend: Backend, data: Dataset, feed: dict, warmup: int, repeats: int,
+                                  pipeline: Pipeline, progress: Progress) -> LayerProfile | None:
+    """Backends whose engines keep their own per-layer counters (OpenVINO): a plain and a profiled engine
+    of the run's precision timed side by side, the table from the profiled one. None if it has none."""
+    backend = backend.for_precision(run.spec.precision).for_workspace(pipeline.workspace.root)
+    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp, backend.load(Path(run.artifact)) as plain, \
+            backend.load(Path(run.artifact), Path(tmp)) as profiled:
+        if not hasattr(profiled, "layer_table"):
+            return None
+        latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup, repeats=repeats,
+                                  progress=progress.slice(0.0, 0.9))
+        model_path = Path(run.model_path)
+        source_model = onnx.load(str(model_path), load_external_data=False) if model_path.is_file() else None
+        layers = profiled.layer_table(warmup=warmup, batch=run.spec.batch, source_model=source_model)
+        run_sums = [sum(sample.values()) for sample in profiled.samples[warmup:]]
+    profiled_ms = latency["profiled"].median
+    profile = LayerProfile(
+        layers=layers, end_to_end_ms=latency["plain"].median, profiled_end_to_end_ms=profiled_ms,
+        session_ms=profiled_ms, kernel_run_ms=statistics.median(run_sums), batch=run.spec.batch, warmup=warmup,
+        repeats=latency["plain"].repeats, model_path=run.artifact, precision=run.spec.precision, run_id=run.run_id,
+        threads=getattr(backend, "threads", 0),
+        notes=[f"eval data: {data.label}"] if data.is_random else [],
+    )
+    save_layer_table(run, layers, pipeline)
+    progress.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
     return profile
 
 

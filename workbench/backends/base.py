@@ -1,8 +1,11 @@
-"""The interface every execution backend implements (ONNX Runtime CPU/CUDA, TensorRT).
+"""The interface every execution backend implements (ONNX Runtime CPU/CUDA, TensorRT, OpenVINO).
 
 Precision lives in the ONNX file, so a backend only has to load a file, run it, time it and say
 whether it can load it at all; the INT8 flavour it wants (U8 activations for x86, symmetric S8
-for TensorRT) is the one thing the precision transforms need to know about it.
+for TensorRT) is the one thing the precision transforms need to know about it. The exception is
+a backend that runs a precision *by hint*: OpenVINO runs BF16/FP16 as an inference-precision
+setting on the FP32 file, so for those precisions the pipeline builds no converted file and asks
+the backend, through ``for_precision``, for an instance set to that precision instead.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class Availability:
 
     available: bool
     reason: str
+    #: Extra lines for listings: the device, the hardware features that matter, what each precision does.
+    details: tuple[str, ...] = ()
 
 
 class Engine(ABC):
@@ -38,6 +43,10 @@ class Engine(ABC):
     @abstractmethod
     def time_once(self, feed: dict[str, np.ndarray]) -> float:
         """Run once and return the model's own time in milliseconds (no input checks or copies)."""
+
+    def execution_notes(self) -> list[str]:
+        """What the engine did with the file, seen after running it (e.g. which layers ran in INT8)."""
+        return []
 
     def close(self) -> None:
         """Release the session/engine; safe to call twice."""
@@ -64,6 +73,19 @@ class Backend(ABC):
     @abstractmethod
     def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
         """Load a model file; ``profile_dir`` turns on the backend's per-layer profiler."""
+
+    def precision_hint(self, precision: str) -> str | None:
+        """None when ``precision`` needs a converted file (the default); else the run note saying how the
+        backend runs it from the FP32 file by a setting. Raises BuildError when it cannot run it here."""
+        return None
+
+    def for_precision(self, precision: str) -> Backend:
+        """This backend set to execute ``precision``; only backends that run precisions by hint change."""
+        return self
+
+    def for_workspace(self, root: Path) -> Backend:
+        """This backend keeping its compiled-model cache under the workspace ``root``, where it has one."""
+        return self
 
     def for_weights(self, sparse_2of4: bool) -> Backend:
         """This backend set up for the weights it will run; only TensorRT has sparse kernels to switch on."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 from workbench.backends.base import Availability, Backend
 from workbench.backends.onnxruntime_cpu import OnnxruntimeCpuBackend
 from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
+from workbench.backends.openvino_backend import OpenvinoBackend, OpenvinoGpuBackend, OpenvinoNpuBackend
 from workbench.backends.tensorrt_backend import TensorrtBackend
 from workbench.errors import BackendUnavailable
 
 DEFAULT_BACKEND = OnnxruntimeCpuBackend.name
 
 _BACKENDS: dict[str, type[Backend]] = {
-    backend.name: backend for backend in (OnnxruntimeCpuBackend, OnnxruntimeCudaBackend, TensorrtBackend)
+    backend.name: backend
+    for backend in (OnnxruntimeCpuBackend, OpenvinoBackend, OnnxruntimeCudaBackend, TensorrtBackend,
+                    OpenvinoGpuBackend, OpenvinoNpuBackend)
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +154,8 @@ class Pipeline:
         if batch < 1:
             raise DataError(f"Batch size {batch} is not valid.", "Use a batch of 1 or more.")
         prune_ratio = check_prune_choice(prune_method, prune_ratio)
-        backend = get_backend(backend_name)
+        backend = get_backend(backend_name).for_workspace(self.workspace.root)
+        hint_note = backend.precision_hint(precision)
         wants_calib = precision == "int8" or bool(prune_ratio and prune_repair)
         inputs = self._inputs(model, calib, eval_, wants_calib, preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
@@ -194,14 +196,18 @@ class Pipeline:
             pruned = pruned_source(inputs, spec, self.workspace.pruned_dir(spec.prune_key), notes,
                                    progress.slice(0.02, 0.15), reuse=not force)
             source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
+        if hint_note:
+            notes.append(hint_note)
         if not artifact.is_file() or force:
+            # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
+            backend.load(inputs.model.path).close()
             built = build_variant(
-                source, artifact, precision,
+                source, artifact, "fp32" if hint_note else precision,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
                 calib_method=calib_method, per_channel=per_channel, exclude_nodes=list(exclude_nodes),
                 progress=progress.slice(0.15, 0.55),
             )
-            notes += built.notes
+            notes += [] if hint_note else built.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})
         else:
             notes.append("variant reused from the workspace cache")
@@ -210,12 +216,19 @@ class Pipeline:
 
         timing = progress.slice(0.55, 0.8)
         timing.report("time", 0.0, "loading engines")
-        with backend.load(inputs.model.path) as reference, backend.load(artifact) as variant:
+        with ExitStack() as stack:
+            engines = {"reference": stack.enter_context(backend.for_precision("fp32").load(inputs.model.path)),
+                       "variant": stack.enter_context(backend.for_precision(precision).load(artifact))}
+            if backend.name != DEFAULT_BACKEND:
+                # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
+                engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
             feed = timing_feed(inputs.eval, batch)
-            latency = measure_latency({"reference": reference, "variant": variant}, feed, warmup=warmup,
-                                      repeats=repeats, progress=timing)
-            drift = compare_engines(reference, variant, inputs.eval, batch, choice, progress.slice(0.8, 1.0))
+            latency = measure_latency(engines, feed, warmup=warmup, repeats=repeats, progress=timing)
+            drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
+                                    progress.slice(0.8, 1.0))
+            notes += engines["variant"].execution_notes()
         notes += task_notes(drift)
+        baseline = latency.get("baseline", latency["reference"])
         run = Run(
             run_id=spec.run_id,
             spec=spec,
@@ -224,6 +237,9 @@ class Pipeline:
             latency_ms=latency["variant"].to_dict(),
             reference_latency_ms=latency["reference"].to_dict(),
             speedup=latency["reference"].median / latency["variant"].median,
+            baseline_latency_ms=baseline.to_dict(),
+            speedup_vs_baseline=baseline.median / latency["variant"].median,
+            baseline_backend=DEFAULT_BACKEND,
             drift=drift,
             calib_source=inputs.calib.label if inputs.calib else None,
             eval_source=inputs.eval.label,
@@ -233,7 +249,7 @@ class Pipeline:
             environment=environment(),
         )
         self.workspace.save_run(run)
-        progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32")
+        progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32 on {backend.name}")
         return run
 
 

@@ -28,6 +28,15 @@ class Run:
     environment: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     tables: dict[str, str] = field(default_factory=dict)
+    #: FP32 on the default backend, timed in the same rounds, so runs on different backends compare.
+    baseline_latency_ms: dict | None = None
+    speedup_vs_baseline: float | None = None
+    baseline_backend: str | None = None
+
+    @property
+    def comparable_speedup(self) -> float:
+        """The speed-up against the shared baseline where measured, else against this backend's FP32."""
+        return self.speedup_vs_baseline if self.speedup_vs_baseline is not None else self.speedup
 
     @property
     def label(self) -> str:

@@ -1,0 +1,290 @@
+"""OpenVINO: Intel's inference engine, on the CPU (and Intel GPUs/NPUs where OpenVINO lists them).
+
+It reads the same ONNX files the pipeline writes. FP32 is compiled with
+``INFERENCE_PRECISION_HINT=f32``: on a CPU with AMX or AVX-512 BF16, OpenVINO otherwise runs an
+FP32 model in BF16, which is no reference. BF16 and FP16 are not converted files here but the
+same hint on the FP32 file (``precision_hint``), because OpenVINO's own lowering keeps the layers
+that need FP32 in FP32 and runs the rest on AMX; a converted file only adds casts it must undo.
+INT8 runs the Q/DQ file, and the executed graph is checked for the layers that really ran in INT8.
+
+A model with dynamic dimensions is compiled for the shapes actually fed, on the first call with
+those shapes (warm-up pays for it, timing never does), because static shapes let the CPU plugin
+pick its fastest kernels. Compiled models are cached in the workspace (``CACHE_DIR``), so a
+second process loads them in a fraction of the compile time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx
+
+from workbench.analysis.openvino_profile import (
+    counter_sample,
+    int8_note,
+    layer_table_from_counters,
+    runtime_layers,
+)
+from workbench.backends.base import Availability, Backend, Engine
+from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
+from workbench.errors import BackendUnavailable, BuildError, ModelError
+
+INSTALL_HINT = ("OpenVINO is not installed: pip install 'onnx-workbench[openvino]' "
+                "(the cpu and lab extras include it).")
+LAYER_TABLE_FILE = "openvino_layers.csv"
+
+
+def openvino_module() -> Any | None:
+    """The ``openvino`` package, or None where it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
+@lru_cache(maxsize=1)
+def core() -> Any:
+    """One OpenVINO Core per process: it owns the plugins, their thread pools and the model cache."""
+    openvino = openvino_module()
+    if openvino is None:
+        raise BackendUnavailable("Backend 'openvino' is unavailable.", INSTALL_HINT)
+    return openvino.Core()
+
+
+@lru_cache(maxsize=8)
+def profile_of(device: str) -> DeviceProfile | None:
+    """What OpenVINO says about ``device``, or None when it does not list the device here."""
+    ov_core = core()
+    if device not in ov_core.available_devices:
+        return None
+    return device_profile(ov_core, device)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The cause in OpenVINO's error text, which starts with C++ source locations.
+
+    An op its ONNX reader cannot convert is named as such, so the sentence says which op it is.
+    """
+    text = str(exc).strip()
+    match = re.search(r"No conversion rule found for operations?: *([^\n]+)", text)
+    if match is None:
+        match = re.search(r"Failed operations detailed log:\s*-- *(\S+)", text)
+    if match is not None:
+        return f"it has no implementation of the ONNX op {match.group(1).strip().rstrip('.')}"
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Exception from", "Check '")) and ".cpp:" not in line:
+            return line[:300]
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class OpenvinoEngine(Engine):
+    """A compiled model per input shape, one infer request each; perf counters when profiling."""
+
+    def __init__(self, backend: OpenvinoBackend, model_path: Path, profile_dir: Path | None) -> None:
+        self.backend = backend
+        self.model_path = Path(model_path)
+        self.profile_dir = profile_dir
+        try:
+            self.model = core().read_model(str(model_path))
+        except Exception as exc:
+            raise ModelError(f"OpenVINO cannot run '{self.model_path.name}': {_first_line(exc)}.",
+                             "Run this model on onnxruntime-cpu (--backend onnxruntime-cpu).") from exc
+        self.input_names = [port.get_any_name() for port in self.model.inputs]
+        self.output_names = [port.get_any_name() for port in self.model.outputs]
+        self._dynamic = any(port.get_partial_shape().is_dynamic for port in self.model.inputs)
+        self._compiled: dict[tuple, tuple[Any, Any]] = {}
+        self.samples: list[dict[str, float]] = []
+        self._last_compiled: Any = None
+        if not self._dynamic:
+            self._compile(None)
+
+    def _compile(self, shapes: dict[str, tuple[int, ...]] | None) -> tuple[Any, Any]:
+        key = tuple(sorted(shapes.items())) if shapes else ()
+        if key in self._compiled:
+            return self._compiled[key]
+        model = self.model
+        if shapes:
+            model = self.model.clone()
+            model.reshape({name: list(shape) for name, shape in shapes.items()})
+        try:
+            compiled = core().compile_model(model, self.backend.device, self.backend.config(self.profile_dir))
+        except Exception as exc:
+            raise ModelError(
+                f"OpenVINO ({self.backend.device}) cannot compile '{self.model_path.name}': {_first_line(exc)}.",
+                "Run this model on onnxruntime-cpu (--backend onnxruntime-cpu), or choose another precision.",
+            ) from exc
+        request = compiled.create_infer_request()
+        self._compiled[key] = (compiled, request)
+        self._last_compiled = compiled
+        return compiled, request
+
+    def _request(self, feed: dict[str, np.ndarray]) -> Any:
+        shapes = {name: tuple(feed[name].shape) for name in self.input_names} if self._dynamic else None
+        return self._compile(shapes)[1]
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = self._request(feed)
+        request.infer({name: feed[name] for name in self.input_names})
+        return {name: np.array(request.get_tensor(name).data) for name in self.output_names}
+
+    def time_once(self, feed: dict[str, np.ndarray]) -> float:
+        request = self._request(feed)
+        inputs = {name: feed[name] for name in self.input_names}
+        start = time.perf_counter()
+        request.infer(inputs)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if self.profile_dir is not None:
+            self.samples.append(counter_sample(request.profiling_info))
+        return elapsed
+
+    @property
+    def compiled_model(self) -> Any:
+        """The most recently compiled model (the one the last call ran, for a single shape)."""
+        if self._last_compiled is None:
+            raise BuildError("The OpenVINO model has not been compiled yet.", "Run it once first.")
+        return self._last_compiled
+
+    def execution_notes(self) -> list[str]:
+        """What OpenVINO did with the file: the precision it was told, and for Q/DQ files the INT8 check."""
+        if self._last_compiled is None:
+            return []
+        hint = self._last_compiled.get_property("INFERENCE_PRECISION_HINT")
+        hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
+        version = openvino_module().__version__.split("-")[0]
+        notes = [f"OpenVINO {version} on {self.backend.device}: INFERENCE_PRECISION_HINT={hint}, PERFORMANCE_HINT=LATENCY"]
+        model = onnx.load(str(self.model_path), load_external_data=False)
+        note = int8_note(runtime_layers(self._last_compiled), model)
+        return notes + ([note] if note else [])
+
+    def layer_table(self, warmup: int = 0, batch: int = 1, source_model: onnx.ModelProto | None = None) -> Any:
+        """The layer table of the profiled runs (the first ``warmup`` calls dropped)."""
+        model = onnx.load(str(self.model_path), load_external_data=False)
+        return layer_table_from_counters(self.samples[warmup:], runtime_layers(self.compiled_model), model,
+                                         batch=batch, source_model=source_model)
+
+    def end_profiling(self) -> str | None:
+        """Write the layer table into the profile folder and return its path (None if profiling was off)."""
+        if self.profile_dir is None or not self.samples:
+            return None
+        path = self.profile_dir / LAYER_TABLE_FILE
+        self.layer_table().to_csv(path, index=False)
+        return str(path)
+
+    def close(self) -> None:
+        self._compiled.clear()
+        self._last_compiled = None
+
+
+class OpenvinoBackend(Backend):
+    """OpenVINO on one device; ``precision`` is the inference precision hint it compiles with."""
+
+    name: ClassVar[str] = "openvino"
+    device_name: ClassVar[str] = "CPU"
+    quant_target = "x86"
+    description = "OpenVINO on the CPU: FP32/BF16/FP16 by precision hint, INT8 from Q/DQ files (AMX, VNNI)"
+
+    def __init__(self, precision: str = "fp32", threads: int = 0, cache_dir: Path | None = None) -> None:
+        self.precision = precision
+        self.threads = threads
+        self.cache_dir = cache_dir
+
+    @property
+    def device(self) -> str:
+        return self.device_name
+
+    @classmethod
+    def availability(cls) -> Availability:
+        if openvino_module() is None:
+            return Availability(False, INSTALL_HINT)
+        try:
+            profile = profile_of(cls.device_name)
+        except Exception as exc:  # a plugin that fails to start is a reason, not a crash
+            return Availability(False, f"OpenVINO is installed but its {cls.device_name} plugin fails: "
+                                f"{_first_line(exc)}")
+        if profile is None:
+            return Availability(False, f"OpenVINO lists no {cls.device_name} device on this machine "
+                                f"(it lists {', '.join(core().available_devices) or 'none'}).")
+        return Availability(True, f"OpenVINO {openvino_module().__version__.split('-')[0]} on {profile.full_name}.",
+                            tuple(profile.summary()))
+
+    def profile(self) -> DeviceProfile:
+        profile = profile_of(self.device)
+        if profile is None:
+            raise BackendUnavailable(f"OpenVINO lists no {self.device} device here.", "Use the openvino (CPU) backend.")
+        return profile
+
+    def precision_hint(self, precision: str) -> str | None:
+        if precision not in HINTS or precision == "fp32":
+            return None
+        refusal = self.profile().refusal(precision)
+        if refusal:
+            raise BuildError(refusal, f"Use fp32 or int8 on {self.name}, or {precision} on onnxruntime-cpu.")
+        return (f"{precision.upper()} by precision hint: the FP32 file compiled with INFERENCE_PRECISION_HINT="
+                f"{HINTS[precision][1]} ({self.profile().how(precision)}); "
+                "OpenVINO keeps the layers that need FP32 in FP32")
+
+    def for_precision(self, precision: str) -> OpenvinoBackend:
+        return replace_backend(self, precision=precision if precision in HINTS else "fp32")
+
+    def for_workspace(self, root: Path) -> OpenvinoBackend:
+        return replace_backend(self, cache_dir=Path(root) / "cache" / "openvino")
+
+    def config(self, profile_dir: Path | None) -> dict[str, Any]:
+        """Compile properties: the precision hint, latency mode, threads, cache and profiling."""
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": HINTS[self.precision][1],
+                                  "PERFORMANCE_HINT": "LATENCY"}
+        if self.threads and self.device.startswith("CPU"):
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(self.cache_dir)
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            config["PERF_COUNT"] = True
+        return config
+
+    def load(self, model_path: Path, profile_dir: Path | None = None) -> OpenvinoEngine:
+        availability = self.availability()
+        if not availability.available:
+            raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", availability.reason)
+        return OpenvinoEngine(self, Path(model_path), profile_dir)
+
+    def check_loadable(self, model_path: Path) -> str | None:
+        """Read the file and compile it once (dynamic dimensions set to 1), as a run would."""
+        try:
+            with self.load(model_path) as engine:
+                if engine._dynamic:
+                    engine._compile({port.get_any_name(): _static_shape(port) for port in engine.model.inputs})
+        except (ModelError, BuildError) as exc:
+            return str(exc)
+        return None
+
+
+def _static_shape(port: Any) -> tuple[int, ...]:
+    return tuple(dim.get_length() if dim.is_static else 1 for dim in port.get_partial_shape())
+
+
+def replace_backend(backend: OpenvinoBackend, **changes: Any) -> OpenvinoBackend:
+    """A copy with some options changed; backends are treated as values."""
+    fields = {"precision": backend.precision, "threads": backend.threads, "cache_dir": backend.cache_dir}
+    return type(backend)(**{**fields, **changes})
+
+
+class OpenvinoGpuBackend(OpenvinoBackend):
+    name = "openvino-gpu"
+    device_name = "GPU"
+    description = "OpenVINO on an Intel GPU (where OpenVINO lists one)"
+
+
+class OpenvinoNpuBackend(OpenvinoBackend):
+    name = "openvino-npu"
+    device_name = "NPU"
+    description = "OpenVINO on an Intel NPU (where OpenVINO lists one)"
+

@@ -158,7 +158,8 @@ class OpenvinoEngine(Engine):
         hint = self._last_compiled.get_property("INFERENCE_PRECISION_HINT")
         hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         version = openvino_module().__version__.split("-")[0]
-        notes = [f"OpenVINO {version} on {self.backend.device}: INFERENCE_PRECISION_HINT={hint}, PERFORMANCE_HINT=LATENCY"]
+        notes = [f"OpenVINO {version} on {self.backend.device}: INFERENCE_PRECISION_HINT={hint}, "
+                 "PERFORMANCE_HINT=LATENCY"]
         model = onnx.load(str(self.model_path), load_external_data=False)
         note = int8_note(runtime_layers(self._last_compiled), model)
         return notes + ([note] if note else [])

@@ -1,4 +1,8 @@
-"""`workbench backends`: which backends run on this machine, and why the others don't."""
+"""`workbench backends`: which backends run on this machine, and why the others don't.
+
+Backends that depend on the hardware's features (OpenVINO: AMX, AVX-512 BF16/VNNI) add indented
+lines saying what they found and what each precision will do here.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     status = availability()
     if args.json:
-        print_json({name: {"available": s.available, "reason": s.reason} for name, s in status.items()})
+        print_json({name: {"available": s.available, "reason": s.reason, "details": list(s.details)}
+                    for name, s in status.items()})
         return 0
     for name, s in status.items():
         print(f"{'yes' if s.available else 'no ':3}  {name:18} {s.reason}")
+        for line in s.details:
+            print(f"{'':23} {line}")
     return 0

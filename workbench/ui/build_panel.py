@@ -59,6 +59,10 @@ class BuildPanel:
         missing = [f"{escape(name)}: {escape(s.reason)}" for name, s in status.items() if not s.available]
         self.backend_note = W.HTML(
             "<small>Not available here: " + "; ".join(missing) + "</small>" if missing else "")
+        self._backend_status = status
+        self.backend_details = W.HTML()
+        self.backend.observe(lambda _: self._show_backend_details(), names="value")
+        self._show_backend_details()
         self.precision = W.ToggleButtons(options=list(PRECISIONS), value="int8", description="Precision",
                                          style={"description_width": "130px", "button_width": "90px"})
         # A None value would show as a blank box (ipywidgets' "nothing selected"), so "none" is a string.
@@ -105,7 +109,8 @@ class BuildPanel:
                                  self.calib_method])
         self._show_calib_fields()
         self.widget = W.VBox([
-            heading_html_widget("Target"), self.backend, self.backend_note, self.precision, self.batch,
+            heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note, self.precision,
+            self.batch,
             heading_html_widget("Pruning"), self.prune_method, self.prune_note, self.prune_ratio,
             heading_html_widget("Data"), self.calib_box, self.eval_path,
             heading_html_widget("Measure"), self.repeats, self.profile_layers, self.layer_drift,
@@ -120,6 +125,13 @@ class BuildPanel:
         method = self._prune_method()
         self.prune_ratio.disabled = method is None
         self.prune_note.value = "" if method is None else f"<small>{escape(PRUNE_EFFECTS[method])}</small>"
+
+    def _show_backend_details(self) -> None:
+        """The chosen backend's hardware and what each precision will do on it (OpenVINO: AMX, VNNI)."""
+        status = self._backend_status.get(self.backend.value)
+        lines = status.details if status else ()
+        self.backend_details.value = ("<small>" + "<br>".join(escape(line) for line in lines) + "</small>"
+                                      if lines else "")
 
     def _show_calib_fields(self) -> None:
         """Show only the fields the chosen precision and calibration source use."""

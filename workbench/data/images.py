@@ -62,6 +62,10 @@ def load_image_folder(folder: str | Path, tensor: TensorInfo, pre: ImagePreproce
             with Image.open(path) as image:
                 image = image.convert("L" if grayscale else "RGB").resize((width, height), Image.BILINEAR)
                 array = np.asarray(image, dtype=np.float32)
+        except Image.DecompressionBombError as exc:
+            raise DataError(f"'{path.name}' has more pixels than the {Image.MAX_IMAGE_PIXELS * 2:,} that are decoded "
+                            "here (a guard against images that unpack to gigabytes), so it was not read;",
+                            "shrink it to the model's input size or remove it from the folder.") from exc
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"'{path.name}' is not a readable image.", "Remove it or replace it.") from exc
         array = array[:, :, None] if array.ndim == 2 else array

@@ -115,6 +115,15 @@ def random_dataset(inputs: Sequence[TensorInfo], count: int, seed: int = 0, batc
     return Dataset(arrays, None, source=f"{count} samples, seed {seed}", is_random=True)
 
 
+def random_count(text: str) -> int:
+    """N of ``random:N`` (32 for plain ``random``), or a sentence saying how to write it."""
+    count = text.split(":", 1)[1] if ":" in text else "32"
+    if not count.strip().isdigit() or int(count) < 1:
+        raise DataError(f"'{text}' asks for random data, but '{count}' is not a number of samples of 1 or more;",
+                        "write it as random:N, for example random:32.")
+    return int(count)
+
+
 def load_data(
     source: str | Path,
     inputs: Sequence[TensorInfo],
@@ -123,8 +132,7 @@ def load_data(
     """Dispatch on what ``source`` is: ``random[:N]``, an .npz, a folder of .npy or of images."""
     text = str(source)
     if text == "random" or text.startswith("random:"):
-        count = int(text.split(":", 1)[1]) if ":" in text else 32
-        return random_dataset(inputs, count)
+        return random_dataset(inputs, random_count(text))
     path = Path(source)
     if not path.exists():
         raise DataError(f"No data at '{path}'.", "Give an .npz file, a folder of .npy files or of images.")

@@ -10,6 +10,7 @@ bounded by capping the number of calibration samples instead (``MAX_CALIB_SAMPLE
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import tempfile
 import threading
@@ -56,7 +57,9 @@ class _ThisThreadsWarnings(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.thread == self.thread and record.levelno >= logging.WARNING:
-            self.messages.append(record.getMessage())
+            first = record.getMessage().strip().splitlines()[:1]
+            if first and not first[0].startswith("Traceback"):  # a logged traceback is for --debug, not a note
+                self.messages.append(first[0])
             return False
         return True
 
@@ -67,13 +70,18 @@ def quantizer_warnings(notes: list[str]) -> Iterator[None]:
 
     A filter on the root logger, limited to this thread, so a notebook's own logging meanwhile is untouched.
     """
-    root = logging.getLogger()
+    # A logger's filters see only records logged on it, not its children's: ONNX Runtime logs on the
+    # root logger (the quantizer) and on its own module loggers (the pre-processing, with tracebacks).
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                                       if name.startswith("onnxruntime")]
     collect = _ThisThreadsWarnings()
-    root.addFilter(collect)
+    for logger in loggers:
+        logger.addFilter(collect)
     try:
         yield
     finally:
-        root.removeFilter(collect)
+        for logger in loggers:
+            logger.removeFilter(collect)
     if collect.messages:
         unique = list(dict.fromkeys(collect.messages))
         more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
@@ -111,11 +119,14 @@ def preprocess_for_quantization(src: Path, dst: Path) -> list[str]:
     ]
     for options in attempts:
         try:
-            quant_pre_process(str(src), str(dst), **options)
+            with quantizer_warnings([]):  # what it logs on failure is its traceback; the retry note says enough
+                quant_pre_process(str(src), str(dst), **options)
             if options:
                 notes.append(f"quantization pre-processing needed {', '.join(options)} (it failed otherwise)")
             return notes
         except Exception as exc:  # each failure mode of the pre-pass is a reason to try the next
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise  # a full disk is no reason to try again: the caller says so
             last = exc
     notes.append(f"quantization pre-processing skipped: {str(last).splitlines()[0][:200]}")
     dst.write_bytes(src.read_bytes())

@@ -7,7 +7,6 @@ the workspace instead of being rebuilt.
 
 from __future__ import annotations
 
-import errno
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -29,6 +28,7 @@ from workbench.model.loader import LoadedModel, load_model
 from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
+from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.run import Run
@@ -114,17 +114,13 @@ class Pipeline:
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
         try:
-            with build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure():
+            with build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure(), \
+                    full_disk_named(self.workspace.root):
                 return self._run(
                     model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
                     prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
                     Progress(progress, cancel), choice,
                 )
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise WorkbenchError("The disk is full; the build stopped and nothing partial was kept.",
-                                     f"Free space under '{self.workspace.root}' and build again.") from exc
-            raise
         except MemoryError as exc:
             raise WorkbenchError("The build ran out of memory.",
                                  "Use fewer calibration samples or a smaller batch.") from exc

@@ -12,17 +12,12 @@ from workbench.runs.run import Run
 from workbench.ui import netron_server
 from workbench.ui.messages import error_html, note_html
 
-#: Netron asks for cookie consent before it shows a graph, and waits for a click. Its telemetry
-#: only runs in the packaged desktop app, so the consent cookie is set for it (cookies are shared
-#: by every port of a host), and the graph opens at once.
-CONSENT_SCRIPT = "<script>document.cookie = 'consent=' + Date.now() + ';path=/;max-age=2592000';</script>"
-
 
 class GraphPanel:
     """Variant picker + Show button; the view is an iframe plus a plain link to open it in a tab."""
 
     def __init__(self) -> None:
-        self.port: int | None = None
+        self.server: netron_server.GraphServer | None = None
         self.url: str | None = None
         self.variant = W.Dropdown(description="Variant", options=[], layout=W.Layout(width="520px"))
         self.show_button = W.Button(description="Show graph", icon="project-diagram")
@@ -44,15 +39,16 @@ class GraphPanel:
             self.message.value = error_html("No model is open. Open one in the Model tab first.")
             return None
         try:
-            self.port = netron_server.serve(self.variant.value, self.port)
+            self.server = netron_server.serve(self.variant.value, self.server)
         except OSError as exc:
             self.message.value = error_html(f"Netron could not start: {exc}. Close other Netron windows and retry.")
             return None
-        self.url = netron_server.browser_url(self.port)
+        self.url = netron_server.browser_url(self.server)
         url = escape(self.url, quote=True)
         self.message.value = (f"<a href='{url}' target='_blank'>Open {escape(Path(self.variant.value).name)} "
-                              f"in a new tab</a> (served on 127.0.0.1 only)")
+                              f"in a new tab</a> (served on 127.0.0.1 only, behind a private link; Netron may ask once "
+                              "about cookies: its analytics are switched off and blocked here)")
         self.view.clear_output()
         self.view.append_display_data(HTML(
-            f"{CONSENT_SCRIPT}<iframe src='{url}' style='width:100%;height:640px;border:1px solid #ddd'></iframe>"))
+            f"<iframe src='{url}' style='width:100%;height:640px;border:1px solid #ddd'></iframe>"))
         return self.url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,27 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli_env(workspace: Path) -> dict[str, str]:
     return {**os.environ, "WORKBENCH_WORKSPACE": str(workspace)}
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path: Path):
+    """Mount a tmpfs of a given size under the test's folder (another file system, or a small one).
+
+    Skips with the reason where mounting is not allowed (it needs root or CAP_SYS_ADMIN).
+    """
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({(done.stderr or done.stdout).strip()}); "
+                        "the test needs root or CAP_SYS_ADMIN")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

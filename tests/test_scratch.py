@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,19 +29,9 @@ def system_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def other_file_system(tmp_path: Path) -> Iterator[Path]:
+def other_file_system(mount_tmpfs) -> Path:
     """A tmpfs mounted for the test: a workspace on another file system than the temp folder."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({(done.stderr or done.stdout).strip()}); "
-                    "the test needs root or CAP_SYS_ADMIN")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    return mount_tmpfs("tmpfs", "256m")
 
 
 def test_int8_build_on_another_file_system_than_the_temp_folder(

@@ -10,6 +10,7 @@ bring an older file up to date, each applied once, inside the same transaction a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.runs.disk import disk_is_full
 from workbench.runs.run import Run
 from workbench.runs.spec import RunSpec
 
@@ -328,10 +330,10 @@ class RunStore:
 def store_error(exc: sqlite3.Error, path: Path) -> WorkbenchError:
     """One sentence for an SQLite failure that names its real cause: a full or read-only disk is not damage."""
     text = str(exc).lower()
-    if "disk is full" in text or "database or disk is full" in text:
+    if "disk is full" in text or disk_is_full(path.parent):  # SQLite may call it a "disk I/O error"
         return WorkbenchError(f"The disk holding the run store '{path}' is full, so nothing was written to it;",
                               "free some space there and run the command again.")
-    if "readonly" in text or "read-only" in text:
+    if "readonly" in text or "read-only" in text or not os.access(path.parent, os.W_OK):
         return WorkbenchError(f"The run store '{path}' is on a read-only file system or not writable by you, "
                               "so nothing was written;",
                               "make it writable, or choose another folder with --workspace.")

@@ -175,8 +175,11 @@ class Workspace:
         try:
             yield
         except BaseException:
-            used = {Path(p).absolute() for p in self.store.artifact_dirs()}
-            used |= {Path(p).absolute().parent for p in self.store.table_paths()}
+            try:
+                used = {Path(p).absolute() for p in self.store.artifact_dirs()}
+                used |= {Path(p).absolute().parent for p in self.store.table_paths()}
+            except WorkbenchError:  # the store is unreadable now (a full disk): the build lock kept others out
+                used = set()
             for folder in set(artifact_folders(self.root)) - before:
                 if folder.absolute() not in used:
                     shutil.rmtree(folder, ignore_errors=True)

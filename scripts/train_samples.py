@@ -12,6 +12,7 @@ so install it into a separate virtual environment::
     /tmp/train-venv/bin/pip install torch==2.13.0 onnx numpy scikit-learn
     /tmp/train-venv/bin/python scripts/train_samples.py            # all three models
     /tmp/train-venv/bin/python scripts/train_samples.py --only digits_cnn
+    /tmp/train-venv/bin/python scripts/train_samples.py --only digits_outlier   # workshop 4's sample
 
 For each model it writes ``sample_models/<name>/``:
 
@@ -58,6 +59,8 @@ MEAN = 0.3054
 STD = 0.3761
 EVAL_FRACTION = 0.2
 N_CALIB = 128
+#: How much larger ``digits_outlier``'s one hidden unit runs than it did in training (see ``plant_outlier``).
+OUTLIER_SCALE = 500.0
 PNGS_PER_DIGIT = 3
 OPSET = 17
 
@@ -309,13 +312,36 @@ class Spec:
     weight_decay: float
     batch_size: int = 64
     write_pngs: bool = False
+    outlier: bool = False
 
 
 SPECS = [
     Spec("digits_cnn", 32, DigitsCNN, epochs=20, lr=3e-3, weight_decay=1e-4, write_pngs=True),
     Spec("digits_resnet", 64, DigitsResNet, epochs=8, lr=3e-3, weight_decay=1e-4),
     Spec("digits_vit", 32, DigitsViT, epochs=60, lr=2e-3, weight_decay=5e-2),
+    Spec("digits_outlier", 32, DigitsCNN, epochs=20, lr=3e-3, weight_decay=1e-4, outlier=True),
 ]
+
+
+def plant_outlier(model: DigitsCNN, calib_x: torch.Tensor, scale: float = OUTLIER_SCALE) -> int:
+    """Give the trained CNN one hidden unit that runs ``scale`` times larger, without changing what it computes.
+
+    Large language models grow such outlier channels on their own; this small model gets one by
+    construction so workshop 4 has a layer that really breaks under INT8. The first classifier
+    layer's most active unit is multiplied by ``scale`` (weights and bias; ReLU commutes with a
+    positive scale) and the next layer reads it divided by ``scale``, so FP32 outputs are the same
+    to rounding. INT8 quantizes each activation tensor with one scale: the outlier stretches the grid
+    of its tensor, the other 63 units fall between its steps, and the next layer gets mostly zeros.
+    Returns the unit's index.
+    """
+    hidden, head = model.classifier[1], model.classifier[3]
+    with torch.no_grad():
+        activity = model.classifier[:3](model.features(calib_x)).mean(dim=0)
+        unit = int(activity.argmax())
+        hidden.weight[unit] *= scale
+        hidden.bias[unit] *= scale
+        head.weight[:, unit] /= scale
+    return unit
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -484,6 +510,12 @@ def build_sample(spec: Spec, train_split: Split, eval_split: Split) -> dict[str,
         input=eval_x.numpy().astype(np.float32),
         labels=eval_split.labels.astype(np.int64),
     )
+    if spec.outlier:
+        assert isinstance(model, DigitsCNN)
+        unit = plant_outlier(model, calib_x)
+        planted_acc = evaluate(model, eval_x, eval_y)
+        print(f"  [{spec.name}] hidden unit {unit} now runs {OUTLIER_SCALE:g}x larger; "
+              f"eval accuracy {torch_acc:.2f}% before, {planted_acc:.2f}% after (same function)", flush=True)
     model_path = out_dir / "model.onnx"
     export_onnx(model, spec.size, model_path)
     ort_acc = ort_accuracy(model_path, eval_x.numpy(), eval_split.labels)

@@ -30,6 +30,11 @@ def resnet() -> Path:
 
 
 @pytest.fixture
+def outlier() -> Path:
+    return sample("digits_outlier")
+
+
+@pytest.fixture
 def vit() -> Path:
     return sample("digits_vit")
 

@@ -30,6 +30,7 @@ from onnxruntime.quantization import (
 
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
+from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.progress import Progress
 
 CALIBRATION_METHODS = {
@@ -174,13 +175,15 @@ def quantize_int8_static(
                 calibration_providers=["CPUExecutionProvider"],
                 extra_options=extra,
             )
+        rewired = feed_fp32_inputs(dst, exclude_nodes, before=prepared) if exclude_nodes else 0
     notes.append(
         f"static INT8 Q/DQ: {'S8 symmetric' if symmetric else 'U8'} activations, S8 weights, "
         f"{'per-channel' if per_channel else 'per-tensor'}, {method} calibration on {calib.label} "
         f"({len(calib)} samples)"
     )
     if exclude_nodes:
-        notes.append(f"kept in FP32: {', '.join(exclude_nodes)}")
+        notes.append(f"kept in FP32: {', '.join(exclude_nodes)}"
+                     + (f" (on FP32 inputs: {rewired} Q/DQ input(s) bypassed)" if rewired else ""))
     return notes
 
 

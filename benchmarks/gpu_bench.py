@@ -217,9 +217,11 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
             method, _, ratio = pruning.partition(":")
 
             def one(precision: str = precision, batch: int = batch, method: str = method, ratio: str = ratio) -> Any:
-                return pipeline.run(model, precision, calib=calib, eval=evaluate, batch=batch, backend=backend,
-                                    warmup=10, repeats=repeats, prune_method=method or None,
-                                    prune_ratio=float(ratio or 0))
+                from workbench.build_options import BuildOptions
+
+                return pipeline.run(model, BuildOptions(
+                    precision, calib=calib, eval=evaluate, batch=batch, backend=backend, warmup=10, repeats=repeats,
+                    prune_method=method or None, prune_ratio=float(ratio or 0)))
 
             label = f"{precision} · {method} {ratio}" if method else precision
             log(f"pipeline {name} {label} b{batch} on {backend}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import onnxruntime
 
 from workbench.analysis.profile_run import profile_model
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 
 
@@ -44,8 +45,8 @@ def main() -> None:
         for model in sorted(Path("sample_models").glob("*/model.onnx")):
             name = model.parent.name
             for precision in args.precisions:
-                profile = profile_model(model, precision, batch=args.batch, warmup=args.warmup,
-                                        repeats=args.repeats, threads=args.threads, pipeline=pipeline)
+                options = BuildOptions(precision, batch=args.batch, warmup=args.warmup, repeats=args.repeats)
+                profile = profile_model(model, options, threads=args.threads, pipeline=pipeline)
                 print(f"{name:<14} {precision:<9} {profile.end_to_end_ms:9.4f}ms {profile.layer_sum_ms:8.4f}ms "
                       f"{profile.ratio:6.3f} {profile.kernel_run_ms:7.4f}ms {profile.session_ms:7.4f}ms "
                       f"{profile.session_ms - profile.kernel_run_ms:7.4f}ms "

@@ -12,6 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.precision.variants import PRECISIONS
 from workbench.runs.pipeline import Pipeline
@@ -39,8 +40,8 @@ def main() -> None:
     for name in names:
         for precision in args.precisions:
             try:
-                run = pipeline.run(SAMPLES / name / "model.onnx", precision, batch=args.batch,
-                                   repeats=args.repeats, warmup=10)
+                run = pipeline.run(SAMPLES / name / "model.onnx",
+                                   BuildOptions(precision, batch=args.batch, repeats=args.repeats, warmup=10))
             except WorkbenchError as exc:
                 print(f"| {name} | {precision} | {args.batch} | failed: {exc} |")
                 continue

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import onnx
 
+from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.model.flops import parameter_count
 from workbench.runs.pipeline import Pipeline
@@ -49,8 +50,8 @@ def main() -> None:
         for method, ratio in GRID:
             for precision in args.precisions:
                 try:
-                    run = pipeline.run(model, precision, batch=args.batch, repeats=args.repeats, warmup=10,
-                                       prune_method=method, prune_ratio=ratio)
+                    run = pipeline.run(model, BuildOptions(precision, batch=args.batch, repeats=args.repeats, warmup=10,
+                                                        prune_method=method, prune_ratio=ratio))
                 except WorkbenchError as exc:
                     print(f"| {name} | {method or 'none'} | {ratio:g} | {precision} | failed: {exc} |")
                     continue

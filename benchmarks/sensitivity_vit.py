@@ -22,6 +22,7 @@ import onnxruntime
 import pandas as pd
 
 from workbench.analysis.sensitivity import METRICS, AccuracyBudget, sensitivity_search
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 
 MODEL = Path("sample_models/digits_vit/model.onnx")
@@ -41,7 +42,7 @@ def main() -> None:
     print(f"onnxruntime {onnxruntime.__version__}, {os.cpu_count()} logical CPUs, model {args.model}")
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
         pipeline = Pipeline(args.workspace or tmp)
-        plain = pipeline.run(args.model, "int8", repeats=args.repeats)
+        plain = pipeline.run(args.model, BuildOptions("int8", repeats=args.repeats))
         drift = plain.drift
         print(f"FP32 accuracy {drift['reference_accuracy']:.4f}; plain INT8 accuracy {drift['accuracy']:.4f}, "
               f"top-1 agreement {drift['top1_agreement']:.4f}, cosine {drift['cosine_similarity']:.6f}, "
@@ -57,7 +58,7 @@ def main() -> None:
                   f"({args.cosine_step:.0%} of the way from plain INT8's {cosine:.7f} to FP32)")
             budget = AccuracyBudget("cosine", target)
         print(f"budget: {budget.describe()}")
-        result = sensitivity_search(args.model, "int8", budget, top_k=args.top_k, repeats=args.repeats,
+        result = sensitivity_search(args.model, BuildOptions("int8", repeats=args.repeats), budget, top_k=args.top_k,
                                     pipeline=pipeline)
         with pd.option_context("display.width", 200, "display.max_colwidth", 60):
             print("\ncandidates (noisiest layers by local SQNR), ranked by recovery:")

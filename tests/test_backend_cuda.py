@@ -22,6 +22,7 @@ from workbench.backends.onnxruntime_cuda import (
     has_half_weights,
 )
 from workbench.backends.registry import availability, backend_names, get_backend
+from workbench.build_options import BuildOptions
 from workbench.errors import BackendUnavailable
 
 CUDA = OnnxruntimeCudaBackend.availability()
@@ -151,7 +152,7 @@ def test_cuda_profile_records_nodes_on_the_gpu(cnn: Path, tmp_path: Path) -> Non
 def test_pipeline_fp16_on_cuda_keeps_drift_small(cnn: Path) -> None:
     from workbench.runs.pipeline import Pipeline
 
-    run = Pipeline().run(cnn, "fp16", backend="onnxruntime-cuda", batch=16, repeats=5)
+    run = Pipeline().run(cnn, BuildOptions("fp16", backend="onnxruntime-cuda", batch=16, repeats=5))
     assert run.spec.backend == "onnxruntime-cuda"
     assert run.drift["top1_agreement"] > 0.99 and run.drift["cosine_similarity"] > 0.999
     assert run.latency_ms["median"] > 0 and run.reference_latency_ms["median"] > 0

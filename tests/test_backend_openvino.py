@@ -13,6 +13,7 @@ from conftest import sample
 from onnx import TensorProto, helper
 
 from workbench.backends.registry import availability, get_backend
+from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, ModelError
 from workbench.runs.pipeline import Pipeline
 
@@ -35,9 +36,9 @@ def test_every_sample_precision_builds_and_times(name: str, precision: str) -> N
     pipeline = Pipeline()
     if precision in ("bf16", "fp16") and not _cpu().supports(precision):
         with pytest.raises(BuildError, match=f"cannot run {precision.upper()}"):
-            pipeline.run(model, precision, backend="openvino", batch=8, repeats=3, warmup=1)
+            pipeline.run(model, BuildOptions(precision, backend="openvino", batch=8, repeats=3, warmup=1))
         return
-    run = pipeline.run(model, precision, backend="openvino", batch=8, repeats=3, warmup=1)
+    run = pipeline.run(model, BuildOptions(precision, backend="openvino", batch=8, repeats=3, warmup=1))
     assert run.spec.backend == "openvino"
     assert run.latency_ms["median"] > 0 and run.speedup > 0
     assert run.baseline_backend == "onnxruntime-cpu" and run.baseline_latency_ms["median"] > 0
@@ -69,10 +70,10 @@ def test_fp32_matches_onnxruntime_within_1e4_relative(name: str) -> None:
 
 def test_int8_layer_table_shows_int8_kernels(resnet: Path) -> None:
     pipeline = Pipeline()
-    run = pipeline.run(resnet, "int8", backend="openvino", batch=8, repeats=3, warmup=1)
+    run = pipeline.run(resnet, BuildOptions("int8", backend="openvino", batch=8, repeats=3, warmup=1))
     check = next(note for note in run.notes if note.startswith("INT8 check"))
     assert "ran in INT8" in check and "ran dequantized" not in check, check
-    profile = profile_run(run, warmup=2, repeats=5, pipeline=pipeline)
+    profile = profile_run(run, BuildOptions(warmup=2, repeats=5), pipeline=pipeline)
     layers = profile.layers
     convs = layers[layers["op_type"] == "Conv"]
     assert len(convs) == sum(n.op_type == "Conv" for n in onnx.load(str(resnet)).graph.node)
@@ -106,7 +107,7 @@ def _det_model(path: Path) -> Path:
 def test_op_openvino_cannot_run_gets_one_sentence(tmp_path: Path, cli_env: dict[str, str]) -> None:
     model = _det_model(tmp_path / "det.onnx")
     with pytest.raises(ModelError, match="no implementation of the ONNX op Det"):
-        Pipeline().run(model, "fp32", backend="openvino", eval="random:8", repeats=2)
+        Pipeline().run(model, BuildOptions("fp32", backend="openvino", eval="random:8", repeats=2))
     result = subprocess.run([sys.executable, "-m", "workbench", "run", str(model), "--backend", "openvino",
                              "--eval", "random:8"], capture_output=True, text=True, env=cli_env, timeout=300)
     assert result.returncode == 2

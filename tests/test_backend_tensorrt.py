@@ -26,6 +26,7 @@ from workbench.backends.tensorrt_config import (
     validate_options,
     version_problem,
 )
+from workbench.build_options import BuildOptions
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.model.inspect import TensorInfo
 
@@ -223,7 +224,8 @@ def test_tensorrt_pipeline_fp16_and_int8(cnn: Path) -> None:
 
     pipeline = Pipeline()
     for precision in ("fp16", "int8"):
-        run = pipeline.run(cnn, precision, backend="tensorrt", batch=8, repeats=5)
+        run = pipeline.run(cnn, BuildOptions(precision, backend="tensorrt", batch=8, repeats=5))
         assert run.drift["top1_agreement"] > 0.95, precision
-    sparse = pipeline.run(cnn, "fp16", backend="tensorrt", batch=8, repeats=5, prune_method="2:4", prune_ratio=0.5)
+    sparse = pipeline.run(cnn, BuildOptions("fp16", backend="tensorrt", batch=8, repeats=5, prune_method="2:4",
+                                                prune_ratio=0.5))
     assert sparse.spec.prune_method == "2:4" and sparse.drift["top1_agreement"] > 0.9

@@ -52,6 +52,6 @@ def test_drift_and_sensitivity_commands(capsys):
     assert drift["layers"] and "local_sqnr_db" in drift["layers"][0]
     saved = load_run_table(Pipeline().workspace.load_run(drift["run_id"]), LAYER_DRIFT)  # the report finds it
     assert saved is not None and len(saved) == len(drift["layers"])
-    assert main(["sensitivity", model, "--metric", "accuracy", "--budget", "5", "--json"]) == 0
+    assert main(["sensitivity", model, "--search-metric", "accuracy", "--search-budget", "5", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["met"] and result["kept"] == []

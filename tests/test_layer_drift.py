@@ -7,6 +7,7 @@ import pytest
 from conftest import sample
 
 from workbench.analysis.layer_drift import DRIFT_COLUMNS, drift_for_run
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 
 
@@ -16,7 +17,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
 
 
 def test_int8_drift_table_in_graph_order(pipeline: Pipeline):
-    run = pipeline.run(sample("digits_cnn"), "int8", repeats=5)
+    run = pipeline.run(sample("digits_cnn"), BuildOptions("int8", repeats=5))
     report = drift_for_run(run, samples=16, pipeline=pipeline)
     table = report.table
     assert list(table.columns) == DRIFT_COLUMNS
@@ -35,7 +36,7 @@ def test_int8_drift_table_in_graph_order(pipeline: Pipeline):
 
 
 def test_fp16_drift_is_small_and_local_for_every_layer(pipeline: Pipeline):
-    run = pipeline.run(sample("digits_cnn"), "fp16", repeats=5)
+    run = pipeline.run(sample("digits_cnn"), BuildOptions("fp16", repeats=5))
     table = drift_for_run(run, samples=16, pipeline=pipeline).table
     assert len(table) >= 10
     assert (table["local_sqnr_db"] > 50).all()  # half precision rounds at ~1e-3 relative
@@ -44,18 +45,18 @@ def test_fp16_drift_is_small_and_local_for_every_layer(pipeline: Pipeline):
 
 def test_keeping_the_worst_layer_in_fp32_lowers_the_output_error(pipeline: Pipeline):
     model = sample("digits_resnet")
-    plain = pipeline.run(model, "int8", repeats=5)
+    plain = pipeline.run(model, BuildOptions("int8", repeats=5))
     report = drift_for_run(plain, samples=32, pipeline=pipeline)
     worst = report.worst(1)["node"].iloc[0]
     best = report.table.sort_values("local_sqnr_db")["node"].iloc[-1]
     assert worst != best
-    kept = pipeline.run(model, "int8", exclude_nodes=[worst], repeats=5)
+    kept = pipeline.run(model, BuildOptions("int8", exclude_nodes=[worst], repeats=5))
     assert kept.drift["snr_db"] > plain.drift["snr_db"]
     assert kept.drift["mean_abs_error"] < plain.drift["mean_abs_error"]
 
 
 def test_transformer_drift_reads_every_weight_right(pipeline: Pipeline):
-    run = pipeline.run(sample("digits_vit"), "int8", repeats=3)
+    run = pipeline.run(sample("digits_vit"), BuildOptions("int8", repeats=3))
     table = drift_for_run(run, samples=16, pipeline=pipeline).table
     assert {"MatMul", "Softmax", "LayerNormalization"} <= set(table["op_type"])
     weights = table["weight_sqnr_db"].dropna()

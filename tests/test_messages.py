@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressEvent
@@ -43,7 +44,7 @@ def test_a_read_only_workspace_is_named_as_such_not_damaged(
         mount_tmpfs, cnn: Path, capfd: pytest.CaptureFixture) -> None:
     disk = mount_tmpfs("disk", "64m")
     workspace = disk / "workspace"
-    Pipeline(workspace).run(cnn, "fp32", batch=4, repeats=3)
+    Pipeline(workspace).run(cnn, BuildOptions("fp32", batch=4, repeats=3))
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     capfd.readouterr()
     assert main(["run", str(cnn), "--batch", "2", "--workspace", str(workspace)]) == 2
@@ -54,14 +55,14 @@ def test_a_read_only_workspace_is_named_as_such_not_damaged(
 def test_a_full_disk_while_saving_the_run_says_so_and_keeps_earlier_runs(mount_tmpfs, cnn: Path) -> None:
     disk = mount_tmpfs("disk", "8m")
     pipeline = Pipeline(disk / "workspace")
-    earlier = pipeline.run(cnn, "fp32", batch=4, repeats=3)
+    earlier = pipeline.run(cnn, BuildOptions("fp32", batch=4, repeats=3))
 
     def fill_once_built(event: ProgressEvent) -> None:
         if event.step == "time" and not (disk / "filler").exists():
             fill(disk)
 
     with pytest.raises(WorkbenchError) as caught:
-        pipeline.run(cnn, "fp16", batch=4, repeats=3, progress=fill_once_built)
+        pipeline.run(cnn, BuildOptions("fp16", batch=4, repeats=3), progress=fill_once_built)
     text = str(caught.value)
     assert "is full" in text and "free some space" in text and "damaged" not in text and "\n" not in text
     (disk / "filler").unlink()

@@ -15,6 +15,7 @@ from workbench.analysis.layer_table import COLUMNS
 from workbench.analysis.ort_profile import layer_table_from_trace, map_kernel_names, read_ort_trace
 from workbench.analysis.profile_run import load_layer_table, profile_model
 from workbench.backends.registry import get_backend
+from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.runs.pipeline import Pipeline
 
@@ -42,7 +43,7 @@ def fp32_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def int8_trace(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    run = pipeline.run(sample("digits_cnn"), "int8", repeats=5)
+    run = pipeline.run(sample("digits_cnn"), BuildOptions("int8", repeats=5))
     return Path(run.artifact), _trace(Path(run.artifact), tmp_path_factory.mktemp("int8"))
 
 
@@ -121,7 +122,7 @@ def test_not_a_trace_is_a_clear_error(tmp_path: Path):
 
 
 def test_profile_model_accounts_for_the_gap_and_keeps_the_table(pipeline: Pipeline):
-    profile = profile_model(sample("digits_cnn"), "int8", warmup=3, repeats=10, pipeline=pipeline)
+    profile = profile_model(sample("digits_cnn"), BuildOptions("int8", warmup=3, repeats=10), pipeline=pipeline)
     assert profile.layer_sum_ms == pytest.approx(profile.layers["time_ms"].sum())
     assert profile.ratio == pytest.approx(profile.layer_sum_ms / profile.end_to_end_ms)
     gap = profile.gap_table()

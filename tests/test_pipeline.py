@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, Busy, Cancelled, DataError
 from workbench.precision.int8 import quantizer_warnings
 from workbench.progress import CancelToken, ProgressEvent
@@ -19,7 +20,7 @@ from workbench.runs.pipeline import Pipeline
 def test_fp32_run_is_its_own_reference_and_cached(cnn: Path) -> None:
     pipeline = Pipeline()
     events: list[ProgressEvent] = []
-    run = pipeline.run(cnn, "fp32", batch=4, repeats=5, progress=events.append)
+    run = pipeline.run(cnn, BuildOptions("fp32", batch=4, repeats=5), progress=events.append)
     assert run.drift["max_abs_error"] == 0.0
     assert run.drift["top1_agreement"] == 1.0
     assert run.drift["accuracy"] == run.drift["reference_accuracy"] > 0.9
@@ -28,13 +29,13 @@ def test_fp32_run_is_its_own_reference_and_cached(cnn: Path) -> None:
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     mtime = Path(run.artifact).stat().st_mtime_ns
-    again = pipeline.run(cnn, "fp32", batch=4, repeats=5)
+    again = pipeline.run(cnn, BuildOptions("fp32", batch=4, repeats=5))
     assert again.run_id == run.run_id and Path(again.artifact).stat().st_mtime_ns == mtime
     assert [r.run_id for r in Pipeline().runs()] == [run.run_id]  # persisted: a new pipeline sees it
 
 
 def test_int8_static_keeps_accuracy(cnn: Path) -> None:
-    run = Pipeline().run(cnn, "int8", batch=8, repeats=5)
+    run = Pipeline().run(cnn, BuildOptions("int8", batch=8, repeats=5))
     assert abs(run.drift["accuracy"] - run.drift["reference_accuracy"]) <= 0.02
     assert any("U8 activations" in note for note in run.notes)
     types = {n.op_type for n in onnx.load(run.artifact).graph.node}
@@ -44,15 +45,15 @@ def test_int8_static_keeps_accuracy(cnn: Path) -> None:
 
 def test_int8_calibration_methods_differ(cnn: Path) -> None:
     pipeline = Pipeline()
-    minmax = pipeline.run(cnn, "int8", batch=8, repeats=3)
-    percentile = pipeline.run(cnn, "int8", batch=8, repeats=3, calib_method="percentile")
+    minmax = pipeline.run(cnn, BuildOptions("int8", batch=8, repeats=3))
+    percentile = pipeline.run(cnn, BuildOptions("int8", batch=8, repeats=3, calib_method="percentile"))
     assert minmax.spec.artifact_key != percentile.spec.artifact_key
     assert Path(minmax.artifact).read_bytes() != Path(percentile.artifact).read_bytes()
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precisions_load_and_report(cnn: Path, precision: str) -> None:
-    run = Pipeline().run(cnn, precision, batch=4, repeats=3)
+    run = Pipeline().run(cnn, BuildOptions(precision, batch=4, repeats=3))
     assert run.drift["top1_agreement"] >= 0.95
     assert run.drift["max_abs_error"] > 0  # it really changed the arithmetic or kept-FP32 casts
     model = onnx.load(run.artifact)
@@ -66,14 +67,14 @@ def test_half_precisions_load_and_report(cnn: Path, precision: str) -> None:
 def test_bf16_on_a_transformer_keeps_what_the_cpu_cannot_run_in_fp32(vit: Path) -> None:
     # ONNX Runtime's CPU provider has few BF16 kernels and rewrites Softmax into ops it names
     # instead; the build must still end in a model that loads, and say what it kept in FP32.
-    run = Pipeline().run(vit, "bf16", batch=8, repeats=3)
+    run = Pipeline().run(vit, BuildOptions("bf16", batch=8, repeats=3))
     kept = next(n for n in run.notes if n.startswith("op types kept in FP32"))
     assert "Softmax" in kept and "MatMul" in kept
     assert run.drift["top1_agreement"] >= 0.95
 
 
 def test_int8_dynamic_on_transformer(vit: Path) -> None:
-    run = Pipeline().run(vit, "int8-dynamic", batch=8, repeats=3)
+    run = Pipeline().run(vit, BuildOptions("int8-dynamic", batch=8, repeats=3))
     types = {n.op_type for n in onnx.load(run.artifact).graph.node}
     assert "MatMulInteger" in types or "DynamicQuantizeMatMul" in types or "DynamicQuantizeLinear" in types
     assert run.drift["top1_agreement"] >= 0.9
@@ -83,13 +84,13 @@ def test_int8_without_calibration_explains(tmp_path: Path, cnn: Path) -> None:
     lonely = tmp_path / "model.onnx"
     shutil.copy(cnn, lonely)
     with pytest.raises(DataError, match="No evaluation data"):
-        Pipeline().run(lonely, "fp32")
+        Pipeline().run(lonely, BuildOptions("fp32"))
     with pytest.raises(DataError, match="Static INT8 needs calibration data"):
-        Pipeline().run(lonely, "int8", eval="random:4")
+        Pipeline().run(lonely, BuildOptions("int8", eval="random:4"))
 
 
 def test_random_eval_is_labelled(cnn: Path) -> None:
-    run = Pipeline().run(cnn, "fp32", eval="random:8", batch=4, repeats=3)
+    run = Pipeline().run(cnn, BuildOptions("fp32", eval="random:8", batch=4, repeats=3))
     assert "RANDOM" in run.eval_source
     assert any("RANDOM" in note for note in run.notes)
     assert run.drift["accuracy"] is None
@@ -100,12 +101,12 @@ def test_fixed_batch_model(tmp_path: Path, cnn: Path) -> None:
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
     onnx.save(model, str(tmp_path / "model.onnx"))
     with pytest.raises(DataError, match="fixed at 1"):
-        Pipeline().run(tmp_path / "model.onnx", "fp32", eval="random:4", batch=8)
+        Pipeline().run(tmp_path / "model.onnx", BuildOptions("fp32", eval="random:4", batch=8))
 
 
 def test_cancel_keeps_nothing_and_loses_nothing(cnn: Path, workspace: Path) -> None:
     pipeline = Pipeline()
-    earlier = pipeline.run(cnn, "fp32", batch=4, repeats=3)
+    earlier = pipeline.run(cnn, BuildOptions("fp32", batch=4, repeats=3))
     token = CancelToken()
 
     def cancel_during_calibration(event: ProgressEvent) -> None:
@@ -113,7 +114,7 @@ def test_cancel_keeps_nothing_and_loses_nothing(cnn: Path, workspace: Path) -> N
             token.cancel()
 
     with pytest.raises(Cancelled):
-        pipeline.run(cnn, "int8", batch=4, progress=cancel_during_calibration, cancel=token)
+        pipeline.run(cnn, BuildOptions("int8", batch=4), progress=cancel_during_calibration, cancel=token)
     assert [r.run_id for r in pipeline.runs()] == [earlier.run_id]
     assert not list(workspace.glob("artifacts/*/variant.onnx"))
     assert sum(1 for _ in workspace.glob("artifacts/*/model.onnx")) == 1
@@ -128,11 +129,12 @@ def test_second_build_while_running_is_refused(cnn: Path) -> None:
             entered.set()
             release.wait(30)
 
-    worker = threading.Thread(target=pipeline.run, args=(cnn, "fp32"), kwargs={"progress": hold, "repeats": 3})
+    worker = threading.Thread(target=pipeline.run, args=(cnn, BuildOptions(repeats=3)),
+                              kwargs={"progress": hold})
     worker.start()
     assert entered.wait(30)
     with pytest.raises(Busy, match="already running"):
-        pipeline.run(cnn, "fp16")
+        pipeline.run(cnn, BuildOptions("fp16"))
     release.set()
     worker.join(60)
     assert len(pipeline.runs()) == 1
@@ -140,7 +142,7 @@ def test_second_build_while_running_is_refused(cnn: Path) -> None:
 
 def test_unknown_precision(cnn: Path) -> None:
     with pytest.raises(BuildError, match="Unknown precision 'int4'"):
-        Pipeline().run(cnn, "int4", repeats=3)
+        Pipeline().run(cnn, BuildOptions("int4", repeats=3))
 
 
 def test_quantizer_warnings_become_a_note_and_other_threads_keep_theirs(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ from workbench.analysis import plots
 from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.profile_run import profile_model
 from workbench.analysis.runs_table import RUN_COLUMNS, runs_frame
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 
 
@@ -18,9 +19,9 @@ from workbench.runs.pipeline import Pipeline
 def tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pipeline = Pipeline(tmp_path_factory.mktemp("ws"))
     model = sample("digits_cnn")
-    fp32 = profile_model(model, "fp32", warmup=3, repeats=10, pipeline=pipeline)
-    int8 = profile_model(model, "int8", warmup=3, repeats=10, pipeline=pipeline)
-    pipeline.run(model, "fp16", repeats=5)
+    fp32 = profile_model(model, BuildOptions("fp32", warmup=3, repeats=10), pipeline=pipeline)
+    int8 = profile_model(model, BuildOptions("int8", warmup=3, repeats=10), pipeline=pipeline)
+    pipeline.run(model, BuildOptions("fp16", repeats=5))
     int8_run = pipeline.workspace.load_run(int8.run_id)
     drift = drift_for_run(int8_run, samples=16, pipeline=pipeline).table
     return {"fp32": fp32.layers, "int8": int8.layers, "drift": drift, "runs": runs_frame(pipeline.runs())}

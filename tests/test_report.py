@@ -11,6 +11,7 @@ import pytest
 
 from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.profile_run import profile_run
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.report.html import write_report
 from workbench.report.runs_frame import runs_frame
@@ -26,9 +27,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture
 def runs(cnn: Path, workspace: Path) -> list[Run]:
     pipeline = Pipeline()
-    made = [pipeline.run(cnn, precision, batch=4, repeats=5) for precision in ("fp32", "fp16", "int8")]
+    made = [pipeline.run(cnn, BuildOptions(precision, batch=4, repeats=5)) for precision in ("fp32", "fp16", "int8")]
     int8 = made[-1]
-    profile_run(int8, warmup=2, repeats=10, pipeline=pipeline)  # a real layer table, saved with the run
+    profile_run(int8, BuildOptions(warmup=2, repeats=10), pipeline=pipeline)  # a real layer table, saved with the run
     drift = drift_for_run(int8, samples=16, pipeline=pipeline).table
     int8.tables["layer_drift"] = str(Path(int8.artifact).parent / "layer_drift.parquet")
     drift.to_parquet(int8.tables["layer_drift"])

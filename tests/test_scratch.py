@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.errors import Cancelled
 from workbench.progress import CancelToken, ProgressEvent
@@ -38,7 +39,7 @@ def test_int8_build_on_another_file_system_than_the_temp_folder(
         other_file_system: Path, system_temp: Path, cnn: Path) -> None:
     assert os.stat(other_file_system).st_dev != os.stat(system_temp).st_dev
     workspace = other_file_system / "workspace"
-    run = Pipeline(workspace).run(cnn, "int8", batch=4, repeats=3)
+    run = Pipeline(workspace).run(cnn, BuildOptions("int8", batch=4, repeats=3))
     assert Path(run.artifact).is_file()
     assert list(system_temp.iterdir()) == []  # neither the workbench nor ONNX Runtime's quantizer wrote there
     assert list((workspace / "tmp").iterdir()) == []
@@ -53,7 +54,7 @@ def test_a_build_killed_during_calibration_leaves_its_files_to_gc(
         "def die(event):\n"
         "    if event.step == 'calibrate':\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "Pipeline(sys.argv[1]).run(sys.argv[2], 'int8', batch=4, repeats=3, progress=die)\n"
+        "Pipeline(sys.argv[1]).run(sys.argv[2], BuildOptions('int8', batch=4, repeats=3), progress=die)\n"
     )
     env = {**os.environ, "TMPDIR": str(system_temp), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", script, str(workspace), str(cnn)], env=env, timeout=300)
@@ -75,6 +76,6 @@ def test_a_build_cancelled_while_timing_keeps_no_variant(workspace: Path, system
 
     pipeline = Pipeline(workspace)
     with pytest.raises(Cancelled, match="Nothing from it was kept"):
-        pipeline.run(cnn, "fp16", batch=4, repeats=3, progress=cancel_when_timing, cancel=token)
+        pipeline.run(cnn, BuildOptions("fp16", batch=4, repeats=3), progress=cancel_when_timing, cancel=token)
     assert list((workspace / "artifacts").iterdir()) == []
     assert pipeline.runs() == []

@@ -6,6 +6,7 @@ import pytest
 from conftest import sample
 
 from workbench.analysis.sensitivity import AccuracyBudget, sensitivity_search
+from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, WorkbenchError
 from workbench.progress import CancelToken
 from workbench.runs.pipeline import Pipeline
@@ -22,11 +23,11 @@ def test_budget_is_checked():
     with pytest.raises(WorkbenchError, match="out of range"):
         AccuracyBudget("cosine", 2.0)
     with pytest.raises(WorkbenchError, match="cannot yet"):
-        sensitivity_search(sample("digits_cnn"), "fp16")
+        sensitivity_search(sample("digits_cnn"), BuildOptions("fp16"))
 
 
 def test_plain_int8_that_meets_the_budget_keeps_nothing(pipeline: Pipeline):
-    result = sensitivity_search(sample("digits_cnn"), "int8", AccuracyBudget("accuracy", 5.0), repeats=5,
+    result = sensitivity_search(sample("digits_cnn"), BuildOptions("int8", repeats=5), AccuracyBudget("accuracy", 5.0),
                                 pipeline=pipeline)
     assert result.met and result.kept == [] and result.ranking.empty
     assert result.mixed.run_id == result.plain.run_id
@@ -34,12 +35,13 @@ def test_plain_int8_that_meets_the_budget_keeps_nothing(pipeline: Pipeline):
 
 def test_tight_budget_finds_a_mixed_variant_with_few_layers(pipeline: Pipeline):
     model = sample("digits_cnn")
-    plain = pipeline.run(model, "int8", repeats=5)
+    plain = pipeline.run(model, BuildOptions("int8", repeats=5))
     # a cosine budget halfway between plain INT8 and FP32: plain misses it by construction
     target = 1 - (1 - plain.drift["cosine_similarity"]) / 2
     budget = AccuracyBudget("cosine", target)
     events = []
-    result = sensitivity_search(model, "int8", budget, top_k=4, repeats=5, pipeline=pipeline, progress=events.append)
+    result = sensitivity_search(model, BuildOptions("int8", repeats=5), budget, top_k=4, pipeline=pipeline,
+                                progress=events.append)
     assert not budget.meets(result.plain)
     assert len(result.ranking) == 4
     assert list(result.ranking["recovered"]) == sorted(result.ranking["recovered"], reverse=True)
@@ -60,5 +62,5 @@ def test_cancel_stops_the_search(pipeline: Pipeline):
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        sensitivity_search(sample("digits_cnn"), "int8", AccuracyBudget("cosine", 0.999999), repeats=5,
+        sensitivity_search(sample("digits_cnn"), BuildOptions("int8", repeats=5), AccuracyBudget("cosine", 0.999999),
                            pipeline=pipeline, cancel=token)

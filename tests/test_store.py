@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory, cnn_module: Path) -> Run:
     """One real measured run of digits_cnn, to clone under new ids without rebuilding."""
-    return Pipeline(tmp_path_factory.mktemp("seed")).run(cnn_module, "fp32", batch=4, repeats=3)
+    return Pipeline(tmp_path_factory.mktemp("seed")).run(cnn_module, BuildOptions("fp32", batch=4, repeats=3))
 
 
 @pytest.fixture(scope="module")

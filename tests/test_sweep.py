@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.errors import DataError
 from workbench.runs.pipeline import Pipeline
@@ -22,17 +23,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_grid_has_one_unpruned_cell_per_precision(cnn: Path) -> None:
-    sweep = Sweep(str(cnn), ["fp32", "int8"], ["channel", "magnitude"], [0, 0.25])
+    sweep = Sweep(str(cnn), BuildOptions(), ["fp32", "int8"], ["channel", "magnitude"], [0, 0.25])
     assert sweep.cells() == [
         Cell("fp32"), Cell("fp32", "channel", 0.25), Cell("fp32", "magnitude", 0.25),
         Cell("int8"), Cell("int8", "channel", 0.25), Cell("int8", "magnitude", 0.25),
     ]
     with pytest.raises(DataError, match="outside"):
-        Sweep(str(cnn), ["fp32"], ["channel"], [1.0]).cells()
+        Sweep(str(cnn), BuildOptions(), ["fp32"], ["channel"], [1.0]).cells()
     with pytest.raises(DataError, match="without a pruning method"):
-        Sweep(str(cnn), ["fp32"], [], [0.5]).cells()
+        Sweep(str(cnn), BuildOptions(), ["fp32"], [], [0.5]).cells()
     with pytest.raises(DataError, match="fp8"):
-        Sweep(str(cnn), ["fp8"]).cells()
+        Sweep(str(cnn), precisions=["fp8"]).cells()
 
 
 def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, capsys: pytest.CaptureFixture) -> None:
@@ -50,7 +51,8 @@ def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, cap
 
 
 def test_without_labels_the_budget_is_judged_on_top1_agreement(cnn: Path) -> None:
-    result = run_sweep(str(cnn), ["int8", "fp16"], eval="random:64", batch=8, repeats=3, accuracy_budget=1.0)
+    result = run_sweep(str(cnn), BuildOptions(eval="random:64", batch=8, repeats=3), precisions=["int8", "fp16"],
+                       accuracy_budget=1.0)
     assert {accuracy_loss(run.drift)[1] for run in result.runs} == {"top-1 agreement"}
     losses = {run.run_id: accuracy_loss(run.drift)[0] for run in result.runs}
     if result.recommended is None:
@@ -79,7 +81,7 @@ def test_killed_sweep_resumes_with_only_the_missing_cells(cnn: Path, workspace: 
     assert 1 <= len(done) < len(precisions), "the sweep should have been killed half-way"
 
     built: list[str] = []
-    result = Sweep(str(cnn), precisions, batch=4, repeats=20).run(
+    result = Sweep(str(cnn), BuildOptions(batch=4, repeats=20), precisions).run(
         Pipeline(workspace), on_run=lambda run, reused: None if reused else built.append(run.run_id))
     assert [run.spec.precision for run in result.runs] == precisions
     assert sorted(result.reused) == sorted(done)  # finished cells came from the store...

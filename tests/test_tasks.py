@@ -10,6 +10,7 @@ import pytest
 from conftest import sample
 
 from workbench.backends.registry import get_backend
+from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.drift import compare_engines
@@ -33,7 +34,7 @@ def head_cut(model: Path, output: str, tmp_path: Path) -> Path:
 
 
 def test_classifier_is_guessed_and_judged_on_accuracy_with_labels(tmp_path: Path):
-    run = Pipeline(tmp_path / "ws").run(sample("digits_cnn"), "int8", repeats=3)
+    run = Pipeline(tmp_path / "ws").run(sample("digits_cnn"), BuildOptions("int8", repeats=3))
     score = task_score(run.drift)
     assert score.task == "classification" and score.guessed and score.metric == "accuracy"
     assert score.threshold == pytest.approx(run.drift["reference_accuracy"] - 0.01)
@@ -46,12 +47,11 @@ def test_without_labels_classification_is_top1_agreement_and_budget_rejudges(tmp
     calib, evaluation = resnet_data("calib"), resnet_data("eval")
     data = Dataset({"input": evaluation["input"][:64]}, None, "unlabelled eval")
     pipeline = Pipeline(tmp_path / "ws")
-    run = pipeline.run(sample("digits_resnet"), "int8", calib=Dataset({"input": calib["input"]}, None, "calib"),
-                       eval=data, repeats=3)
+    options = BuildOptions("int8", calib=Dataset({"input": calib["input"]}, None, "calib"), eval=data, repeats=3)
+    run = pipeline.run(sample("digits_resnet"), options)
     score = task_score(run.drift)
     assert score.metric == "top1_agreement" and score.threshold == 0.99
-    strict = pipeline.run(sample("digits_resnet"), "int8", calib=Dataset({"input": calib["input"]}, None, "calib"),
-                          eval=data, repeats=3, budget=1.0)
+    strict = pipeline.run(sample("digits_resnet"), options.replace(budget=1.0))
     assert strict.run_id == run.run_id
     assert task_score(strict.drift).met == (score.value >= 1.0)
 
@@ -59,8 +59,9 @@ def test_without_labels_classification_is_top1_agreement_and_budget_rejudges(tmp
 def test_badly_calibrated_int8_is_reported_broken(tmp_path: Path):
     """Calibration data missing the model's normalisation (a real user mistake) gives a broken variant."""
     calib = resnet_data("calib")["input"][:32] * 0.02
-    run = Pipeline(tmp_path / "ws").run(sample("digits_resnet"), "int8", per_channel=False, repeats=3,
-                                        calib=Dataset({"input": calib.astype(np.float32)}, None, "unnormalised"))
+    unnormalised = Dataset({"input": calib.astype(np.float32)}, None, "unnormalised")
+    run = Pipeline(tmp_path / "ws").run(sample("digits_resnet"),
+                                        BuildOptions("int8", per_channel=False, repeats=3, calib=unnormalised))
     score = task_score(run.drift)
     assert not score.met and "cosine" in score.broken
     assert any(note.startswith("BROKEN variant") for note in run.notes)
@@ -73,25 +74,27 @@ def top3_agreement(reference, variant, labels) -> float:
 
 def test_a_users_metric_decides_by_function_or_module_path(tmp_path: Path):
     pipeline = Pipeline(tmp_path / "ws")
-    run = pipeline.run(sample("digits_cnn"), "int8", repeats=3, metric=top3_agreement, budget=0.5)
+    run = pipeline.run(sample("digits_cnn"), BuildOptions("int8", repeats=3, metric=top3_agreement, budget=0.5))
     score = task_score(run.drift)
     assert score.metric.endswith(":top3_agreement") and 0.5 <= score.value <= 1.0 and score.met
-    by_path = pipeline.run(sample("digits_cnn"), "int8", repeats=3, metric="test_tasks:top3_agreement", budget=0.5)
+    by_path = pipeline.run(sample("digits_cnn"), BuildOptions("int8", repeats=3, metric="test_tasks:top3_agreement",
+                                                                 budget=0.5))
     assert task_score(by_path.drift).value == pytest.approx(score.value)
     with pytest.raises(WorkbenchError, match="needs a budget"):
-        pipeline.run(sample("digits_cnn"), "int8", metric=top3_agreement)
+        pipeline.run(sample("digits_cnn"), BuildOptions("int8", metric=top3_agreement))
     with pytest.raises(WorkbenchError, match="module:function"):
-        pipeline.run(sample("digits_cnn"), "int8", metric="nocolon", budget=1)
+        pipeline.run(sample("digits_cnn"), BuildOptions("int8", metric="nocolon", budget=1))
 
 
 def test_dense_maps_are_judged_by_iou_per_image(tmp_path: Path):
     model = head_cut(sample("digits_resnet"), "/layers/layers.1/Relu_1_output_0", tmp_path)
-    run = Pipeline(tmp_path / "ws").run(model, "int8", calib=sample("digits_resnet").parent / "calib.npz",
-                                        eval=sample("digits_resnet").parent / "eval.npz", repeats=3)
+    folder = sample("digits_resnet").parent
+    options = BuildOptions("int8", calib=folder / "calib.npz", eval=folder / "eval.npz", repeats=3)
+    run = Pipeline(tmp_path / "ws").run(model, options)
     score = task_score(run.drift)
     assert score.task == "dense" and score.guessed and score.metric == "iou"
     assert score.details["min_image_iou"] <= score.value <= 1.0 and 0 < score.details["overall_iou"] <= 1.0
-    same = Pipeline(tmp_path / "ws").run(model, "fp32", eval=sample("digits_resnet").parent / "eval.npz", repeats=3)
+    same = Pipeline(tmp_path / "ws").run(model, BuildOptions("fp32", eval=folder / "eval.npz", repeats=3))
     assert task_score(same.drift).value == 1.0
 
 
@@ -99,11 +102,11 @@ def test_sequence_decodes_and_raw_on_real_token_outputs(tmp_path: Path):
     model = head_cut(sample("digits_vit"), "/norm/LayerNormalization_output_0", tmp_path)
     folder = sample("digits_vit").parent
     pipeline = Pipeline(tmp_path / "ws")
-    seq = pipeline.run(model, "int8-dynamic", eval=folder / "eval.npz", repeats=3, task="sequence")
+    seq = pipeline.run(model, BuildOptions("int8-dynamic", eval=folder / "eval.npz", repeats=3, task="sequence"))
     score = task_score(seq.drift)
     assert score.task == "sequence" and not score.guessed and 0 <= score.value <= 1
     assert 0 <= score.details["char_error_rate"] <= 1 and (score.value == 1) == (score.details["char_error_rate"] == 0)
-    raw = pipeline.run(model, "int8-dynamic", eval=folder / "eval.npz", repeats=3, task="raw")
+    raw = pipeline.run(model, BuildOptions("int8-dynamic", eval=folder / "eval.npz", repeats=3, task="raw"))
     assert task_score(raw.drift).value == pytest.approx(raw.drift["cosine_similarity"])
     assert raw.run_id != seq.run_id
 
@@ -112,7 +115,7 @@ def test_embedding_cosine_counts_real_tokens_only(tmp_path: Path):
     """Token vectors of the real ViT, FP32 against dynamic INT8, with the last tokens marked as padding."""
     model = head_cut(sample("digits_vit"), "/norm/LayerNormalization_output_0", tmp_path)
     folder = sample("digits_vit").parent
-    Pipeline(tmp_path / "ws").run(model, "int8-dynamic", eval=folder / "eval.npz", repeats=1, task="raw")
+    Pipeline(tmp_path / "ws").run(model, BuildOptions("int8-dynamic", eval=folder / "eval.npz", repeats=1, task="raw"))
     variant_file = next((tmp_path / "ws" / "artifacts").glob("*/model.onnx"))
     with np.load(folder / "eval.npz") as data:
         inputs = {"input": data["input"][:16]}

@@ -128,7 +128,7 @@ def test_image_folder_calibration_with_preprocessing(cnn: Path) -> None:
     run = app.results.runs[-1]
     assert run.calib_source and run.calib_source != "calib.npz"
     options = app.build.options()
-    assert options["preprocess"].mean == (0.5,) and options["preprocess"].std == (0.5,)
+    assert options.preprocess.mean == (0.5,) and options.preprocess.std == (0.5,)
 
 
 def test_bad_preprocessing_numbers_are_explained(cnn: Path) -> None:
@@ -140,11 +140,11 @@ def test_bad_preprocessing_numbers_are_explained(cnn: Path) -> None:
 def test_pruning_controls_map_to_pipeline_options() -> None:
     app = Workbench()
     assert app.build.prune_method.value == "none" and app.build.prune_ratio.disabled
-    assert app.build.options()["prune_method"] is None
+    assert app.build.options().prune_method is None
     app.build.prune_method.value = "channel"
     app.build.prune_ratio.value = 0.25
     assert not app.build.prune_ratio.disabled
-    assert (app.build.options()["prune_method"], app.build.options()["prune_ratio"]) == ("channel", 0.25)
+    assert (app.build.options().prune_method, app.build.options().prune_ratio) == ("channel", 0.25)
     assert "faster on every backend" in app.build.prune_note.value
     app.build.prune_method.value = "magnitude"
     assert "no speed-up" in app.build.prune_note.value

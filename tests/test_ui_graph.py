@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 from workbench.ui.app import Workbench
 from workbench.ui.netron_server import HOST, GraphServer
@@ -34,7 +35,7 @@ def get(port: int, path: str, host: str | None = None) -> tuple[int, bytes]:
 
 
 def test_variant_served_on_loopback_behind_a_token_and_embedded(cnn: Path) -> None:
-    run = Pipeline().run(cnn, "int8", repeats=3)
+    run = Pipeline().run(cnn, BuildOptions("int8", repeats=3))
     app = Workbench(cnn)
     assert [value for _, value in app.graph.variant.options] == [str(cnn), run.artifact]
     app.graph.variant.value = run.artifact

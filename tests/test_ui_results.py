@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.errors import DataError
 from workbench.runs.pipeline import Pipeline
 from workbench.ui.app import Workbench
@@ -25,7 +26,7 @@ def test_runs_survive_a_restart(cnn: Path) -> None:
 def test_table_sorts_and_selection_drives_plots(cnn: Path) -> None:
     pipeline = Pipeline()
     for precision in ("fp32", "fp16", "int8"):
-        pipeline.run(cnn, precision, repeats=5)
+        pipeline.run(cnn, BuildOptions(precision, repeats=5))
     app = Workbench(cnn)
     assert app.results.sort_by.options
     app.results.sort_by.value = "precision"
@@ -39,7 +40,7 @@ def test_table_sorts_and_selection_drives_plots(cnn: Path) -> None:
 
 
 def test_runs_of_other_models_are_not_shown(cnn: Path, resnet: Path) -> None:
-    Pipeline().run(resnet, "fp32", repeats=3)
+    Pipeline().run(resnet, BuildOptions("fp32", repeats=3))
     app = Workbench(cnn)
     assert app.results.runs == []
     assert "No runs of this model yet" in app.results.table.value
@@ -47,9 +48,9 @@ def test_runs_of_other_models_are_not_shown(cnn: Path, resnet: Path) -> None:
 
 def test_run_from_code_matches_the_button_and_raises_its_error(cnn: Path, tmp_path: Path) -> None:
     app = Workbench(cnn)
-    run = app.run("int8", repeats=5)
+    run = app.run(BuildOptions("int8", repeats=5))
     assert run.tables.get("layers") and run.tables.get("layer_drift")
     assert [r.run_id for r in app.results.runs] == [run.run_id]
     with pytest.raises(DataError, match="No data at"):
-        app.run("int8", calib=str(tmp_path / "missing.npz"))
+        app.run(BuildOptions("int8", calib=str(tmp_path / "missing.npz")))
     assert "No data at" in app.results.error.value

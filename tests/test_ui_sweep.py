@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.errors import Busy, DataError
 from workbench.ui.app import TABS, Workbench
 from workbench.ui.sweep_panel import RECOMMENDED
@@ -122,7 +123,7 @@ def test_cancel_stops_and_keeps_finished_cells(cnn: Path) -> None:
 
 def test_sweep_from_code_returns_the_result(cnn: Path) -> None:
     app = Workbench(cnn)
-    result = app.sweep(precisions=["fp32", "int8"], repeats=3, accuracy_budget=1.0)
+    result = app.sweep(BuildOptions(repeats=3), precisions=["fp32", "int8"], accuracy_budget=1.0)
     assert [r.spec.precision for r in result.runs] == ["fp32", "int8"] and result.reason
     assert len(app.sweep_panel.rows) == 2 and len(app.results.runs) == 2
     with pytest.raises(DataError, match="outside"):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +37,13 @@ from workbench.analysis.ort_profile import layer_table_from_trace, read_ort_trac
 from workbench.analysis.run_tables import LAYERS, load_run_table, save_run_table
 from workbench.backends.base import Backend
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine
-from workbench.backends.registry import DEFAULT_BACKEND, get_backend
+from workbench.backends.registry import get_backend
+from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
 from workbench.progress import CancelToken, Progress, ProgressCallback
-from workbench.runs.pipeline import DataSource, Pipeline, sibling_data, timing_feed
+from workbench.runs.pipeline import Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
 
 #: Timing-only evaluation inputs when a model comes without eval data.
@@ -116,60 +116,53 @@ class LayerProfile:
 
 def profile_model(
     model: str | Path,
-    precision: str = "fp32",
+    options: BuildOptions | None = None,
     *,
-    calib: DataSource = None,
-    eval: DataSource = None,
-    batch: int = 1,
-    backend: str = DEFAULT_BACKEND,
-    calib_method: str = "minmax",
-    per_channel: bool = True,
-    exclude_nodes: Sequence[str] = (),
-    warmup: int = 10,
-    repeats: int = 100,
     threads: int = 1,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> LayerProfile:
-    """Build the variant through the pipeline (cached by spec), then profile its artifact."""
+    """Build the variant ``options`` describe through the pipeline (cached by spec), then profile it.
+
+    Without eval data (none given, none beside the model) it times on random inputs.
+    """
+    options = options or BuildOptions()
     pipeline = pipeline or Pipeline()
     outer = Progress(progress, cancel)
-    model_path = Path(model)
-    if eval is None and sibling_data(model_path, "eval") is None:
-        eval = RANDOM_EVAL
-    run = pipeline.run(
-        model, precision, calib=calib, eval=eval, batch=batch, backend=backend, calib_method=calib_method,
-        per_channel=per_channel, exclude_nodes=exclude_nodes,
-        progress=outer.slice(0.0, 0.5).as_callback(), cancel=outer.cancel,
-    )
-    return profile_run(run, eval=eval, warmup=warmup, repeats=repeats, threads=threads, pipeline=pipeline,
+    if options.eval is None and sibling_data(Path(model), "eval") is None:
+        options = options.replace(eval=RANDOM_EVAL)
+    run = pipeline.run(model, options, progress=outer.slice(0.0, 0.5).as_callback(), cancel=outer.cancel)
+    return profile_run(run, options, threads=threads, pipeline=pipeline,
                        progress=outer.slice(0.5, 1.0).as_callback(), cancel=outer.cancel)
 
 
 def profile_run(
     run: Run,
+    options: BuildOptions | None = None,
     *,
-    eval: DataSource = None,
-    warmup: int = 10,
-    repeats: int = 100,
     threads: int = 1,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> LayerProfile:
-    """Profile a finished run's artifact on its backend and batch; saves the table with the run."""
+    """Profile a finished run's artifact on its backend and batch; saves the table with the run.
+
+    ``options`` supplies the eval data and the warm-up and timed runs (the defaults when None).
+    """
+    options = options or BuildOptions()
+    warmup, repeats = options.warmup, options.repeats
     pipeline = pipeline or Pipeline()
     progress_ = Progress(progress, cancel)
     if not run.artifact_exists:
         raise WorkbenchError(f"The model file of run {run.run_id} is gone: {run.artifact}.",
                              "Build the run again (workbench run ... --force).")
     model_path = Path(run.model_path)
-    source = eval if eval is not None else (sibling_data(model_path, "eval") or RANDOM_EVAL)
+    source = options.eval if options.eval is not None else (sibling_data(model_path, "eval") or RANDOM_EVAL)
     info = pipeline.inspect(run.artifact)
-    data = pipeline.load_data(source, info, "evaluation")
+    data = pipeline.load_data(source, info, "evaluation", options.preprocess)
     feed = timing_feed(data, run.spec.batch)
-    backend = get_backend(run.spec.backend)
+    backend = get_backend(run.spec.backend, dict(run.spec.backend_options))
     progress_.report("profile", 0.0, "loading plain and profiled engines")
     if getattr(backend, "session_options", None) is None and hasattr(backend, "for_precision"):
         profile = _profile_with_engine_counters(run, backend, data, feed, warmup, repeats, pipeline, progress_)

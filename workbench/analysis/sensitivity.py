@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.analysis.layer_drift import drift_for_run
-from workbench.backends.registry import DEFAULT_BACKEND
+from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressCallback
-from workbench.runs.pipeline import DataSource, Pipeline
+from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 
 #: Precisions whose builds honour ``exclude_nodes`` (the quantizers' ``nodes_to_exclude``).
@@ -123,23 +123,22 @@ class SensitivityResult:
 
 def sensitivity_search(
     model: str | Path,
-    precision: str = "int8",
+    options: BuildOptions | None = None,
     budget: AccuracyBudget | None = None,
     *,
     top_k: int = 8,
-    calib: DataSource = None,
-    eval: DataSource = None,
-    batch: int = 1,
-    backend: str = DEFAULT_BACKEND,
-    calib_method: str = "minmax",
-    per_channel: bool = True,
     drift_samples: int = 32,
-    repeats: int = 30,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> SensitivityResult:
-    """Rank the noisiest layers by recovery and build the smallest mixed variant within ``budget``."""
+    """Rank the noisiest layers by recovery and build the smallest mixed variant within ``budget``.
+
+    ``options`` describe the variant searched (INT8 when None); each candidate is the same build
+    with more nodes in ``exclude_nodes``.
+    """
+    options = options or BuildOptions(precision="int8")
+    precision = options.precision
     budget = budget or AccuracyBudget()
     if precision not in SEARCHABLE_PRECISIONS:
         raise WorkbenchError(
@@ -150,11 +149,10 @@ def sensitivity_search(
         raise WorkbenchError(f"top_k={top_k} leaves no candidate layers.", "Use top_k of 1 or more.")
     pipeline = pipeline or Pipeline()
     progress_ = Progress(progress, cancel)
-    options = dict(calib=calib, eval=eval, batch=batch, backend=backend, calib_method=calib_method,
-                   per_channel=per_channel, repeats=repeats, cancel=progress_.cancel)
 
     def build(exclude: Sequence[str], part: Progress) -> Run:
-        return pipeline.run(model, precision, exclude_nodes=list(exclude), progress=part.as_callback(), **options)
+        changed = options.replace(exclude_nodes=(*options.exclude_nodes, *exclude))
+        return pipeline.run(model, changed, progress=part.as_callback(), cancel=progress_.cancel)
 
     plain = build([], progress_.slice(0.0, 0.1))
     notes = [f"budget: {budget.describe()}"]
@@ -164,7 +162,7 @@ def sensitivity_search(
         notes.append(f"plain {precision} already meets the budget; nothing needs to stay in FP32")
         return SensitivityResult(budget, plain, empty, plain, [], True, notes)
 
-    drift = drift_for_run(plain, eval, samples=drift_samples, pipeline=pipeline,
+    drift = drift_for_run(plain, options.eval, samples=drift_samples, pipeline=pipeline,
                           progress=progress_.slice(0.1, 0.2).as_callback(), cancel=progress_.cancel)
     candidates = _candidates(drift.table, top_k)
     rows = []

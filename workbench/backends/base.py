@@ -11,11 +11,14 @@ the backend, through ``for_precision``, for an instance set to that precision in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
+
+from workbench.errors import DataError
 
 QuantTarget = Literal["x86", "tensorrt"]
 
@@ -69,6 +72,14 @@ class Backend(ABC):
     @abstractmethod
     def availability(cls) -> Availability:
         """Checked before anything is built, so the user learns early why a backend is missing."""
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> Backend:
+        """This backend with the user's settings (``--backend-option KEY=VALUE``); by default it takes none."""
+        if options:
+            raise DataError(f"Backend '{cls.name}' takes no options (given: {', '.join(options)}).",
+                            "Remove the backend options, or choose a backend that uses them.")
+        return cls()
 
     @abstractmethod
     def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:

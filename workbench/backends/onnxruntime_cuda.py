@@ -21,6 +21,7 @@ Choices, each measured on an H100 (benchmarks/RESULTS.md):
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,11 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
 
     def __init__(self, provider_options: dict[str, str] | None = None) -> None:
         self.provider_options = {**DEFAULT_PROVIDER_OPTIONS, **(provider_options or {})}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> OnnxruntimeCudaBackend:
+        """Backend options are CUDA provider options (``prefer_nhwc=1``, ``use_tf32=1``, ...)."""
+        return cls(dict(options))
 
     @classmethod
     def availability(cls) -> Availability:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from workbench.backends.base import Availability, Backend
 from workbench.backends.onnxruntime_cpu import OnnxruntimeCpuBackend
 from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
 from workbench.backends.openvino_backend import OpenvinoBackend, OpenvinoGpuBackend, OpenvinoNpuBackend
 from workbench.backends.tensorrt_backend import TensorrtBackend
+from workbench.build_options import DEFAULT_BACKEND
 from workbench.errors import BackendUnavailable
-
-DEFAULT_BACKEND = OnnxruntimeCpuBackend.name
 
 _BACKENDS: dict[str, type[Backend]] = {
     backend.name: backend
@@ -31,12 +32,12 @@ def availability() -> dict[str, Availability]:
     return {name: cls.availability() for name, cls in _BACKENDS.items()}
 
 
-def get_backend(name: str = DEFAULT_BACKEND) -> Backend:
-    """An instance of the named backend, or BackendUnavailable explaining how to get it."""
+def get_backend(name: str = DEFAULT_BACKEND, options: Mapping[str, str] | None = None) -> Backend:
+    """The named backend set up with ``options``, or BackendUnavailable explaining how to get it."""
     if name not in _BACKENDS:
         raise BackendUnavailable(f"Unknown backend '{name}'.", f"Choose one of: {', '.join(_BACKENDS)}.")
     cls = _BACKENDS[name]
     status = cls.availability()
     if not status.available:
         raise BackendUnavailable(f"Backend '{name}' cannot run on this machine.", status.reason)
-    return cls()
+    return cls.from_options(options or {})

@@ -7,24 +7,25 @@ import sys
 
 from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.run_tables import LAYER_DRIFT, save_run_table
-from workbench.cli.common import add_build_options, print_json, stderr_progress
+from workbench.cli.build_options import BuildOptionsArgs
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+
+OPTIONS = BuildOptionsArgs()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("drift", help="per-layer drift of a variant against the FP32 model")
-    add_build_options(parser)
-    parser.add_argument("--eval", help="evaluation data (default: eval.npz beside the model)")
+    parser.add_argument("model", help="path to an .onnx model")
+    OPTIONS.add_parser_args(parser)
     parser.add_argument("--samples", type=int, default=32, help="eval samples compared (default 32)")
+    add_output_options(parser)
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     pipeline = Pipeline(args.workspace)
-    progress = stderr_progress(sys.stderr.isatty())
-    run = pipeline.run(args.model, args.precision, calib=args.calib, eval=args.eval, batch=args.batch,
-                       backend=args.backend, calib_method=args.calib_method, per_channel=not args.per_tensor,
-                       progress=progress)
+    run = pipeline.run(args.model, OPTIONS.parse(args), progress=stderr_progress(sys.stderr.isatty()))
     report = drift_for_run(run, args.eval, samples=args.samples, pipeline=pipeline)
     save_run_table(run, LAYER_DRIFT, report.table, pipeline.workspace)  # for `workbench report` and the widgets
     if args.json:

@@ -6,39 +6,29 @@ import argparse
 import sys
 
 from workbench.analysis.profile_run import LayerProfile, profile_model
-from workbench.cli.common import add_build_options, print_json, stderr_progress
+from workbench.cli.build_options import BuildOptionsArgs
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+
+OPTIONS = BuildOptionsArgs(warmup=10, repeats=100,
+                           eval_help="inputs to time on (default: eval.npz beside the model, else random)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("profile", help="per-layer timing of a variant (ONNX Runtime profiler)")
-    add_build_options(parser)
-    parser.add_argument("--eval", help="inputs to time on (default: eval.npz beside the model, else random)")
-    parser.add_argument("--warmup", type=int, default=10, help="runs dropped before timing (default 10)")
-    parser.add_argument("--repeats", type=int, default=100, help="timed runs (default 100)")
+    parser.add_argument("model", help="path to an .onnx model")
+    OPTIONS.add_parser_args(parser)
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads of both the plain and the profiled session (default 1; "
                         "0 = ONNX Runtime's default, which the profiler does not use)")
     parser.add_argument("--top", type=int, default=15, help="layers shown in the text table (default 15)")
+    add_output_options(parser)
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    profile = profile_model(
-        args.model,
-        args.precision,
-        calib=args.calib,
-        eval=args.eval,
-        batch=args.batch,
-        backend=args.backend,
-        calib_method=args.calib_method,
-        per_channel=not args.per_tensor,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        threads=args.threads,
-        pipeline=Pipeline(args.workspace),
-        progress=stderr_progress(sys.stderr.isatty()),
-    )
+    profile = profile_model(args.model, OPTIONS.parse(args), threads=args.threads, pipeline=Pipeline(args.workspace),
+                            progress=stderr_progress(sys.stderr.isatty()))
     if args.json:
         print_json(profile.to_dict())
     else:

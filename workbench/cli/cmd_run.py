@@ -5,52 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.cli.common import add_build_options, print_json, stderr_progress
-from workbench.pruning import EFFECTS, METHODS
+from workbench.cli.build_options import BuildOptionsArgs
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 
+OPTIONS = BuildOptionsArgs()
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="build a variant and measure speed-up and drift")
-    add_build_options(parser)
-    parser.add_argument("--eval", help="evaluation data (default: eval.npz beside the model); "
-                        "'random' or 'random:N' for timing on synthetic data")
-    parser.add_argument("--prune-method", choices=METHODS,
-                        help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items()).replace("%", "%%"))
-    parser.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
-    parser.add_argument("--no-repair", action="store_true",
-                        help="skip the no-training repair of a pruned model on calibration data")
-    parser.add_argument("--exclude", action="append", default=[], metavar="NODE",
-                        help="keep this node in FP32 (repeatable)")
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("model", help="path to an .onnx model")
+    OPTIONS.add_parser_args(parser)
     parser.add_argument("--force", action="store_true", help="rebuild even if an identical run is cached")
+    add_output_options(parser)
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    pipeline = Pipeline(args.workspace)
-    run = pipeline.run(
-        args.model,
-        args.precision,
-        calib=args.calib,
-        eval=args.eval,
-        batch=args.batch,
-        backend=args.backend,
-        calib_method=args.calib_method,
-        per_channel=not args.per_tensor,
-        prune_method=args.prune_method,
-        prune_ratio=args.prune_ratio,
-        prune_repair=not args.no_repair,
-        exclude_nodes=args.exclude,
-        repeats=args.repeats,
-        force=args.force,
-        task=args.task,
-        metric=args.metric,
-        budget=args.budget,
-        progress=stderr_progress(sys.stderr.isatty()),
-    )
+    run = Pipeline(args.workspace).run(args.model, OPTIONS.parse(args), force=args.force,
+                                       progress=stderr_progress(sys.stderr.isatty()))
     if args.json:
         print_json(run.to_dict())
     else:

@@ -7,26 +7,12 @@ import json
 import sys
 from typing import Any
 
-from workbench.backends.registry import DEFAULT_BACKEND, backend_names
-from workbench.precision.int8 import CALIBRATION_METHODS
-from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.tasks import TASKS
 
 
-def add_build_options(parser: argparse.ArgumentParser) -> None:
-    """The options that define a variant: shared by run, profile and sweep."""
-    parser.add_argument("model", help="path to an .onnx model")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    parser.add_argument("--calib", help="calibration data: .npz, folder of .npy or images "
-                        "(default: calib.npz beside the model, for int8)")
-    parser.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
-    parser.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
-                        help=f"one of {', '.join(backend_names())} (default {DEFAULT_BACKEND}; "
-                        "`workbench backends` says which work here)")
-    add_task_options(parser)
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Where runs are kept and how results are printed: shared by every command that builds."""
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

@@ -41,6 +41,8 @@ def reproduce_command(run: Run) -> str:
     if evaluation:
         args += ["--eval", evaluation]
     args += ["--batch", str(spec.batch), "--backend", spec.backend]
+    for key, value in spec.backend_options:
+        args += ["--backend-option", f"{key}={value}"]
     if pruned:
         args += ["--prune-method", spec.prune_method, "--prune-ratio", f"{spec.prune_ratio:g}"]
         if not spec.prune_repair:

@@ -8,14 +8,14 @@ the workspace instead of being rebuilt.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from workbench.backends.registry import DEFAULT_BACKEND, get_backend
+from workbench.backends.registry import get_backend
+from workbench.build_options import DEFAULT_BACKEND, BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
@@ -36,9 +36,6 @@ from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
 from workbench.tasks import TaskChoice, rejudge, task_score
-from workbench.tasks.custom import MetricFn
-
-DataSource = str | Path | Dataset | None
 
 
 @dataclass
@@ -83,44 +80,29 @@ class Pipeline:
     def run(
         self,
         model: str | Path,
-        precision: str = "fp32",
+        options: BuildOptions | None = None,
         *,
-        calib: DataSource = None,
-        eval: DataSource = None,
-        batch: int = 1,
-        backend: str = DEFAULT_BACKEND,
-        calib_method: str = "minmax",
-        per_channel: bool = True,
-        prune_method: str | None = None,
-        prune_ratio: float = 0.0,
-        prune_repair: bool = True,
-        exclude_nodes: Sequence[str] = (),
-        preprocess: ImagePreprocess | None = None,
-        warmup: int = 5,
-        repeats: int = 30,
         force: bool = False,
-        task: str | None = None,
-        metric: str | MetricFn | None = None,
-        budget: float | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Run:
         """Build (or fetch from the workspace) and measure one variant; raises WorkbenchError.
 
-        ``task`` (guessed from the outputs when None), a user's ``metric`` and the ``budget`` decide how
-        the variant is judged; the verdict is stored with the run as ``drift["task"]``.
+        ``force`` rebuilds even when an identical run is stored. The options' ``task`` (guessed from
+        the outputs when None), ``metric`` and ``budget`` decide how the variant is judged; the verdict
+        is stored with the run as ``drift["task"]``.
         """
-        choice = TaskChoice(task, metric, budget)
+        if options is not None and not isinstance(options, BuildOptions):
+            raise TypeError(f"Pipeline.run takes a BuildOptions, not {type(options).__name__}: "
+                            "e.g. Pipeline().run(model, BuildOptions('int8', batch=8)).")
+        options = options or BuildOptions()
+        choice = TaskChoice(options.task, options.metric, options.budget)
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
         try:
             with build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure(), \
                     full_disk_named(self.workspace.root):
-                return self._run(
-                    model, precision, calib, eval, batch, backend, calib_method, per_channel, prune_method,
-                    prune_ratio, prune_repair, tuple(exclude_nodes), preprocess, warmup, repeats, force,
-                    Progress(progress, cancel), choice,
-                )
+                return self._run(model, options, force, Progress(progress, cancel), choice)
         except MemoryError as exc:
             raise WorkbenchError("The build ran out of memory.",
                                  "Use fewer calibration samples or a smaller batch.") from exc
@@ -143,17 +125,16 @@ class Pipeline:
         eval_data = self.load_data(eval_, info, "evaluation", preprocess)
         return Inputs(loaded, info, calib_data, eval_data)
 
-    def _run(self, model, precision, calib, eval_, batch, backend_name, calib_method, per_channel,
-             prune_method, prune_ratio, prune_repair, exclude_nodes, preprocess, warmup, repeats, force,
-             progress: Progress, choice: TaskChoice) -> Run:
+    def _run(self, model: str | Path, options: BuildOptions, force: bool, progress: Progress,
+             choice: TaskChoice) -> Run:
         progress.report("load", 0.0, "loading the model and data")
-        if batch < 1:
-            raise DataError(f"Batch size {batch} is not valid.", "Use a batch of 1 or more.")
-        prune_ratio = check_prune_choice(prune_method, prune_ratio)
-        backend = get_backend(backend_name).for_workspace(self.workspace.root)
+        check_unsupported(options)
+        precision, batch = options.precision, options.batch
+        prune_ratio = check_prune_choice(options.prune_method, options.prune_ratio)
+        backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
         hint_note = backend.precision_hint(precision)
-        wants_calib = precision == "int8" or bool(prune_ratio and prune_repair)
-        inputs = self._inputs(model, calib, eval_, wants_calib, preprocess)
+        wants_calib = precision == "int8" or bool(prune_ratio and options.repair)
+        inputs = self._inputs(model, options.calib, options.eval, wants_calib, options.preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
             raise DataError(f"The model's batch size is fixed at {first_dim}; batch {batch} cannot run.",
@@ -165,15 +146,16 @@ class Pipeline:
             backend=backend.name,
             batch=batch,
             calib_digest=inputs.calib.digest if inputs.calib else None,
-            calib_method=calib_method if precision == "int8" else None,
-            per_channel=per_channel,
-            prune_method=prune_method if prune_ratio else None,
-            prune_ratio=prune_ratio if prune_method else 0.0,
-            prune_repair=prune_repair,
+            calib_method=options.calib_method if precision == "int8" else None,
+            per_channel=options.per_channel,
+            prune_method=options.prune_method if prune_ratio else None,
+            prune_ratio=prune_ratio if options.prune_method else 0.0,
+            prune_repair=options.repair,
             eval_digest=inputs.eval.digest,
-            exclude_nodes=exclude_nodes,
+            exclude_nodes=options.exclude_nodes,
             task=choice.task,
             metric=choice.metric_name,
+            backend_options=tuple(sorted(options.backend_options.items())),
         )
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
@@ -200,7 +182,8 @@ class Pipeline:
             built = build_variant(
                 source, artifact, "fp32" if hint_note else precision,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
-                calib_method=calib_method, per_channel=per_channel, exclude_nodes=list(exclude_nodes),
+                calib_method=options.calib_method, per_channel=options.per_channel,
+                exclude_nodes=list(options.exclude_nodes),
                 progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes
@@ -219,7 +202,7 @@ class Pipeline:
                 # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
                 engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
             feed = timing_feed(inputs.eval, batch)
-            latency = measure_latency(engines, feed, warmup=warmup, repeats=repeats, progress=timing)
+            latency = measure_latency(engines, feed, warmup=options.warmup, repeats=options.repeats, progress=timing)
             drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                     progress.slice(0.8, 1.0))
             notes += engines["variant"].execution_notes()
@@ -257,6 +240,12 @@ def task_notes(drift: dict) -> list[str]:
     if score.broken:
         notes.append(f"BROKEN variant: {score.broken}; do not use it")
     return notes
+
+
+def check_unsupported(options: BuildOptions) -> None:
+    """Choices the dataclass can carry but this build cannot honour yet are refused, never ignored."""
+    if options.quantizer != "onnxruntime":
+        raise WorkbenchError(f"Unknown quantizer {options.quantizer!r}.", "Use the default, onnxruntime.")
 
 
 def check_prune_choice(method: str | None, ratio: object) -> float:

@@ -33,6 +33,8 @@ class RunSpec:
     exclude_nodes: tuple[str, ...] = ()
     task: str | None = None
     metric: str | None = None
+    #: The backend's own settings as sorted (key, value) pairs; they change timing, not the file.
+    backend_options: tuple[tuple[str, str], ...] = ()
 
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""
@@ -61,22 +63,33 @@ class RunSpec:
                         "calib": self.calib_digest if self.prune_repair else None})
 
     @property
+    def exact(self) -> bool:
+        """An unpruned FP32 build is the reference model itself: there is no drift to explain."""
+        return self.precision == "fp32" and not (self.prune_method and self.prune_ratio)
+
+    @property
     def artifact_key(self) -> str:
         return _digest(self.artifact_fields())
 
     @property
     def run_id(self) -> str:
         """Same spec, same id: asking again returns the cached run instead of rebuilding."""
-        judged = {"task": self.task, "metric": self.metric} if self.task or self.metric else {}
-        return _digest({**self.artifact_fields(), "batch": self.batch, "eval": self.eval_digest, **judged})
+        fields = {**self.artifact_fields(), "batch": self.batch, "eval": self.eval_digest}
+        if self.task or self.metric:
+            fields.update(task=self.task, metric=self.metric)
+        if self.backend_options:  # only when set, so runs stored before the field keep their ids
+            fields["backend_options"] = [list(pair) for pair in self.backend_options]
+        return _digest(fields)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["exclude_nodes"] = list(self.exclude_nodes)
+        data["backend_options"] = dict(self.backend_options)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSpec:
         fields = dict(data)
         fields["exclude_nodes"] = tuple(fields.get("exclude_nodes", ()))
+        fields["backend_options"] = tuple(sorted(dict(fields.get("backend_options", {})).items()))
         return cls(**fields)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from workbench.backends.registry import DEFAULT_BACKEND
+from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, DataError, WorkbenchError
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
 from workbench.pruning import METHODS as PRUNE_METHODS
-from workbench.runs.pipeline import DataSource, Pipeline
+from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 
@@ -99,24 +99,18 @@ class SweepResult:
 
 @dataclass
 class Sweep:
-    """The grid and the shared build options; ``run`` executes it through one pipeline."""
+    """The grid (precision x pruning) over shared build options; ``run`` executes it through one pipeline.
+
+    ``base`` holds every choice the cells share (data, backend, batch, timing, exclusions, repair);
+    each cell is ``dataclasses.replace(base, precision=..., prune_method=..., prune_ratio=...)``.
+    """
 
     model: str
+    base: BuildOptions = field(default_factory=BuildOptions)
     precisions: Sequence[str] = ("fp32", "fp16", "int8")
     prune_methods: Sequence[str] = ()
     prune_ratios: Sequence[float] = (0.0,)
-    calib: DataSource = None
-    eval: DataSource = None
-    batch: int = 1
-    backend: str = DEFAULT_BACKEND
-    calib_method: str = "minmax"
-    per_channel: bool = True
     accuracy_budget: float = 0.5
-    task: str | None = None
-    metric: str | None = None
-    budget: float | None = None
-    warmup: int = 5
-    repeats: int = 30
 
     def cells(self) -> list[Cell]:
         """Grid order: precision-major; ratio 0 appears once per precision whatever the methods."""
@@ -128,6 +122,11 @@ class Sweep:
                                                                  for m in self.prune_methods]
                 cells += [c for c in variants if c not in cells]
         return cells
+
+    def grid(self) -> list[BuildOptions]:
+        """The build options of every cell, in grid order."""
+        return [self.base.replace(precision=c.precision, prune_method=c.prune_method, prune_ratio=c.prune_ratio)
+                for c in self.cells()]
 
     def _validate(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -161,6 +160,7 @@ class Sweep:
         ``on_run(run, reused)`` is called as each cell ends, so a panel can fill its table live.
         """
         cells = self.cells()
+        grid = self.grid()
         pipeline = pipeline or Pipeline()
         known = {run.run_id: run.created for run in pipeline.workspace.runs()}
         runs: list[Run] = []
@@ -170,13 +170,8 @@ class Sweep:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             try:
-                run = pipeline.run(
-                    self.model, cell.precision, calib=self.calib, eval=self.eval, batch=self.batch,
-                    backend=self.backend, calib_method=self.calib_method, per_channel=self.per_channel,
-                    prune_method=cell.prune_method, prune_ratio=cell.prune_ratio, warmup=self.warmup,
-                    repeats=self.repeats, task=self.task, metric=self.metric, budget=self.budget,
-                    progress=_cell_progress(progress, index, len(cells), cell), cancel=cancel,
-                )
+                run = pipeline.run(self.model, grid[index], cancel=cancel,
+                                   progress=_cell_progress(progress, index, len(cells), cell))
             except (Cancelled, Busy):
                 raise
             except WorkbenchError as exc:
@@ -204,8 +199,7 @@ def _cell_progress(callback: ProgressCallback | None, index: int, count: int, ce
     return report
 
 
-def run_sweep(model: str, precisions: Sequence[str] = ("fp32", "fp16", "int8"), *,
-              pipeline: Pipeline | None = None, progress: ProgressCallback | None = None,
-              cancel: CancelToken | None = None, **options) -> SweepResult:
-    """``Sweep(model, precisions, **options).run(...)`` in one call, for scripts and notebooks."""
-    return Sweep(model, precisions, **options).run(pipeline, progress, cancel)
+def run_sweep(model: str, base: BuildOptions | None = None, *, pipeline: Pipeline | None = None,
+              progress: ProgressCallback | None = None, cancel: CancelToken | None = None, **grid) -> SweepResult:
+    """``Sweep(model, base, **grid).run(...)`` in one call, for scripts and notebooks."""
+    return Sweep(model, base or BuildOptions(), **grid).run(pipeline, progress, cancel)

@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as W
 from IPython.display import display
 
+from workbench.build_options import BuildOptions
 from workbench.errors import Busy, DataError, ModelError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
@@ -66,11 +67,11 @@ class Workbench:
         """A build or a sweep is running: both use the one pipeline, so neither may start beside the other."""
         return self.controller.busy or self.sweeper.busy or self.pipeline.busy
 
-    def run(self, precision: str = "fp32", **options: Any) -> Run:
+    def run(self, options: BuildOptions | None = None, *, profile_layers: bool = True,
+            layer_drift: bool = True) -> Run:
         """Build from code exactly as the Build button does (layer profile and drift included), and wait.
 
-        Options are ``Pipeline.run``'s, plus ``profile_layers`` and ``layer_drift``; raises the
-        build's error, which the panels show too.
+        Raises the build's error, which the panels show too.
         """
         if self.model.path is None:
             raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
@@ -78,24 +79,24 @@ class Workbench:
             raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
         self.build.set_running(True)
         self.results.show_error(None)
-        self.controller.start(str(self.model.path), precision=precision, **options)
+        self.controller.start(str(self.model.path), options or BuildOptions(), profile_layers, layer_drift)
         self.wait()
         outcome = self.last_outcome
         if outcome is None or outcome.run is None:
             raise outcome.error if outcome and outcome.error else Busy("The build did not finish.", "Run it again.")
         return outcome.run
 
-    def sweep(self, **options: Any) -> SweepResult:
+    def sweep(self, base: BuildOptions | None = None, **grid: Any) -> SweepResult:
         """Sweep from code exactly as the Run sweep button does, and wait; the panel's table fills too.
 
-        Options are ``Sweep``'s (precisions, prune_methods, prune_ratios, accuracy_budget, batch,
-        repeats, ...); raises the sweep's error, cancel included, which the panel shows too.
+        ``grid`` is ``Sweep``'s precisions, prune_methods, prune_ratios and accuracy_budget; raises
+        the sweep's error, cancel included, which the panel shows too.
         """
         if self.model.path is None:
             raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
         if self.busy:
             raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
-        sweep = Sweep(str(self.model.path), **options)
+        sweep = Sweep(str(self.model.path), base or BuildOptions(), **grid)
         sweep.cells()  # an unusable grid raises here, before anything starts
         self.sweep_panel.set_running(True)
         self.sweeper.start(sweep)
@@ -114,7 +115,7 @@ class Workbench:
         self.build.show_message(note_html(f"Building from {path.name}."))
         self.sweep_panel.show_message(note_html(f"Sweeping {path.name}."))
 
-    def _start_build(self, options: dict[str, Any]) -> None:
+    def _start_build(self, options: BuildOptions, analyses: dict[str, bool]) -> None:
         if self.model.path is None:
             self.build.show_message(error_html("No model is open. Open one in the Model tab first."))
             return
@@ -123,7 +124,7 @@ class Workbench:
             return
         self.build.set_running(True)
         self.results.show_error(None)
-        self.controller.start(str(self.model.path), **options)
+        self.controller.start(str(self.model.path), options, **analyses)
 
     def _progress(self, event: Any) -> None:
         self.build.show_progress(event)

@@ -1,6 +1,6 @@
 """Build tab: every pipeline option as a widget, the Build/Cancel buttons and the progress bar.
 
-The panel only maps widget values onto ``Pipeline.run`` keyword arguments; the controller runs
+The panel only maps widget values onto one ``BuildOptions``; the controller runs
 the build and the panel shows what the controller reports.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as W
 
 from workbench.backends.registry import DEFAULT_BACKEND, availability
+from workbench.build_options import BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import DataError
 from workbench.precision.int8 import CALIBRATION_METHODS
@@ -49,9 +50,10 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 class BuildPanel:
-    """Options for one build; ``on_build`` receives ``Pipeline.run`` keyword arguments."""
+    """Options for one build; ``on_build`` receives the ``BuildOptions`` and the analyses to run after."""
 
-    def __init__(self, on_build: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(self, on_build: Callable[[BuildOptions, dict[str, bool]], None],
+                 on_cancel: Callable[[], None]) -> None:
         status = availability()
         usable = [name for name, s in status.items() if s.available]
         self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
@@ -141,33 +143,38 @@ class BuildPanel:
         self.calib_count.layout.display = None if source == CALIB_RANDOM else "none"
         self.preprocess_box.layout.display = None if source == CALIB_IMAGES else "none"
 
-    def options(self) -> dict[str, Any]:
-        """``BuildController.start`` keyword arguments (raises DataError on unreadable fields)."""
-        options: dict[str, Any] = {
-            "precision": self.precision.value,
-            "backend": self.backend.value,
-            "batch": self.batch.value,
-            "repeats": self.repeats.value,
-            "calib_method": self.calib_method.value,
-            "prune_method": self._prune_method(),
-            "prune_ratio": self.prune_ratio.value if self._prune_method() else 0.0,
-            "profile_layers": self.profile_layers.value,
-            "layer_drift": self.layer_drift.value,
-        }
+    def options(self) -> BuildOptions:
+        """The build the widgets describe (raises DataError on unreadable fields)."""
+        method = self._prune_method()
+        calib: str | None = None
+        preprocess = None
         source = self.calib_source.value
         if self.precision.value == "int8" and source != CALIB_BESIDE:
             if source == CALIB_RANDOM:
-                options["calib"] = f"random:{self.calib_count.value}"
+                calib = f"random:{self.calib_count.value}"
             elif not self.calib_path.value.strip():
                 raise DataError("No calibration path given.", "Type the path of the calibration data, "
                                 "or choose 'calib.npz beside the model'.")
             else:
-                options["calib"] = self.calib_path.value.strip()
+                calib = self.calib_path.value.strip()
             if source == CALIB_IMAGES:
-                options["preprocess"] = self.preprocess()
-        if self.eval_path.value.strip():
-            options["eval"] = self.eval_path.value.strip()
-        return options
+                preprocess = self.preprocess()
+        return BuildOptions(
+            precision=self.precision.value,
+            prune_method=method,
+            prune_ratio=self.prune_ratio.value if method else 0.0,
+            calib=calib,
+            calib_method=self.calib_method.value,
+            eval=self.eval_path.value.strip() or None,
+            preprocess=preprocess,
+            backend=self.backend.value,
+            batch=self.batch.value,
+            repeats=self.repeats.value,
+        )
+
+    def analyses(self) -> dict[str, bool]:
+        """What runs after the build: ``BuildController.start``'s ``profile_layers`` and ``layer_drift``."""
+        return {"profile_layers": self.profile_layers.value, "layer_drift": self.layer_drift.value}
 
     def preprocess(self) -> ImagePreprocess:
         size = _floats(self.image_size.value, "resize size")
@@ -181,13 +188,13 @@ class BuildPanel:
             layout=self.image_layout.value,
         )
 
-    def _build_clicked(self, on_build: Callable[[dict[str, Any]], None]) -> None:
+    def _build_clicked(self, on_build: Callable[[BuildOptions, dict[str, bool]], None]) -> None:
         try:
             options = self.options()
         except DataError as exc:
             self.status.value = error_html(exc)
             return
-        on_build(options)
+        on_build(options, self.analyses())
 
     def set_running(self, running: bool) -> None:
         self.build_button.disabled = running

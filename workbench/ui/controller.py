@@ -16,6 +16,7 @@ from typing import Any
 from workbench.analysis.layer_drift import drift_for_run
 from workbench.analysis.profile_run import load_layer_table, profile_run
 from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table, save_run_table
+from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressEvent
 from workbench.runs.pipeline import Pipeline
@@ -98,32 +99,29 @@ class BuildController(BackgroundJob):
         self.on_progress = on_progress
         self.on_finish = on_finish
 
-    def start(self, model: str, profile_layers: bool = True, layer_drift: bool = True, **options: Any) -> bool:
+    def start(self, model: str, options: BuildOptions, profile_layers: bool = True, layer_drift: bool = True) -> bool:
         """Begin a build, then its layer profile and per-layer drift; False when one is running."""
         extras = {"profile_layers": profile_layers, "layer_drift": layer_drift}
         return self._launch("workbench-build", self._work, model, extras, options)
 
-    def _work(self, model: str, extras: dict[str, bool], options: dict[str, Any], token: CancelToken) -> None:
+    def _work(self, model: str, extras: dict[str, bool], options: BuildOptions, token: CancelToken) -> None:
         progress = Progress(self.on_progress, token)
         share = 1.0 - 0.2 * sum(extras.values())
         try:
-            run = self.pipeline.run(model, progress=progress.slice(0.0, share).as_callback(), cancel=token, **options)
+            run = self.pipeline.run(model, options, progress=progress.slice(0.0, share).as_callback(), cancel=token)
         except Exception as exc:  # every failure reaches the panel; none may kill the thread silently
             self.on_finish(_failed(exc))
             return
         outcome = Outcome(run=run)
-        eval_data = options.get("eval")
         if extras["profile_layers"] and load_layer_table(run) is None:
             part = progress.slice(share, share + 0.2)
             share += 0.2
             self._extra(outcome, "layer profile", lambda: profile_run(
-                run, eval=eval_data, warmup=3, repeats=options.get("repeats", 30), pipeline=self.pipeline,
-                progress=part.as_callback(), cancel=token))
-        exact = run.spec.precision == "fp32" and not run.spec.prune_method
-        if extras["layer_drift"] and not exact and load_run_table(run, LAYER_DRIFT) is None:
+                run, options.replace(warmup=3), pipeline=self.pipeline, progress=part.as_callback(), cancel=token))
+        if extras["layer_drift"] and not run.spec.exact and load_run_table(run, LAYER_DRIFT) is None:
             part = progress.slice(share, share + 0.2)
             self._extra(outcome, "per-layer drift", lambda: save_run_table(
-                run, LAYER_DRIFT, drift_for_run(run, eval_data, pipeline=self.pipeline, progress=part.as_callback(),
+                run, LAYER_DRIFT, drift_for_run(run, options.eval, pipeline=self.pipeline, progress=part.as_callback(),
                                                 cancel=token).table, self.pipeline.workspace))
         self.on_finish(outcome)
 

@@ -12,6 +12,7 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
+from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, DataError
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
@@ -88,12 +89,11 @@ class SweepPanel:
             raise DataError("Pruning ratios above 0 need a pruning method.",
                             "Select one or more pruning methods, or set the ratios to 0.")
         return {
+            "base": BuildOptions(batch=self.batch.value, repeats=self.repeats.value),
             "precisions": list(self.precisions.value),
             "prune_methods": list(self.prune_methods.value),
             "prune_ratios": ratios,
             "accuracy_budget": self.accuracy_budget.value,
-            "batch": self.batch.value,
-            "repeats": self.repeats.value,
         }
 
     def _run_clicked(self, on_sweep: Callable[[dict[str, Any]], None]) -> None:

@@ -1,0 +1,126 @@
+"""The one CLI option group for ``BuildOptions``: it declares every flag and builds the dataclass.
+
+As with Polygraphy's argument groups, a command calls ``add_parser_args(parser)`` when it
+registers and ``parse(args)`` when it runs, so run, profile, drift, sweep and tune accept the
+same flags with the same meaning. ``sweep=True`` turns precision and pruning into comma-separated
+grid axes (``--precisions``, ``--prune-methods``, ``--prune-ratios``); every other flag stays a
+single value shared by the whole grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from workbench.build_options import DEFAULT_BACKEND, BuildOptions
+from workbench.precision.int8 import CALIBRATION_METHODS
+from workbench.precision.variants import PRECISIONS
+from workbench.pruning import EFFECTS
+from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.tasks import TASKS
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def comma_floats(text: str) -> list[float]:
+    try:
+        return [float(item) for item in comma_list(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from exc
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"'{text}' is not KEY=VALUE (e.g. prefer_nhwc=1)")
+    return key.strip(), value.strip()
+
+
+class BuildOptionsArgs:
+    """Flags for every ``BuildOptions`` field; ``parse`` returns the dataclass.
+
+    ``precision``, ``warmup`` and ``repeats`` set the defaults a command shows (profiling wants more runs than a
+    build's timing); ``eval_help`` says what the command does without ``--eval``.
+    """
+
+    def __init__(self, *, sweep: bool = False, precision: str = BuildOptions.precision,
+                 warmup: int = BuildOptions.warmup, repeats: int = BuildOptions.repeats,
+                 eval_help: str = "evaluation data (default: eval.npz beside the model); "
+                 "'random' or 'random:N' for timing on synthetic data") -> None:
+        self.sweep = sweep
+        self.precision = precision
+        self.warmup = warmup
+        self.repeats = repeats
+        self.eval_help = eval_help
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("build options")
+        if self.sweep:
+            group.add_argument("--precisions", type=comma_list, default=["fp32", "fp16", "int8"],
+                               help=f"comma-separated, from {', '.join(PRECISIONS)} (default fp32,fp16,int8)")
+            group.add_argument("--prune-methods", type=comma_list, default=[],
+                               help=f"comma-separated, from {', '.join(PRUNE_METHODS)}")
+            group.add_argument("--prune-ratios", type=comma_floats, default=[0.0],
+                               help="comma-separated; 0 means unpruned")
+        else:
+            group.add_argument("--precision", default=self.precision, choices=PRECISIONS)
+            group.add_argument("--prune-method", choices=PRUNE_METHODS,
+                               help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items())
+                               .replace("%", "%%"))
+            group.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
+        group.add_argument("--no-repair", action="store_true",
+                           help="skip the no-training repair of a pruned model on calibration data")
+        group.add_argument("--calib", help="calibration data: .npz, folder of .npy or images "
+                           "(default: calib.npz beside the model, for int8 and pruning repair)")
+        group.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
+        group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
+        group.add_argument("--eval", help=self.eval_help)
+        group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
+                           help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
+                           "and says which work here)")
+        group.add_argument("--backend-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                           help="a backend setting, e.g. prefer_nhwc=1 for onnxruntime-cuda (repeatable)")
+        group.add_argument("--batch", type=int, default=1)
+        group.add_argument("--warmup", type=int, default=self.warmup,
+                           help=f"untimed runs before timing (default {self.warmup})")
+        group.add_argument("--repeats", type=int, default=self.repeats, help=f"timed runs (default {self.repeats})")
+        group.add_argument("--exclude", action="append", default=[], metavar="NODE",
+                           help="keep this node in FP32 (repeatable)")
+        group.add_argument("--task", choices=list(TASKS),
+                           help="judge variants as this task (default: guessed from the model's outputs)")
+        group.add_argument("--metric", metavar="MODULE:FUNCTION",
+                           help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
+                           "(higher is better)")
+        group.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
+                           + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
+                           + "; with labels, classification allows 1 point of accuracy lost)")
+
+    def parse(self, args: argparse.Namespace) -> BuildOptions:
+        """The options the flags describe; for a sweep, the base every grid cell replaces."""
+        single = {} if self.sweep else {
+            "precision": args.precision, "prune_method": args.prune_method, "prune_ratio": args.prune_ratio,
+        }
+        return BuildOptions(
+            **single,
+            repair=not args.no_repair,
+            calib=args.calib,
+            calib_method=args.calib_method,
+            per_channel=not args.per_tensor,
+            eval=args.eval,
+            backend=args.backend,
+            backend_options=dict(args.backend_option),
+            batch=args.batch,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            exclude_nodes=tuple(args.exclude),
+            task=args.task,
+            metric=args.metric,
+            budget=args.budget,
+        )
+
+    @staticmethod
+    def grid_axes(args: argparse.Namespace) -> tuple[Sequence[str], Sequence[str], Sequence[float]]:
+        """A sweep's axes: precisions, pruning methods and ratios."""
+        return args.precisions, args.prune_methods, args.prune_ratios

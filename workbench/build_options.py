@@ -65,7 +65,6 @@ class BuildOptions:
         object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
         object.__setattr__(self, "backend_options",
                            MappingProxyType({str(k): str(v) for k, v in dict(self.backend_options).items()}))
-        object.__setattr__(self, "prune_ratio", float(self.prune_ratio))
         for name, low in (("batch", 1), ("repeats", 1), ("warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

@@ -50,7 +50,7 @@ def test_a_build_killed_during_calibration_leaves_its_files_to_gc(
         tmp_path: Path, workspace: Path, system_temp: Path, cnn: Path, capsys: pytest.CaptureFixture) -> None:
     script = (
         "import os, signal, sys\n"
-        "from workbench.runs.pipeline import Pipeline\n"
+        "from workbench import BuildOptions, Pipeline\n"
         "def die(event):\n"
         "    if event.step == 'calibrate':\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -44,7 +44,8 @@ def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, cap
     assert [r["spec"]["precision"] for r in out["runs"]] == ["fp32", "fp16", "int8"]
     by_id = {r["run_id"]: r for r in out["runs"]}
     best = by_id[out["recommended"]]  # digits_cnn keeps its accuracy in every precision
-    within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5]
+    # FP32 itself is never the pick: its speed-up against FP32 is timing noise
+    within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5 and r["spec"]["precision"] != "fp32"]
     assert best["speedup"] == max(r["speedup"] for r in within)
     assert {"latency_ms", "reference_latency_ms", "drift", "artifact", "spec"} <= set(best)
     assert [r.run_id for r in Workspace().runs()] == list(by_id)  # all of them stored

@@ -12,14 +12,18 @@ from workbench.tasks import task_score
 
 RUN_COLUMNS = [
     "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
-    "latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
+    "latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
     "kept_fp32", "created", "random_data",
 ]
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
-    """One row per run, oldest first; missing metrics are NaN rather than absent columns."""
+    """One row per run, oldest first; missing metrics are NaN rather than absent columns.
+
+    ``latency_ms`` is on the shared FP32 reference's time scale (``Run.table_latency_ms``), so in rows
+    of one model, backend and batch a lower latency always comes with a higher speed-up.
+    """
     rows = []
     for run in runs:
         drift = run.drift or {}
@@ -34,9 +38,10 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             "prune_ratio": spec.prune_ratio,
             "batch": spec.batch,
             "backend": spec.backend,
-            "latency_ms": run.latency_ms.get("median"),
-            "latency_p90_ms": run.latency_ms.get("p90"),
+            "latency_ms": run.table_latency_ms["median"],
+            "latency_p90_ms": run.table_latency_ms["p90"],
             "speedup": run.speedup,
+            "speedup_spread": run.speedup_spread,
             "accuracy": drift.get("accuracy"),
             "top1_agreement": drift.get("top1_agreement"),
             "cosine": drift.get("cosine_similarity"),
@@ -52,7 +57,8 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),
         })
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for column in ("latency_ms", "latency_p90_ms", "speedup", "accuracy", "top1_agreement", "cosine",
+    for column in ("latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement",
+                   "cosine",
                    "max_abs_error", "prune_ratio", "task_value", "task_threshold"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values("created", kind="stable").reset_index(drop=True)

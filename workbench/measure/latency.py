@@ -58,18 +58,21 @@ class LatencyStats:
         )
 
 
-def measure_latency(
+def time_rounds(
     engines: dict[str, Engine],
     feed: dict[str, np.ndarray],
     *,
     warmup: int = 5,
     repeats: int = 30,
+    min_seconds: float = 0.0,
     max_seconds: float = 20.0,
+    max_rounds: int = 20_000,
     progress: Progress | None = None,
-) -> dict[str, LatencyStats]:
-    """Warm each engine, then time them in alternating order; stops early past ``max_seconds``.
+) -> dict[str, list[float]]:
+    """Warm each engine, then time them in alternating order; the milliseconds of every round, per engine.
 
-    At least 5 rounds always run, so even a slow model gets a median and a p90.
+    At least ``repeats`` rounds (5 even past ``max_seconds``), and more until ``min_seconds`` have passed:
+    a model that runs in 0.1 ms gets thousands of rounds, so its median no longer moves between runs.
     """
     progress = progress or Progress()
     names = list(engines)
@@ -79,12 +82,45 @@ def measure_latency(
     progress.report("time", 0.0, "warm-up done")
     samples: dict[str, list[float]] = {name: [] for name in names}
     start = time.perf_counter()
-    for round_index in range(repeats):
+    round_index = 0
+    while round_index < max_rounds:
+        elapsed = time.perf_counter() - start
+        if round_index >= repeats and elapsed >= min_seconds:
+            break
+        if round_index >= 5 and elapsed > max_seconds:
+            break
         order = names if round_index % 2 == 0 else names[::-1]
         for name in order:
             samples[name].append(engines[name].time_once(feed))
-        progress.report("time", (round_index + 1) / repeats, f"timing round {round_index + 1}/{repeats}")
-        if round_index >= 4 and time.perf_counter() - start > max_seconds:
-            break
+        round_index += 1
+        done = max(round_index / repeats, elapsed / min_seconds if min_seconds else 0.0)
+        progress.report("time", min(1.0, done), f"timing round {round_index}")
+    return samples
+
+
+def measure_latency(
+    engines: dict[str, Engine],
+    feed: dict[str, np.ndarray],
+    *,
+    warmup: int = 5,
+    repeats: int = 30,
+    min_seconds: float = 0.0,
+    max_seconds: float = 20.0,
+    progress: Progress | None = None,
+) -> dict[str, LatencyStats]:
+    """``time_rounds`` summed up per engine."""
+    samples = time_rounds(engines, feed, warmup=warmup, repeats=repeats, min_seconds=min_seconds,
+                          max_seconds=max_seconds, progress=progress)
     batch = len(next(iter(feed.values())))
-    return {name: LatencyStats.from_samples(samples[name], warmup, batch) for name in names}
+    return {name: LatencyStats.from_samples(samples[name], warmup, batch) for name in samples}
+
+
+def speedup_spread(reference: list[float], variant: list[float]) -> float:
+    """Half the interquartile range of the per-round ratios reference/variant: the speed-up's own noise.
+
+    Rounds are paired (both engines ran within the same round), so a slow moment of the machine
+    hits both sides and largely cancels; what remains is how far the ratio itself wanders.
+    """
+    ratios = np.asarray(reference, dtype=float) / np.asarray(variant, dtype=float)
+    q1, q3 = np.percentile(ratios, [25, 75])
+    return float((q3 - q1) / 2)

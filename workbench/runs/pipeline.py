@@ -22,7 +22,7 @@ from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
 from workbench.errors import Busy, DataError, WorkbenchError
 from workbench.measure.drift import compare_engines
-from workbench.measure.latency import measure_latency
+from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import LoadedModel, load_model
 from workbench.precision.variants import build_variant
@@ -31,11 +31,16 @@ from workbench.pruning import METHODS, check_ratio
 from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
+from workbench.runs.reference import References, reference_key
 from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace, write_json_atomically
 from workbench.tasks import TaskChoice, rejudge, task_score
+
+#: Timing goes on past the requested repeats until this much time has passed: a model that runs in
+#: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
+MIN_TIMING_S = 1.0
 
 
 @dataclass
@@ -202,12 +207,16 @@ class Pipeline:
                 # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
                 engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
             feed = timing_feed(inputs.eval, batch)
-            latency = measure_latency(engines, feed, warmup=options.warmup, repeats=options.repeats, progress=timing)
+            rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
+                                 min_seconds=MIN_TIMING_S, progress=timing)
+            latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
             drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                     progress.slice(0.8, 1.0))
             notes += engines["variant"].execution_notes()
         notes += task_notes(drift)
         baseline = latency.get("baseline", latency["reference"])
+        shared = References(self.workspace.root).settle(
+            reference_key(spec.model_digest, spec.backend, batch), latency["reference"])
         run = Run(
             run_id=spec.run_id,
             spec=spec,
@@ -216,6 +225,8 @@ class Pipeline:
             latency_ms=latency["variant"].to_dict(),
             reference_latency_ms=latency["reference"].to_dict(),
             speedup=latency["reference"].median / latency["variant"].median,
+            speedup_spread=speedup_spread(rounds["reference"], rounds["variant"]),
+            shared_reference_ms=shared["median"],
             baseline_latency_ms=baseline.to_dict(),
             speedup_vs_baseline=baseline.median / latency["variant"].median,
             baseline_backend=DEFAULT_BACKEND,

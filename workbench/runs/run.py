@@ -32,11 +32,32 @@ class Run:
     baseline_latency_ms: dict | None = None
     speedup_vs_baseline: float | None = None
     baseline_backend: str | None = None
+    #: Half the interquartile range of the per-round speed-ups: where it exceeds |speed-up - 1|, FP32 and the
+    #: variant are not told apart by this measurement.
+    speedup_spread: float | None = None
+    #: The stored FP32 reference of this model, backend and batch (workbench.runs.reference).
+    shared_reference_ms: float | None = None
 
     @property
     def comparable_speedup(self) -> float:
         """The speed-up against the shared baseline where measured, else against this backend's FP32."""
         return self.speedup_vs_baseline if self.speedup_vs_baseline is not None else self.speedup
+
+    @property
+    def table_latency_ms(self) -> dict[str, float]:
+        """Median and p90 on the shared reference's time scale, so every run of a model, backend and batch
+        agrees with its speed-up; the run's own medians where no shared reference was stored."""
+        median, p90 = self.latency_ms.get("median"), self.latency_ms.get("p90")
+        reference = self.reference_latency_ms.get("median")
+        if not self.shared_reference_ms or not reference or median is None:
+            return {"median": median, "p90": p90}
+        factor = self.shared_reference_ms / reference
+        return {"median": median * factor, "p90": p90 * factor if p90 is not None else None}
+
+    @property
+    def within_noise(self) -> bool:
+        """The speed-up's spread is larger than its distance from 1: not measurably faster or slower."""
+        return self.speedup_spread is not None and self.speedup_spread > abs(self.speedup - 1)
 
     @property
     def label(self) -> str:

@@ -51,6 +51,12 @@ class Cell:
         return f"{self.precision} · {self.prune_method} {self.prune_ratio:g}" if self.prune_method else self.precision
 
 
+def is_the_reference(run: Run) -> bool:
+    """Unpruned FP32 with nothing kept: the reference itself, whose speed-up is 1 plus timing noise."""
+    spec = run.spec
+    return spec.precision == "fp32" and not (spec.prune_method and spec.prune_ratio) and not spec.exclude_nodes
+
+
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
     """The fastest run (highest speed-up, measured side by side with FP32) within the budget."""
     within, unjudged = [], 0
@@ -63,11 +69,16 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
             unjudged += 1
         elif loss <= budget_points + 1e-9:
             within.append(run)
-    if within:
-        best = max(within, key=lambda r: r.speedup)
+    variants = [run for run in within if not is_the_reference(run)]
+    if variants:
+        best = max(variants, key=lambda r: r.speedup)
         loss, basis = accuracy_loss(best.drift)
+        noise = (f" (within the timing noise, ±{best.speedup_spread:.2f}: not measurably faster than FP32)"
+                 if best.within_noise else "")
         return best, (f"fastest within {budget_points:g} points of FP32 {basis}: "
-                      f"{best.speedup:.2f}x at {loss:.2f} points lost")
+                      f"{best.speedup:.2f}x at {loss:.2f} points lost{noise}")
+    if within:
+        return None, "only FP32 itself stays within the budget: keep the original model"
     if not runs:
         return None, "no run finished"
     if unjudged == len(runs):

@@ -7,14 +7,15 @@ import json
 from pathlib import Path
 
 from workbench.analysis.runs_table import runs_frame
+from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import MIN_TIMING_S, Pipeline
 from workbench.runs.reference import REFERENCES_FILE
 
 
 def test_no_row_is_faster_and_less_sped_up_than_another(cnn: Path, workspace: Path) -> None:
     pipeline = Pipeline(workspace)
-    runs = [pipeline.run(cnn, precision, repeats=5) for precision in ("fp32", "int8", "int8-dynamic", "fp16")]
-    runs.append(pipeline.run(cnn, "int8", batch=4, repeats=5))
+    runs = [pipeline.run(cnn, BuildOptions(p, repeats=5)) for p in ("fp32", "int8", "int8-dynamic", "fp16")]
+    runs.append(pipeline.run(cnn, BuildOptions("int8", batch=4, repeats=5)))
     frame = runs_frame(runs)
     for (_, a), (_, b) in itertools.permutations(frame.iterrows(), 2):
         if (a["model"], a["batch"], a["backend"]) == (b["model"], b["batch"], b["backend"]):

@@ -9,15 +9,23 @@ One command measures everything side by side on the machine it runs on:
    (``Pipeline.run``) at batch 1 and 32, each timed in interleaved rounds against its FP32
    reference (TF32 off) on the same backend, with drift on the same evaluation inputs;
 3. times PyTorch eager on the same ResNet-50 and batches (FP32 with TF32 off, FP16 autocast,
-   FP16 ``.half()`` channels-last), synchronising the device around every timed call;
+   FP16 ``.half()`` channels-last), synchronising the device around every timed call, and
+   ``torch.compile`` of the FP16 channels-last model (default and max-autotune modes, compile
+   time reported), the GPU peer a user would reach for instead of the workbench;
 4. compares CUDA provider options on ResNet-50 at batch 32 (``prefer_nhwc``, cuDNN algorithm
-   search), and checks how much of the end-to-end time ORT's per-node profiler accounts for.
+   search) and CUDA graphs on and off at every batch, and checks how much of the end-to-end time
+   ORT's per-node profiler accounts for;
+5. records the GPU kernels of one run of the workbench's FP16 engine and of each ``torch.compile``
+   mode with PyTorch's profiler (CUPTI sees every kernel in the process, ORT's included): kernel
+   time, kernel count and the idle time between kernels, which is where the engines differ.
 
-It prints a markdown report and writes it (plus JSON) to ``--out``. Every section catches its own
-failure and reports it in the table, so one broken step never hides the others' figures.
+It prints a markdown report and writes it (plus JSON) to ``--out``, rewritten after every section.
+Every section catches its own failure and reports it in the table, so one broken step never hides
+the others' figures.
 
     python3 benchmarks/gpu_bench.py --out results/             # on a GPU machine
     python3 benchmarks/gpu_bench.py --backend onnxruntime-cpu --batches 1 --models digits_cnn  # dry run
+    python3 benchmarks/gpu_bench.py --torch-only --models resnet50   # eager and torch.compile rows only
 """
 
 from __future__ import annotations
@@ -202,6 +210,93 @@ def torch_eager(model: Any, eval_path: Path, batches: list[int], repeats: int) -
     return rows
 
 
+def kernel_profile(func: Callable[[], Any], runs: int = 20) -> dict[str, Any]:
+    """GPU kernels of ``runs`` calls through CUPTI: busy time, kernel count and idle time per call.
+
+    Idle time is the wall time per call minus the kernels' time: launches, the executor between
+    kernels and synchronisation, which CUDA graphs and kernel fusion remove.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(5):
+        func()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(runs):
+            func()
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - start) * 1000.0 / runs
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+               and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()]
+    busy = sum(e.device_time for e in kernels) / 1000.0 / runs
+    by_kind: dict[str, float] = {}
+    for event in kernels:
+        kind = kernel_kind(event.name)
+        by_kind[kind] = by_kind.get(kind, 0.0) + event.device_time / 1000.0 / runs
+    return {"wall_ms": wall, "kernel_ms": busy, "kernels_per_run": len(kernels) / runs,
+            "idle_ms": wall - busy, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))}
+
+
+def kernel_kind(name: str) -> str:
+    """Convolution/matrix kernels (cuDNN, CUTLASS, Triton templates) apart from the rest."""
+    lowered = name.lower()
+    if any(k in lowered for k in ("conv", "gemm", "xmma", "cutlass", "sm90", "implicit", "mm_", "wgrad", "dgrad")):
+        return "convolution / matmul"
+    if "pool" in lowered:
+        return "pooling"
+    if any(k in lowered for k in ("nchw", "nhwc", "transpose", "layout", "permute")):
+        return "layout transform"
+    return "elementwise / other"
+
+
+def torch_compiled(model: Any, eval_path: Path, batches: list[int], repeats: int, modes: list[str],
+                   rows: list[dict[str, Any]], kernels: list[dict[str, Any]], save: Callable[[], None]) -> None:
+    """``torch.compile`` of the FP16 channels-last model, one fresh compile per mode and batch (static shapes).
+
+    Compile time is the wall time of the first call, which compiles (and for max-autotune, benchmarks
+    candidate kernels and records CUDA graphs).
+    """
+    import copy
+
+    import torch
+
+    data = np.load(eval_path)["input"]
+    half_model = copy.deepcopy(model).half().to(memory_format=torch.channels_last)
+    for mode in modes:
+        for batch in batches:
+            x = torch.from_numpy(np.ascontiguousarray(np.resize(data, (batch, *data.shape[1:])))).cuda()
+            x_half = x.half().to(memory_format=torch.channels_last)
+            torch._dynamo.reset()
+            compiled = torch.compile(half_model, mode=mode, dynamic=False)
+            with torch.no_grad():
+                reference = model(x).float()
+                start = time.perf_counter()
+                compiled(x_half)
+                torch.cuda.synchronize()
+                compile_s = time.perf_counter() - start
+
+                def call(x_half: Any = x_half, compiled: Any = compiled) -> Any:
+                    return compiled(x_half)
+
+                samples = time_cuda(call, warmup=10, repeats=repeats)
+                median = statistics.median(samples)
+                out = call().float()
+                label = f"torch.compile {mode} fp16 channels-last"
+                rows.append({
+                    "model": RESNET, "batch": batch, "engine": label, "compile_s": compile_s,
+                    "median_ms": median, "p90_ms": float(np.percentile(samples, 90)),
+                    "throughput": batch * 1000.0 / median,
+                    "max_abs_error": float((out - reference).abs().max()),
+                    "cosine": float(torch.nn.functional.cosine_similarity(out.flatten(), reference.flatten(), dim=0)),
+                    "top1_agreement": float((out.argmax(1) == reference.argmax(1)).float().mean()),
+                })
+                log(f"{label} b{batch}: {median:.3f} ms (compiled in {compile_s:.0f} s)")
+                kernels.append({"engine": label, "batch": batch, **kernel_profile(call)})
+            save()
+
+
 # ---------------------------------------------------------------- workbench pipeline
 
 
@@ -287,6 +382,42 @@ def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eva
     return rows
 
 
+def cuda_graph_study(artifacts: dict[tuple[int, str], str], batches: list[int], eval_path: Path,
+                     repeats: int, kernels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FP32 and FP16 with the backend's defaults (CUDA graphs on) against graphs off, interleaved per file.
+
+    The default FP16 engine's GPU kernels are recorded too, for the comparison with torch.compile.
+    """
+    from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
+    from workbench.measure.latency import measure_latency
+
+    data = np.load(eval_path)["input"]
+    rows = []
+    for batch in batches:
+        feed = {"input": np.ascontiguousarray(np.resize(data, (batch, *data.shape[1:])))}
+        for precision in ("fp32", "fp16"):
+            if (batch, precision) not in artifacts:
+                continue
+            path = Path(artifacts[(batch, precision)])
+            engines = {"graphs on (backend default)": OnnxruntimeCudaBackend().load(path),
+                       "graphs off": OnnxruntimeCudaBackend({"enable_cuda_graph": "0"}).load(path)}
+            try:
+                stats = measure_latency(engines, feed, warmup=10, repeats=repeats)
+                for label, stat in stats.items():
+                    rows.append({"batch": batch, "precision": precision, "options": label,
+                                 "median_ms": stat.median, "p90_ms": stat.p90,
+                                 "note": engines[label].execution_notes()[0]})
+                    log(f"CUDA graphs {precision} b{batch} {label}: {stat.median:.3f} ms")
+                if precision == "fp16":
+                    for label, engine in engines.items():
+                        kernels.append({"engine": f"workbench onnxruntime-cuda fp16, {label}", "batch": batch,
+                                        **kernel_profile(lambda engine=engine, feed=feed: engine.time_once(feed))})
+            finally:
+                for engine in engines.values():
+                    engine.close()
+    return rows
+
+
 def profiler_check(artifact: str, batch: int, eval_path: Path, backend_name: str, folder: Path) -> dict[str, Any]:
     """How much of the measured time ORT's per-node profiler accounts for, and where nodes ran."""
     from workbench.backends.registry import get_backend
@@ -334,6 +465,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict[str, Any]],
+             graphs: list[dict[str, Any]], kernels: list[dict[str, Any]],
              profile: dict[str, Any] | None, errors: list[str], extra: list[str]) -> str:
     lines = ["## Environment", ""]
     lines += [f"- {key}: {value}" for key, value in env.items()]
@@ -342,24 +474,40 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict
               "Speed-up is against the FP32 reference timed in the same interleaved rounds (workbench rows) "
               "or against PyTorch eager FP32 (eager rows). Drift is against the FP32 output of the same engine.", "",
               "| model | batch | engine | median ms | p90 ms | samples/s | speed-up vs FP32 | max abs err "
-              "| cosine | top-1 agree | accuracy |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| cosine | top-1 agree | accuracy | compile s |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['model']} | {row['batch']} | {row['engine']} | failed: {row['error'][:120]} "
-                         "| | | | | | | |")
+                         "| | | | | | | | |")
             continue
+        speedup = row.get("speedup_vs_fp32")
         lines.append(
             f"| {row['model']} | {row['batch']} | {row['engine']} | {fmt(row.get('median_ms'))} "
-            f"| {fmt(row.get('p90_ms'))} | {fmt(row.get('throughput'), 0)} | {fmt(row.get('speedup_vs_fp32'), 2)}x "
+            f"| {fmt(row.get('p90_ms'))} | {fmt(row.get('throughput'), 0)} "
+            f"| {fmt(speedup, 2) + 'x' if speedup is not None else ''} "
             f"| {fmt(row.get('max_abs_error'), 4)} | {fmt(row.get('cosine'), 5)} "
-            f"| {fmt(row.get('top1_agreement'), 3)} | {fmt(row.get('accuracy'), 3)} |"
+            f"| {fmt(row.get('top1_agreement'), 3)} | {fmt(row.get('accuracy'), 3)} | {fmt(row.get('compile_s'), 1)} |"
         )
     if options:
         lines += ["", "## CUDA provider options, ResNet-50 batch 32 (interleaved rounds per precision)", "",
                   "| precision | options | median ms | p90 ms |", "|---|---|---:|---:|"]
         lines += [f"| {o['precision']} | {o['options']} | {fmt(o['median_ms'])} | {fmt(o['p90_ms'])} |"
                   for o in options]
+    if graphs:
+        lines += ["", "## CUDA graphs on and off, ResNet-50 (interleaved rounds per file and batch)", "",
+                  "| batch | precision | options | median ms | p90 ms |", "|---:|---|---|---:|---:|"]
+        lines += [f"| {g['batch']} | {g['precision']} | {g['options']} | {fmt(g['median_ms'])} | {fmt(g['p90_ms'])} |"
+                  for g in graphs]
+    if kernels:
+        lines += ["", "## GPU kernels per run, ResNet-50 FP16 (PyTorch profiler, CUPTI)", "",
+                  "Idle is wall time per run minus kernel time: launches, executor and synchronisation.", "",
+                  "| batch | engine | wall ms | kernel ms | idle ms | kernels | by kind (ms) |",
+                  "|---:|---|---:|---:|---:|---:|---|"]
+        for k in sorted(kernels, key=lambda k: k["batch"]):
+            kinds = ", ".join(f"{kind} {ms:.3f}" for kind, ms in k["by_kind_ms"].items())
+            lines.append(f"| {k['batch']} | {k['engine']} | {fmt(k['wall_ms'])} | {fmt(k['kernel_ms'])} "
+                         f"| {fmt(k['idle_ms'])} | {k['kernels_per_run']:.0f} | {kinds} |")
     if profile:
         lines += ["", f"## ORT per-node profiler, {profile.get('model')} FP16", "",
                   f"- batch {profile['batch']}: end-to-end {fmt(profile['end_to_end_ms'])} ms; with the profiler on, "
@@ -379,6 +527,8 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-bench-out"))
+    parser.add_argument("--work", type=Path, help="folder for the exported ResNet-50, its data and the workspace "
+                        "(default: a fresh temporary folder); the files stay for later `workbench` commands")
     parser.add_argument("--backend", default="onnxruntime-cuda")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--precisions", default="fp16,bf16,int8,fp32+channel:0.5,fp16+channel:0.5",
@@ -387,23 +537,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--calib-samples", type=int, default=64)
     parser.add_argument("--eval-samples", type=int, default=64)
-    parser.add_argument("--torch-only", action="store_true", help="only export ResNet-50 and time PyTorch eager")
+    parser.add_argument("--torch-only", action="store_true", help="only export ResNet-50 and time PyTorch")
+    parser.add_argument("--torch-compile", default="default,max-autotune",
+                        help="torch.compile modes to time on ResNet-50 FP16 (empty for none)")
+    parser.add_argument("--no-eager", action="store_true", help="skip PyTorch eager and torch.compile")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in args.batches.split(",")]
     precisions = args.precisions.split(",")
     models = args.models.split(",")
+    compile_modes = [m for m in args.torch_compile.split(",") if m]
     errors: list[str] = []
     extra: list[str] = []
     rows: list[dict[str, Any]] = []
     options: list[dict[str, Any]] = []
+    graphs: list[dict[str, Any]] = []
+    kernels: list[dict[str, Any]] = []
     profile = None
     env = environment()
     log(f"environment: {env}")
-    work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    order = {name: i for i, name in enumerate(models)}
+
+    def save() -> str:
+        rows.sort(key=lambda r: (order.get(r["model"], 99), r["batch"]))
+        report = markdown(env, rows, options, graphs, kernels, profile, errors, extra)
+        (args.out / "gpu_results.md").write_text(report)
+        (args.out / "gpu_results.json").write_text(json.dumps(
+            {"environment": env, "rows": rows, "provider_options": options, "cuda_graphs": graphs,
+             "kernels": kernels, "profiler": profile, "errors": errors}, indent=1, default=str))
+        return report
 
     resnet_dir = work / RESNET
-    resnet_dir.mkdir()
+    resnet_dir.mkdir(parents=True, exist_ok=True)
     resnet_path = resnet_dir / "model.onnx"
     calib_path = eval_path = None
     if RESNET in models:
@@ -418,12 +584,19 @@ def main(argv: list[str] | None = None) -> int:
                          "samples of N(0,1) noise (so accuracy is meaningless; drift and top-1 agreement are not)")
             nonlocal calib_path, eval_path
             calib_path, eval_path = write_resnet_data(resnet_dir, args.calib_samples, args.eval_samples)
-            if device == "cuda":
-                rows.extend(torch_eager(model, eval_path, batches, args.repeats))
-            else:
-                errors.append("PyTorch eager: no CUDA device, skipped")
+            if args.no_eager:
+                return
+            if device != "cuda":
+                errors.append("PyTorch eager and torch.compile: no CUDA device, skipped")
+                return
+            rows.extend(torch_eager(model, eval_path, batches, args.repeats))
+            save()
+            if compile_modes:
+                guarded("torch.compile", errors, lambda: torch_compiled(
+                    model, eval_path, batches, args.repeats, compile_modes, rows, kernels, save))
 
-        guarded("ResNet-50 export / PyTorch eager", errors, export)
+        guarded("ResNet-50 export / PyTorch", errors, export)
+        save()
 
     if not args.torch_only:
         from workbench.backends.registry import availability
@@ -448,13 +621,18 @@ def main(argv: list[str] | None = None) -> int:
                 found, artifacts[name] = pipeline_rows(pipeline, model, name, batches, precisions, args.backend,
                                                        args.repeats, calib, evaluate, errors)
                 rows.extend(found)
+                save()
         else:
             errors.append(f"backend {args.backend} unavailable: {status[args.backend].reason}")
         resnet_artifacts = artifacts.get(RESNET, {})
         big = max(batches)
         if args.backend == "onnxruntime-cuda" and resnet_artifacts and eval_path is not None:
+            graphs = guarded("CUDA graph study", errors, lambda: cuda_graph_study(
+                resnet_artifacts, batches, eval_path, args.repeats, kernels)) or []
+            save()
             options = guarded("provider option study", errors,
                               lambda: provider_option_study(resnet_artifacts, big, eval_path, args.repeats)) or []
+            save()
         profiled = RESNET if resnet_artifacts else next(reversed(artifacts), None)
         if profiled is not None and (big, "fp16") in artifacts[profiled]:
             data = eval_path if profiled == RESNET else REPO / "sample_models" / profiled / "eval.npz"
@@ -463,14 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             if profile:
                 profile["model"] = profiled
 
-    order = {name: i for i, name in enumerate(models)}
-    rows.sort(key=lambda r: (order.get(r["model"], 99), r["batch"]))
-    report = markdown(env, rows, options, profile, errors, extra)
-    (args.out / "gpu_results.md").write_text(report)
-    (args.out / "gpu_results.json").write_text(json.dumps(
-        {"environment": env, "rows": rows, "provider_options": options, "profiler": profile, "errors": errors},
-        indent=1, default=str))
-    print(report)
+    print(save())
     return 0
 
 

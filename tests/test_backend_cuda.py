@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
+from workbench.backends import cuda_graphs
 from workbench.backends.onnxruntime_cuda import (
     CUDA_PROVIDER,
     DEFAULT_PROVIDER_OPTIONS,
@@ -82,7 +84,8 @@ def test_channels_last_follows_the_file_precision_unless_chosen(cnn: Path, tmp_p
     build_variant(cnn, half, "fp16", check=get_backend("onnxruntime-cpu").check_loadable)
     assert not has_half_weights(cnn) and has_half_weights(half)
     auto = OnnxruntimeCudaBackend()
-    assert auto.providers_for(cnn)[0] == (CUDA_PROVIDER, {**DEFAULT_PROVIDER_OPTIONS, "prefer_nhwc": "0"})
+    assert auto.providers_for(cnn)[0] == (
+        CUDA_PROVIDER, {**DEFAULT_PROVIDER_OPTIONS, "prefer_nhwc": "0", "enable_cuda_graph": "0"})
     assert auto.providers_for(half)[0][1]["prefer_nhwc"] == "1"
     chosen = OnnxruntimeCudaBackend({"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"})
     name, options = chosen.providers_for(cnn)[0]
@@ -115,20 +118,65 @@ def test_backends_command_lists_gpu_backends_with_reasons(cli_env: dict[str, str
 
 @pytest.mark.gpu
 @needs_gpu
-def test_cuda_matches_cpu_and_times_with_io_binding(cnn: Path) -> None:
-    feed = {"input": np.load(cnn.parent / "eval.npz")["input"][:8].astype(np.float32)}
+def test_cuda_graphs_time_and_compute_what_plain_runs_do(cnn: Path) -> None:
+    data = np.load(cnn.parent / "eval.npz")["input"].astype(np.float32)
+    feed, other = {"input": data[:8]}, {"input": data[8:16].copy()}
     with get_backend("onnxruntime-cpu").load(cnn) as cpu, get_backend("onnxruntime-cuda").load(cnn) as gpu:
         assert gpu.session.get_providers()[0] == CUDA_PROVIDER
-        expected, got = cpu.infer(feed)["logits"], gpu.infer(feed)["logits"]
-        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
-        times = [gpu.time_once(feed) for _ in range(5)]
+        assert gpu.execution_notes() == [cuda_graphs.ON.note]
+        plain = gpu.infer(feed)["logits"]  # before any timing: a plain run
+        np.testing.assert_allclose(plain, cpu.infer(feed)["logits"], rtol=1e-3, atol=1e-3)
+        times = [gpu.time_once(feed) for _ in range(5)]  # captures, then replays
         assert all(t > 0 for t in times)
-        # the bound inputs are reused for the same feed and replaced for a new one
-        binding = gpu._binding
-        gpu.time_once(feed)
-        assert gpu._binding is binding
-        gpu.time_once({"input": feed["input"][:2].copy()})
-        assert gpu._binding is not binding
+        np.testing.assert_array_equal(gpu.infer(feed)["logits"], plain)  # a replay of the timed graph
+        # new data of the timed shape is copied into the graph's inputs, not left stale
+        gpu.time_once(other)
+        np.testing.assert_allclose(gpu.infer(other)["logits"], cpu.infer(other)["logits"], rtol=1e-3, atol=1e-3)
+        # another shape gets its own graph, and the first still replays right
+        small = {"input": data[:3].copy()}
+        gpu.time_once(small)
+        np.testing.assert_allclose(gpu.infer(small)["logits"], cpu.infer(small)["logits"], rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(gpu.infer(feed)["logits"], plain)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_graphs_off_say_why_and_still_run(cnn: Path, tmp_path: Path) -> None:
+    from test_cuda_graphs import _if_model
+
+    path = tmp_path / "if.onnx"
+    onnx.save(_if_model(), str(path))
+    x = {"x": np.array([[1, -2, 3], [4, -5, 6]], np.float32)}
+    with get_backend("onnxruntime-cuda").load(path) as gpu:
+        assert len(gpu.execution_notes()) == 1 and "If node 'sign_branch'" in gpu.execution_notes()[0]
+        gpu.time_once(x)
+        np.testing.assert_array_equal(gpu.infer(x)["y"], np.maximum(x["x"], 0))
+    with OnnxruntimeCudaBackend({cuda_graphs.OPTION: "0"}).load(cnn) as plain:
+        assert "enable_cuda_graph=0" in plain.execution_notes()[0]
+        assert plain.time_once({"input": np.load(cnn.parent / "eval.npz")["input"][:4].astype(np.float32)}) > 0
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_onnx_runtime_refusing_graphs_is_the_reason(tmp_path: Path) -> None:
+    """Det has no CUDA kernel: it runs on the CPU between copies, which ONNX Runtime cannot capture."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Det", ["r"], ["d"]),
+         helper.make_node("Sqrt", ["d"], ["y"])],
+        "det", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "det.onnx"
+    onnx.save(model, str(path))
+    x = np.abs(np.random.default_rng(0).standard_normal((4, 2, 2)).astype(np.float32)) * np.eye(2, dtype=np.float32)
+    with get_backend("onnxruntime-cuda").load(path) as gpu:
+        assert len(gpu.execution_notes()) == 1 and gpu.execution_notes()[0].startswith("CUDA graphs off: ONNX Runtime refused them")
+        gpu.time_once({"x": x})
+        np.testing.assert_allclose(gpu.infer({"x": x})["y"], np.sqrt(np.linalg.det(x)), rtol=1e-5)
 
 
 @pytest.mark.gpu
@@ -136,6 +184,7 @@ def test_cuda_matches_cpu_and_times_with_io_binding(cnn: Path) -> None:
 def test_cuda_profile_records_nodes_on_the_gpu(cnn: Path, tmp_path: Path) -> None:
     feed = {"input": np.load(cnn.parent / "eval.npz")["input"][:4].astype(np.float32)}
     engine = get_backend("onnxruntime-cuda").load(cnn, profile_dir=tmp_path)
+    assert "profiler" in engine.execution_notes()[0]  # a replayed graph would hide the nodes
     try:
         for _ in range(3):
             engine.time_once(feed)
@@ -156,3 +205,4 @@ def test_pipeline_fp16_on_cuda_keeps_drift_small(cnn: Path) -> None:
     assert run.spec.backend == "onnxruntime-cuda"
     assert run.drift["top1_agreement"] > 0.99 and run.drift["cosine_similarity"] > 0.999
     assert run.latency_ms["median"] > 0 and run.reference_latency_ms["median"] > 0
+    assert cuda_graphs.ON.note in run.notes

@@ -21,7 +21,8 @@ Choices, each measured on an H100 (benchmarks/RESULTS.md):
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,10 @@ from typing import Any
 import numpy as np
 import onnx
 
+from workbench.backends import cuda_graphs
 from workbench.backends.base import Availability, Engine
-from workbench.backends.onnxruntime_cpu import (
-    OnnxrtEngine,
-    OnnxruntimeCpuBackend,
-    _quiet_polygraphy,
-    installed_onnxruntime_wheels,
-)
+from workbench.backends.cuda_graphs import GraphChoice
+from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
 from workbench.errors import BackendUnavailable, ModelError
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -147,52 +145,123 @@ def cuda_availability() -> Availability:
     return explain_cuda_availability(wheels, providers, error)
 
 
-class CudaOnnxrtEngine(OnnxrtEngine):
-    """The CPU engine's runner, timed through I/O binding so only the model is on the clock."""
+@dataclass
+class _Bound:
+    """One input shape's GPU buffers: the inputs copied in, the outputs a run (or a graph replay) writes."""
 
-    def __init__(self, session_loader: object, device_id: int) -> None:
-        super().__init__(session_loader)
+    binding: Any
+    inputs: dict[str, Any]
+    run_options: Any
+    feed: dict[str, np.ndarray]  # the arrays last copied in; identity is the cache key, so they are kept
+
+
+class CudaOnnxrtEngine(OnnxrtEngine):
+    """The CPU engine's runner, timed through I/O binding so only the model is on the clock.
+
+    Inputs are copied to the GPU once per feed and outputs stay there. With CUDA graphs on, each
+    input shape gets its own captured graph (ONNX Runtime's ``gpu_graph_id``) over buffers bound at
+    fixed addresses; ``infer`` replays it for the shapes that were timed, so drift is measured on
+    the program that was timed, and runs other shapes plainly (``gpu_graph_id=-1``).
+    """
+
+    def __init__(self, session: Any, reopen: Callable[[bool], Any], device_id: int, graphs: GraphChoice) -> None:
+        self._reopen = reopen
+        self.device_id = device_id
+        self._start(session, graphs)
+
+    def _start(self, session: Any, graphs: GraphChoice) -> None:
+        super().__init__(session)
         if self.session.get_providers()[0] != CUDA_PROVIDER:
             self.close()
             raise BackendUnavailable(
                 "ONNX Runtime did not start the CUDA provider for this model and would run it on the CPU.",
                 "Run `workbench backends` to see why the GPU is not usable.",
             )
-        self.device_id = device_id
-        self._bound_feed: dict[str, np.ndarray] = {}
-        self._binding: Any = None
+        self.graphs = graphs
+        self._bound: dict[tuple, _Bound] = {}
+        self._plain_run = self._run_options(-1 if graphs.enabled else None)
 
-    def _binding_for(self, feed: dict[str, np.ndarray]) -> Any:
-        """Copy inputs to the GPU once per feed; repeated timing of one feed reuses them."""
-        if self._binding is not None and feed.keys() == self._bound_feed.keys() and all(
-            feed[name] is self._bound_feed[name] for name in feed
-        ):
-            return self._binding
+    def execution_notes(self) -> list[str]:
+        return [self.graphs.note]
+
+    @staticmethod
+    def _run_options(graph_id: int | None) -> Any:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        if graph_id is not None:  # -1 runs without capturing or replaying
+            options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        return options
+
+    def _key(self, feed: dict[str, np.ndarray]) -> tuple:
+        return tuple((name, np.shape(feed[name]), np.asarray(feed[name]).dtype.str) for name in self.input_names)
+
+    def _bound_for(self, feed: dict[str, np.ndarray]) -> _Bound:
+        """The buffers for this feed's shapes, bound (and a graph captured) the first time they are seen."""
+        key = self._key(feed)
+        bound = self._bound.get(key)
+        if bound is None:
+            try:
+                bound = self._bind(feed, len(self._bound) if self.graphs.enabled else None)
+            except _CaptureFailed as failed:
+                self.close()
+                self._start(self._reopen(False), cuda_graphs.off(f"capturing one failed ({failed})"))
+                bound = self._bind(feed, None)
+            self._bound[key] = bound
+        elif any(feed[name] is not bound.feed[name] for name in self.input_names):
+            for name in self.input_names:
+                bound.inputs[name].update_inplace(np.ascontiguousarray(feed[name]))
+            bound.feed = dict(feed)
+        return bound
+
+    def _bind(self, feed: dict[str, np.ndarray], graph_id: int | None) -> _Bound:
         import onnxruntime as ort
 
         binding = self.session.io_binding()
+        inputs = {}
         for name in self.input_names:
-            array = np.ascontiguousarray(feed[name])
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id))
+            inputs[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(feed[name]), "cuda", self.device_id)
+            binding.bind_ortvalue_input(name, inputs[name])
         for name in self.output_names:
             binding.bind_output(name, "cuda", self.device_id)
-        binding.synchronize_inputs()
-        # Keep the arrays themselves: identity is the cache key, so they must not be freed and reused.
-        self._bound_feed = dict(feed)
-        self._binding = binding
-        return binding
+        if graph_id is None:
+            return _Bound(binding, inputs, self._plain_run, dict(feed))
+        # A plain run sizes the outputs; binding its buffers keeps their addresses fixed for the graph.
+        self.session.run_with_iobinding(binding, self._plain_run)
+        outputs = binding.get_outputs()
+        binding.clear_binding_outputs()
+        for name, value in zip(self.output_names, outputs, strict=True):
+            binding.bind_ortvalue_output(name, value)
+        run_options = self._run_options(graph_id)
+        try:
+            self.session.run_with_iobinding(binding, run_options)  # ONNX Runtime runs until the graph is captured
+            binding.synchronize_outputs()
+        except Exception as exc:
+            raise _CaptureFailed(str(exc).splitlines()[0][:200]) from exc
+        return _Bound(binding, inputs, run_options, dict(feed))
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._key(feed) in self._bound:
+            bound = self._bound_for(feed)
+            self.session.run_with_iobinding(bound.binding, bound.run_options)
+            return dict(zip(self.output_names, bound.binding.copy_outputs_to_cpu(), strict=True))
+        outputs = self.session.run(self.output_names, feed, self._plain_run)
+        return {name: np.asarray(value) for name, value in zip(self.output_names, outputs, strict=True)}
 
     def time_once(self, feed: dict[str, np.ndarray]) -> float:
-        binding = self._binding_for(feed)
+        bound = self._bound_for(feed)
         start = time.perf_counter()
-        self.session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
+        self.session.run_with_iobinding(bound.binding, bound.run_options)
+        bound.binding.synchronize_outputs()
         return (time.perf_counter() - start) * 1000.0
 
     def close(self) -> None:
-        self._binding = None
-        self._bound_feed = {}
+        self._bound = {}
         super().close()
+
+
+class _CaptureFailed(Exception):
+    """ONNX Runtime could not capture a CUDA graph of this model's run; the engine falls back to plain runs."""
 
 
 class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
@@ -213,9 +282,15 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     def availability(cls) -> Availability:
         return cuda_availability()
 
-    def providers_for(self, model_path: Path) -> list[Any]:
+    def providers_for(self, model_path: Path, graphs: bool = False) -> list[Any]:
         """CUDA first with this model's options; the CPU provider takes ops CUDA has no kernel for."""
-        return [(CUDA_PROVIDER, provider_options_for(self.provider_options, model_path)), "CPUExecutionProvider"]
+        options = {**provider_options_for(self.provider_options, model_path), cuda_graphs.OPTION: str(int(graphs))}
+        return [(CUDA_PROVIDER, options), "CPUExecutionProvider"]
+
+    def graph_choice(self, model_path: Path, profiling: bool = False) -> GraphChoice:
+        """What this backend's options and the model allow, before ONNX Runtime has its say."""
+        model = onnx.load(str(model_path), load_external_data=False)
+        return cuda_graphs.choose(self.provider_options, model, profiling)
 
     def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
         availability = self.availability()
@@ -223,22 +298,28 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
             raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", availability.reason)
         import onnxruntime as ort
 
+        model_path = Path(model_path)
         device_id = int(self.provider_options.get("device_id", 0))
-        try:
-            if profile_dir is None:
-                from polygraphy.backend.onnxrt import SessionFromOnnx
 
-                _quiet_polygraphy()
-                loader: object = SessionFromOnnx(str(model_path), providers=self.providers_for(model_path))
+        def open_session(graphs: bool) -> Any:
+            return ort.InferenceSession(str(model_path), self.session_options(profile_dir),
+                                        providers=self.providers_for(model_path, graphs))
+
+        try:
+            choice = self.graph_choice(model_path, profiling=profile_dir is not None)
+            if choice.enabled:
+                try:
+                    session = open_session(True)
+                except Exception as exc:  # ONNX Runtime refuses graphs for some models that still run plainly
+                    session = open_session(False)
+                    choice = cuda_graphs.off(f"ONNX Runtime refused them ({str(exc).splitlines()[0][:200]})")
             else:
-                loader = ort.InferenceSession(
-                    str(model_path), self.session_options(profile_dir), providers=self.providers_for(model_path)
-                )
-            return CudaOnnxrtEngine(loader, device_id)
+                session = open_session(False)
+            return CudaOnnxrtEngine(session, open_session, device_id, choice)
         except Exception as exc:
             if isinstance(exc, (BackendUnavailable, ModelError)):
                 raise
             raise ModelError(
-                f"{self.name} could not load '{Path(model_path).name}': {str(exc).splitlines()[0]}",
+                f"{self.name} could not load '{model_path.name}': {str(exc).splitlines()[0]}",
                 "Check the model runs in ONNX Runtime, or choose another precision or backend.",
             ) from exc

@@ -213,6 +213,8 @@ class Pipeline:
             drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                     progress.slice(0.8, 1.0))
             notes += engines["variant"].execution_notes()
+            # An FP32 reference timed differently (e.g. without CUDA graphs) changes the speed-up: say so.
+            notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
         notes += task_notes(drift)
         baseline = latency.get("baseline", latency["reference"])
         shared = References(self.workspace.root).settle(

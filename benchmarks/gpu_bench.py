@@ -232,11 +232,15 @@ def kernel_profile(func: Callable[[], Any], runs: int = 20) -> dict[str, Any]:
                and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()]
     busy = sum(e.device_time for e in kernels) / 1000.0 / runs
     by_kind: dict[str, float] = {}
+    by_name: dict[str, float] = {}
     for event in kernels:
         kind = kernel_kind(event.name)
         by_kind[kind] = by_kind.get(kind, 0.0) + event.device_time / 1000.0 / runs
+        by_name[event.name] = by_name.get(event.name, 0.0) + event.device_time / 1000.0 / runs
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:8]
     return {"wall_ms": wall, "kernel_ms": busy, "kernels_per_run": len(kernels) / runs,
-            "idle_ms": wall - busy, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))}
+            "idle_ms": wall - busy, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+            "top_kernels_ms": [[name[:110], ms] for name, ms in top]}
 
 
 def kernel_kind(name: str) -> str:
@@ -508,6 +512,10 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], options: list[dict
             kinds = ", ".join(f"{kind} {ms:.3f}" for kind, ms in k["by_kind_ms"].items())
             lines.append(f"| {k['batch']} | {k['engine']} | {fmt(k['wall_ms'])} | {fmt(k['kernel_ms'])} "
                          f"| {fmt(k['idle_ms'])} | {k['kernels_per_run']:.0f} | {kinds} |")
+        lines += ["", "Longest kernels (ms per run, summed over calls of the same kernel):", ""]
+        for k in sorted(kernels, key=lambda k: k["batch"]):
+            top = "; ".join(f"`{name}` {ms:.3f}" for name, ms in k["top_kernels_ms"])
+            lines.append(f"- b{k['batch']} {k['engine']}: {top}")
     if profile:
         lines += ["", f"## ORT per-node profiler, {profile.get('model')} FP16", "",
                   f"- batch {profile['batch']}: end-to-end {fmt(profile['end_to_end_ms'])} ms; with the profiler on, "

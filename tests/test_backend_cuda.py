@@ -174,7 +174,8 @@ def test_onnx_runtime_refusing_graphs_is_the_reason(tmp_path: Path) -> None:
     onnx.save(model, str(path))
     x = np.abs(np.random.default_rng(0).standard_normal((4, 2, 2)).astype(np.float32)) * np.eye(2, dtype=np.float32)
     with get_backend("onnxruntime-cuda").load(path) as gpu:
-        assert len(gpu.execution_notes()) == 1 and gpu.execution_notes()[0].startswith("CUDA graphs off: ONNX Runtime refused them")
+        notes = gpu.execution_notes()
+        assert len(notes) == 1 and notes[0].startswith("CUDA graphs off: ONNX Runtime refused them")
         gpu.time_once({"x": x})
         np.testing.assert_allclose(gpu.infer({"x": x})["y"], np.sqrt(np.linalg.det(x)), rtol=1e-5)
 

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 from workbench.backends import cuda_graphs
 from workbench.backends.onnxruntime_cuda import CUDA_PROVIDER, OnnxruntimeCudaBackend
 from workbench.backends.registry import get_backend
+from workbench.build_options import BuildOptions
 from workbench.precision.variants import build_variant
 from workbench.runs.pipeline import Pipeline
 
@@ -110,5 +111,5 @@ def test_the_provider_option_follows_the_choice(cnn: Path) -> None:
 
 
 def test_cpu_runs_carry_no_cuda_graph_notes(cnn: Path) -> None:
-    run = Pipeline().run(cnn, "fp16", batch=8, repeats=5)
+    run = Pipeline().run(cnn, BuildOptions("fp16", batch=8, repeats=5))
     assert run.notes and not any("CUDA graphs" in note for note in run.notes)

@@ -56,6 +56,9 @@ class BuildOptions:
     repeats: int = 30
     exclude_nodes: tuple[str, ...] = ()
     quantizer: str = "onnxruntime"
+    #: Static INT8 choices beyond method and per-channel (the tuning search's recipes): ``activations``
+    #: "u8"/"s8", ``symmetric`` activations, calibration ``percentile``.
+    quant_options: Mapping[str, Any] = field(default_factory=dict)
     task: str | None = None
     metric: str | Callable[..., float] | None = None
     budget: float | None = None
@@ -65,6 +68,7 @@ class BuildOptions:
         object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
         object.__setattr__(self, "backend_options",
                            MappingProxyType({str(k): str(v) for k, v in dict(self.backend_options).items()}))
+        object.__setattr__(self, "quant_options", MappingProxyType(dict(self.quant_options)))
         for name, low in (("batch", 1), ("repeats", 1), ("warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

@@ -2,24 +2,24 @@
 
 The defaults encode what measurement on real CPUs showed: U8 activations with S8 weights on x86
 (S8 activations gave no speed-up there), symmetric S8 for TensorRT, and shape inference retried
-without the symbolic pass when it fails. ONNX Runtime's ``CalibMaxIntermediateOutputs`` is not
-used: in 1.32 it discards the collected ranges instead of merging them, so calibration memory is
-bounded by capping the number of calibration samples instead (``MAX_CALIB_SAMPLES``).
+without the symbolic pass when it fails. Calibration streams batch by batch and its ranges are
+cached (``precision.calibration``); ONNX Runtime's ``CalibMaxIntermediateOutputs`` is not used: in
+1.32 it discards the collected ranges instead of merging them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
+import json
 import logging
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from onnxruntime.quantization import (
-    CalibrationDataReader,
     CalibrationMethod,
     QuantFormat,
     QuantType,
@@ -30,6 +30,7 @@ from onnxruntime.quantization import (
 
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
+from workbench.precision.calibration import DEFAULT_PERCENTILE, calibration_ranges, file_digest
 from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.progress import Progress
 
@@ -39,9 +40,9 @@ CALIBRATION_METHODS = {
     "percentile": CalibrationMethod.Percentile,
 }
 
-#: Calibration keeps every intermediate tensor of every sample in memory; past a few hundred
-#: representative samples ranges barely move, while memory keeps growing.
+#: Past a few hundred representative samples ranges barely move, while calibration time keeps growing.
 MAX_CALIB_SAMPLES = 512
+ACTIVATION_TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
 
 #: Ops quantized by the dynamic variant: the MatMul family, where weight-only INT8 pays off.
 #: Conv is left out on purpose: ONNX Runtime's ConvInteger is slower than FP32 Conv on CPUs.
@@ -89,27 +90,6 @@ def quantizer_warnings(notes: list[str]) -> Iterator[None]:
         notes.append(f"ONNX Runtime's quantizer warned: {'; '.join(unique[:3])}{more}")
 
 
-class DatasetReader(CalibrationDataReader):
-    """Feeds calibration batches and reports progress; cancelling stops calibration mid-way."""
-
-    def __init__(self, data: Dataset, batch: int, progress: Progress) -> None:
-        self.data = data
-        self.batch = batch
-        self.progress = progress
-        self.total = max(1, -(-len(data) // batch))
-        self._batches = data.batches(batch)
-        self._done = 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        self.progress.report("calibrate", self._done / self.total, f"calibration batch {self._done + 1}/{self.total}")
-        self._done += 1
-        return next(self._batches, None)
-
-    def rewind(self) -> None:
-        self._batches = self.data.batches(self.batch)
-        self._done = 0
-
-
 def preprocess_for_quantization(src: Path, dst: Path) -> list[str]:
     """ORT's recommended pre-pass (optimise + shape inference), retried without the parts that fail."""
     notes = []
@@ -134,6 +114,21 @@ def preprocess_for_quantization(src: Path, dst: Path) -> list[str]:
     return notes
 
 
+def prepared_model(src: Path, cache_dir: Path) -> tuple[Path, list[str]]:
+    """The quantization pre-pass of ``src``, done once per model file and kept in ``cache_dir``."""
+    digest = file_digest(src)
+    prepared = cache_dir / f"prepared-{digest}.onnx"
+    notes_file = cache_dir / f"prepared-{digest}.json"
+    if prepared.is_file() and notes_file.is_file():
+        return prepared, json.loads(notes_file.read_text())
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_dir / f"prepared-{digest}.partial.onnx"
+    notes = preprocess_for_quantization(src, partial)
+    partial.replace(prepared)
+    notes_file.write_text(json.dumps(notes))
+    return prepared, notes
+
+
 def quantize_int8_static(
     src: Path,
     dst: Path,
@@ -143,42 +138,55 @@ def quantize_int8_static(
     per_channel: bool = True,
     target: QuantTarget = "x86",
     exclude_nodes: list[str] | None = None,
-    calib_batch: int = 16,
+    activations: str | None = None,
+    symmetric: bool | None = None,
+    percentile: float | None = None,
+    cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> list[str]:
-    """Write a Q/DQ model to ``dst``; returns notes on what was chosen and why."""
+    """Write a Q/DQ model to ``dst``; returns notes on what was chosen and why.
+
+    ``activations`` (u8/s8) and ``symmetric`` default to what the target runs fastest; ranges come
+    from the cache in ``cache_dir`` when this model and data were calibrated before.
+    """
     progress = progress or Progress()
     notes = []
     if len(calib) > MAX_CALIB_SAMPLES:
-        notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples (memory bound)")
+        notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples")
         calib = calib.take(MAX_CALIB_SAMPLES)
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        notes += preprocess_for_quantization(src, prepared)
-        symmetric = target == "tensorrt"
-        activation = QuantType.QInt8 if symmetric else QuantType.QUInt8
+        cache = cache_dir or Path(tmp)
+        prepared, prep_notes = prepared_model(src, cache)
+        notes += prep_notes
+        ranges, range_notes = calibration_ranges(prepared, calib, method, cache, percentile=percentile,
+                                                 progress=progress)
+        notes += range_notes
+        symmetric = (target == "tensorrt") if symmetric is None else symmetric
+        activations = activations or ("s8" if target == "tensorrt" else "u8")
         extra = {
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
         }
-        with quantizer_warnings(notes):
+        with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(prepared),
                 str(dst),
-                DatasetReader(calib, calib_batch, progress),
+                None,
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
-                activation_type=activation,
+                activation_type=ACTIVATION_TYPES[activations],
                 weight_type=QuantType.QInt8,
                 calibrate_method=CALIBRATION_METHODS[method],
                 nodes_to_exclude=exclude_nodes or [],
                 calibration_providers=["CPUExecutionProvider"],
+                calibration_cache_path=str(ranges),
                 extra_options=extra,
             )
         rewired = feed_fp32_inputs(dst, exclude_nodes, before=prepared) if exclude_nodes else 0
+    shown = f"{method} {percentile or DEFAULT_PERCENTILE:g}" if method == "percentile" else method
     notes.append(
-        f"static INT8 Q/DQ: {'S8 symmetric' if symmetric else 'U8'} activations, S8 weights, "
-        f"{'per-channel' if per_channel else 'per-tensor'}, {method} calibration on {calib.label} "
+        f"static INT8 Q/DQ: {activations.upper()} activations ({'symmetric' if symmetric else 'asymmetric'}), "
+        f"S8 weights, {'per-channel' if per_channel else 'per-tensor'}, {shown} calibration on {calib.label} "
         f"({len(calib)} samples)"
     )
     if exclude_nodes:
@@ -193,12 +201,13 @@ def quantize_int8_dynamic(
     *,
     per_channel: bool = True,
     exclude_nodes: list[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> list[str]:
     """Weights-only INT8 for MatMul-heavy models; activations are quantized at run time."""
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        notes = preprocess_for_quantization(src, prepared)
-        with quantizer_warnings(notes):
+        prepared, notes = prepared_model(src, cache_dir or Path(tmp))
+        notes = list(notes)
+        with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
             quantize_dynamic(
                 str(prepared),
                 str(dst),

@@ -107,6 +107,8 @@ def build_variant(
     calib_method: str = "minmax",
     per_channel: bool = True,
     exclude_nodes: list[str] | None = None,
+    quant_options: dict | None = None,
+    cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done."""
@@ -142,10 +144,11 @@ def build_variant(
             assert calib is not None
             build.notes += quantize_int8_static(
                 src, out, calib, method=calib_method, per_channel=per_channel, target=target,
-                exclude_nodes=exclude_nodes, progress=progress,
+                exclude_nodes=exclude_nodes, cache_dir=cache_dir, progress=progress, **(quant_options or {}),
             )
         else:
-            build.notes += quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes)
+            build.notes += quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes,
+                                                 cache_dir=cache_dir)
         progress.report("check", 1.0, "checking the backend loads the variant")
         error = check(out)
         if error is not None:

@@ -161,6 +161,7 @@ class Pipeline:
             task=choice.task,
             metric=choice.metric_name,
             backend_options=tuple(sorted(options.backend_options.items())),
+            quant_options=check_quant_options(options.quant_options) if precision == "int8" else (),
         )
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
@@ -188,8 +189,8 @@ class Pipeline:
                 source, artifact, "fp32" if hint_note else precision,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
                 calib_method=options.calib_method, per_channel=options.per_channel,
-                exclude_nodes=list(options.exclude_nodes),
-                progress=progress.slice(0.15, 0.55),
+                exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
+                cache_dir=self.workspace.root / CALIBRATION_DIR, progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})
@@ -253,6 +254,25 @@ def task_notes(drift: dict) -> list[str]:
     if score.broken:
         notes.append(f"BROKEN variant: {score.broken}; do not use it")
     return notes
+
+
+#: Static INT8 choices beyond the calibration method and per-channel scales: the search's recipes.
+QUANT_OPTIONS = {"activations": ("u8", "s8"), "symmetric": (True, False), "percentile": (float,)}
+#: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
+CALIBRATION_DIR = "calibration"
+
+
+def check_quant_options(options) -> tuple[tuple[str, object], ...]:
+    """The static INT8 options as a sorted, hashable tuple, after checking names and values."""
+    for name, value in options.items():
+        allowed = QUANT_OPTIONS.get(name)
+        if allowed is None:
+            raise WorkbenchError(f"Unknown quantization option '{name}'.", f"Use: {', '.join(QUANT_OPTIONS)}.")
+        if allowed == (float,) and not (isinstance(value, int | float) and 0 < value <= 100):
+            raise WorkbenchError(f"Percentile {value!r} is outside (0, 100].", "Use e.g. 99.99.")
+        if allowed != (float,) and value not in allowed:
+            raise WorkbenchError(f"Quantization option {name}={value!r} is not one of {allowed}.", "Pick one of them.")
+    return tuple(sorted(options.items()))
 
 
 def check_unsupported(options: BuildOptions) -> None:

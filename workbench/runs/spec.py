@@ -35,6 +35,7 @@ class RunSpec:
     metric: str | None = None
     #: The backend's own settings as sorted (key, value) pairs; they change timing, not the file.
     backend_options: tuple[tuple[str, str], ...] = ()
+    quant_options: tuple[tuple[str, object], ...] = ()
 
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""
@@ -51,6 +52,8 @@ class RunSpec:
             "prune": [self.prune_method, self.prune_ratio, REPAIR_VERSION if self.prune_repair else None]
             if pruned else None,
             "exclude": sorted(self.exclude_nodes),
+            # Only where set, so runs made before these options keep their ids.
+            **({"quant": [list(item) for item in self.quant_options]} if self.quant_options else {}),
         }
 
     @property
@@ -85,6 +88,7 @@ class RunSpec:
         data = asdict(self)
         data["exclude_nodes"] = list(self.exclude_nodes)
         data["backend_options"] = dict(self.backend_options)
+        data["quant_options"] = [list(item) for item in self.quant_options]
         return data
 
     @classmethod
@@ -92,4 +96,5 @@ class RunSpec:
         fields = dict(data)
         fields["exclude_nodes"] = tuple(fields.get("exclude_nodes", ()))
         fields["backend_options"] = tuple(sorted(dict(fields.get("backend_options", {})).items()))
+        fields["quant_options"] = tuple(tuple(item) for item in fields.get("quant_options", ()))
         return cls(**fields)

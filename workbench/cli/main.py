@@ -24,6 +24,7 @@ COMMANDS = [
     "cmd_profile",
     "cmd_drift",
     "cmd_sensitivity",
+    "cmd_tune",
     "cmd_import_trtexec",
     "cmd_sweep",
     "cmd_runs",

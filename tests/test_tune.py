@@ -1,0 +1,93 @@
+"""The accuracy-aware search on real sample models: it meets a budget plain INT8 misses, explains itself,
+only touches nodes the quantizer changed, keeps to its time budget, and prints the documented JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import REPO, sample
+
+from workbench.build_options import BuildOptions
+from workbench.errors import WorkbenchError
+from workbench.runs.pipeline import Pipeline
+from workbench.tuning import tune
+from workbench.tuning.graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
+
+CPU = ["onnxruntime-cpu"]
+
+
+def test_search_meets_a_budget_that_plain_int8_misses(tmp_path: Path):
+    """digits_outlier: one hidden unit 500x the others; plain INT8 collapses to chance, the search repairs it."""
+    pipeline = Pipeline(tmp_path / "ws")
+    result = tune(sample("digits_outlier"), BuildOptions(batch=8, repeats=3), backends=CPU, pipeline=pipeline)
+    plain = result.trials[0]
+    assert plain.recipe.name == "default" and not plain.met
+    passing = [t for t in result.trials if t.met]
+    assert passing, result.explain()
+    best = passing[0]
+    assert best.kept_nodes and best.score.value >= best.score.threshold > plain.score.value
+    assert any("->" in step for step in result.steps)  # what each step bought
+    assert all(pipeline.workspace.load_run(t.run.run_id) is not None for t in result.trials)
+    if result.recommended is not None:
+        assert result.recommended.met and result.recommended.speedup > 1.0
+
+
+def test_fall_back_candidates_are_only_nodes_the_quantizer_changed(tmp_path: Path):
+    pipeline = Pipeline(tmp_path / "ws")
+    model = sample("digits_vit")
+    run = pipeline.run(model, BuildOptions("int8-dynamic", repeats=1))
+    prepared = onnx.load(str(next((tmp_path / "ws" / "calibration").glob("prepared-*.onnx"))))
+    built = onnx.load(run.artifact)
+    changed = changed_by_exclusion(prepared, built)
+    types = {n.name: n.op_type for n in prepared.graph.node}
+    assert changed and {types[name] for name in changed} <= {"MatMul", "Gemm", "Gather"}
+    untouched = next(n.name for n in prepared.graph.node if n.op_type == "LayerNormalization")
+    same = pipeline.run(model, BuildOptions("int8-dynamic", repeats=1, exclude_nodes=(untouched,)))
+    assert [n.op_type for n in onnx.load(same.artifact).graph.node] == [n.op_type for n in built.graph.node]
+
+
+def test_fragile_nodes_name_real_layers():
+    vit = onnx.load(str(sample("digits_vit")))
+    reasons = fragile_nodes(vit, "classification")
+    fragile = next(nodes for reason, nodes in reasons.items() if reason.startswith("fragile op types"))
+    assert {n.op_type for n in vit.graph.node if n.name in fragile} >= {"Softmax", "LayerNormalization", "Erf"}
+    (classifier,) = reasons["classifier Gemm"]
+    last = next(n for n in vit.graph.node if n.name == classifier)
+    assert last.op_type == "Gemm" and last.output[0] == vit.graph.output[0].name
+    cnn = onnx.load(str(sample("digits_cnn")))
+    depth = compute_depth_to_output(cnn.graph)
+    assert depth[cnn.graph.node[0].name] > depth[cnn.graph.node[-1].name] >= 1
+    head = fragile_nodes(cnn, "detection")["the last layers before the detection decode"]
+    assert cnn.graph.node[-1].name in head and cnn.graph.node[0].name not in head
+
+
+def test_time_budget_stops_the_search_between_trials(tmp_path: Path):
+    result = tune(sample("digits_cnn"), BuildOptions(repeats=1), backends=CPU, time_budget=0.001,
+                  pipeline=Pipeline(tmp_path / "ws"))
+    assert result.trials == [] and result.recommended is None
+    assert any("time budget" in note for note in result.notes)
+    with pytest.raises(WorkbenchError, match="Time budget"):
+        tune(sample("digits_cnn"), time_budget=0)
+
+
+def test_cli_prints_the_documented_json(cli_env: dict[str, str]):
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "tune", str(sample("digits_outlier")), "--backend", "onnxruntime-cpu",
+         "--batch", "8", "--repeats", "3", "--json"],
+        capture_output=True, text=True, env={**cli_env, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert done.returncode in (0, 1), done.stderr
+    data = json.loads(done.stdout)
+    assert set(data) >= {"recommended", "trials", "baseline", "wall_s"}
+    assert data["baseline"]["backend"] == "onnxruntime-cpu" and data["trials"]
+    trial = data["trials"][0]
+    assert set(trial["metric"]) >= {"name", "value", "budget", "met"} and trial["metric"]["name"] == "accuracy"
+    if data["recommended"] is not None:
+        assert set(data["recommended"]) >= {"run_id", "backend", "precision", "speedup", "metric", "artifact",
+                                            "kept_nodes", "recipe"}
+        assert Path(data["recommended"]["artifact"]).is_file() and data["recommended"]["metric"]["met"]
+    assert (done.returncode == 0) == (data["recommended"] is not None)

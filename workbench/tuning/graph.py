@@ -1,0 +1,93 @@
+"""Which nodes a search may keep in higher precision, read from the graphs themselves.
+
+Node names are those of the model the quantizer saw (the cached quantization pre-pass), since
+``nodes_to_exclude`` is matched against them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import onnx
+
+#: Op types whose INT8 error is often out of proportion to their cost.
+FRAGILE_OP_TYPES = ("Softmax", "LayerNormalization", "Gelu", "Erf", "Sigmoid", "Exp")
+COMPUTE_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    users: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            users[name].append(node)
+    return users
+
+
+def compute_depth_to_output(graph: onnx.GraphProto) -> dict[str, int]:
+    """For each node, the fewest compute layers (Conv, Gemm, MatMul) between it and a graph output, itself included."""
+    users = _consumers(graph)
+    outputs = {o.name for o in graph.output}
+    depth: dict[str, int] = {}
+    for node in reversed(list(graph.node)):  # graphs are stored in topological order
+        own = 1 if node.op_type in COMPUTE_OP_TYPES else 0
+        best = None
+        for name in node.output:
+            if name in outputs:
+                best = 0 if best is None else min(best, 0)
+            for user in users.get(name, []):
+                if user.name in depth:
+                    best = depth[user.name] if best is None else min(best, depth[user.name])
+        if best is not None:
+            depth[node.name] = best + own
+    return depth
+
+
+def fragile_nodes(model: onnx.ModelProto, task: str | None) -> dict[str, list[str]]:
+    """Nodes often worth keeping in FP32, by reason: fragile op types, first conv, classifier, a detector's head."""
+    graph = model.graph
+    reasons: dict[str, list[str]] = {}
+    fragile = [n.name for n in graph.node if n.op_type in FRAGILE_OP_TYPES and n.name]
+    if fragile:
+        reasons["fragile op types (" + ", ".join(sorted({n.op_type for n in graph.node
+                                                         if n.name in fragile})) + ")"] = fragile
+    first = next((n.name for n in graph.node if n.op_type == "Conv" and n.name), None)
+    if first:
+        reasons["first conv"] = [first]
+    depth = compute_depth_to_output(graph)
+    if task == "detection":
+        head = [n.name for n in graph.node if n.name and depth.get(n.name, 99) <= 2 and n.op_type not in _QDQ]
+        if head:
+            reasons["the last layers before the detection decode"] = head
+    else:
+        last = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul") and n.name and depth.get(n.name) == 1]
+        if last and task in (None, "classification"):
+            reasons["classifier Gemm"] = last
+    return reasons
+
+
+def changed_by_exclusion(prepared: onnx.ModelProto, built: onnx.ModelProto) -> list[str]:
+    """Nodes of ``prepared`` the quantizer changed (replaced, or fed by a DequantizeLinear), in graph order.
+
+    Only these can be kept in higher precision: excluding any other node builds the same file.
+    """
+    produced_by = {out: node for node in built.graph.node for out in node.output}
+    built_by_name = {node.name: node for node in built.graph.node}
+    changed = []
+    for node in prepared.graph.node:
+        if not node.name or node.op_type in _QDQ:
+            continue
+        twin = built_by_name.get(node.name)
+        replaced = twin is None or twin.op_type != node.op_type
+        if replaced or any(name in produced_by and produced_by[name].op_type == "DequantizeLinear"
+                           for name in twin.input):
+            changed.append(node.name)
+    return changed
+
+
+def weight_matmul_heavy(model: onnx.ModelProto) -> bool:
+    """Whether weight MatMul/Gemm layers outnumber convolutions (where weight-only dynamic INT8 pays)."""
+    weights = {init.name for init in model.graph.initializer}
+    matmuls = sum(1 for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input))
+    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
+    return matmuls > 0 and matmuls >= convs

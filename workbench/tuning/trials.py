@@ -1,0 +1,142 @@
+"""What the search tries (recipes), what each try measured (trials) and what it concludes (the result)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from workbench.build_options import BuildOptions
+from workbench.runs.run import Run
+from workbench.tasks import TaskScore, task_score
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One quantization recipe: the precision and the choices that shape its file, before any node fall-back."""
+
+    name: str
+    precision: str
+    calib_method: str = "minmax"
+    per_channel: bool = True
+    quant_options: tuple[tuple[str, object], ...] = ()
+    fragile: tuple[str, ...] = ()
+
+    def options(self, base: BuildOptions, kept: tuple[str, ...]) -> BuildOptions:
+        nodes = tuple(dict.fromkeys(self.fragile + kept))
+        return base.replace(precision=self.precision, calib_method=self.calib_method, per_channel=self.per_channel,
+                            quant_options=dict(self.quant_options), exclude_nodes=nodes)
+
+    def derive(self, name: str, **changes: object) -> Recipe:
+        return dataclasses.replace(self, name=f"{self.name} + {name}" if self.name != "default" else name, **changes)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "precision": self.precision, "calib_method": self.calib_method,
+                "per_channel": self.per_channel, "quant_options": dict(self.quant_options),
+                "fragile_kept": list(self.fragile)}
+
+
+@dataclass
+class Trial:
+    """One stored run of the search and why it was tried."""
+
+    step: str
+    description: str
+    recipe: Recipe
+    kept: tuple[str, ...]
+    run: Run
+    wall_s: float
+
+    @property
+    def score(self) -> TaskScore:
+        return task_score(self.run.drift)
+
+    @property
+    def met(self) -> bool:
+        return bool(self.score.met)
+
+    @property
+    def speedup(self) -> float:
+        return float(self.run.speedup)
+
+    @property
+    def backend(self) -> str:
+        return self.run.spec.backend
+
+    @property
+    def kept_nodes(self) -> list[str]:
+        return list(self.run.spec.exclude_nodes)
+
+    def rank_key(self) -> tuple:
+        """Better first when sorted descending: passing, then closer to FP32, then faster."""
+        return (self.met, not self.score.broken, self.score.value, self.speedup)
+
+    def metric(self) -> dict:
+        score = self.score
+        return {"name": score.metric, "value": score.value, "budget": score.threshold, "met": score.met,
+                "rule": score.rule, "broken": score.broken}
+
+    def short(self) -> str:
+        return f"{self.score.metric} {self.score.value:.4f}, {self.speedup:.2f}x"
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "description": self.description, "run_id": self.run.run_id,
+                "backend": self.backend, "precision": self.run.spec.precision, "recipe": self.recipe.to_dict(),
+                "kept_nodes": self.kept_nodes, "speedup": self.speedup, "metric": self.metric(),
+                "wall_s": round(self.wall_s, 2)}
+
+
+@dataclass
+class TuneResult:
+    """The pick (or None), every trial, the FP32 baselines and the story of how the pick was reached."""
+
+    recommended: Trial | None
+    trials: list[Trial]
+    baselines: dict[str, Run]
+    wall_s: float
+    peak_rss_mb: float
+    steps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        best = self.recommended
+        recommended = None
+        if best is not None:
+            recommended = {
+                "run_id": best.run.run_id, "backend": best.backend, "precision": best.run.spec.precision,
+                "speedup": best.speedup, "metric": best.metric(), "artifact": best.run.artifact,
+                "kept_nodes": best.kept_nodes, "recipe": best.recipe.to_dict(),
+            }
+        backend = best.backend if best is not None else next(iter(self.baselines), None)
+        baseline = self.baselines.get(backend) if backend else None
+        return {
+            "recommended": recommended,
+            "trials": [trial.to_dict() for trial in self.trials],
+            "baseline": {
+                "run_id": baseline.run_id, "backend": backend, "latency_ms": baseline.latency_ms.get("median"),
+                "per_backend": {name: {"run_id": run.run_id, "latency_ms": run.latency_ms.get("median")}
+                                for name, run in self.baselines.items()},
+            } if baseline is not None else None,
+            "wall_s": round(self.wall_s, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "steps": self.steps,
+            "notes": self.notes,
+        }
+
+    def explain(self) -> str:
+        """The human summary: the pick, how it was reached, and what was given up for it."""
+        lines = []
+        best = self.recommended
+        if best is None:
+            lines.append("recommended: none")
+        else:
+            lines.append(f"recommended: {best.run.run_id} on {best.backend}: {best.run.spec.precision} "
+                         f"({best.recipe.name}), {best.speedup:.2f}x vs FP32, {best.score.metric} "
+                         f"{best.score.value:.4f} (budget {best.score.rule})")
+            lines.append(f"  artifact: {best.run.artifact}")
+            kept = best.kept_nodes
+            shown = ", ".join(kept[:12]) + (" ..." if len(kept) > 12 else "")
+            lines.append(f"  kept in FP32: {len(kept)} node(s)" + (f": {shown}" if kept else ""))
+        lines += [f"  step: {step}" for step in self.steps]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"  {len(self.trials)} trials in {self.wall_s:.0f} s, peak RSS {self.peak_rss_mb:.0f} MB")
+        return "\n".join(lines)

@@ -142,3 +142,36 @@ def test_build_panel_shows_what_each_precision_does_on_openvino() -> None:
     assert "CPU features" in panel.backend_details.value and "bf16: " in panel.backend_details.value
     panel.backend.value = "onnxruntime-cpu"
     assert panel.backend_details.value == ""
+
+
+def test_two_backend_sweep_recommends_across_backends(resnet: Path, cli_env: dict[str, str]) -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "sweep", str(resnet), "--precisions", "fp32,int8",
+         "--backends", "onnxruntime-cpu,openvino", "--batch", "8", "--repeats", "5", "--accuracy-budget", "1",
+         "--json"], capture_output=True, text=True, env=cli_env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    sweep = json.loads(result.stdout)
+    runs = {run["run_id"]: run for run in sweep["runs"]}
+    assert {(r["spec"]["backend"], r["spec"]["precision"]) for r in runs.values()} == {
+        (b, p) for b in ("onnxruntime-cpu", "openvino") for p in ("fp32", "int8")}
+    for run in runs.values():
+        assert run["baseline_backend"] == "onnxruntime-cpu"
+        assert run["speedup_vs_baseline"] == pytest.approx(
+            run["baseline_latency_ms"]["median"] / run["latency_ms"]["median"])
+    within = [r for r in runs.values() if (r["drift"]["reference_accuracy"] - r["drift"]["accuracy"]) * 100 <= 1]
+    best = max(within, key=lambda r: r["speedup_vs_baseline"])
+    assert sweep["recommended"] == best["run_id"]
+    assert best["spec"]["backend"] in sweep["reason"] and "vs FP32 on onnxruntime-cpu" in sweep["reason"]
+
+
+def test_sweep_panel_offers_backends_as_an_axis() -> None:
+    from workbench.ui.sweep_panel import SweepPanel
+
+    panel = SweepPanel(lambda options: None, lambda: None)
+    panel.backends.value = ("onnxruntime-cpu", "openvino")
+    assert panel.options()["backends"] == ["onnxruntime-cpu", "openvino"]
+    panel.backends.value = ()
+    with pytest.raises(Exception, match="No backend is selected"):
+        panel.options()

@@ -97,10 +97,34 @@ def _onnx_nodes_of(layer: RuntimeLayer, known: set[str]) -> list[str]:
     return nodes
 
 
+#: OpenVINO layer types that absorb a Conv/MatMul whose own name they may drop (BatchNorm folded in).
+_COMPUTE_LAYERS = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul"})
+
+
+def onnx_nodes_by_layer(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Each runtime layer's ONNX nodes: by name, and for a Conv/MatMul whose name OpenVINO dropped while
+    folding the BatchNorm after it into its weights, by the consumer that kept its name."""
+    known = {node.name for node in model.graph.node}
+    claimed = {layer.name: _onnx_nodes_of(layer, known) for layer in layers}
+    owner = {node: layer for layer in layers for node in claimed[layer.name]}
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node.name)
+    for node in model.graph.node:
+        if node.name in owner or node.op_type not in QUANTIZED_COMPUTE_OPS:
+            continue
+        after = {owner[c] for out in node.output for c in consumers.get(out, []) if c in owner}
+        if len(after) == 1 and (layer := after.pop()).layer_type in _COMPUTE_LAYERS:
+            claimed[layer.name].insert(0, node.name)
+            owner[node.name] = layer
+    return claimed
+
+
 def int8_execution(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> tuple[list[str], list[str], list[str]]:
     """(quantized nodes that ran in INT8, those that did not, the INT8 kernels used)."""
-    known = {node.name for node in model.graph.node}
-    owner = {node: layer for layer in layers for node in _onnx_nodes_of(layer, known)}
+    claimed = onnx_nodes_by_layer(layers, model)
+    owner = {node: layer for layer in layers for node in claimed[layer.name]}
     in_int8, not_int8, kernels = [], [], []
     for node in quantized_compute_nodes(model):
         layer = owner.get(node)
@@ -148,7 +172,7 @@ def layer_table_from_counters(
     if not samples:
         raise WorkbenchError("OpenVINO reported no performance counters, so there is no per-layer table.",
                              "Profile with a profile folder (PERF_COUNT on) and run the model at least once.")
-    known = {node.name for node in model.graph.node}
+    claimed = onnx_nodes_by_layer(layers, model)
     flops = node_flops(source_model) if source_model is not None else {}
     flops |= node_flops(model)
     op_of = {node.name: node.op_type for node in model.graph.node}
@@ -157,7 +181,7 @@ def layer_table_from_counters(
         times = [sample[layer.name] for sample in samples if layer.name in sample]
         if not times:
             continue
-        nodes = _onnx_nodes_of(layer, known)
+        nodes = claimed[layer.name]
         counted = [flops[n] for n in nodes if n in flops]
         main_ops = [op_of[n] for n in nodes if op_of[n] not in ("QuantizeLinear", "DequantizeLinear")]
         rows.append({

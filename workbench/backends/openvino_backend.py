@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,7 +33,7 @@ from workbench.analysis.openvino_profile import (
 )
 from workbench.backends.base import Availability, Backend, Engine
 from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
-from workbench.errors import BackendUnavailable, BuildError, ModelError
+from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError
 
 INSTALL_HINT = ("OpenVINO is not installed: pip install 'onnx-workbench[openvino]' "
                 "(the cpu and lab extras include it).")
@@ -199,6 +200,21 @@ class OpenvinoBackend(Backend):
     @property
     def device(self) -> str:
         return self.device_name
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> OpenvinoBackend:
+        """``threads=N`` sets INFERENCE_NUM_THREADS (default: OpenVINO's choice for the latency hint)."""
+        unknown = sorted(set(options) - {"threads"})
+        if unknown:
+            raise DataError(f"Backend '{cls.name}' does not know the option(s) {', '.join(unknown)}.",
+                            "Its one option is threads=N.")
+        try:
+            threads = int(options.get("threads", 0))
+        except ValueError as exc:
+            raise DataError(f"threads={options['threads']!r} is not a whole number.", "Use e.g. threads=2.") from exc
+        if threads < 0:
+            raise DataError(f"threads={threads} is negative.", "Use 0 (OpenVINO's choice) or more.")
+        return cls(threads=threads)
 
     @classmethod
     def availability(cls) -> Availability:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.precision.int8 import CALIBRATION_METHODS
-from workbench.precision.variants import PRECISIONS
+from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
 from workbench.pruning import EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.tasks import TASKS
@@ -64,6 +64,10 @@ class BuildOptionsArgs:
                                help=f"comma-separated, from {', '.join(PRUNE_METHODS)}")
             group.add_argument("--prune-ratios", type=comma_floats, default=[0.0],
                                help="comma-separated; 0 means unpruned")
+            group.add_argument("--backends", type=comma_list, default=[], metavar="NAMES",
+                               help="backends as a grid axis, e.g. onnxruntime-cpu,openvino; every run is also "
+                               "timed against FP32 on the default backend, and the pick is the fastest (backend, "
+                               "variant) by that baseline")
         else:
             group.add_argument("--precision", default=self.precision, choices=PRECISIONS)
             group.add_argument("--prune-method", choices=PRUNE_METHODS,
@@ -76,6 +80,9 @@ class BuildOptionsArgs:
                            "(default: calib.npz beside the model, for int8 and pruning repair)")
         group.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
         group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
+        group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
+                           help="who writes static INT8 Q/DQ files: onnxruntime (default) or nncf (transformer "
+                           "preset with SmoothQuant on attention models, fast bias correction)")
         group.add_argument("--eval", help=self.eval_help)
         group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
                            help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
@@ -108,6 +115,7 @@ class BuildOptionsArgs:
             calib=args.calib,
             calib_method=args.calib_method,
             per_channel=not args.per_tensor,
+            quantizer=args.quantizer,
             eval=args.eval,
             backend=args.backend,
             backend_options=dict(args.backend_option),
@@ -122,5 +130,5 @@ class BuildOptionsArgs:
 
     @staticmethod
     def grid_axes(args: argparse.Namespace) -> tuple[Sequence[str], Sequence[str], Sequence[float]]:
-        """A sweep's axes: precisions, pruning methods and ratios."""
+        """A sweep's axes: precisions, pruning methods and ratios (``args.backends`` is the fourth)."""
         return args.precisions, args.prune_methods, args.prune_ratios

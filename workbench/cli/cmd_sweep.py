@@ -30,13 +30,14 @@ def _announce(run: Run, reused: bool) -> None:
     loss, basis = accuracy_loss(run.drift)
     lost = "n/a" if loss is None else f"{loss:.2f} pts ({basis})"
     origin = "from the store" if reused else "built"
-    print(f"  {run.spec.model_name} {run.label}: {run.speedup:.2f}x, lost {lost}, {origin}", file=sys.stderr)
+    print(f"  {run.spec.model_name} {run.label} on {run.spec.backend}: {run.speedup:.2f}x "
+          f"({run.comparable_speedup:.2f}x vs the baseline), lost {lost}, {origin}", file=sys.stderr)
 
 
 def handle(args: argparse.Namespace) -> int:
     precisions, prune_methods, prune_ratios = OPTIONS.grid_axes(args)
     sweep = Sweep(args.model, OPTIONS.parse(args), precisions, prune_methods, prune_ratios,
-                  accuracy_budget=args.accuracy_budget)
+                  accuracy_budget=args.accuracy_budget, backends=args.backends)
     print(f"sweep: {len(sweep.cells())} variants of {args.model}", file=sys.stderr)
     result = sweep.run(Pipeline(args.workspace), progress=stderr_progress(sys.stderr.isatty()), on_run=_announce)
     for cell, error in result.failed:

@@ -20,10 +20,14 @@ from workbench.errors import BuildError, DataError
 from workbench.precision.fallback import blame
 from workbench.precision.half import convert_half
 from workbench.precision.int8 import CALIBRATION_METHODS, quantize_int8_dynamic, quantize_int8_static
+from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.progress import Progress
 from workbench.runs.workspace import write_atomically
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
+#: Who writes static INT8 Q/DQ files: ONNX Runtime's quantizer (the default) or NNCF.
+QUANTIZERS = ("onnxruntime", "nncf")
+DEFAULT_QUANTIZER = "onnxruntime"
 MAX_FALLBACKS = 40
 
 #: Returns None when the backend loads the file, else its error text.
@@ -109,6 +113,7 @@ def build_variant(
     exclude_nodes: list[str] | None = None,
     quant_options: dict | None = None,
     cache_dir: Path | None = None,
+    quantizer: str = DEFAULT_QUANTIZER,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done."""
@@ -140,6 +145,10 @@ def build_variant(
                                    f"{precision.upper()} form of them): {', '.join(ops)}")
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
+        elif precision == "int8" and quantizer == "nncf":
+            assert calib is not None
+            build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude_nodes,
+                                              progress=progress)
         elif precision == "int8":
             assert calib is not None
             build.notes += quantize_int8_static(

@@ -35,6 +35,8 @@ def reproduce_command(run: Run) -> str:
         args += ["--calib", calib]
     if spec.precision == "int8" and spec.calib_method:
         args += ["--calib-method", spec.calib_method]
+    if spec.precision == "int8" and spec.quantizer != "onnxruntime":
+        args += ["--quantizer", spec.quantizer]
     if spec.precision.startswith("int8") and not spec.per_channel:
         args.append("--per-tensor")
     evaluation = data_argument(run.eval_source, run.model_path)

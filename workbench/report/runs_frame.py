@@ -29,10 +29,13 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "accuracy_loss_pts": loss,
             "loss_basis": basis,
             "status": f"missing: {', '.join(gone)}" if gone else "ok",
+            "baseline_ms": (run.baseline_latency_ms or {}).get("median", run.reference_latency_ms.get("median")),
+            "speedup_vs_baseline": run.comparable_speedup,
         }
     added = pd.DataFrame.from_dict(extra, orient="index", columns=[
-        "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis", "status"])
-    for column in ("reference_ms", "reference_accuracy", "accuracy_loss_pts"):
+        "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis", "status", "baseline_ms",
+        "speedup_vs_baseline"])
+    for column in ("reference_ms", "reference_accuracy", "accuracy_loss_pts", "baseline_ms", "speedup_vs_baseline"):
         added[column] = pd.to_numeric(added[column], errors="coerce")
     return frame.join(added, on="run_id")
 
@@ -47,7 +50,9 @@ def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:
         "model": frame["model"],
         "variant": frame["label"],
         "latency ms": frame["latency_ms"].map("{:.3f}".format),
+        "backend": frame["backend"],
         "speed-up": frame["speedup"].map("{:.2f}x".format),
+        "vs baseline": frame["speedup_vs_baseline"].map("{:.2f}x".format),
         "accuracy": frame["accuracy"].map(_pct),
         "loss pts": frame["accuracy_loss_pts"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}"),
         "top-1 agree": frame["top1_agreement"].map(_pct),

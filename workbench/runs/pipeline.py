@@ -25,7 +25,7 @@ from workbench.measure.drift import compare_engines
 from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import LoadedModel, load_model
-from workbench.precision.variants import build_variant
+from workbench.precision.variants import DEFAULT_QUANTIZER, QUANTIZERS, build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.disk import full_disk_named
@@ -158,6 +158,7 @@ class Pipeline:
             prune_repair=options.repair,
             eval_digest=inputs.eval.digest,
             exclude_nodes=options.exclude_nodes,
+            quantizer=options.quantizer if precision == "int8" else DEFAULT_QUANTIZER,
             task=choice.task,
             metric=choice.metric_name,
             backend_options=tuple(sorted(options.backend_options.items())),
@@ -190,7 +191,8 @@ class Pipeline:
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
                 calib_method=options.calib_method, per_channel=options.per_channel,
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
-                cache_dir=self.workspace.root / CALIBRATION_DIR, progress=progress.slice(0.15, 0.55),
+                quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
+                progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})
@@ -276,9 +278,12 @@ def check_quant_options(options) -> tuple[tuple[str, object], ...]:
 
 
 def check_unsupported(options: BuildOptions) -> None:
-    """Choices the dataclass can carry but this build cannot honour yet are refused, never ignored."""
-    if options.quantizer != "onnxruntime":
-        raise WorkbenchError(f"Unknown quantizer {options.quantizer!r}.", "Use the default, onnxruntime.")
+    """Choices the dataclass can carry but this build cannot honour are refused, never ignored."""
+    if options.quantizer not in QUANTIZERS:
+        raise WorkbenchError(f"Unknown quantizer {options.quantizer!r}.", f"Choose one of {', '.join(QUANTIZERS)}.")
+    if options.quantizer == "nncf" and options.quant_options:
+        raise WorkbenchError(f"The quantization options {', '.join(options.quant_options)} are ONNX Runtime's; "
+                             "NNCF chooses its own by preset.", "Drop them, or use --quantizer onnxruntime.")
 
 
 def check_prune_choice(method: str | None, ratio: object) -> float:

@@ -62,7 +62,8 @@ class Run:
     @property
     def label(self) -> str:
         """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8'."""
-        parts = [self.spec.precision]
+        parts = [self.spec.precision if self.spec.quantizer == "onnxruntime" else
+                 f"{self.spec.precision} {self.spec.quantizer}"]
         if self.spec.prune_method and self.spec.prune_ratio:
             parts.append(f"{self.spec.prune_method} {self.spec.prune_ratio:g}")
         if self.spec.exclude_nodes:

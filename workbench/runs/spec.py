@@ -31,6 +31,7 @@ class RunSpec:
     prune_repair: bool = True
     eval_digest: str | None = None
     exclude_nodes: tuple[str, ...] = ()
+    quantizer: str = "onnxruntime"
     task: str | None = None
     metric: str | None = None
     #: The backend's own settings as sorted (key, value) pairs; they change timing, not the file.
@@ -41,7 +42,7 @@ class RunSpec:
         """The fields the built file depends on (not the batch or the eval data)."""
         quantized = self.precision == "int8"
         pruned = bool(self.prune_method and self.prune_ratio)
-        return {
+        fields = {
             "model": self.model_digest,
             "precision": self.precision,
             "backend": self.backend,
@@ -55,6 +56,9 @@ class RunSpec:
             # Only where set, so runs made before these options keep their ids.
             **({"quant": [list(item) for item in self.quant_options]} if self.quant_options else {}),
         }
+        if quantized and self.quantizer != "onnxruntime":  # only when set, so older runs keep their ids
+            fields["quantizer"] = self.quantizer
+        return fields
 
     @property
     def prune_key(self) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from workbench.backends.registry import backend_names
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, DataError, WorkbenchError
 from workbench.precision.variants import PRECISIONS
@@ -45,20 +46,27 @@ class Cell:
     precision: str
     prune_method: str | None = None
     prune_ratio: float = 0.0
+    #: None: the sweep's base backend; otherwise one of its ``backends`` axis.
+    backend: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.precision} · {self.prune_method} {self.prune_ratio:g}" if self.prune_method else self.precision
+        name = f"{self.precision} · {self.prune_method} {self.prune_ratio:g}" if self.prune_method else self.precision
+        return f"{name} on {self.backend}" if self.backend else name
 
 
 def is_the_reference(run: Run) -> bool:
-    """Unpruned FP32 with nothing kept: the reference itself, whose speed-up is 1 plus timing noise."""
+    """Unpruned FP32 with nothing kept on the baseline's backend: the reference itself, whose speed-up is 1
+    plus timing noise. FP32 on another backend is a real choice (another engine for the same file)."""
     spec = run.spec
-    return spec.precision == "fp32" and not (spec.prune_method and spec.prune_ratio) and not spec.exclude_nodes
+    other_engine = run.speedup_vs_baseline is not None and spec.backend != run.baseline_backend
+    return (spec.precision == "fp32" and not (spec.prune_method and spec.prune_ratio) and not spec.exclude_nodes
+            and not other_engine)
 
 
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
-    """The fastest run (highest speed-up, measured side by side with FP32) within the budget."""
+    """The fastest run within the budget, by its speed-up against the shared baseline (FP32 on the default
+    backend, timed in the same rounds as the run), so runs of different backends compare."""
     within, unjudged = [], 0
     for run in runs:
         loss, _ = accuracy_loss(run.drift)
@@ -71,12 +79,13 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
             within.append(run)
     variants = [run for run in within if not is_the_reference(run)]
     if variants:
-        best = max(variants, key=lambda r: r.speedup)
+        best = max(variants, key=lambda r: r.comparable_speedup)
         loss, basis = accuracy_loss(best.drift)
         noise = (f" (within the timing noise, ±{best.speedup_spread:.2f}: not measurably faster than FP32)"
                  if best.within_noise else "")
-        return best, (f"fastest within {budget_points:g} points of FP32 {basis}: "
-                      f"{best.speedup:.2f}x at {loss:.2f} points lost{noise}")
+        against = f" vs FP32 on {best.baseline_backend}" if best.speedup_vs_baseline is not None else ""
+        return best, (f"fastest within {budget_points:g} points of FP32 {basis}: {best.spec.backend} "
+                      f"{best.comparable_speedup:.2f}x{against} at {loss:.2f} points lost{noise}")
     if within:
         return None, "only FP32 itself stays within the budget: keep the original model"
     if not runs:
@@ -122,6 +131,8 @@ class Sweep:
     prune_methods: Sequence[str] = ()
     prune_ratios: Sequence[float] = (0.0,)
     accuracy_budget: float = 0.5
+    #: Backends as a grid axis (e.g. onnxruntime-cpu, openvino); empty means ``base.backend`` alone.
+    backends: Sequence[str] = ()
 
     def cells(self) -> list[Cell]:
         """Grid order: precision-major; ratio 0 appears once per precision whatever the methods."""
@@ -129,14 +140,16 @@ class Sweep:
         cells: list[Cell] = []
         for precision in self.precisions:
             for ratio in self.prune_ratios or (0.0,):
-                variants = [Cell(precision)] if ratio == 0 else [Cell(precision, m, float(ratio))
-                                                                 for m in self.prune_methods]
-                cells += [c for c in variants if c not in cells]
+                for backend in self.backends or (None,):
+                    variants = [Cell(precision, backend=backend)] if ratio == 0 else [
+                        Cell(precision, m, float(ratio), backend) for m in self.prune_methods]
+                    cells += [c for c in variants if c not in cells]
         return cells
 
     def grid(self) -> list[BuildOptions]:
         """The build options of every cell, in grid order."""
-        return [self.base.replace(precision=c.precision, prune_method=c.prune_method, prune_ratio=c.prune_ratio)
+        return [self.base.replace(precision=c.precision, prune_method=c.prune_method, prune_ratio=c.prune_ratio,
+                                  backend=c.backend or self.base.backend)
                 for c in self.cells()]
 
     def _validate(self) -> None:
@@ -155,6 +168,10 @@ class Sweep:
         if any(r > 0 for r in self.prune_ratios) and not self.prune_methods:
             raise DataError("Pruning ratios above 0 were given without a pruning method.",
                             f"Add --prune-methods (one or more of {', '.join(PRUNE_METHODS)}).")
+        unknown_backends = [b for b in self.backends if b not in backend_names()]
+        if unknown_backends:
+            raise DataError(f"Unknown backend in the sweep: {', '.join(unknown_backends)}.",
+                            f"Choose from {', '.join(backend_names())}.")
         if self.accuracy_budget < 0:
             raise DataError("The accuracy budget is negative.", "Give the points of accuracy you accept to lose, "
                             "e.g. 0.5.")

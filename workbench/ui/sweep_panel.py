@@ -1,4 +1,4 @@
-"""Sweep tab: the grid (precisions x pruning methods x ratios), the budget, and a table that fills live.
+"""Sweep tab: the grid (backends x precisions x pruning methods x ratios), the budget, and a table that fills live.
 
 The panel maps widget values onto ``Sweep`` fields and shows what the sweep controller reports;
 building, measuring and picking are ``Sweep.run``'s, exactly as for ``workbench sweep``.
@@ -12,6 +12,7 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
+from workbench.backends.registry import DEFAULT_BACKEND, availability
 from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, DataError
 from workbench.precision.variants import PRECISIONS
@@ -47,6 +48,9 @@ class SweepPanel:
     """Options for one sweep; ``on_sweep`` receives ``Sweep`` keyword arguments (all but the model)."""
 
     def __init__(self, on_sweep: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
+        usable = [name for name, status in availability().items() if status.available]
+        self.backends = W.SelectMultiple(options=usable, value=tuple(b for b in usable if b == DEFAULT_BACKEND),
+                                         rows=min(len(usable), 4), description="Backends", **wide_layout())
         self.precisions = W.SelectMultiple(options=list(PRECISIONS), value=DEFAULT_PRECISIONS, rows=len(PRECISIONS),
                                            description="Precisions", **wide_layout())
         self.prune_methods = W.SelectMultiple(options=list(PRUNE_METHODS), value=(), rows=len(PRUNE_METHODS),
@@ -73,7 +77,7 @@ class SweepPanel:
         self.run_button.on_click(lambda _: self._run_clicked(on_sweep))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.widget = W.VBox([
-            heading_html_widget("Grid"), self.precisions, self.prune_methods, self.prune_ratios,
+            heading_html_widget("Grid"), self.backends, self.precisions, self.prune_methods, self.prune_ratios,
             heading_html_widget("Pick and measure"), self.accuracy_budget, self.batch, self.repeats,
             W.HBox([self.run_button, self.cancel_button]), self.bar, self.step, self.status,
             self.recommendation, self.table, self.log,
@@ -81,6 +85,9 @@ class SweepPanel:
 
     def options(self) -> dict[str, Any]:
         """``Sweep`` keyword arguments; raises DataError, saying what to change, on an unusable grid."""
+        if not self.backends.value:
+            raise DataError("No backend is selected.", "Select one or more, e.g. onnxruntime-cpu and openvino "
+                            "(ctrl- or shift-click to select several).")
         if not self.precisions.value:
             raise DataError("No precision is selected.", "Select one or more, e.g. fp32 and int8 "
                             "(ctrl- or shift-click to select several).")
@@ -90,6 +97,7 @@ class SweepPanel:
                             "Select one or more pruning methods, or set the ratios to 0.")
         return {
             "base": BuildOptions(batch=self.batch.value, repeats=self.repeats.value),
+            "backends": list(self.backends.value),
             "precisions": list(self.precisions.value),
             "prune_methods": list(self.prune_methods.value),
             "prune_ratios": ratios,
@@ -161,14 +169,15 @@ class SweepPanel:
         for run, reused in self.rows:
             loss, basis = accuracy_loss(run.drift)
             rows.append({
-                "variant": run.label, "run_id": run.run_id[:8], "latency_ms": run.latency_ms.get("median"),
-                "speedup": run.speedup, "loss_points": loss, "loss_basis": basis,
+                "variant": run.label, "backend": run.spec.backend, "run_id": run.run_id[:8],
+                "latency_ms": run.latency_ms.get("median"), "speedup": run.speedup,
+                "speedup_vs_baseline": run.comparable_speedup, "loss_points": loss, "loss_basis": basis,
                 "origin": "reused" if reused else "built",
                 "note": RECOMMENDED if run.run_id == self.recommended else "",
             })
         rows += [{"variant": cell, "origin": "failed", "note": error} for cell, error in self.failed]
-        return pd.DataFrame(rows, columns=["variant", "run_id", "latency_ms", "speedup", "loss_points",
-                                           "loss_basis", "origin", "note"])
+        return pd.DataFrame(rows, columns=["variant", "backend", "run_id", "latency_ms", "speedup",
+                                           "speedup_vs_baseline", "loss_points", "loss_basis", "origin", "note"])
 
     def _draw_table(self) -> None:
         frame = self.frame()

@@ -1,0 +1,95 @@
+"""NNCF's post-training quantization as a second INT8 quantizer, writing a Q/DQ ONNX file as well.
+
+NNCF (OpenVINO's compression library) quantizes the ONNX model directly: its presets for
+transformers (``model_type=TRANSFORMER``, which turns on SmoothQuant and keeps the numerically
+fragile ops out of INT8) and its fast bias correction often keep more accuracy than a plain MinMax
+pass, and its placement of Q/DQ nodes is the one OpenVINO fuses best. The file is ordinary Q/DQ
+ONNX, so it runs on every backend, not only on OpenVINO.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from workbench.backends.base import QuantTarget
+from workbench.data.dataset import Dataset
+from workbench.errors import BackendUnavailable, BuildError
+from workbench.progress import Progress
+
+INSTALL_HINT = "NNCF is not installed: pip install 'onnx-workbench[openvino]' (the cpu and lab extras include it)."
+#: Op types whose presence marks an attention model: the transformer preset (SmoothQuant) applies.
+_ATTENTION_OPS = frozenset({"Softmax", "LayerNormalization", "Attention", "MultiHeadAttention"})
+
+
+def is_transformer(model: onnx.ModelProto) -> bool:
+    """MatMul beside Softmax or LayerNormalization: the shape of an attention model."""
+    ops = {node.op_type for node in model.graph.node}
+    return "MatMul" in ops and bool(ops & _ATTENTION_OPS)
+
+
+def _samples(calib: Dataset, fixed_batch: int | None) -> Iterator[dict[str, np.ndarray]]:
+    """Calibration items as NNCF wants them: one feed dict per inference."""
+    step = fixed_batch or 1
+    for start in range(0, len(calib) - step + 1, step):
+        yield {name: np.ascontiguousarray(array[start:start + step]) for name, array in calib.inputs.items()}
+
+
+def quantize_int8_nncf(
+    src: Path,
+    dst: Path,
+    calib: Dataset,
+    *,
+    target: QuantTarget = "x86",
+    exclude_nodes: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[str]:
+    """Write NNCF's Q/DQ model of ``src`` to ``dst``; returns notes on what was chosen."""
+    progress = progress or Progress()
+    try:
+        import nncf
+    except ImportError as exc:
+        raise BackendUnavailable("The nncf quantizer is unavailable.", INSTALL_HINT) from exc
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = onnx.load(str(src))
+    first = model.graph.input[0].type.tensor_type.shape.dim
+    fixed_batch = first[0].dim_value if first and first[0].HasField("dim_value") else None
+    items = list(_samples(calib, fixed_batch))
+    transformer = is_transformer(model)
+    known = {node.name for node in model.graph.node}
+    missing = [name for name in exclude_nodes or [] if name not in known]
+    if missing:
+        raise BuildError(f"Nodes to keep in FP32 are not in the model: {', '.join(missing[:5])}.",
+                         "Use node names as `workbench inspect` or the layer table shows them.")
+    progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
+    options = {
+        "preset": nncf.QuantizationPreset.MIXED if transformer else nncf.QuantizationPreset.PERFORMANCE,
+        "target_device": nncf.TargetDevice.CPU if target == "x86" else nncf.TargetDevice.ANY,
+        "subset_size": len(items),
+        "fast_bias_correction": True,
+        "ignored_scope": nncf.IgnoredScope(names=list(exclude_nodes or [])),
+    }
+    if transformer:
+        options["model_type"] = nncf.ModelType.TRANSFORMER
+    try:
+        # NNCF draws progress bars on stdout, which must stay clean for `--json`.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantized = nncf.quantize(model, nncf.Dataset(items), **options)
+    except Exception as exc:  # NNCF raises many types; the message is what the user needs
+        raise BuildError(f"NNCF could not quantize the model: {str(exc).splitlines()[0][:300]}",
+                         "Use the default quantizer (--quantizer onnxruntime).") from exc
+    onnx.save(quantized, str(dst))
+    progress.report("quantize", 1.0, "NNCF quantization done")
+    kind = ("transformer preset (model_type=TRANSFORMER: SmoothQuant, mixed preset: asymmetric activations)"
+            if transformer else "performance preset (symmetric)")
+    notes = [f"static INT8 Q/DQ by NNCF {nncf.__version__}: {kind}, fast bias correction, "
+             f"calibrated on {calib.label} ({len(items)} inferences)"]
+    if exclude_nodes:
+        notes.append(f"kept in FP32 (NNCF ignored scope): {', '.join(exclude_nodes)}")
+    return notes

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import onnxruntime
 
-from workbench.analysis.profile_run import profile_model
 from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.profile import profile_model
 
 
 def main() -> None:

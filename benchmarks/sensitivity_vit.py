@@ -21,9 +21,9 @@ from pathlib import Path
 import onnxruntime
 import pandas as pd
 
-from workbench.analysis.sensitivity import METRICS, AccuracyBudget, sensitivity_search
 from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.tune import METRICS, AccuracyBudget, sensitivity_search
 
 MODEL = Path("sample_models/digits_vit/model.onnx")
 

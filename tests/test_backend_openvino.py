@@ -19,8 +19,8 @@ from workbench.runs.pipeline import Pipeline
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
 
-from workbench.analysis.profile_run import profile_run  # noqa: E402
 from workbench.backends.openvino_backend import OpenvinoBackend, profile_of  # noqa: E402
+from workbench.workflows.profile import profile_run  # noqa: E402
 
 SAMPLES = ["digits_cnn", "digits_resnet", "digits_vit"]
 

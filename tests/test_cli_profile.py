@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import sample
 
-from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table
 from workbench.cli.main import main
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table
 
 
 def test_profile_json(capsys, cnn: Path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import sample
 
-from workbench.analysis.layer_drift import DRIFT_COLUMNS, drift_for_run
 from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.layer_drift import DRIFT_COLUMNS, drift_for_run
 
 
 @pytest.fixture(scope="module")

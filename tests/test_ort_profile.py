@@ -11,13 +11,13 @@ import onnx
 import pytest
 from conftest import sample
 
-from workbench.analysis.layer_table import COLUMNS
-from workbench.analysis.ort_profile import layer_table_from_trace, map_kernel_names, read_ort_trace
-from workbench.analysis.profile_run import load_layer_table, profile_model
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
+from workbench.profiles.layer_table import COLUMNS
+from workbench.profiles.ort_profile import layer_table_from_trace, map_kernel_names, read_ort_trace
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.profile import load_layer_table, profile_model
 
 WARMUP, RUNS = 3, 8
 

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from conftest import sample
 
-from workbench.analysis import plots
-from workbench.analysis.layer_drift import drift_for_run
-from workbench.analysis.profile_run import profile_model
-from workbench.analysis.runs_table import RUN_COLUMNS, runs_frame
+from workbench import plots
 from workbench.build_options import BuildOptions
+from workbench.runs.frame import RUN_COLUMNS, runs_frame
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.layer_drift import drift_for_run
+from workbench.workflows.profile import profile_model
 
 
 @pytest.fixture(scope="module")

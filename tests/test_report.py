@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.analysis.layer_drift import drift_for_run
-from workbench.analysis.profile_run import profile_run
 from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.report.html import write_report
-from workbench.report.runs_frame import runs_frame
+from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.workspace import Workspace
+from workbench.workflows.layer_drift import drift_for_run
+from workbench.workflows.profile import profile_run
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import sample
 
-from workbench.analysis.sensitivity import AccuracyBudget, sensitivity_search
 from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, WorkbenchError
 from workbench.progress import CancelToken
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.tune import AccuracyBudget, sensitivity_search
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import itertools
 import json
 from pathlib import Path
 
-from workbench.analysis.runs_table import runs_frame
 from workbench.build_options import BuildOptions
+from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import MIN_TIMING_S, Pipeline
 from workbench.runs.reference import REFERENCES_FILE
 

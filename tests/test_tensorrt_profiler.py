@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.analysis.trtexec_import import import_trtexec
 from workbench.backends.tensorrt_profiler import LayerTimeCollector, make_layer_profiler, tensorrt_module
 from workbench.errors import WorkbenchError
+from workbench.profiles.trtexec_import import import_trtexec
 
 DATA = Path(__file__).resolve().parents[1] / "workbench" / "examples" / "trtexec"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.analysis.trt_layer_info import LayerInfoMismatch, TrtFileError, parse_layer_info
-from workbench.analysis.trtexec_import import find_layer_info, import_trtexec
 from workbench.errors import WorkbenchError
+from workbench.profiles.trt_layer_info import LayerInfoMismatch, TrtFileError, parse_layer_info
+from workbench.profiles.trtexec_import import find_layer_info, import_trtexec
 
 DATA = Path(__file__).resolve().parents[1] / "workbench" / "examples" / "trtexec"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.runs.workspace import default_root
-from workbench.ui.samples import SAMPLES_ENV, sample_models
+from workbench.samples import SAMPLES_ENV, sample_models
 
 HOST = "127.0.0.1"
 DEFAULT_DIR = "workbench-notebooks"

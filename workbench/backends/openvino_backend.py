@@ -25,15 +25,15 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 
-from workbench.analysis.openvino_profile import (
+from workbench.backends.base import Availability, Backend, Engine
+from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
+from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError
+from workbench.profiles.openvino_profile import (
     counter_sample,
     int8_note,
     layer_table_from_counters,
     runtime_layers,
 )
-from workbench.backends.base import Availability, Backend, Engine
-from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
-from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError
 
 INSTALL_HINT = ("OpenVINO is not installed: pip install 'onnx-workbench[openvino]' "
                 "(the cpu and lab extras include it).")

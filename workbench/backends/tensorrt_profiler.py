@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.analysis.trt_layer_info import LayerInfo, parse_layer_info, trt_layer_table
 from workbench.errors import WorkbenchError
+from workbench.profiles.trt_layer_info import LayerInfo, parse_layer_info, trt_layer_table
 
 
 class LayerTimeCollector:

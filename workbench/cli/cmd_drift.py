@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.analysis.layer_drift import drift_for_run
-from workbench.analysis.run_tables import LAYER_DRIFT, save_run_table
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.saved_tables import LAYER_DRIFT, save_run_table
+from workbench.workflows.layer_drift import drift_for_run
 
 OPTIONS = BuildOptionsArgs()
 

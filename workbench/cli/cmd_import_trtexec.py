@@ -10,7 +10,7 @@ import json
 import math
 import sys
 
-from workbench.analysis.trtexec_import import TrtexecProfile, find_layer_info, import_trtexec
+from workbench.profiles.trtexec_import import TrtexecProfile, find_layer_info, import_trtexec
 
 _NAME_WIDTH = 64
 

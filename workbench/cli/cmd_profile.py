@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.analysis.profile_run import LayerProfile, profile_model
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.profile import LayerProfile, profile_model
 
 OPTIONS = BuildOptionsArgs(warmup=10, repeats=100,
                            eval_help="inputs to time on (default: eval.npz beside the model, else random)")

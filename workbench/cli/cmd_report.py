@@ -7,8 +7,8 @@ import argparse
 from workbench.cli.run_selection import select_runs
 from workbench.errors import WorkbenchError
 from workbench.report.html import write_report
-from workbench.report.runs_frame import runs_frame
 from workbench.report.tables import export_table
+from workbench.runs.frame import runs_frame
 from workbench.runs.workspace import Workspace
 
 

@@ -6,7 +6,8 @@ import argparse
 
 from workbench.cli.common import print_json
 from workbench.cli.run_selection import select_runs
-from workbench.report.runs_frame import format_table, runs_frame
+from workbench.cli.runs_text import format_table
+from workbench.runs.frame import runs_frame
 from workbench.runs.store import missing_files
 from workbench.runs.workspace import Workspace
 

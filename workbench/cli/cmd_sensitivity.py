@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.analysis.sensitivity import METRICS, AccuracyBudget, sensitivity_search
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.tune import METRICS, AccuracyBudget, sensitivity_search
 
 OPTIONS = BuildOptionsArgs(precision="int8")
 

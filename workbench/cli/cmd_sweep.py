@@ -7,7 +7,8 @@ import sys
 
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
-from workbench.report.runs_frame import format_table, runs_frame
+from workbench.cli.runs_text import format_table
+from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, accuracy_loss

@@ -1,4 +1,4 @@
-"""Reading a run's saved tables and exporting the runs table, whatever format they were saved in."""
+"""Exporting the runs table for a spreadsheet or pandas elsewhere."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A table file written beside a run: Parquet, CSV or JSON records, chosen by extension."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    if path.suffix == ".json":
-        return pd.read_json(path, orient="records")
-    raise WorkbenchError(f"Table '{path.name}' has a format the report does not read.",
-                         "Save run tables as .parquet, .csv or .json (records).")
 
 
 def export_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.analysis.layer_drift import drift_for_run
-from workbench.analysis.profile_run import load_layer_table, profile_run
-from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table, save_run_table
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table, save_run_table
+from workbench.workflows.layer_drift import drift_for_run
+from workbench.workflows.profile import load_layer_table, profile_run
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Runs -> the analysis package's frames -> its plot functions: one function per plot slot.
 
 Nothing here draws or measures: each function gathers the frames a plot needs from the chosen
-runs and calls the one function in ``workbench.analysis.plots`` that draws them, or returns the
+runs and calls the one function in ``workbench.plots`` that draws them, or returns the
 sentence to show instead.
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.analysis import plots
-from workbench.analysis.profile_run import load_layer_table
-from workbench.analysis.run_tables import LAYER_DRIFT, load_run_table
-from workbench.analysis.runs_table import runs_frame
+from workbench import plots
+from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
+from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table
+from workbench.workflows.profile import load_layer_table
 
 FigureOrReason = go.Figure | str
 

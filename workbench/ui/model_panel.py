@@ -12,8 +12,8 @@ import ipywidgets as W
 from workbench.errors import WorkbenchError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
+from workbench.samples import find_model, sample_models
 from workbench.ui.messages import error_html, heading_html, note_html
-from workbench.ui.samples import find_model, sample_models
 
 UPLOADS = "uploads"
 

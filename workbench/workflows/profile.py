@@ -33,8 +33,6 @@ from pathlib import Path
 import onnx
 import pandas as pd
 
-from workbench.analysis.ort_profile import layer_table_from_trace, read_ort_trace
-from workbench.analysis.run_tables import LAYERS, load_run_table, save_run_table
 from workbench.backends.base import Backend
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine
 from workbench.backends.registry import get_backend
@@ -42,9 +40,11 @@ from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
+from workbench.profiles.ort_profile import layer_table_from_trace, read_ort_trace
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
+from workbench.runs.saved_tables import LAYERS, load_run_table, save_run_table
 
 #: Timing-only evaluation inputs when a model comes without eval data.
 RANDOM_EVAL = "random:16"

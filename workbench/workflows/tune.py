@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.analysis.layer_drift import drift_for_run
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.workflows.layer_drift import drift_for_run
 
 #: Precisions whose builds honour ``exclude_nodes`` (the quantizers' ``nodes_to_exclude``).
 SEARCHABLE_PRECISIONS = ("int8", "int8-dynamic")

@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.analysis.layer_table import make_layer_table
-from workbench.analysis.trt_names import guess_kind, is_copy_node, nodes_from_metadata, onnx_nodes_from_name
 from workbench.errors import WorkbenchError
+from workbench.profiles.layer_table import make_layer_table
+from workbench.profiles.trt_names import guess_kind, is_copy_node, nodes_from_metadata, onnx_nodes_from_name
 
 
 class TrtFileError(WorkbenchError):

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.analysis.trt_layer_info import LayerInfo, TrtFileError, parse_layer_info, trt_layer_table
+from workbench.profiles.trt_layer_info import LayerInfo, TrtFileError, parse_layer_info, trt_layer_table
 
 _PROFILE_SUFFIX = ".profile.json"
 _TIME_KEYS = ("medianMs", "averageMs", "timeMs")

@@ -28,9 +28,9 @@ from pathlib import Path
 import onnx
 import pandas as pd
 
-from workbench.analysis.layer_table import make_layer_table
 from workbench.errors import WorkbenchError
 from workbench.model.flops import node_flops
+from workbench.profiles.layer_table import make_layer_table
 
 KERNEL_SUFFIX = "_kernel_time"
 

@@ -1,34 +1,44 @@
-"""Runs as one DataFrame: the table widgets show, reports print and sweeps append to."""
+"""Runs as one DataFrame: the one runs table that the widgets, the CLI, the reports and sweeps show.
+
+Beside the spec and the measurements it carries what a history needs: the FP32 reference time,
+the accuracy lost against it (and on what basis), and whether the run's files are still there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
 
 from workbench.runs.run import Run
+from workbench.runs.store import missing_files
+from workbench.runs.sweep import accuracy_loss
 from workbench.tasks import task_score
 
 RUN_COLUMNS = [
     "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
     "latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
-    "kept_fp32", "created", "random_data",
+    "kept_fp32", "created", "random_data", "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis",
+    "status", "baseline_ms", "speedup_vs_baseline",
 ]
 
 
-def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run, oldest first; missing metrics are NaN rather than absent columns.
 
     ``latency_ms`` is on the shared FP32 reference's time scale (``Run.table_latency_ms``), so in rows
-    of one model, backend and batch a lower latency always comes with a higher speed-up.
+    of one model, backend and batch a lower latency always comes with a higher speed-up. ``status`` is
+    'ok', or 'missing: <what>' when a run's files vanished.
     """
     rows = []
     for run in runs:
         drift = run.drift or {}
         spec = run.spec
         score = task_score(drift)
+        loss, basis = accuracy_loss(drift)
+        gone = missing_files(run)
         rows.append({
             "run_id": run.run_id,
             "model": spec.model_name,
@@ -55,10 +65,17 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             "kept_fp32": len(spec.exclude_nodes),
             "created": datetime.fromtimestamp(run.created),
             "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),
+            "reference_ms": run.reference_latency_ms.get("median"),
+            "reference_accuracy": drift.get("reference_accuracy"),
+            "accuracy_loss_pts": loss,
+            "loss_basis": basis,
+            "status": f"missing: {', '.join(gone)}" if gone else "ok",
+            "baseline_ms": (run.baseline_latency_ms or {}).get("median", run.reference_latency_ms.get("median")),
+            "speedup_vs_baseline": run.comparable_speedup,
         })
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for column in ("latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement",
-                   "cosine",
-                   "max_abs_error", "prune_ratio", "task_value", "task_threshold"):
+                   "cosine", "max_abs_error", "prune_ratio", "task_value", "task_threshold", "reference_ms",
+                   "reference_accuracy", "accuracy_loss_pts", "baseline_ms", "speedup_vs_baseline"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values("created", kind="stable").reset_index(drop=True)

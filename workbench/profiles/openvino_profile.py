@@ -20,9 +20,9 @@ from typing import Any
 import onnx
 import pandas as pd
 
-from workbench.analysis.layer_table import make_layer_table
 from workbench.errors import WorkbenchError
 from workbench.model.flops import node_flops
+from workbench.profiles.layer_table import make_layer_table
 
 _PRECISIONS = {"f32": "FP32", "bf16": "BF16", "f16": "FP16", "i8": "INT8", "u8": "INT8", "i32": "INT32",
                "f64": "FP64", "boolean": "BOOL", "i64": "INT64"}

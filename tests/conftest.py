@@ -44,6 +44,8 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own workspace, so no test sees another's cached runs."""
     root = tmp_path / "workspace"
     monkeypatch.setenv("WORKBENCH_WORKSPACE", str(root))
+    # The per-user timing lock would serialise test runs that several people start on one machine.
+    monkeypatch.setenv("WORKBENCH_TIMING_LOCK", str(tmp_path / "timing.lock"))
     return root
 
 

@@ -21,6 +21,9 @@ class Dataset:
     labels: np.ndarray | None
     source: str
     is_random: bool = False
+    #: What the arrays were converted from to fit the model ("input: float64 -> float32"), if anything:
+    #: a float64 file is other data than its float32 twin, and its runs must name it.
+    cast_from: str | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values()))) if self.inputs else 0
@@ -42,13 +45,15 @@ class Dataset:
         if self.labels is not None:
             sha.update(np.ascontiguousarray(self.labels).tobytes())
         sha.update(b"random" if self.is_random else b"real")
+        if self.cast_from:
+            sha.update(f"cast from {self.cast_from}".encode())
         return sha.hexdigest()
 
     def take(self, count: int) -> Dataset:
         """The first ``count`` samples, e.g. to cap calibration memory."""
         labels = None if self.labels is None else self.labels[:count]
         inputs = {k: v[:count] for k, v in self.inputs.items()}
-        return Dataset(inputs, labels, self.source, self.is_random)
+        return Dataset(inputs, labels, self.source, self.is_random, self.cast_from)
 
     def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
         """Feed dicts of ``size`` samples; the last one may be smaller."""

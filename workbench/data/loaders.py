@@ -16,6 +16,7 @@ from workbench.data.dataset import Dataset
 from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from workbench.errors import DataError
 from workbench.model.inspect import TensorInfo
+from workbench.runs.memory_guard import check_input_fits
 
 LABELS_KEY = "labels"
 
@@ -108,6 +109,7 @@ def random_dataset(inputs: Sequence[TensorInfo], count: int, seed: int = 0, batc
                     "Give real data (an .npz) so its shape is known.",
                 )
         shape = (count, *dims[1:]) if batch_dims else tuple(dims)
+        check_input_fits(tensor.name, dims, tensor.dtype, count if batch_dims else 1)
         if tensor.dtype.startswith("float"):
             arrays[tensor.name] = rng.standard_normal(shape).astype(tensor.dtype)
         else:

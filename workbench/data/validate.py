@@ -33,6 +33,7 @@ def validate_dataset(data: Dataset, inputs: Sequence[TensorInfo], role: str, min
         raise DataError(f"The {role} data has {count} samples; at least {min_count} are needed.",
                         "Add samples (100-500 representative ones calibrate well).")
     cast = {}
+    converted: list[str] = []
     for name, tensor in expected.items():
         array = data.inputs[name]
         sample_shape = array.shape[1:]
@@ -55,8 +56,10 @@ def validate_dataset(data: Dataset, inputs: Sequence[TensorInfo], role: str, min
             bad = int(np.size(array) - np.isfinite(array).sum())
             raise DataError(f"The {role} array '{name}' contains {bad} NaN/Inf values.",
                             "Clean the data (np.nan_to_num) or drop those samples.")
+        if array.dtype != want:
+            converted.append(f"{name}: {array.dtype} -> {want}")
         cast[name] = np.ascontiguousarray(array.astype(want, copy=False))
     if data.labels is not None and len(data.labels) != count:
         raise DataError(f"The {role} data has {len(data.labels)} labels for {count} samples.",
                         "Give one label per sample.")
-    return Dataset(cast, data.labels, data.source, data.is_random)
+    return Dataset(cast, data.labels, data.source, data.is_random, ", ".join(converted) or data.cast_from)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 
@@ -85,6 +86,12 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(value.name, tuple(dims), dtype)
 
 
+def _model_name(path: Path) -> str:
+    """``<folder>/model.onnx`` is named by its folder, resolved, so ``model.onnx`` from inside it is too."""
+    folder = path.absolute().parent.name
+    return folder if path.stem == "model" and folder else path.stem
+
+
 def inspect_model(model: LoadedModel) -> ModelInfo:
     """Summarize a loaded model; warnings flag what will surprise a user at build time."""
     graph = model.proto.graph
@@ -104,7 +111,7 @@ def inspect_model(model: LoadedModel) -> ModelInfo:
     if custom:
         warnings.append(f"Ops from custom domains {custom}: TensorRT may lack them.")
     return ModelInfo(
-        name=model.path.parent.name if model.path.stem == "model" else model.path.stem,
+        name=_model_name(model.path),
         digest=model.digest,
         opset=model.opset,
         inputs=inputs,

@@ -23,13 +23,16 @@ from workbench.data.validate import validate_dataset
 from workbench.errors import Busy, DataError, WorkbenchError
 from workbench.measure.drift import compare_engines
 from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
+from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import LoadedModel, load_model
 from workbench.precision.variants import DEFAULT_QUANTIZER, QUANTIZERS, build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
+from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
 from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
+from workbench.runs.memory_guard import check_batch_within_eval, check_timing_fits
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.reference import References, reference_key
 from workbench.runs.run import Run
@@ -104,10 +107,13 @@ class Pipeline:
         choice = TaskChoice(options.task, options.metric, options.budget)
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
+        progress_ = Progress(progress, cancel)
         try:
-            with build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure(), \
+            # The workspace's build lock first: what the later steps clean up on failure is then surely ours.
+            with hold(self.workspace.root / LOCK_FILE, f"building {Path(model).name}", progress_), \
+                    build_scratch(self.workspace.scratch_dir), self.workspace.unsaved_removed_on_failure(), \
                     full_disk_named(self.workspace.root):
-                return self._run(model, options, force, Progress(progress, cancel), choice)
+                return self._run(model, options, force, progress_, choice)
         except MemoryError as exc:
             raise WorkbenchError("The build ran out of memory.",
                                  "Use fewer calibration samples or a smaller batch.") from exc
@@ -172,9 +178,14 @@ class Pipeline:
             progress.report("done", 1.0, "identical run found in the workspace")
             return cached
 
+        check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
+        check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch)
+
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
         artifact = artifact_dir / "model.onnx"
-        notes: list[str] = []
+        notes: list[str] = [f"{role} data converted to the model's types ({data.cast_from})"
+                            for role, data in (("calibration", inputs.calib), ("evaluation", inputs.eval))
+                            if data is not None and data.cast_from]
         tables: dict[str, str] = {}
         source, gflops = inputs.model.path, inputs.info.flops / 1e9
         if spec.prune_key is not None:
@@ -210,15 +221,16 @@ class Pipeline:
                 # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
                 engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
             feed = timing_feed(inputs.eval, batch)
-            rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
-                                 min_seconds=MIN_TIMING_S, progress=timing)
+            with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
+                rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
+                                     min_seconds=MIN_TIMING_S, progress=timing)
             latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
             drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                     progress.slice(0.8, 1.0))
             notes += engines["variant"].execution_notes()
             # An FP32 reference timed differently (e.g. without CUDA graphs) changes the speed-up: say so.
             notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
-        notes += task_notes(drift)
+        notes += task_notes(drift) + [note for note in [load_note(load)] if note]
         baseline = latency.get("baseline", latency["reference"])
         shared = References(self.workspace.root).settle(
             reference_key(spec.model_digest, spec.backend, batch), latency["reference"])
@@ -241,7 +253,7 @@ class Pipeline:
             notes=notes,
             model_gflops=gflops,
             tables=tables,
-            environment=environment(),
+            environment={**environment(), "machine_load": load},
         )
         self.workspace.save_run(run)
         progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32 on {backend.name}")

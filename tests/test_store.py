@@ -194,7 +194,7 @@ def test_gc_dry_run_lists_and_keeps(real_run: Run, workspace: Path, capsys: pyte
     ws.save_run(clone(real_run, "used", ws))
     orphan = ws.artifact_dir("orphan")
     orphan.mkdir()
-    leftover = workspace / "tmp" / "build-1-killed"  # what a killed build leaves in the scratch folder
+    leftover = workspace / "tmp" / "build-999999999-x"  # what a killed build (a pid gone) leaves behind
     leftover.mkdir(parents=True)
     assert main(["gc", "--min-age", "0", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -216,3 +216,12 @@ def test_a_model_path_given_relative_is_found_from_any_folder(
     loaded = Workspace(workspace).load_run("clone-rel")
     assert Path(loaded.model_path).is_absolute() and Path(loaded.model_path).is_file()
     assert (Path(loaded.model_path).parent / "eval.npz").is_file()
+
+
+def test_gc_keeps_the_scratch_folder_of_a_build_still_running(workspace: Path) -> None:
+    ws = Workspace(workspace)
+    running = workspace / "tmp" / f"build-{os.getpid()}-calibrating"
+    running.mkdir(parents=True)
+    old = time.time() - 10 * 3600  # a long calibration writes nothing for hours
+    os.utime(running, (old, old))
+    assert str(running) in ws.gc(min_age_s=0).kept_young and running.is_dir()

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from workbench.errors import WorkbenchError
 from workbench.runs.run import Run
 from workbench.runs.store import RunStore, artifact_folders
@@ -78,6 +80,13 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _live_build_scratch(path: Path) -> bool:
+    """A scratch folder (``build-<pid>-...``) of a running process: a long calibration may write nothing for hours."""
+    parts = path.name.split("-")
+    return (path.parent.name == SCRATCH_DIR and len(parts) > 2 and parts[0] == "build" and parts[1].isdigit()
+            and psutil.pid_exists(int(parts[1])))
 
 
 def _newest_mtime(path: Path) -> float:
@@ -144,6 +153,9 @@ class Workspace:
         cutoff = time.time() - min_age_s
         removed = Removed(dry_run=dry_run)
         for folder in [*self._temp_leftovers(), *artifact_folders(self.root)]:
+            if _live_build_scratch(folder):
+                removed.kept_young.append(str(folder))
+                continue
             if folder.absolute() in unclaimed:
                 removed.kept_unclaimed.append(str(folder))
                 continue

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.progress import ProgressEvent
 from workbench.runs.build_lock import LOCK_FILE
@@ -62,7 +63,7 @@ def test_a_second_build_waits_for_the_first_and_says_for_whom(cnn: Path, workspa
         if event.step == "wait":
             messages.append(event.message)
 
-    run = Pipeline(workspace).run(cnn, "fp32", batch=4, repeats=3, progress=record)
+    run = Pipeline(workspace).run(cnn, BuildOptions("fp32", batch=4, repeats=3), progress=record)
     holder.wait()
     assert run.latency_ms["median"] > 0
     assert messages and messages[0].startswith(f"waiting for process {holder.pid} (a sweep in another terminal")
@@ -75,7 +76,7 @@ def test_timing_takes_the_per_user_lock_that_every_workspace_shares(
     try:
         monkeypatch.setenv("WORKBENCH_LOCK_WAIT_S", "1")
         with pytest.raises(Exception, match=r"timing\.lock") as caught:
-            Pipeline(tmp_path / "another-workspace").run(cnn, "fp32", batch=4, repeats=3)
+            Pipeline(tmp_path / "another-workspace").run(cnn, BuildOptions("fp32", batch=4, repeats=3))
         assert "did not finish within 1 s" in str(caught.value)
     finally:
         holder.kill()
@@ -86,7 +87,7 @@ def test_timings_taken_while_the_machine_is_busy_are_flagged(cnn: Path, workspac
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
         time.sleep(0.5)
-        run = Pipeline(workspace).run(cnn, "fp32", batch=4, repeats=10)
+        run = Pipeline(workspace).run(cnn, BuildOptions("fp32", batch=4, repeats=10))
     finally:
         for burner in burners:
             burner.kill()

@@ -9,6 +9,7 @@ import onnx
 import psutil
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.data.loaders import load_npz
 from workbench.errors import DataError, WorkbenchError
@@ -29,7 +30,7 @@ def test_timing_that_would_not_fit_says_which_batch_does(
     monkeypatch.setenv("WORKBENCH_MEMORY_GB", str((psutil.Process().memory_info().rss + 70e6) / 2**30))
     pipeline = Pipeline(workspace)
     with pytest.raises(WorkbenchError, match="nothing was started") as caught:
-        pipeline.run(resnet, "fp32", batch=256, repeats=3)
+        pipeline.run(resnet, BuildOptions("fp32", batch=256, repeats=3))
     assert "Timing at batch 256 needs about" in str(caught.value)
     assert list((workspace / "artifacts").iterdir()) == []  # refused before anything was built
     fits = int(re.search(r"use --batch (\d+) or less", str(caught.value)).group(1))
@@ -50,4 +51,4 @@ def test_an_input_too_large_to_hold_is_named(tmp_path: Path, cnn: Path, capfd: p
     assert "Input 'input' of shape [1, 1, 1000000, 1000000] takes 4.0 TB per sample" in err
     assert "ran out of memory" not in err and len(err.strip().splitlines()) == 1
     with pytest.raises(DataError, match="re-export the model"):
-        Pipeline().run(tmp_path / "huge_input.onnx", "fp32", eval="random:1")
+        Pipeline().run(tmp_path / "huge_input.onnx", BuildOptions("fp32", eval="random:1"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.report.reproduce import reproduce_command
 from workbench.runs.pipeline import Pipeline
@@ -25,7 +26,7 @@ def test_a_model_run_from_inside_its_folder_is_named_after_the_folder(
 def test_files_written_by_a_build_follow_the_umask_like_the_model(cnn: Path, workspace: Path) -> None:
     previous = os.umask(0o022)
     try:
-        run = Pipeline(workspace).run(cnn, "fp16", batch=4, repeats=3)
+        run = Pipeline(workspace).run(cnn, BuildOptions("fp16", batch=4, repeats=3))
     finally:
         os.umask(previous)
     for path in (Path(run.artifact), Path(run.artifact).parent / "build.json"):
@@ -38,8 +39,8 @@ def test_float64_calibration_data_is_its_own_data_and_is_named(cnn: Path, tmp_pa
     with np.load(as_float32) as archive:
         np.savez(as_float64, **{name: archive[name].astype(np.float64) for name in archive.files})
     pipeline = Pipeline()
-    first = pipeline.run(cnn, "int8", calib=as_float32, batch=4, repeats=3)
-    second = pipeline.run(cnn, "int8", calib=as_float64, batch=4, repeats=3)
+    first = pipeline.run(cnn, BuildOptions("int8", calib=as_float32, batch=4, repeats=3))
+    second = pipeline.run(cnn, BuildOptions("int8", calib=as_float64, batch=4, repeats=3))
     assert second.run_id != first.run_id and second.calib_source == "calib64.npz"
     assert "calibration data converted to the model's types (input: float64 -> float32)" in second.notes
     assert "calib64.npz" in reproduce_command(second) and "calib64.npz" not in reproduce_command(first)

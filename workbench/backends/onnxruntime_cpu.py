@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backends.base import Availability, Backend, Engine
+from workbench.backends.error_text import error_text
 from workbench.errors import BackendUnavailable, ModelError
 
 
@@ -107,6 +108,6 @@ class OnnxruntimeCpuBackend(Backend):
             if isinstance(exc, (BackendUnavailable, ModelError)):
                 raise
             raise ModelError(
-                f"{self.name} could not load '{Path(model_path).name}': {str(exc).splitlines()[0]}",
+                f"{self.name} could not load '{Path(model_path).name}': {error_text(str(exc))}",
                 "Check the model runs in ONNX Runtime, or choose another precision or backend.",
             ) from exc

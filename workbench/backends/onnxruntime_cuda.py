@@ -33,6 +33,7 @@ import onnx
 from workbench.backends import cuda_graphs
 from workbench.backends.base import Availability, Engine
 from workbench.backends.cuda_graphs import GraphChoice
+from workbench.backends.error_text import error_text
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
 from workbench.errors import BackendUnavailable, ModelError
 
@@ -320,6 +321,6 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
             if isinstance(exc, (BackendUnavailable, ModelError)):
                 raise
             raise ModelError(
-                f"{self.name} could not load '{model_path.name}': {str(exc).splitlines()[0]}",
+                f"{self.name} could not load '{model_path.name}': {error_text(str(exc))}",
                 "Check the model runs in ONNX Runtime, or choose another precision or backend.",
             ) from exc

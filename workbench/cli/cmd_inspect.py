@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from workbench.cli.common import print_json
+from workbench.data.loaders import load_data
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
 
@@ -12,17 +14,25 @@ from workbench.model.loader import load_model
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("inspect", help="show a model's inputs, outputs, ops, size and FLOPs")
     parser.add_argument("model")
+    parser.add_argument("--eval", help="data whose sample shape FLOPs are counted at when height/width are "
+                        "dynamic (default: eval.npz beside the model, when there is one)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    info = inspect_model(load_model(args.model))
+    model = load_model(args.model)
+    info = inspect_model(model)
+    source = args.eval or (model.path.parent / "eval.npz" if (model.path.parent / "eval.npz").is_file() else None)
+    if source is not None and any(isinstance(d, str) for t in info.inputs for d in t.shape[1:]):
+        data = load_data(Path(source) if not str(source).startswith("random") else source, info.inputs)
+        info = inspect_model(model, {name: array.shape for name, array in data.inputs.items()})
     if args.json:
         print_json(info.to_dict())
         return 0
+    at = ", ".join(f"{name}[{'x'.join(map(str, shape))}]" for name, shape in info.flops_shapes.items())
     print(f"{info.name}  opset {info.opset}  {info.parameters:,} parameters  "
-          f"{info.flops / 1e9:.3f} GFLOP per sample")
+          f"{info.flops / 1e9:.3f} GFLOP per sample" + (f" at {at}" if at else ""))
     for tensor in info.inputs:
         print(f"  input   {tensor.describe()}")
     for tensor in info.outputs:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from workbench.cli import json_stdout
 from workbench.progress import ProgressEvent
 from workbench.tasks import TASKS
 
@@ -48,8 +49,9 @@ def stderr_progress(enabled: bool):
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=1, default=_jsonable)
-    sys.stdout.write("\n")
+    stream = json_stdout.json_stream or sys.stdout
+    json.dump(data, stream, indent=1, default=_jsonable)
+    stream.write("\n")
 
 
 def _jsonable(value: Any) -> Any:

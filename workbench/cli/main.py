@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from workbench import __version__
+from workbench.cli.json_stdout import json_only_stdout
 from workbench.errors import Cancelled, WorkbenchError
 
 #: Command modules under workbench.cli; each exposes ``register(subparsers)``.
@@ -56,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        status = int(args.func(args) or 0)
+        with json_only_stdout(bool(getattr(args, "json", False))):
+            status = int(args.func(args) or 0)
         sys.stdout.flush()
         return status
     except BrokenPipeError:

@@ -2,12 +2,15 @@
 
 No maintained library counts FLOPs on arbitrary ONNX graphs without pulling a framework in, and
 the ops that dominate inference time (Conv, MatMul, Gemm) have simple closed forms. Symbolic
-dims (the batch) count as 1, so figures are per sample.
+dims (the batch) count as 1, so figures are per sample; other symbolic dims (an image's height and
+width) count as 1 too unless the caller gives the shapes of real samples, as ``inspect`` does from the
+evaluation data.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import onnx
 from onnx import numpy_helper
@@ -26,6 +29,19 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int] | None:
     return [d.dim_value if d.HasField("dim_value") else 1 for d in shape.dim]
 
 
+def with_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    """A copy of the graph (weights shared by reference are not needed for shapes) with its inputs fixed."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        if value.name in shapes:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, shapes[value.name], strict=False):
+                dim.Clear()
+                dim.dim_value = int(size)
+    return fixed
+
+
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -42,9 +58,11 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return shapes
 
 
-def node_flops(model: onnx.ModelProto) -> dict[str, float]:
-    """FLOPs (multiply-add = 2) per node name; nodes whose shapes are unknown are left out."""
-    shapes = _shapes(model)
+def node_flops(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, float]:
+    """FLOPs (multiply-add = 2) per node name; nodes whose shapes are unknown are left out.
+
+    ``input_shapes`` (one sample each, batch 1) replace the graph's symbolic input dims first."""
+    shapes = _shapes(with_input_shapes(model, input_shapes) if input_shapes else model)
     result: dict[str, float] = {}
     for index, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{index}"
@@ -69,9 +87,18 @@ def node_flops(model: onnx.ModelProto) -> dict[str, float]:
     return result
 
 
+_FLOATING = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
 def parameter_count(model: onnx.ModelProto) -> int:
-    """Number of weights: elements of every floating or integer initializer."""
+    """Number of weights: elements of every initializer, and of every floating-point tensor held in a
+    Constant node (some exporters keep all weights there; integer Constants are shapes and indices)."""
     total = 0
     for init in model.graph.initializer:
         total += int(math.prod(init.dims)) if init.dims else numpy_helper.to_array(init).size
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type in _FLOATING:
+                    total += int(math.prod(attr.t.dims))
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class ModelInfo:
     parameters: int
     flops_per_node: dict[str, float] = field(repr=False)
     warnings: list[str] = field(default_factory=list)
+    #: The per-sample input shapes FLOPs were counted at, when dims besides the batch are dynamic.
+    flops_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def flops(self) -> float:
@@ -70,6 +73,7 @@ class ModelInfo:
             "op_histogram": self.op_histogram,
             "parameters": self.parameters,
             "gflops_per_sample": self.flops / 1e9,
+            "gflops_at_shapes": self.flops_shapes,
             "warnings": self.warnings,
         }
 
@@ -92,8 +96,11 @@ def _model_name(path: Path) -> str:
     return folder if path.stem == "model" and folder else path.stem
 
 
-def inspect_model(model: LoadedModel) -> ModelInfo:
-    """Summarize a loaded model; warnings flag what will surprise a user at build time."""
+def inspect_model(model: LoadedModel, sample_shapes: Mapping[str, Sequence[int]] | None = None) -> ModelInfo:
+    """Summarize a loaded model; warnings flag what will surprise a user at build time.
+
+    ``sample_shapes`` (one sample per input, e.g. from the evaluation data) fix dims besides the batch
+    for the FLOP count: a detector with dynamic height and width costs nothing at 1x1."""
     graph = model.proto.graph
     initializers = {init.name for init in graph.initializer}
     inputs = [_tensor_info(v) for v in graph.input if v.name not in initializers]
@@ -107,6 +114,11 @@ def inspect_model(model: LoadedModel) -> ModelInfo:
                 f"Input '{tensor.name}' has dynamic dims {extra} besides the batch: calibration and "
                 "timing use the shape of your data, so keep it representative."
             )
+    dynamic = {t.name for t in inputs if any(isinstance(d, str) for d in t.shape[1:])}
+    flops_shapes = {name: [1, *list(shape)[1:]] for name, shape in (sample_shapes or {}).items() if name in dynamic}
+    if dynamic and not flops_shapes:
+        warnings.append("FLOPs are counted with the dynamic dims besides the batch at 1: give evaluation data "
+                        "(inspect --eval) to count them at its shape.")
     custom = sorted({node.domain for node in graph.node if node.domain not in ("", "ai.onnx")})
     if custom:
         warnings.append(f"Ops from custom domains {custom}: TensorRT may lack them.")
@@ -118,6 +130,7 @@ def inspect_model(model: LoadedModel) -> ModelInfo:
         outputs=outputs,
         op_histogram=dict(histogram.most_common()),
         parameters=parameter_count(model.proto),
-        flops_per_node=node_flops(model.proto),
+        flops_per_node=node_flops(model.proto, flops_shapes or None),
         warnings=warnings,
+        flops_shapes=flops_shapes,
     )

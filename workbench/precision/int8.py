@@ -14,16 +14,19 @@ import errno
 import io
 import json
 import logging
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import onnx
+from onnx import version_converter
 from onnxruntime.quantization import (
     CalibrationMethod,
     QuantFormat,
     QuantType,
-    quant_pre_process,
     quantize_dynamic,
     quantize_static,
 )
@@ -90,6 +93,33 @@ def quantizer_warnings(notes: list[str]) -> Iterator[None]:
         notes.append(f"ONNX Runtime's quantizer warned: {'; '.join(unique[:3])}{more}")
 
 
+_PREPROCESS = """
+import sys
+from onnxruntime.quantization import quant_pre_process
+src, dst, skip_symbolic, skip_optimization = sys.argv[1:]
+quant_pre_process(src, dst, skip_symbolic_shape=skip_symbolic == "1", skip_optimization=skip_optimization == "1")
+"""
+
+
+def _pre_process(src: Path, dst: Path, skip_symbolic_shape: bool, skip_optimization: bool) -> str | None:
+    """One try of ORT's pre-pass, in a child process whose working folder is a scratch folder.
+
+    ORT's symbolic shape inference saves ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data`` into the
+    current folder when it fails, and the pre-pass prints; run apart, neither reaches the user's folder
+    or stdout, and this process never changes its own working folder. Returns the error, or None.
+    """
+    with tempfile.TemporaryDirectory(prefix="wb-prepass-") as cwd:
+        done = subprocess.run(
+            [sys.executable, "-c", _PREPROCESS, str(src.resolve()), str(dst.resolve()),
+             "1" if skip_symbolic_shape else "0", "1" if skip_optimization else "0"],
+            cwd=cwd, capture_output=True, text=True,
+        )
+    if done.returncode == 0 and dst.is_file():
+        return None
+    lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
 def preprocess_for_quantization(src: Path, dst: Path) -> list[str]:
     """ORT's recommended pre-pass (optimise + shape inference), retried without the parts that fail."""
     notes = []
@@ -98,20 +128,49 @@ def preprocess_for_quantization(src: Path, dst: Path) -> list[str]:
         {"skip_symbolic_shape": True},
         {"skip_symbolic_shape": True, "skip_optimization": True},
     ]
+    last = ""
     for options in attempts:
-        try:
-            with quantizer_warnings([]):  # what it logs on failure is its traceback; the retry note says enough
-                quant_pre_process(str(src), str(dst), **options)
+        error = _pre_process(src, dst, "skip_symbolic_shape" in options, "skip_optimization" in options)
+        if error is not None and "No space left on device" in error:
+            raise OSError(errno.ENOSPC, error)  # a full disk is no reason to try again: the caller says so
+        if error is None:
             if options:
                 notes.append(f"quantization pre-processing needed {', '.join(options)} (it failed otherwise)")
             return notes
-        except Exception as exc:  # each failure mode of the pre-pass is a reason to try the next
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                raise  # a full disk is no reason to try again: the caller says so
-            last = exc
-    notes.append(f"quantization pre-processing skipped: {str(last).splitlines()[0][:200]}")
+        last = error
+    notes.append(f"quantization pre-processing skipped: {last[:300]}")
     dst.write_bytes(src.read_bytes())
     return notes
+
+
+#: Per-axis (per-channel) QuantizeLinear/DequantizeLinear exist from this opset on.
+PER_AXIS_OPSET = 13
+#: Upgrade older models for per-channel weights; off, the variant builder's ladder meets the backend's
+#: refusal of per-axis Q/DQ at the old opset and rebuilds per-tensor instead.
+UPGRADE_FOR_PER_CHANNEL = True
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def opset_for_per_channel(src: Path, dst: Path) -> tuple[Path, bool, list[str]]:
+    """Per-channel weights need opset 13; an older model is upgraded with ``onnx.version_converter``
+    (written to ``dst``), or quantized per-tensor when the upgrade fails. Returns (model, per_channel, notes)."""
+    model = onnx.load(str(src), load_external_data=False)
+    opset = default_opset(model)
+    if opset >= PER_AXIS_OPSET or not UPGRADE_FOR_PER_CHANNEL:
+        return src, True, []
+    try:
+        upgraded = version_converter.convert_version(onnx.load(str(src)), PER_AXIS_OPSET)
+        onnx.checker.check_model(upgraded)
+        onnx.save(upgraded, str(dst))
+    except Exception as exc:  # the converter has no adapter for some op: per-tensor still works at this opset
+        reason = " ".join(str(exc).split())[:200]
+        return src, False, [f"per-channel INT8 needs opset {PER_AXIS_OPSET} and this model is opset {opset}; "
+                            f"upgrading it failed ({reason}), so weights are quantized per-tensor"]
+    return dst, True, [f"opset {opset} upgraded to {PER_AXIS_OPSET} (onnx.version_converter) for per-channel "
+                       "weights, which need per-axis DequantizeLinear"]
 
 
 def prepared_model(src: Path, cache_dir: Path) -> tuple[Path, list[str]]:
@@ -156,6 +215,9 @@ def quantize_int8_static(
         calib = calib.take(MAX_CALIB_SAMPLES)
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
         cache = cache_dir or Path(tmp)
+        if per_channel:
+            src, per_channel, upgrade_notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
+            notes += upgrade_notes
         prepared, prep_notes = prepared_model(src, cache)
         notes += prep_notes
         ranges, range_notes = calibration_ranges(prepared, calib, method, cache, percentile=percentile,
@@ -204,9 +266,12 @@ def quantize_int8_dynamic(
     cache_dir: Path | None = None,
 ) -> list[str]:
     """Weights-only INT8 for MatMul-heavy models; activations are quantized at run time."""
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
-        prepared, notes = prepared_model(src, cache_dir or Path(tmp))
-        notes = list(notes)
+        if per_channel:
+            src, per_channel, notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
+        prepared, prep_notes = prepared_model(src, cache_dir or Path(tmp))
+        notes += prep_notes
         with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
             quantize_dynamic(
                 str(prepared),

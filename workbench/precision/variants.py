@@ -15,10 +15,12 @@ from pathlib import Path
 import onnx
 
 from workbench.backends.base import QuantTarget
+from workbench.backends.error_text import error_text
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.precision.fallback import blame
 from workbench.precision.half import convert_half
+from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
 from workbench.precision.int8 import CALIBRATION_METHODS, quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.progress import Progress
@@ -29,6 +31,9 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
 QUANTIZERS = ("onnxruntime", "nncf")
 DEFAULT_QUANTIZER = "onnxruntime"
 MAX_FALLBACKS = 40
+#: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
+MAX_INT8_RETRIES = 6
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 #: Returns None when the backend loads the file, else its error text.
 LoadCheck = Callable[[Path], "str | None"]
@@ -57,10 +62,10 @@ def _replace_atomically(tmp: Path, dst: Path) -> None:
 
 
 def _half_with_fallback(
-    model: onnx.ModelProto, dtype: str, tmp: Path, check: LoadCheck, progress: Progress
+    model: onnx.ModelProto, dtype: str, tmp: Path, check: LoadCheck, progress: Progress,
+    ops: list[str] | None = None, nodes: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    ops: list[str] = []
-    nodes: list[str] = []
+    ops, nodes = list(ops or []), list(nodes or [])
     for attempt in range(MAX_FALLBACKS):
         progress.report("convert", attempt / MAX_FALLBACKS, f"{dtype.upper()} conversion, attempt {attempt + 1}")
         converted = convert_half(model, dtype, ops, nodes)
@@ -82,11 +87,54 @@ def _half_with_fallback(
         else:
             raise BuildError(
                 f"The {dtype.upper()} model does not load on this backend and the error names nothing to "
-                f"keep in FP32: {error.splitlines()[0][:300]}",
+                f"keep in FP32: {error_text(error)}",
                 "Use FP32 or INT8 for this model, or another backend.",
             )
     raise BuildError(f"{dtype.upper()} conversion still failed after {MAX_FALLBACKS} fall-backs.",
                      "Use FP32 or INT8 for this model.")
+
+
+def _half_until_sane(
+    model: onnx.ModelProto, dtype: str, tmp: Path, check: LoadCheck, progress: Progress, probe: Dataset,
+    ops: list[str], nodes: list[str],
+) -> tuple[list[str], list[str], list[str]]:
+    """Run the loaded half variant beside FP32 on probe samples; keep what overflows or drifts in FP32 until
+    the outputs are sane (see ``half_guard``). Returns (ops, nodes, notes); raises when it stays broken."""
+    guard = HalfGuard(model, probe.inputs)
+    label = dtype.upper()
+    first = verdict = guard.verdict(onnx.load(str(tmp)))
+    added: list[str] = []
+    for round_ in range(MAX_ROUNDS + 1):
+        if verdict.sane:
+            break
+        progress.report("convert", 0.9, f"{label} drifts ({verdict.describe()}): keeping nodes in FP32, round "
+                        f"{round_ + 1}")
+        more = guard.overflowing_nodes({*nodes}) if round_ == 0 else []
+        if not more and round_ < MAX_ROUNDS:
+            culprit = guard.worst_node(onnx.load(str(tmp)), {*nodes})
+            more = [culprit] if culprit else []
+        if not more:
+            break
+        added += more
+        ops, nodes = _half_with_fallback(model, dtype, tmp, check, progress, ops, [*nodes, *more])
+        before, verdict = verdict, guard.verdict(onnx.load(str(tmp)))
+        if verdict.finite == before.finite and verdict.cosine <= before.cosine + 1e-4:
+            break  # keeping that node bought nothing: the error is spread over the graph, not in one node
+    samples = min(PROBE_SAMPLES, len(probe))
+    if not verdict.sane:
+        kept = f" after keeping {len(added)} nodes in FP32" if added else ""
+        raise BuildError(
+            f"The {label} variant is broken: on {samples} samples of {probe.label} its {verdict.describe()}"
+            f"{kept} (FP32 is the reference; {SANE_COSINE} is the least a sane variant gives).",
+            f"Use FP32 or INT8 for this model; {label} overflows or loses too much precision on this data.",
+        )
+    if not added:
+        return ops, nodes, [f"{label} checked against FP32 on {samples} samples of {probe.label}: "
+                            f"{verdict.describe()}"]
+    return ops, nodes, [
+        f"{label} drifted on {samples} samples of {probe.label} ({first.describe()}); kept {len(added)} nodes in "
+        f"FP32 that overflow FP16's range or add the most drift, now {verdict.describe()}: {', '.join(added)}"
+    ]
 
 
 def _next_half_op(model: onnx.ModelProto, blocked: list[str]) -> str | None:
@@ -98,6 +146,79 @@ def _next_half_op(model: onnx.ModelProto, blocked: list[str]) -> str | None:
         if node.op_type not in blocked and node.op_type != "Cast" and any(name in typed for name in node.input):
             return node.op_type
     return None
+
+
+def _int8_with_fallback(
+    src: Path,
+    out: Path,
+    precision: str,
+    check: LoadCheck,
+    *,
+    calib: Dataset | None,
+    calib_method: str,
+    per_channel: bool,
+    target: QuantTarget,
+    exclude_nodes: list[str],
+    quant_options: dict,
+    cache_dir: Path | None,
+    progress: Progress,
+) -> tuple[list[str], str | None]:
+    """Quantize, and when the backend refuses the result, climb the ladder: per-tensor weights first
+    (per-axis Q/DQ is what old opsets and some kernels reject), then the node the error names kept in FP32.
+    Returns the notes and the last load error (None once it loads)."""
+    ladder: list[str] = []
+    error: str | None = None
+    for _ in range(MAX_INT8_RETRIES):
+        if precision == "int8":
+            assert calib is not None
+            notes = quantize_int8_static(
+                src, out, calib, method=calib_method, per_channel=per_channel, target=target,
+                exclude_nodes=exclude_nodes, cache_dir=cache_dir, progress=progress, **quant_options,
+            )
+        else:
+            notes = quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes,
+                                          cache_dir=cache_dir)
+        progress.report("check", 1.0, "checking the backend loads the variant")
+        error = check(out)
+        if error is None:
+            return ladder + notes, None
+        if per_channel:
+            per_channel = False
+            ladder.append(f"the per-channel model did not load ({error_text(error)}); rebuilt with per-tensor weights")
+            continue
+        culprits = [name for name in quantized_origin(out, blame(error).node) if name not in exclude_nodes]
+        if not culprits:
+            return ladder + notes, error  # nothing left to keep in FP32: the caller reports it
+        exclude_nodes = [*exclude_nodes, *culprits]
+        ladder.append(f"the INT8 model did not load ({error_text(error)}); kept {', '.join(culprits)} in FP32 "
+                      "and rebuilt")
+    return ladder, error
+
+
+def quantized_origin(model_path: Path, node_name: str | None) -> list[str]:
+    """The original nodes behind a node of a quantized model: a Q/DQ node stands for the nodes it feeds,
+    an integer kernel (``<name>_quant``) for the node it replaced."""
+    if not node_name:
+        return []
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    by_name = {node.name: node for node in graph.node}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    node = by_name.get(node_name)
+    if node is None:
+        return []
+    if node.op_type not in _QDQ:
+        return [node_name.removesuffix("_quant")]
+    found, frontier = [], list(node.output)
+    while frontier:
+        for user in consumers.get(frontier.pop(), []):
+            if user.op_type in _QDQ:
+                frontier += list(user.output)
+            elif user.name not in found:
+                found.append(user.name)
+    return found
 
 
 def build_variant(
@@ -114,9 +235,12 @@ def build_variant(
     quant_options: dict | None = None,
     cache_dir: Path | None = None,
     quantizer: str = DEFAULT_QUANTIZER,
+    probe: Dataset | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
-    """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done."""
+    """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
+
+    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on."""
     progress = progress or Progress()
     if precision not in PRECISIONS:
         raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
@@ -136,6 +260,9 @@ def build_variant(
         elif precision in ("fp16", "bf16"):
             model = onnx.load(str(src))
             ops, nodes = _half_with_fallback(model, precision, out, check, progress)
+            if probe is not None and not probe.is_random:
+                ops, nodes, checked = _half_until_sane(model, precision, out, check, progress, probe, ops, nodes)
+                build.notes += checked
             build.kept_fp32_ops, build.kept_fp32_nodes = ops, nodes
             build.notes.append(f"{precision.upper()} with graph inputs/outputs kept FP32; numerically "
                                "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
@@ -145,24 +272,24 @@ def build_variant(
                                    f"{precision.upper()} form of them): {', '.join(ops)}")
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
-        elif precision == "int8" and quantizer == "nncf":
-            assert calib is not None
-            build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude_nodes,
-                                              progress=progress)
-        elif precision == "int8":
-            assert calib is not None
-            build.notes += quantize_int8_static(
-                src, out, calib, method=calib_method, per_channel=per_channel, target=target,
-                exclude_nodes=exclude_nodes, cache_dir=cache_dir, progress=progress, **(quant_options or {}),
+        error: str | None = None
+        if precision.startswith("int8") and not (precision == "int8" and quantizer == "nncf"):
+            notes, error = _int8_with_fallback(
+                src, out, precision, check, calib=calib, calib_method=calib_method, per_channel=per_channel,
+                target=target, exclude_nodes=list(exclude_nodes or []), quant_options=quant_options or {},
+                cache_dir=cache_dir, progress=progress,
             )
+            build.notes += notes
         else:
-            build.notes += quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes,
-                                                 cache_dir=cache_dir)
-        progress.report("check", 1.0, "checking the backend loads the variant")
-        error = check(out)
+            if precision == "int8":
+                assert calib is not None
+                build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude_nodes,
+                                                  progress=progress)
+            progress.report("check", 1.0, "checking the backend loads the variant")
+            error = check(out)
         if error is not None:
             raise BuildError(
-                f"The {precision} variant was built but the backend refuses it: {error.splitlines()[0][:300]}",
+                f"The {precision} variant was built but the backend refuses it: {error_text(error)}",
                 "Try another precision or calibration method; the FP32 model is unaffected.",
             )
         _replace_atomically(out, dst)

@@ -203,6 +203,7 @@ class Pipeline:
                 calib_method=options.calib_method, per_channel=options.per_channel,
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
                 quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
+                probe=inputs.calib if inputs.calib is not None else inputs.eval,
                 progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes

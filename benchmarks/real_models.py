@@ -1,0 +1,176 @@
+"""Real pretrained models, as a new user would try them: FP32, plain INT8, and ``workbench tune``'s pick.
+
+For every model of the zoo (``benchmarks/zoo.py``) it prints the FP32 latency, plain INT8's speed-up and
+task metric, the tuned variant's speed-up and task metric, the search's wall time, and the peak RSS of
+each step. Each step is a ``workbench`` command in its own process, and its peak RSS is that child's own
+``ru_maxrss`` (``os.wait4``), so one step's memory never hides another's. Batch 8 by default; ONNX Runtime
+uses its default thread count (one per core: 2 on the development machine).
+
+    python benchmarks/real_models.py [--models a,b] [--batch 8] [--time-budget 600] [--workspace DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zoo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Step:
+    """One child process: what it printed on stdout (parsed as JSON when it is), its wall time and peak RSS."""
+
+    name: str
+    wall_s: float
+    peak_rss_mb: float
+    status: int
+    result: dict | None = None
+    error: str = ""
+
+
+@dataclass
+class Row:
+    model: str
+    task: str
+    steps: list[Step] = field(default_factory=list)
+
+
+def run_step(name: str, cmd: list[str], env: dict[str, str], json_out: bool = True) -> Step:
+    """Run ``cmd`` and read that child's own resource usage when it ends."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    step = Step(name, wall, usage.ru_maxrss / 1024, child.returncode)
+    try:
+        step.result = json.loads(text) if json_out and text.strip() else None
+    except json.JSONDecodeError:
+        step.error = "stdout was not JSON"
+    if child.returncode != 0:
+        lines = [line for line in errors.splitlines() if line.startswith("error:")] or errors.splitlines()[-1:]
+        step.error = lines[-1] if lines else f"exit {child.returncode}"
+    return step
+
+
+def _metric(drift: dict) -> str:
+    task = drift.get("task") or {}
+    if not task:
+        return "n/a"
+    mark = "" if task.get("met", True) else " (misses)"
+    return f"{task.get('metric', task.get('name', '?'))} {task.get('value', float('nan')):.3f}{mark}"
+
+
+def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> Row:
+    python = [sys.executable]
+    prepare = run_step("prepare", [*python, str(Path(__file__).parent / "zoo.py"), name], env, json_out=False)
+    model = zoo.get(name) if prepare.status == 0 else None
+    row = Row(name, model.task if model else "?", [prepare])
+    if model is None:
+        return row
+    data = ["--calib", str(model.calib_npz), "--eval", str(model.eval_npz), "--batch", str(args.batch),
+            "--task", model.task, "--json"]
+    row.steps.append(run_step("int8", [*python, "-m", "workbench", "run", str(model.onnx_path), "--precision", "int8",
+                                       "--repeats", str(args.repeats), *data], env))
+    row.steps.append(run_step("tune", [*python, __file__, "--tune-child", str(model.onnx_path), "--backend",
+                                       args.backend, "--time-budget", str(args.time_budget), "--repeats",
+                                       str(args.repeats), *data], env))
+    return row
+
+
+def tune_child(argv: list[str]) -> None:
+    """The search through its Python API (``workbench.tuning.tune``), printing its JSON like ``workbench tune``."""
+    parser = argparse.ArgumentParser()
+    for flag in ("--calib", "--eval", "--task", "--backend"):
+        parser.add_argument(flag)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--time-budget", type=float)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("model")
+    args = parser.parse_args(argv)
+    from workbench.build_options import BuildOptions
+    from workbench.tuning import tune
+
+    options = BuildOptions(calib=args.calib, eval=args.eval, batch=args.batch, repeats=args.repeats, task=args.task)
+    result = tune(args.model, options, backends=[args.backend], time_budget=args.time_budget)
+    json.dump(result.to_dict(), sys.stdout, default=str)
+
+
+def table(rows: list[Row]) -> str:
+    head = ("| model | task | FP32 ms | INT8 speed-up | INT8 metric | tuned speed-up | tuned metric "
+            "| tuned precision, kept FP32 | search s | peak RSS MB (prepare / int8 / tune) |")
+    lines = [head, "|" + "---|" * 10]
+    for row in rows:
+        steps = {s.name: s for s in row.steps}
+        plain, tuned = steps.get("int8"), steps.get("tune")
+        fp32 = speed = metric = t_speed = t_metric = t_what = wall = "n/a"
+        if plain and plain.result:
+            run = plain.result
+            fp32 = f"{run['reference_latency_ms']['median']:.1f}"
+            speed, metric = f"{run['speedup']:.2f}x", _metric(run["drift"])
+        elif plain:
+            speed = f"failed: {plain.error}"
+        if tuned and tuned.result:
+            best = tuned.result.get("recommended")
+            wall = f"{tuned.result.get('wall_s', tuned.wall_s):.0f}"
+            if best:
+                m = best["metric"]
+                t_speed = f"{best['speedup']:.2f}x"
+                t_metric = f"{m.get('name', '?')} {m.get('value', float('nan')):.3f}" + ("" if m.get("met") else
+                                                                                         " (misses)")
+                t_what = f"{best['precision']} ({best['recipe'].get('name', '')}), {len(best['kept_nodes'])} nodes"
+            else:
+                t_speed = "none meets the budget"
+        elif tuned:
+            t_speed = f"failed: {tuned.error}"
+        rss = " / ".join(f"{steps[n].peak_rss_mb:.0f}" if n in steps else "-" for n in ("prepare", "int8", "tune"))
+        lines.append(f"| {row.model} | {row.task} | {fp32} | {speed} | {metric} | {t_speed} | {t_metric} | {t_what} "
+                     f"| {wall} | {rss} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--tune-child"]:
+        return tune_child(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(zoo.names()), help="comma-separated zoo names")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--time-budget", type=float, default=600.0, help="seconds for each tune search")
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per build")
+    parser.add_argument("--backend", default="onnxruntime-cpu")
+    parser.add_argument("--workspace", help="workspace for the runs (default: a fresh temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="real-models-") as fresh:
+        env = {**os.environ, "WORKBENCH_WORKSPACE": args.workspace or fresh,
+               "WORKBENCH_ZOO": str(zoo.root()), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
+                   "PYTHONPATH", "")])}
+        rows = []
+        for name in args.models.split(","):
+            row = measure(name.strip(), args, env)
+            rows.append(row)
+            for step in row.steps:
+                print(f"# {row.model} {step.name}: {step.wall_s:.0f} s, peak RSS {step.peak_rss_mb:.0f} MB"
+                      + (f", {step.error}" if step.error else ""), file=sys.stderr, flush=True)
+        print(f"batch {args.batch}, backend {args.backend}, {os.cpu_count()} cores, tune time budget "
+              f"{args.time_budget:g} s")
+        print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

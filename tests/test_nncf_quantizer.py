@@ -56,3 +56,12 @@ def test_nncf_ignored_scope_keeps_named_nodes_fp32(cnn: Path) -> None:
 def test_unknown_quantizer_is_refused(cnn: Path) -> None:
     with pytest.raises(Exception, match="Unknown quantizer 'tflite'"):
         Pipeline().run(cnn, BuildOptions("int8", quantizer="tflite"))
+
+
+def test_build_panel_passes_the_quantizer() -> None:
+    from workbench.ui.build_panel import BuildPanel
+
+    panel = BuildPanel(lambda options: None, lambda: None)
+    assert panel.options().quantizer == "onnxruntime"
+    panel.quantizer.value = "nncf"
+    assert panel.options().quantizer == "nncf"

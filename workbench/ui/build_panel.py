@@ -17,7 +17,7 @@ from workbench.build_options import BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import DataError
 from workbench.precision.int8 import CALIBRATION_METHODS
-from workbench.precision.variants import PRECISIONS
+from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
@@ -87,6 +87,8 @@ class BuildPanel:
                                       self.image_layout])
         self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method",
                                        **wide_layout())
+        self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
+                                    **wide_layout())
         self.eval_path = W.Text(placeholder="blank: eval.npz beside the model; or a path, or random",
                                 description="Evaluation data", **wide_layout())
         self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
@@ -108,7 +110,7 @@ class BuildPanel:
         self.build_button.on_click(lambda _: self._build_clicked(on_build))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.calib_box = W.VBox([self.calib_source, self.calib_path, self.calib_count, self.preprocess_box,
-                                 self.calib_method])
+                                 self.calib_method, self.quantizer])
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note, self.precision,
@@ -165,6 +167,7 @@ class BuildPanel:
             prune_ratio=self.prune_ratio.value if method else 0.0,
             calib=calib,
             calib_method=self.calib_method.value,
+            quantizer=self.quantizer.value,
             eval=self.eval_path.value.strip() or None,
             preprocess=preprocess,
             backend=self.backend.value,

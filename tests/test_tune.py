@@ -91,3 +91,19 @@ def test_cli_prints_the_documented_json(cli_env: dict[str, str]):
                                             "kept_nodes", "recipe"}
         assert Path(data["recommended"]["artifact"]).is_file() and data["recommended"]["metric"]["met"]
     assert (done.returncode == 0) == (data["recommended"] is not None)
+
+
+def test_build_panel_search_and_python_api_share_the_search(tmp_path: Path):
+    from workbench.ui.app import Workbench
+
+    wb = Workbench(sample("digits_outlier"), tmp_path / "ws", task="classification")
+    assert wb.build.task.value == "classification" and wb.build.options().task == "classification"
+    wb.build.batch.value, wb.build.repeats.value = 8, 3
+    result = wb.tune(wb.build.options(), time_budget=300, backends=CPU)
+    assert any(t.met for t in result.trials) and "recommended:" in wb.build.status.value
+    html = wb.results.table.value
+    missed = sum(1 for run in wb.results.runs if run.drift["task"]["met"] is False)
+    rule = next(part for part in html.split("}") if "#fdecea" in part)
+    assert missed and rule.count("#T_") == missed * len(wb.results.frame().columns)  # every missing row in red
+    with pytest.raises(WorkbenchError, match="Unknown task"):
+        Workbench(task="segmentation")

@@ -115,6 +115,9 @@ class _Search:
     def static_recipes(self) -> Trial | None:
         default = Recipe("default", "int8")
         plain = self.trial("recipe", "static INT8, MinMax, per-channel", default)
+        if plain is None and not self.out_of_time:  # e.g. per-channel scales this opset cannot express
+            default = Recipe("per-tensor", "int8", per_channel=False)
+            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", default)
         if plain is None or plain.met:
             return plain
         tried = [plain]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, SweepResult
 from workbench.runs.workspace import Workspace
+from workbench.tasks import TaskChoice
+from workbench.tuning import TuneResult
+from workbench.tuning.search import DEFAULT_TIME_BUDGET
 from workbench.ui.build_panel import BuildPanel
 from workbench.ui.controller import BuildController, Outcome
 from workbench.ui.graph_panel import GraphPanel
@@ -24,6 +28,7 @@ from workbench.ui.model_panel import ModelPanel
 from workbench.ui.results_panel import ResultsPanel
 from workbench.ui.sweep_controller import SweepController, SweepOutcome
 from workbench.ui.sweep_panel import SweepPanel
+from workbench.ui.tune_controller import TuneController, TuneOutcome
 
 TABS = ("Model", "Build", "Results", "Graph", "Sweep")
 
@@ -35,17 +40,25 @@ class Workbench:
     the Results tab, so re-running the cell after a kernel restart shows the earlier runs.
     """
 
-    def __init__(self, model: str | Path | None = None, workspace: str | Path | Workspace | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, workspace: str | Path | Workspace | None = None, *,
+                 task: str | None = None, metric: Callable[..., float] | str | None = None,
+                 budget: float | None = None) -> None:
         self.pipeline = Pipeline(workspace)
         self.controller = BuildController(self.pipeline, on_progress=self._progress, on_finish=self._finished)
+        self.tuner = TuneController(self.pipeline, on_progress=self._progress, on_finish=self._tuned)
         self.model = ModelPanel(self.pipeline, self._opened)
-        self.build = BuildPanel(self._start_build, self.controller.cancel)
+        self.build = BuildPanel(self._start_build, self._cancel_build, self._start_tune)
+        TaskChoice(task, metric, budget)  # a bad task, metric or budget is said now, not at the first build
+        self.build.task.value = task
+        self.build.metric = metric
+        self.build.budget.value = "" if budget is None else f"{budget:g}"
         self.results = ResultsPanel(self.pipeline)
         self.graph = GraphPanel()
         self.sweeper = SweepController(self.pipeline, on_progress=self._sweep_progress, on_run=self._sweep_cell,
                                        on_finish=self._sweep_finished)
         self.sweep_panel = SweepPanel(self._start_sweep, self.sweeper.cancel)
         self.last_outcome: Outcome | None = None
+        self.last_tune: TuneOutcome | None = None
         self.last_sweep: SweepOutcome | None = None
         self.tabs = W.Tab(children=[self.model.widget, self.build.widget, self.results.widget, self.graph.widget,
                                     self.sweep_panel.widget], titles=TABS)
@@ -60,12 +73,57 @@ class Workbench:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running build or sweep has finished and the panels show it (scripts and tests)."""
-        return self.controller.wait(timeout) and self.sweeper.wait(timeout)
+        return self.controller.wait(timeout) and self.sweeper.wait(timeout) and self.tuner.wait(timeout)
 
     @property
     def busy(self) -> bool:
-        """A build or a sweep is running: both use the one pipeline, so neither may start beside the other."""
-        return self.controller.busy or self.sweeper.busy or self.pipeline.busy
+        """A build, search or sweep is running: they share the one pipeline, so none may start beside another."""
+        return self.controller.busy or self.sweeper.busy or self.tuner.busy or self.pipeline.busy
+
+    def tune(self, options: BuildOptions | None = None, *, time_budget: float = DEFAULT_TIME_BUDGET,
+             backends: Sequence[str] | None = None) -> TuneResult:
+        """Find the fastest variant within the budget, exactly as the Build panel's search button does, and wait.
+
+        ``options`` default to the Build panel's (data, batch, task, metric, budget); the search picks
+        precision, recipe and kept nodes, on ``backends`` (default: every one that runs here). Raises the
+        search's error, which the panel shows too.
+        """
+        if self.model.path is None:
+            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
+        if self.busy:
+            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
+        self._start_tune(options or self.build.options(), time_budget, backends)
+        self.tuner.wait()
+        outcome = self.last_tune
+        if outcome is None or outcome.result is None:
+            raise outcome.error if outcome and outcome.error else Busy("The search did not finish.", "Run it again.")
+        return outcome.result
+
+    def _cancel_build(self) -> None:
+        self.controller.cancel()
+        self.tuner.cancel()
+
+    def _start_tune(self, options: BuildOptions, time_budget: float, backends: Sequence[str] | None = None) -> None:
+        if self.model.path is None:
+            self.build.show_message(error_html("No model is open. Open one in the Model tab first."))
+            return
+        if self.busy:
+            self.build.show_message(error_html("A build or sweep is already running. Wait for it, or click Cancel."))
+            return
+        self.build.set_running(True)
+        self.results.show_error(None)
+        self.tuner.start(str(self.model.path), options, time_budget, backends)
+
+    def _tuned(self, outcome: TuneOutcome) -> None:
+        self.last_tune = outcome
+        if outcome.result is None:
+            self.build.show_outcome(Outcome(error=outcome.error, message=outcome.message, details=outcome.details))
+            return
+        self.build.show_tuned(outcome.result)
+        best = outcome.result.recommended
+        self.results.refresh(new_run=best.run if best is not None else None)
+        if self.model.path is not None:
+            self.graph.set_variants(self.model.path, self.results.runs)
 
     def run(self, options: BuildOptions | None = None, *, profile_layers: bool = True,
             layer_drift: bool = True) -> Run:

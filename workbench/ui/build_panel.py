@@ -21,6 +21,8 @@ from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZE
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.tasks import TASKS
+from workbench.tuning import TuneResult
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
 
@@ -53,7 +55,7 @@ class BuildPanel:
     """Options for one build; ``on_build`` receives the ``BuildOptions`` and the analyses to run after."""
 
     def __init__(self, on_build: Callable[[BuildOptions, dict[str, bool]], None],
-                 on_cancel: Callable[[], None]) -> None:
+                 on_cancel: Callable[[], None], on_tune: Callable[[BuildOptions, float], None] | None = None) -> None:
         status = availability()
         usable = [name for name, s in status.items() if s.available]
         self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
@@ -93,6 +95,18 @@ class BuildPanel:
                                 description="Evaluation data", **wide_layout())
         self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
         self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide_layout())
+        self.task = W.Dropdown(options=[("guess from the outputs", None), *[(name, name) for name in TASKS]],
+                               value=None, description="Task", **wide_layout())
+        self.budget = W.Text(placeholder="blank: the task's default", description="Budget", **wide_layout())
+        self.budget_note = W.HTML("<small>" + "; ".join(
+            f"{t.name}: {escape(t.rule.format(b=t.budget))}" for t in TASKS.values())
+            + "; classification with labels: at most 1 point of accuracy lost</small>")
+        #: A user's own metric function (``Workbench(metric=fn)``); it decides instead of the task's.
+        self.metric: Callable[..., float] | str | None = None
+        self.time_budget = W.BoundedIntText(value=600, min=10, max=86400, description="Search time (s)",
+                                            **wide_layout())
+        self.tune_button = W.Button(description="Find the fastest variant within the budget", icon="search",
+                                    layout=W.Layout(width="320px"))
         self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
         self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
         self.build_button = W.Button(description="Build", button_style="primary", icon="play")
@@ -108,6 +122,8 @@ class BuildPanel:
         self.calib_source.observe(lambda _: self._show_calib_fields(), names="value")
         self.precision.observe(lambda _: self._show_calib_fields(), names="value")
         self.build_button.on_click(lambda _: self._build_clicked(on_build))
+        if on_tune is not None:
+            self.tune_button.on_click(lambda _: self._tune_clicked(on_tune))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.calib_box = W.VBox([self.calib_source, self.calib_path, self.calib_count, self.preprocess_box,
                                  self.calib_method, self.quantizer])
@@ -117,8 +133,10 @@ class BuildPanel:
             self.batch,
             heading_html_widget("Pruning"), self.prune_method, self.prune_note, self.prune_ratio,
             heading_html_widget("Data"), self.calib_box, self.eval_path,
+            heading_html_widget("Judge"), self.task, self.budget, self.budget_note,
             heading_html_widget("Measure"), self.repeats, self.profile_layers, self.layer_drift,
-            W.HBox([self.build_button, self.cancel_button]), self.bar, self.step, self.status, self.log,
+            W.HBox([self.build_button, self.cancel_button]),
+            W.HBox([self.tune_button, self.time_budget]), self.bar, self.step, self.status, self.log,
         ])
 
     def _prune_method(self) -> str | None:
@@ -173,7 +191,19 @@ class BuildPanel:
             backend=self.backend.value,
             batch=self.batch.value,
             repeats=self.repeats.value,
+            task=self.task.value,
+            metric=self.metric,
+            budget=self._budget(),
         )
+
+    def _budget(self) -> float | None:
+        text = self.budget.value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise DataError(f"Budget '{text}' is not a number.", "Type e.g. 0.99, or leave it blank.") from None
 
     def analyses(self) -> dict[str, bool]:
         """What runs after the build: ``BuildController.start``'s ``profile_layers`` and ``layer_drift``."""
@@ -199,7 +229,28 @@ class BuildPanel:
             return
         on_build(options, self.analyses())
 
+    def _tune_clicked(self, on_tune: Callable[[BuildOptions, float], None]) -> None:
+        try:
+            options = self.options()
+        except DataError as exc:
+            self.status.value = error_html(exc)
+            return
+        on_tune(options, float(self.time_budget.value))
+
+    def show_tuned(self, result: TuneResult) -> None:
+        """The search's pick and how it got there; red when nothing meets the budget."""
+        self.set_running(False)
+        self.bar.value = 1.0
+        best = result.recommended
+        self.bar.bar_style = "success" if best is not None else "danger"
+        self.step.value = (f"Done: {best.run.label} on {best.backend}, {best.speedup:.2f}x vs FP32."
+                           if best is not None else "Done: no variant meets the budget.")
+        story = f"<pre style='white-space:pre-wrap;font-size:0.85em'>{escape(result.explain())}</pre>"
+        self.status.value = (note_html("The search's pick is in the Results tab.") if best is not None
+                             else error_html("No variant meets the budget and runs faster than FP32.")) + story
+
     def set_running(self, running: bool) -> None:
+        self.tune_button.disabled = running
         self.build_button.disabled = running
         self.cancel_button.disabled = not running
         if running:
@@ -216,6 +267,7 @@ class BuildPanel:
             self.log.append_stdout(f"{event.step}: {event.message}\n")
 
     def show_outcome(self, outcome: Outcome) -> None:
+        self.tune_button.disabled = False
         self.set_running(False)
         if outcome.ok:
             self.bar.value, self.bar.bar_style = 1.0, "success"

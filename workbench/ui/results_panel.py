@@ -19,6 +19,18 @@ from workbench.ui.plot_slot import PlotSlot
 DEFAULT_COMPARED = 3
 
 
+#: Rows of variants that miss their task's budget (or are broken): never the pick, never missed.
+MISSED_STYLE = "color: #c62828; background: #fdecea"
+
+
+def runs_table_html(frame: pd.DataFrame) -> str:
+    """The runs table with every variant that misses its budget in red."""
+    frame = frame.reset_index(drop=True)
+    missed = frame["meets_budget"].eq(False) if "meets_budget" in frame else pd.Series(False, index=frame.index)
+    styled = frame.style.apply(lambda row: [MISSED_STYLE if missed[row.name] else ""] * len(row), axis=1)
+    return styled.format(precision=4, na_rep="—").hide(axis="index").set_table_attributes('class="wb-runs"').to_html()
+
+
 class ResultsPanel:
     """Runs table + selection + plot slots + the place where build errors are explained."""
 
@@ -82,8 +94,7 @@ class ResultsPanel:
             self.sort_by.value = "created"
         if self.sort_by.value in frame.columns:
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value, kind="stable")
-        self.table.value = frame.to_html(index=False, classes="wb-runs", float_format=lambda v: f"{v:.4g}",
-                                         na_rep="—", border=0)
+        self.table.value = runs_table_html(frame)
 
     def selected(self) -> list[Run]:
         by_id = {r.run_id: r for r in self.runs}

@@ -52,6 +52,8 @@ def test_drift_and_sensitivity_commands(capsys):
     assert drift["layers"] and "local_sqnr_db" in drift["layers"][0]
     saved = load_run_table(Pipeline().workspace.load_run(drift["run_id"]), LAYER_DRIFT)  # the report finds it
     assert saved is not None and len(saved) == len(drift["layers"])
-    assert main(["sensitivity", model, "--search-metric", "accuracy", "--search-budget", "5", "--json"]) == 0
+    # sensitivity is the old name of tune: the same search, the same JSON
+    code = main(["sensitivity", model, "--backend", "onnxruntime-cpu", "--budget", "5", "--repeats", "3", "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert result["met"] and result["kept"] == []
+    assert code == (0 if result["recommended"] else 1)
+    assert result["trials"][0]["metric"]["met"] and result["trials"][0]["kept_nodes"] == []

@@ -15,8 +15,8 @@ from conftest import REPO, sample
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.runs.pipeline import Pipeline
-from workbench.tuning import tune
-from workbench.tuning.graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
+from workbench.workflows.tune import tune
+from workbench.workflows.tune_graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
 
 CPU = ["onnxruntime-cpu"]
 

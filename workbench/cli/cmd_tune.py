@@ -9,13 +9,13 @@ from workbench.backends.registry import backend_names
 from workbench.build_options import BuildOptions
 from workbench.cli.common import add_output_options, add_task_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
-from workbench.tuning import tune
-from workbench.tuning.search import DEFAULT_TIME_BUDGET
+from workbench.workflows.tune import DEFAULT_TIME_BUDGET, tune
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "tune", help="find the fastest variant within the task's accuracy budget",
+        "tune", aliases=["sensitivity"], help="find the fastest variant within the task's accuracy budget "
+        "(alias: sensitivity)",
         description="Tries quantization recipes (calibration method, per-tensor, S8, fragile ops kept FP32), "
         "then keeps the fewest quantized nodes in FP32 that meet the budget; every trial is a stored run.")
     parser.add_argument("model", help="path to an .onnx model")

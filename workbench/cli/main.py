@@ -24,7 +24,6 @@ COMMANDS = [
     "cmd_backends",
     "cmd_profile",
     "cmd_drift",
-    "cmd_sensitivity",
     "cmd_tune",
     "cmd_import_trtexec",
     "cmd_sweep",

@@ -18,8 +18,6 @@ from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, SweepResult
 from workbench.runs.workspace import Workspace
 from workbench.tasks import TaskChoice
-from workbench.tuning import TuneResult
-from workbench.tuning.search import DEFAULT_TIME_BUDGET
 from workbench.ui.build_panel import BuildPanel
 from workbench.ui.controller import BuildController, Outcome
 from workbench.ui.graph_panel import GraphPanel
@@ -29,6 +27,7 @@ from workbench.ui.results_panel import ResultsPanel
 from workbench.ui.sweep_controller import SweepController, SweepOutcome
 from workbench.ui.sweep_panel import SweepPanel
 from workbench.ui.tune_controller import TuneController, TuneOutcome
+from workbench.workflows.tune import DEFAULT_TIME_BUDGET, TuneResult
 
 TABS = ("Model", "Build", "Results", "Graph", "Sweep")
 

@@ -22,9 +22,9 @@ from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.tasks import TASKS
-from workbench.tuning import TuneResult
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
+from workbench.workflows.tune import TuneResult
 
 NO_PRUNING = "none"
 

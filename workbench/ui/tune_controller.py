@@ -10,8 +10,8 @@ from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
-from workbench.tuning import TuneResult, tune
 from workbench.ui.controller import BackgroundJob, explain
+from workbench.workflows.tune import TuneResult, tune
 
 
 @dataclass

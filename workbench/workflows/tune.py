@@ -1,215 +1,311 @@
-"""Which layers must stay in FP32 for a quantized model to stay accurate, and what that costs.
+"""``workbench tune``: the fastest variant that keeps the task metric within its budget.
 
-A per-layer drift table says where the noise is made; it does not say which layer's noise the
-task cares about. So each of the ``top_k`` noisiest layers (lowest local SQNR) is kept in FP32
-in a build of its own, through the same pipeline as every other run (``exclude_nodes``), and
-ranked by how much of the task metric it recovers. The mixed variant then keeps layers in that
-order - the best single layer first, then greedily more - until the budget is met, so it keeps
-as few layers as the ranking allows; every build is a cached run, so nothing is built twice.
+What Intel Neural Compressor's accuracy-aware tuning and ``polygraphy debug precision`` aim at,
+done on the ONNX graph and mapped to ONNX node names, every try a stored run:
+
+1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax, then
+   percentile and entropy calibration; if none meets the budget, the best of them with the fragile
+   nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the classifier
+   Gemm, a detector's last layers before its decode), per-tensor scales, S8 symmetric activations.
+   Dynamic INT8 (MatMul-heavy models) per channel and per tensor.
+2. **Node fall-back** from the best recipe that still misses: candidates are only the nodes whose
+   exclusion changes the built file (the ones the quantizer touched). They are measured in
+   contiguous groups (so a 150-layer detector stays affordable), ranked by what each group recovers
+   of the task metric, and kept greedily until the budget is met; then every kept group is split
+   in halves that go back to INT8 while the budget still holds, so each node left in FP32 pays.
+
+Calibration ranges and the quantization pre-pass are computed once per model and data and reused
+by every trial (``precision.calibration``). A time budget stops the search between trials.
 """
 
 from __future__ import annotations
 
+import resource
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import onnx
 
+from workbench.backends.registry import availability, get_backend
 from workbench.build_options import BuildOptions
-from workbench.errors import WorkbenchError
+from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.precision.int8 import prepared_model
 from workbench.progress import CancelToken, Progress, ProgressCallback
-from workbench.runs.pipeline import Pipeline
+from workbench.runs.pipeline import CALIBRATION_DIR, Pipeline
 from workbench.runs.run import Run
-from workbench.workflows.layer_drift import drift_for_run
+from workbench.tasks import task_score
+from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, weight_matmul_heavy
+from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
 
-#: Precisions whose builds honour ``exclude_nodes`` (the quantizers' ``nodes_to_exclude``).
-SEARCHABLE_PRECISIONS = ("int8", "int8-dynamic")
-METRICS = ("accuracy", "top1_agreement", "cosine")
-
-
-@dataclass(frozen=True)
-class AccuracyBudget:
-    """How much a variant may lose against FP32.
-
-    ``accuracy``: at most ``limit`` points (percent) below FP32's accuracy on the labelled set.
-    ``top1_agreement``: at most ``limit`` points of predictions differing from FP32's.
-    ``cosine``: mean output cosine similarity to FP32 of at least ``limit`` (e.g. 0.9999).
-    """
-
-    metric: str = "accuracy"
-    limit: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise WorkbenchError(f"Unknown budget metric '{self.metric}'.", f"Use one of: {', '.join(METRICS)}.")
-        if self.limit < 0 or (self.metric == "cosine" and self.limit > 1):
-            raise WorkbenchError(f"Budget limit {self.limit} is out of range for {self.metric}.",
-                                 "Give points >= 0 for accuracy/top1_agreement, or a cosine in [0, 1].")
-
-    def value(self, run: Run) -> float:
-        """The run's score on this metric (higher is better)."""
-        drift = run.drift
-        key = {"accuracy": "accuracy", "top1_agreement": "top1_agreement", "cosine": "cosine_similarity"}[self.metric]
-        if drift.get(key) is None:
-            raise WorkbenchError(
-                f"Run {run.run_id} has no {self.metric} (the eval data has no labels or the model is no classifier).",
-                "Use the 'cosine' budget, or evaluate on labelled data.",
-            )
-        return float(drift[key])
-
-    def threshold(self, run: Run) -> float:
-        """The lowest passing score, given the FP32 figures stored with the run."""
-        if self.metric == "accuracy":
-            return float(run.drift["reference_accuracy"]) - self.limit / 100.0
-        if self.metric == "top1_agreement":
-            return 1.0 - self.limit / 100.0
-        return self.limit
-
-    def meets(self, run: Run) -> bool:
-        return self.value(run) >= self.threshold(run) - 1e-12
-
-    def describe(self) -> str:
-        if self.metric == "cosine":
-            return f"output cosine >= {self.limit:g}"
-        return f"{self.metric.replace('_', '-')} within {self.limit:g} points of FP32"
+DEFAULT_TIME_BUDGET = 600.0
+#: Candidates are first measured in this many contiguous groups.
+GROUPS = 8
+#: Calibration methods tried after MinMax, in this order.
+CALIBRATION_METHODS = ("percentile", "entropy")
 
 
-@dataclass
-class SensitivityResult:
-    """The plain variant, every candidate's recovery, and the mixed variant that was chosen."""
-
-    budget: AccuracyBudget
-    plain: Run
-    ranking: pd.DataFrame
-    mixed: Run | None
-    kept: list[str]
-    met: bool
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> pd.DataFrame:
-        """Plain versus mixed: speed, the budget's metric and what was kept in FP32."""
-        rows = [("plain", self.plain, [])]
-        if self.mixed is not None and self.mixed.run_id != self.plain.run_id:
-            rows.append(("mixed", self.mixed, self.kept))
-        return pd.DataFrame([
-            {
-                "variant": name,
-                "label": run.label,
-                "latency_ms": run.latency_ms["median"],
-                "fp32_latency_ms": run.reference_latency_ms["median"],
-                "speedup": run.speedup,
-                self.budget.metric: self.budget.value(run),
-                "threshold": self.budget.threshold(run),
-                "meets_budget": self.budget.meets(run),
-                "kept_fp32": len(kept),
-                "kept_nodes": kept,
-            }
-            for name, run, kept in rows
-        ])
-
-    def to_dict(self) -> dict:
-        return {
-            "budget": {"metric": self.budget.metric, "limit": self.budget.limit, "text": self.budget.describe()},
-            "met": self.met,
-            "kept": self.kept,
-            "plain": self.plain.to_dict(),
-            "mixed": self.mixed.to_dict() if self.mixed is not None else None,
-            "summary": self.summary().to_dict(orient="records"),
-            "ranking": self.ranking.to_dict(orient="records"),
-            "notes": self.notes,
-        }
+def searchable_backends() -> list[str]:
+    """Every registered backend that runs on this machine (new backends join through the registry)."""
+    return [name for name, status in availability().items() if status.available]
 
 
-def sensitivity_search(
+def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
+    """The precisions worth trying on a backend: INT8 always; dynamic INT8 where MatMuls dominate
+    (ONNX Runtime runs its integer MatMul kernels); FP16 where the backend is a GPU's."""
+    target = get_backend(backend).quant_target
+    found = ["int8"]
+    if backend.startswith("onnxruntime") and weight_matmul_heavy(model):
+        found.insert(0, "int8-dynamic")
+    if target == "tensorrt":
+        found.append("fp16")
+    return found
+
+
+def _label(nodes: Sequence[str]) -> str:
+    if len(nodes) == 1:
+        return nodes[0]
+    return f"{len(nodes)} nodes {nodes[0]} .. {nodes[-1]}"
+
+
+class _Search:
+    def __init__(self, model: Path, base: BuildOptions, pipeline: Pipeline, time_budget: float,
+                 progress: Progress) -> None:
+        self.model = model
+        self.base = base
+        self.pipeline = pipeline
+        self.started = time.monotonic()
+        self.time_budget = time_budget
+        self.progress = progress
+        self.trials: list[Trial] = []
+        self.steps: list[str] = []
+        self.notes: list[str] = []
+        self.out_of_time = False
+        self.task: str | None = base.task
+
+    # -- one trial -------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def trial(self, step: str, description: str, recipe: Recipe, kept: Sequence[str] = ()) -> Trial | None:
+        if self.elapsed() >= self.time_budget:
+            if not self.out_of_time:
+                self.notes.append(f"time budget of {self.time_budget:g} s reached; the search stopped there")
+            self.out_of_time = True
+            return None
+        self.progress.report("tune", min(0.99, self.elapsed() / self.time_budget),
+                             f"trial {len(self.trials) + 1}: {description}")
+        started = time.monotonic()
+        try:
+            run = self.pipeline.run(self.model, recipe.options(self.base, tuple(kept)), cancel=self.progress.cancel)
+        except (Cancelled, Busy):
+            raise
+        except WorkbenchError as exc:
+            self.notes.append(f"{description} on {self.base.backend}: not built: {exc}")
+            return None
+        trial = Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started)
+        self.trials.append(trial)
+        return trial
+
+    def _bought(self, before: Trial, after: Trial, what: str) -> None:
+        self.steps.append(f"{what}: {after.score.metric} {before.score.value:.4f} -> {after.score.value:.4f}, "
+                          f"speed {before.speedup:.2f}x -> {after.speedup:.2f}x ({after.backend})")
+
+    # -- recipes ---------------------------------------------------------------------------------
+    def static_recipes(self) -> Trial | None:
+        default = Recipe("default", "int8")
+        plain = self.trial("recipe", "static INT8, MinMax, per-channel", default)
+        if plain is None and not self.out_of_time:  # e.g. per-channel scales this opset cannot express
+            default = Recipe("per-tensor", "int8", per_channel=False)
+            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", default)
+        if plain is None or plain.met:
+            return plain
+        tried = [plain]
+        for method in CALIBRATION_METHODS:
+            trial = self.trial("recipe", f"static INT8, {method} calibration",
+                               default.derive(f"{method} calibration", calib_method=method))
+            if trial is not None:
+                tried.append(trial)
+                if trial.met:
+                    self._bought(plain, trial, f"{method} calibration instead of MinMax")
+                    return trial
+        best = max(tried, key=Trial.rank_key)
+        variants = []
+        fragile = self.fragile(best)
+        if fragile:
+            reasons, nodes = fragile
+            variants.append((f"kept FP32: {reasons}", best.recipe.derive("fragile kept FP32", fragile=tuple(nodes))))
+        variants.append(("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)))
+        variants.append(("S8 symmetric activations", best.recipe.derive(
+            "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True)))))
+        for what, recipe in variants:
+            trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
+            if trial is not None:
+                tried.append(trial)
+                if trial.met:
+                    self._bought(plain, trial, what)
+                    if recipe.fragile:  # each fragile node must pay too: the others go back to INT8
+                        kept = list(recipe.fragile)
+                        return self.check(best.recipe, (), kept, kept, trial, try_whole=False)
+                    return trial
+        return max(tried, key=Trial.rank_key)
+
+    def fragile(self, built: Trial) -> tuple[str, list[str]] | None:
+        """The fragile nodes this build actually quantized, with the reasons they were picked."""
+        prepared, built_model = self.graphs(built)
+        changed = set(changed_by_exclusion(prepared, built_model))
+        chosen: dict[str, list[str]] = {}
+        for reason, nodes in fragile_nodes(prepared, self.task).items():
+            hit = [n for n in nodes if n in changed]
+            if hit:
+                chosen[reason] = hit
+        if not chosen:
+            return None
+        nodes = list(dict.fromkeys(n for hit in chosen.values() for n in hit))
+        return "; ".join(f"{reason} ({len(hit)})" for reason, hit in chosen.items()), nodes
+
+    def dynamic_recipes(self) -> Trial | None:
+        default = Recipe("dynamic", "int8-dynamic")
+        plain = self.trial("recipe", "dynamic INT8, per-channel", default)
+        if plain is None or plain.met:
+            return plain
+        other = self.trial("recipe", "dynamic INT8, per-tensor", Recipe("dynamic per-tensor", "int8-dynamic",
+                                                                        per_channel=False))
+        if other is not None and other.met:
+            self._bought(plain, other, "per-tensor weight scales")
+        return max([t for t in (plain, other) if t is not None], key=Trial.rank_key)
+
+    # -- node fall-back --------------------------------------------------------------------------
+    def graphs(self, trial: Trial) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+        prepared, _ = prepared_model(Path(trial.run.model_path), self.pipeline.workspace.root / CALIBRATION_DIR)
+        return (onnx.load(str(prepared), load_external_data=False),
+                onnx.load(trial.run.artifact, load_external_data=False))
+
+    def fall_back(self, start: Trial) -> Trial | None:
+        """Keep the fewest quantized nodes in FP32 that bring ``start`` within the budget."""
+        prepared, built = self.graphs(start)
+        base_kept = tuple(start.kept)
+        candidates = [n for n in changed_by_exclusion(prepared, built) if n not in start.kept_nodes]
+        if not candidates:
+            self.notes.append(f"{start.recipe.name}: no quantized node left to keep in FP32")
+            return None
+        size = -(-len(candidates) // min(GROUPS, len(candidates)))
+        groups = [candidates[i:i + size] for i in range(0, len(candidates), size)]
+        measured = []
+        for group in groups:
+            trial = self.trial("rank", f"{start.recipe.name}: keep {_label(group)} in FP32", start.recipe,
+                               base_kept + tuple(group))
+            if trial is None:
+                break
+            measured.append((group, trial))
+        helpful = [(g, t) for g, t in measured if t.score.value > start.score.value]
+        helpful.sort(key=lambda item: item[1].rank_key(), reverse=True)
+        if not helpful:
+            self.notes.append(f"{start.recipe.name}: no group of quantized nodes kept in FP32 improved "
+                              f"{start.score.metric}")
+            return None
+        kept_groups: list[list[str]] = []
+        current = start
+        for group, alone in helpful:
+            kept_groups.append(group)
+            nodes = [n for g in kept_groups for n in g]
+            trial = alone if len(kept_groups) == 1 else self.trial(
+                "greedy", f"{start.recipe.name}: keep {len(nodes)} nodes in FP32", start.recipe,
+                base_kept + tuple(nodes))
+            if trial is None:
+                return None
+            self._bought(current, trial, f"kept {_label(group)} in FP32")
+            current = trial
+            if trial.met:
+                break
+        if not current.met:
+            self.notes.append(f"{start.recipe.name}: even with every helpful group in FP32 the budget is missed")
+            return current
+        kept = [n for g in kept_groups for n in g]
+        for index, group in enumerate(reversed(kept_groups)):
+            # The group that alone did most is needed as a whole; only its halves can go back.
+            whole = index < len(kept_groups) - 1
+            current = self.check(start.recipe, base_kept, kept, group, current, try_whole=whole)
+        return current
+
+    def check(self, recipe: Recipe, base_kept: tuple[str, ...], kept: list[str], part: list[str], current: Trial,
+              try_whole: bool = True) -> Trial:
+        """Send ``part`` (or, failing that, each half of it) back to INT8 while the budget still holds."""
+        if not part or self.out_of_time:
+            return current
+        if try_whole:
+            remaining = [n for n in kept if n not in part]
+            trial = self.trial("check", f"{recipe.name}: does {_label(part)} still pay?", recipe,
+                               base_kept + tuple(remaining))
+            if trial is not None and trial.met:
+                self._bought(current, trial, f"{_label(part)} did not pay, back to INT8")
+                kept[:] = remaining
+                return trial
+            if len(part) == 1:
+                return current
+        half = len(part) // 2
+        current = self.check(recipe, base_kept, kept, part[:half], current)
+        return self.check(recipe, base_kept, kept, part[half:], current)
+
+    # -- per backend -----------------------------------------------------------------------------
+    def search(self, backend: str, precisions: Sequence[str] | None) -> Run | None:
+        self.base = self.base.replace(backend=backend)
+        try:
+            baseline = self.pipeline.run(self.model, self.base.replace(precision="fp32", exclude_nodes=()),
+                                         cancel=self.progress.cancel)
+        except (Cancelled, Busy):
+            raise
+        except WorkbenchError as exc:
+            self.notes.append(f"{backend}: FP32 baseline failed: {exc}")
+            return None
+        self.task = self.task or task_score(baseline.drift).task
+        model = onnx.load(str(self.model), load_external_data=False)
+        for precision in precisions or precisions_for(backend, model):
+            if precision == "int8":
+                best = self.static_recipes()
+            elif precision == "int8-dynamic":
+                best = self.dynamic_recipes()
+            else:
+                best = self.trial("recipe", precision.upper(), Recipe(precision, precision))
+            if best is not None and not best.met and precision.startswith("int8"):
+                self.fall_back(best)
+        return baseline
+
+
+def tune(
     model: str | Path,
     options: BuildOptions | None = None,
-    budget: AccuracyBudget | None = None,
     *,
-    top_k: int = 8,
-    drift_samples: int = 32,
+    backends: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
+    time_budget: float = DEFAULT_TIME_BUDGET,
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-) -> SensitivityResult:
-    """Rank the noisiest layers by recovery and build the smallest mixed variant within ``budget``.
+) -> TuneResult:
+    """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
-    ``options`` describe the variant searched (INT8 when None); each candidate is the same build
-    with more nodes in ``exclude_nodes``.
+    ``options`` give the data, batch, task, metric and budget; the search sets precision, recipe
+    and kept nodes itself. The pick is the fastest trial that meets the budget and beats FP32.
     """
-    options = options or BuildOptions(precision="int8")
-    precision = options.precision
-    budget = budget or AccuracyBudget()
-    if precision not in SEARCHABLE_PRECISIONS:
-        raise WorkbenchError(
-            f"The sensitivity search needs builds that can keep single layers in FP32; {precision} cannot yet.",
-            f"Use one of: {', '.join(SEARCHABLE_PRECISIONS)}.",
-        )
-    if top_k < 1:
-        raise WorkbenchError(f"top_k={top_k} leaves no candidate layers.", "Use top_k of 1 or more.")
+    options = options or BuildOptions()
+    if time_budget <= 0:
+        raise WorkbenchError(f"Time budget {time_budget:g} s leaves no time to search.", "Give seconds > 0.")
     pipeline = pipeline or Pipeline()
     progress_ = Progress(progress, cancel)
-
-    def build(exclude: Sequence[str], part: Progress) -> Run:
-        changed = options.replace(exclude_nodes=(*options.exclude_nodes, *exclude))
-        return pipeline.run(model, changed, progress=part.as_callback(), cancel=progress_.cancel)
-
-    plain = build([], progress_.slice(0.0, 0.1))
-    notes = [f"budget: {budget.describe()}"]
-    empty = pd.DataFrame(columns=["node", "op_type", "local_sqnr_db", budget.metric, "recovered",
-                                  "latency_ms", "speedup", "meets_budget", "run_id"])
-    if budget.meets(plain):
-        notes.append(f"plain {precision} already meets the budget; nothing needs to stay in FP32")
-        return SensitivityResult(budget, plain, empty, plain, [], True, notes)
-
-    drift = drift_for_run(plain, options.eval, samples=drift_samples, pipeline=pipeline,
-                          progress=progress_.slice(0.1, 0.2).as_callback(), cancel=progress_.cancel)
-    candidates = _candidates(drift.table, top_k)
-    rows = []
-    for index, (node, op_type, sqnr) in enumerate(candidates):
-        part = progress_.slice(0.2 + 0.6 * index / len(candidates), 0.2 + 0.6 * (index + 1) / len(candidates))
-        run = build([node], part)
-        rows.append({
-            "node": node, "op_type": op_type, "local_sqnr_db": sqnr,
-            budget.metric: budget.value(run), "recovered": budget.value(run) - budget.value(plain),
-            "latency_ms": run.latency_ms["median"], "speedup": run.speedup,
-            "meets_budget": budget.meets(run), "run_id": run.run_id,
-        })
-    ranking = pd.DataFrame(rows, columns=empty.columns)
-    ranking = ranking.sort_values(["recovered", "latency_ms"], ascending=[False, True]).reset_index(drop=True)
-
-    passing = ranking[ranking["meets_budget"]]
-    if not passing.empty:
-        best = passing.sort_values("latency_ms").iloc[0]
-        mixed = pipeline.workspace.load_run(best["run_id"])
-        notes.append(f"one layer kept in FP32 is enough: {best['node']}")
-        return SensitivityResult(budget, plain, ranking, mixed, [best["node"]], True, notes)
-
-    kept: list[str] = []
-    mixed = None
-    order = list(ranking["node"])
-    for count, node in enumerate(order, start=1):
-        kept.append(node)
-        if count == 1:
-            continue  # single layers were all built above and none passed
-        part = progress_.slice(0.8 + 0.2 * (count - 1) / len(order), 0.8 + 0.2 * count / len(order))
-        mixed = build(kept, part)
-        if budget.meets(mixed):
-            notes.append(f"{count} layers kept in FP32, added in order of recovery")
-            return SensitivityResult(budget, plain, ranking, mixed, list(kept), True, notes)
-    notes.append(f"even with all {len(order)} candidate layers in FP32 the budget is missed; "
-                 "raise top_k or loosen the budget")
-    return SensitivityResult(budget, plain, ranking, mixed, kept, False, notes)
-
-
-def _candidates(table: pd.DataFrame, top_k: int) -> list[tuple[str, str, float]]:
-    """The ``top_k`` distinct nodes with the lowest local SQNR (the most noise of their own)."""
-    ordered = table.dropna(subset=["local_sqnr_db"]).sort_values("local_sqnr_db")
-    seen: dict[str, tuple[str, str, float]] = {}
-    for row in ordered.itertuples():
-        if row.node and row.node not in seen:
-            seen[row.node] = (row.node, row.op_type, float(row.local_sqnr_db))
-        if len(seen) == top_k:
-            break
-    return list(seen.values())
-
+    search = _Search(Path(model), options, pipeline, time_budget, progress_)
+    baselines: dict[str, Run] = {}
+    for backend in backends or searchable_backends():
+        get_backend(backend)  # an unknown or missing backend is the user's to fix, said at once
+        baseline = search.search(backend, precisions)
+        if baseline is not None:
+            baselines[backend] = baseline
+    passing = [t for t in search.trials if t.met and t.speedup > 1.0]
+    best = max(passing, key=lambda t: t.speedup) if passing else None
+    if best is None:
+        met = [t for t in search.trials if t.met]
+        search.notes.append("no variant meets the budget and runs faster than FP32" if not met else
+                            "variants that meet the budget run no faster than FP32 here")
+    progress_.report("done", 1.0, "search finished")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return TuneResult(best, search.trials, baselines, search.elapsed(), peak, search.steps, search.notes)

@@ -94,7 +94,7 @@ def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> Row:
 
 
 def tune_child(argv: list[str]) -> None:
-    """The search through its Python API (``workbench.tuning.tune``), printing its JSON like ``workbench tune``."""
+    """The search through its Python API (``workflows.tune.tune``), printing its JSON like ``workbench tune``."""
     parser = argparse.ArgumentParser()
     for flag in ("--calib", "--eval", "--task", "--backend"):
         parser.add_argument(flag)
@@ -105,7 +105,7 @@ def tune_child(argv: list[str]) -> None:
     parser.add_argument("model")
     args = parser.parse_args(argv)
     from workbench.build_options import BuildOptions
-    from workbench.tuning import tune
+    from workbench.workflows.tune import tune
 
     options = BuildOptions(calib=args.calib, eval=args.eval, batch=args.batch, repeats=args.repeats, task=args.task)
     result = tune(args.model, options, backends=[args.backend], time_budget=args.time_budget)

@@ -74,3 +74,14 @@ def test_json_stays_valid_with_histogram_calibration(cli_env: dict[str, str]):
          "--calib-method", "entropy", "--repeats", "2", "--json"],
         capture_output=True, text=True, env={**cli_env, "PYTHONPATH": str(REPO)}, cwd=REPO, check=True)
     assert json.loads(done.stdout)["spec"]["calib_method"] == "entropy"
+
+
+def test_per_layer_drift_refuses_when_one_sample_does_not_fit(monkeypatch: pytest.MonkeyPatch):
+    from workbench.workflows.layer_drift import layer_drift
+
+    monkeypatch.setenv("WORKBENCH_MEMORY_GB", "0.01")
+    model = sample("digits_cnn")
+    with np.load(model.parent / "eval.npz") as data:
+        evaluation = Dataset({"input": data["input"][:4]}, None, "eval")
+    with pytest.raises(DataError, match=r"Per-layer drift holds every tensor .* raise WORKBENCH_MEMORY_GB"):
+        layer_drift(model, model, evaluation)

@@ -45,6 +45,7 @@ from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX, TENSOR_NAME
 
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
+from workbench.measure.memory import available_bytes, fits_text, per_sample_bytes
 from workbench.precision.int8 import preprocess_for_quantization
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import DataSource, Pipeline, sibling_data
@@ -125,7 +126,6 @@ def layer_drift(
     """Per-tensor local and accumulated error of ``variant_model`` versus ``reference_model``."""
     progress_ = Progress(progress, cancel)
     data = data.take(samples)
-    feeds = list(data.batches(batch))
     variant = onnx.load(str(variant_model))
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="wb-drift-") as tmp_dir:
@@ -143,13 +143,16 @@ def layer_drift(
         onnx.save(cut, str(tmp / "cut.onnx"))
         cut_augmented = _augment(tmp / "cut.onnx", tmp / "cut_augmented.onnx")
         cut_inputs = {i.name for i in cut.graph.input} - {i.name for i in variant.graph.input}
+        batch = _drift_batch(ref_augmented, data, batch, notes)
+        feeds = data.batches(batch)
+        total = -(-len(data) // batch)
 
         targets = _targets(variant)
         local = {t.reference: _Stats() for t in targets}
         accumulated = {t.reference: _Stats() for t in targets}
         activation_qdq: dict[str, _Stats] = {}
         for index, feed in enumerate(feeds):
-            progress_.report("drift", index / len(feeds), f"batch {index + 1}/{len(feeds)}")
+            progress_.report("drift", index / total, f"batch {index + 1}/{total}")
             ref_acts = _one_batch(ref_augmented, feed)
             var_acts = _one_batch(variant_augmented, feed)
             cut_feed = dict(feed)
@@ -183,6 +186,27 @@ _SAVED = "_ReshapedSavedOutput"
 def _augment(model: Path, out: Path) -> Path:
     modify_model_output_intermediate_tensors(str(model), str(out))
     return out
+
+
+#: Every tensor of three models (reference, variant, variant cut at FP32 inputs) is held per batch,
+#: and the statistics copy each one about once more.
+_HELD_COPIES = 3 * 2
+
+
+def _drift_batch(ref_augmented: Path, data: Dataset, wanted: int, notes: list[str]) -> int:
+    """The largest batch up to ``wanted`` whose tensors fit; refused in one sentence if one sample's do not."""
+    first = {k: v[:1] for k, v in data.inputs.items()}
+    per_sample = _HELD_COPIES * per_sample_bytes(
+        lambda: sum(a.nbytes for a in _one_batch(ref_augmented, first).values()), 0)
+    room = available_bytes()
+    if per_sample > room:
+        raise DataError(f"Per-layer drift holds every tensor of three models: about {per_sample / 2**30:.1f} GB "
+                        f"for one sample of this model, and {room / 2**30:.1f} GB are free.",
+                        fits_text("Use smaller inputs or skip per-layer drift"))
+    batch = int(max(1, min(wanted, room // max(per_sample, 1))))
+    if batch < wanted:
+        notes.append(f"per-layer drift in batches of {batch} (memory), not {wanted}")
+    return batch
 
 
 def _one_batch(augmented: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

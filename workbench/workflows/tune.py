@@ -3,8 +3,9 @@
 What Intel Neural Compressor's accuracy-aware tuning and ``polygraphy debug precision`` aim at,
 done on the ONNX graph and mapped to ONNX node names, every try a stored run:
 
-1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax, then
-   percentile and entropy calibration; if none meets the budget, the best of them with the fragile
+1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax, then NNCF's
+   post-training quantization (its own range and bias correction), percentile and entropy
+   calibration; if none meets the budget, the best of them with the fragile
    nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the classifier
    Gemm, a detector's last layers before its decode), per-tensor scales, S8 symmetric activations.
    Dynamic INT8 (MatMul-heavy models) per channel and per tensor.
@@ -41,6 +42,8 @@ from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
 DEFAULT_TIME_BUDGET = 600.0
 #: Candidates are first measured in this many contiguous groups.
 GROUPS = 8
+#: Timed rounds for trials that rank candidates (the pick's own timing is whatever trial found it).
+RANKING_REPEATS = 10
 #: Calibration methods tried after MinMax, in this order.
 CALIBRATION_METHODS = ("percentile", "entropy")
 
@@ -81,6 +84,7 @@ class _Search:
         self.steps: list[str] = []
         self.notes: list[str] = []
         self.out_of_time = False
+        self.deadline = self.started + time_budget
         self.task: str | None = base.task
 
     # -- one trial -------------------------------------------------------------------------------
@@ -88,16 +92,20 @@ class _Search:
         return time.monotonic() - self.started
 
     def trial(self, step: str, description: str, recipe: Recipe, kept: Sequence[str] = ()) -> Trial | None:
-        if self.elapsed() >= self.time_budget:
+        if time.monotonic() >= self.deadline:
             if not self.out_of_time:
-                self.notes.append(f"time budget of {self.time_budget:g} s reached; the search stopped there")
+                self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the backends); "
+                                  f"the search on {self.base.backend} stopped there")
             self.out_of_time = True
             return None
         self.progress.report("tune", min(0.99, self.elapsed() / self.time_budget),
                              f"trial {len(self.trials) + 1}: {description}")
         started = time.monotonic()
+        options = recipe.options(self.base, tuple(kept))
+        if step in ("rank", "check"):  # these trials are judged by the metric first; fewer timing rounds do
+            options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
         try:
-            run = self.pipeline.run(self.model, recipe.options(self.base, tuple(kept)), cancel=self.progress.cancel)
+            run = self.pipeline.run(self.model, options, cancel=self.progress.cancel)
         except (Cancelled, Busy):
             raise
         except WorkbenchError as exc:
@@ -121,15 +129,20 @@ class _Search:
         if plain is None or plain.met:
             return plain
         tried = [plain]
-        for method in CALIBRATION_METHODS:
-            trial = self.trial("recipe", f"static INT8, {method} calibration",
-                               default.derive(f"{method} calibration", calib_method=method))
+        recipes = [("NNCF's quantizer instead of ONNX Runtime's", default.derive("NNCF", quantizer="nncf"))]
+        recipes += [(f"{method} calibration instead of MinMax", default.derive(f"{method} calibration",
+                                                                              calib_method=method))
+                    for method in CALIBRATION_METHODS]
+        for what, recipe in recipes:
+            trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
                 if trial.met:
-                    self._bought(plain, trial, f"{method} calibration instead of MinMax")
+                    self._bought(plain, trial, what)
                     return trial
         best = max(tried, key=Trial.rank_key)
+        if best.recipe.quantizer == "nncf":  # NNCF picks its own scales: the variants below are ONNX Runtime's
+            best = max([t for t in tried if t.recipe.quantizer != "nncf"], key=Trial.rank_key)
         variants = []
         fragile = self.fragile(best)
         if fragile:
@@ -250,6 +263,7 @@ class _Search:
     # -- per backend -----------------------------------------------------------------------------
     def search(self, backend: str, precisions: Sequence[str] | None) -> Run | None:
         self.base = self.base.replace(backend=backend)
+        self.out_of_time = False
         try:
             baseline = self.pipeline.run(self.model, self.base.replace(precision="fp32", exclude_nodes=()),
                                          cancel=self.progress.cancel)
@@ -295,8 +309,13 @@ def tune(
     progress_ = Progress(progress, cancel)
     search = _Search(Path(model), options, pipeline, time_budget, progress_)
     baselines: dict[str, Run] = {}
-    for backend in backends or searchable_backends():
-        get_backend(backend)  # an unknown or missing backend is the user's to fix, said at once
+    names = list(backends or searchable_backends())
+    for name in names:
+        get_backend(name)  # an unknown or missing backend is the user's to fix, said at once
+    for index, backend in enumerate(names):
+        # Each backend gets an equal share of the time left, so the first cannot starve the others.
+        left = search.started + time_budget - time.monotonic()
+        search.deadline = time.monotonic() + max(0.0, left) / (len(names) - index)
         baseline = search.search(backend, precisions)
         if baseline is not None:
             baselines[backend] = baseline

@@ -20,17 +20,19 @@ class Recipe:
     per_channel: bool = True
     quant_options: tuple[tuple[str, object], ...] = ()
     fragile: tuple[str, ...] = ()
+    quantizer: str = "onnxruntime"
 
     def options(self, base: BuildOptions, kept: tuple[str, ...]) -> BuildOptions:
         nodes = tuple(dict.fromkeys(self.fragile + kept))
         return base.replace(precision=self.precision, calib_method=self.calib_method, per_channel=self.per_channel,
-                            quant_options=dict(self.quant_options), exclude_nodes=nodes)
+                            quant_options=dict(self.quant_options), exclude_nodes=nodes, quantizer=self.quantizer)
 
     def derive(self, name: str, **changes: object) -> Recipe:
         return dataclasses.replace(self, name=f"{self.name} + {name}" if self.name != "default" else name, **changes)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "precision": self.precision, "calib_method": self.calib_method,
+        return {"name": self.name, "precision": self.precision, "quantizer": self.quantizer,
+                "calib_method": self.calib_method,
                 "per_channel": self.per_channel, "quant_options": dict(self.quant_options),
                 "fragile_kept": list(self.fragile)}
 

@@ -3,12 +3,12 @@
 What Intel Neural Compressor's accuracy-aware tuning and ``polygraphy debug precision`` aim at,
 done on the ONNX graph and mapped to ONNX node names, every try a stored run:
 
-1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax, then NNCF's
-   post-training quantization (its own range and bias correction), percentile and entropy
-   calibration; if none meets the budget, the best of them with the fragile
-   nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the classifier
-   Gemm, a detector's last layers before its decode), per-tensor scales, S8 symmetric activations.
-   Dynamic INT8 (MatMul-heavy models) per channel and per tensor.
+1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax; the same with
+   the fragile nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the
+   classifier Gemm, a detector's last layers before its decode), the likeliest pass; NNCF's
+   post-training quantization, percentile and entropy calibration; then the best calibration with
+   the fragile nodes kept, per-tensor scales, S8 symmetric activations. Dynamic INT8 (MatMul-heavy
+   models) per channel and per tensor.
 2. **Node fall-back** from the best recipe that still misses: candidates are only the nodes whose
    exclusion changes the built file (the ones the quantizer touched). They are measured in
    contiguous groups (so a 150-layer detector stays affordable), ranked by what each group recovers
@@ -129,6 +129,10 @@ class _Search:
         if plain is None or plain.met:
             return plain
         tried = [plain]
+        # The fragile nodes first: the likeliest pass (a detector's head, a transformer's Softmax/LayerNorm).
+        passed = self.fragile_recipe(plain, plain, tried)
+        if passed is not None:
+            return passed
         recipes = [("NNCF's quantizer instead of ONNX Runtime's", default.derive("NNCF", quantizer="nncf"))]
         recipes += [(f"{method} calibration instead of MinMax", default.derive(f"{method} calibration",
                                                                               calib_method=method))
@@ -140,28 +144,40 @@ class _Search:
                 if trial.met:
                     self._bought(plain, trial, what)
                     return trial
-        best = max(tried, key=Trial.rank_key)
-        if best.recipe.quantizer == "nncf":  # NNCF picks its own scales: the variants below are ONNX Runtime's
-            best = max([t for t in tried if t.recipe.quantizer != "nncf"], key=Trial.rank_key)
-        variants = []
-        fragile = self.fragile(best)
-        if fragile:
-            reasons, nodes = fragile
-            variants.append((f"kept FP32: {reasons}", best.recipe.derive("fragile kept FP32", fragile=tuple(nodes))))
-        variants.append(("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)))
-        variants.append(("S8 symmetric activations", best.recipe.derive(
-            "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True)))))
+        # NNCF picks its own scales: the variants below are ONNX Runtime's, on its best calibration.
+        best = max([t for t in tried if t.recipe.quantizer != "nncf"], key=Trial.rank_key)
+        if best is not plain:
+            passed = self.fragile_recipe(best, plain, tried)
+            if passed is not None:
+                return passed
+        variants = [("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)),
+                    ("S8 symmetric activations", best.recipe.derive(
+                        "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True))))]
         for what, recipe in variants:
             trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
                 if trial.met:
                     self._bought(plain, trial, what)
-                    if recipe.fragile:  # each fragile node must pay too: the others go back to INT8
-                        kept = list(recipe.fragile)
-                        return self.check(best.recipe, (), kept, kept, trial, try_whole=False)
                     return trial
         return max(tried, key=Trial.rank_key)
+
+    def fragile_recipe(self, base: Trial, plain: Trial, tried: list[Trial]) -> Trial | None:
+        """``base``'s recipe with the fragile nodes kept in FP32; when it passes, those that do not pay go back."""
+        fragile = self.fragile(base)
+        if fragile is None:
+            return None
+        reasons, nodes = fragile
+        recipe = base.recipe.derive("fragile kept FP32", fragile=tuple(nodes))
+        trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
+        if trial is None:
+            return None
+        tried.append(trial)
+        if not trial.met:
+            return None
+        self._bought(plain, trial, f"kept FP32: {reasons}")
+        kept = list(nodes)
+        return self.check(base.recipe, (), kept, kept, trial, try_whole=False)
 
     def fragile(self, built: Trial) -> tuple[str, list[str]] | None:
         """The fragile nodes this build actually quantized, with the reasons they were picked."""

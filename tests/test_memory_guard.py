@@ -13,7 +13,7 @@ from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.data.loaders import load_npz
 from workbench.errors import DataError, WorkbenchError
-from workbench.runs.memory_guard import check_timing_fits
+from workbench.memory.guard import check_timing_fits
 from workbench.runs.pipeline import Pipeline, timing_feed
 
 

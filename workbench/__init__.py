@@ -19,14 +19,32 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "BuildOptions": ("workbench.build_options", "BuildOptions"),
     "Pipeline": ("workbench.runs.pipeline", "Pipeline"),
     "Workbench": ("workbench.ui.app", "Workbench"),
+    "Sweep": ("workbench.runs.sweep", "Sweep"),
+    "build_and_analyse": ("workbench.workflows.build", "build_and_analyse"),
+    "profile_model": ("workbench.workflows.profile", "profile_model"),
+    "profile_run": ("workbench.workflows.profile", "profile_run"),
+    "drift_for_run": ("workbench.workflows.layer_drift", "drift_for_run"),
+    "tune": ("workbench.workflows.tune", "tune"),
+    "plots": ("workbench.plots", None),
+    "sample_models": ("workbench.samples", "sample_models"),
 }
 
-__all__ = ["BuildOptions", "Pipeline", "Workbench", "__version__"]
+__all__ = [
+    "BuildOptions", "Pipeline", "Sweep", "Workbench", "__version__", "build_and_analyse", "drift_for_run",
+    "plots", "profile_model", "profile_run", "sample_models", "tune",
+]
 
 if TYPE_CHECKING:
+    from workbench import plots
     from workbench.build_options import BuildOptions
     from workbench.runs.pipeline import Pipeline
+    from workbench.runs.sweep import Sweep
+    from workbench.samples import sample_models
     from workbench.ui.app import Workbench
+    from workbench.workflows.build import build_and_analyse
+    from workbench.workflows.layer_drift import drift_for_run
+    from workbench.workflows.profile import profile_model, profile_run
+    from workbench.workflows.tune import tune
 
 
 def __getattr__(name: str) -> object:

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
-from workbench.precision.int8 import CALIBRATION_METHODS
+from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
 from workbench.pruning import EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS

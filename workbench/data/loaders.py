@@ -15,8 +15,8 @@ import numpy as np
 from workbench.data.dataset import Dataset
 from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from workbench.errors import DataError
+from workbench.memory.guard import check_input_fits
 from workbench.model.inspect import TensorInfo
-from workbench.runs.memory_guard import check_input_fits
 
 LABELS_KEY = "labels"
 

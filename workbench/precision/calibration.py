@@ -15,19 +15,21 @@ import hashlib
 import io
 import json
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader
-from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
-from workbench.measure.memory import available_bytes, fits_text, per_sample_bytes
+from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
 from workbench.progress import Progress
+
+#: Calibration methods by the names the CLI and the Build panel use.
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+_ORT_METHOD_NAMES = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 #: Bumped when what is cached changes meaning, so old caches are recomputed instead of misread.
 CACHE_VERSION = 1
@@ -61,24 +63,41 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()[:16]
 
 
-class _OneBatch(CalibrationDataReader):
-    def __init__(self, feed: dict[str, np.ndarray]) -> None:
-        self.feed: dict[str, np.ndarray] | None = feed
+def feed_reader(feeds: Iterable[dict[str, np.ndarray]]) -> Any:
+    """ONNX Runtime's ``CalibrationDataReader`` over ``feeds``, one feed per ``get_next``.
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        feed, self.feed = self.feed, None
-        return feed
+    The class is made on first use so that importing this module needs no ONNX Runtime.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class FeedReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._feeds = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
+
+    return FeedReader()
+
+
+def ort_calibration_method(name: str) -> Any:
+    """ONNX Runtime's ``CalibrationMethod`` for one of ``CALIBRATION_METHODS``."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return getattr(CalibrationMethod, _ORT_METHOD_NAMES[name])
 
 
 def op_types_calibrated() -> list[str]:
     """What ``quantize_static`` calibrates when no op types are named: everything it can quantize."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
     return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
 
 
 def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: Path, *,
                        percentile: float | None = None, progress: Progress | None = None) -> tuple[Path, list[str]]:
     """The cached ranges file for this model, data and method (computed now if missing) and notes."""
-    from workbench.precision.int8 import CALIBRATION_METHODS
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     progress = progress or Progress()
     percentile = (percentile or DEFAULT_PERCENTILE) if method == "percentile" else None
@@ -91,14 +110,14 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
     histogram = method != "minmax"
     with tempfile.TemporaryDirectory(prefix="wb-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(prepared, op_types_calibrated(), str(Path(tmp) / "augmented.onnx"),
-                                       calibrate_method=CALIBRATION_METHODS[method],
+                                       calibrate_method=ort_calibration_method(method),
                                        providers=["CPUExecutionProvider"], extra_options=options)
         calibrator.infer_session = _arena_free_session(calibrator.augmented_model_path)
         batch = _calibration_batch(calibrator, calib, histogram)
         total = -(-len(calib) // batch)
         for index, feed in enumerate(calib.batches(batch)):
             progress.report("calibrate", index / total, f"calibration batch {index + 1}/{total} ({method})")
-            calibrator.collect_data(_OneBatch(feed))
+            calibrator.collect_data(feed_reader([feed]))
         ranges = calibrator.compute_data()
         del calibrator
     tmp_path = path.with_suffix(".tmp")
@@ -107,9 +126,11 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
     return path, [f"calibration ({method}) streamed over {len(calib)} samples in batches of {batch}"]
 
 
-def _arena_free_session(path: str) -> ort.InferenceSession:
+def _arena_free_session(path: str) -> Any:
     """The calibrator's session without ORT's memory arena: the arena grows by doubling and keeps its
     peak, which nearly doubled calibration memory on a 416x416 detector at batch 16."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = False
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

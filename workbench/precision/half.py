@@ -13,14 +13,14 @@ is put back in topological order, with repeated identical nodes dropped and node
 from __future__ import annotations
 
 import copy
-from collections import deque
 from collections.abc import Iterable
 
 import ml_dtypes
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+from workbench.model.graph_order import topological_order
 
 #: Ops whose FP16 range or precision commonly breaks results: reductions and exponentials
 #: overflow (65504 max), and normalisations lose the small variances they divide by.
@@ -37,6 +37,8 @@ def convert_half(
     blocked_nodes: Iterable[str] = (),
 ) -> onnx.ModelProto:
     """Convert to ``dtype`` ("fp16" or "bf16") keeping graph I/O in FP32."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
     half = convert_float_to_float16(
         copy.deepcopy(model),
         keep_io_types=True,
@@ -58,28 +60,12 @@ def _tidy(graph: onnx.GraphProto) -> None:
         if key not in seen_nodes:  # the same computation of the same tensor, emitted twice
             seen_nodes.add(key)
             nodes.append(node)
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
-    waiting = [0] * len(nodes)
-    readers: list[list[int]] = [[] for _ in nodes]
-    for i, node in enumerate(nodes):
-        for source in {producer[name] for name in node.input if name in producer and producer[name] != i}:
-            waiting[i] += 1
-            readers[source].append(i)
-    ready = deque(i for i, count in enumerate(waiting) if count == 0)
-    order = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for reader in readers[i]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                ready.append(reader)
-    if len(order) != len(nodes):  # a cycle: leave the order alone and let the checker say so
-        order = list(range(len(nodes)))
+    # A cycle leaves the order alone: the checker then says what is wrong.
+    order = topological_order(nodes) or nodes
     seen: set[str] = set()
     sorted_nodes = []
-    for i in order:
-        node = copy.copy(nodes[i])
+    for original in order:
+        node = copy.copy(original)
         name, suffix = node.name, 1
         while name and name in seen:
             name, suffix = f"{node.name}_{suffix}", suffix + 1

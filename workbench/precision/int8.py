@@ -23,29 +23,22 @@ from pathlib import Path
 
 import onnx
 from onnx import version_converter
-from onnxruntime.quantization import (
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_dynamic,
-    quantize_static,
-)
 
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
-from workbench.precision.calibration import DEFAULT_PERCENTILE, calibration_ranges, file_digest
+from workbench.precision.calibration import (
+    DEFAULT_PERCENTILE,
+    calibration_ranges,
+    file_digest,
+    ort_calibration_method,
+)
 from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.progress import Progress
 
-CALIBRATION_METHODS = {
-    "minmax": CalibrationMethod.MinMax,
-    "entropy": CalibrationMethod.Entropy,
-    "percentile": CalibrationMethod.Percentile,
-}
-
 #: Past a few hundred representative samples ranges barely move, while calibration time keeps growing.
 MAX_CALIB_SAMPLES = 512
-ACTIVATION_TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+#: ONNX Runtime's ``QuantType`` names for the activation types a target wants.
+ACTIVATION_TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 
 #: Ops quantized by the dynamic variant: the MatMul family, where weight-only INT8 pays off.
 #: Conv is left out on purpose: ONNX Runtime's ConvInteger is slower than FP32 Conv on CPUs.
@@ -229,6 +222,8 @@ def quantize_int8_static(
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
         }
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
         with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(prepared),
@@ -236,9 +231,9 @@ def quantize_int8_static(
                 None,
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
-                activation_type=ACTIVATION_TYPES[activations],
+                activation_type=getattr(QuantType, ACTIVATION_TYPES[activations]),
                 weight_type=QuantType.QInt8,
-                calibrate_method=CALIBRATION_METHODS[method],
+                calibrate_method=ort_calibration_method(method),
                 nodes_to_exclude=exclude_nodes or [],
                 calibration_providers=["CPUExecutionProvider"],
                 calibration_cache_path=str(ranges),
@@ -266,6 +261,8 @@ def quantize_int8_dynamic(
     cache_dir: Path | None = None,
 ) -> list[str]:
     """Weights-only INT8 for MatMul-heavy models; activations are quantized at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
         if per_channel:

@@ -18,13 +18,14 @@ from workbench.backends.base import QuantTarget
 from workbench.backends.error_text import error_text
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
+from workbench.files import write_atomically
+from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.fallback import blame
 from workbench.precision.half import convert_half
 from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
-from workbench.precision.int8 import CALIBRATION_METHODS, quantize_int8_dynamic, quantize_int8_static
+from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.progress import Progress
-from workbench.runs.workspace import write_atomically
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
 #: Who writes static INT8 Q/DQ files: ONNX Runtime's quantizer (the default) or NNCF.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,39 +20,31 @@ from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
 from workbench.errors import Busy, DataError, WorkbenchError
+from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
+from workbench.memory.guard import check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
-from workbench.model.loader import LoadedModel, load_model
+from workbench.model.loader import load_model
 from workbench.precision.variants import DEFAULT_QUANTIZER, QUANTIZERS, build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
 from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
-from workbench.runs.memory_guard import check_batch_within_eval, check_timing_fits
+from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.reference import References, reference_key
 from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
-from workbench.runs.workspace import Workspace, write_json_atomically
+from workbench.runs.workspace import Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
 
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
 MIN_TIMING_S = 1.0
-
-
-@dataclass
-class Inputs:
-    """A model and its data, loaded and validated once per build."""
-
-    model: LoadedModel
-    info: ModelInfo
-    calib: Dataset | None
-    eval: Dataset
 
 
 def sibling_data(model_path: Path, name: str) -> Path | None:
@@ -189,8 +180,9 @@ class Pipeline:
         tables: dict[str, str] = {}
         source, gflops = inputs.model.path, inputs.info.flops / 1e9
         if spec.prune_key is not None:
-            pruned = pruned_source(inputs, spec, self.workspace.pruned_dir(spec.prune_key), notes,
+            pruned = pruned_source(inputs, spec, self.workspace.pruned_dir(spec.prune_key),
                                    progress.slice(0.02, 0.15), reuse=not force)
+            notes += pruned.notes
             source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
         if hint_note:
             notes.append(hint_note)

@@ -12,21 +12,18 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import onnx
 
 from workbench.backends.registry import get_backend
 from workbench.data.dataset import Dataset
+from workbench.files import write_atomically, write_json_atomically
 from workbench.measure.drift import collect_outputs, drift_metrics
 from workbench.model.flops import node_flops
 from workbench.progress import Progress
 from workbench.pruning import prune, repair
+from workbench.runs.inputs import Inputs
 from workbench.runs.spec import RunSpec
-from workbench.runs.workspace import write_atomically, write_json_atomically
-
-if TYPE_CHECKING:
-    from workbench.runs.pipeline import Inputs
 
 #: The run table listing what pruning did to each layer.
 PRUNED_LAYERS = "pruned_layers"
@@ -39,15 +36,15 @@ EVAL_BATCH = 32
 
 @dataclass(frozen=True)
 class PrunedSource:
-    """The pruned FP32 file, its GFLOPs, and its per-layer report (listed in the run's tables)."""
+    """The pruned FP32 file, its GFLOPs, its per-layer report (listed in the run's tables) and the run notes."""
 
     path: Path
     gflops: float
     layers_table: Path
+    notes: list[str]
 
 
-def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str], progress: Progress,
-                  reuse: bool = True) -> PrunedSource:
+def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, progress: Progress, reuse: bool = True) -> PrunedSource:
     """The pruned model the precision step starts from, built once per pruning choice.
 
     ``folder`` is keyed by the model, the pruning choice and the repair data, not by precision, so
@@ -55,9 +52,8 @@ def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str],
     """
     target, record, layers = folder / "pruned.onnx", folder / "prune.json", folder / "layers.json"
     if reuse and target.is_file() and record.is_file() and layers.is_file():
-        notes += json.loads(record.read_text())["notes"]
-        notes.append("pruned model reused from the workspace cache")
-        return PrunedSource(target, _gflops(onnx.load(str(target))), layers)
+        notes = [*json.loads(record.read_text())["notes"], "pruned model reused from the workspace cache"]
+        return PrunedSource(target, _gflops(onnx.load(str(target))), layers, notes)
 
     progress.report("prune", 0.0, f"{spec.prune_method} pruning at ratio {spec.prune_ratio:g}")
     result = prune(inputs.model.proto, spec.prune_method, spec.prune_ratio, progress=progress.slice(0.0, 0.5))
@@ -83,8 +79,7 @@ def pruned_source(inputs: Inputs, spec: RunSpec, folder: Path, notes: list[str],
         "params_after": result.report.params_after,
         "repair": repair_record,
     })
-    notes += step_notes
-    return PrunedSource(target, _gflops(model), layers)
+    return PrunedSource(target, _gflops(model), layers, step_notes)
 
 
 def _gflops(model: onnx.ModelProto) -> float:

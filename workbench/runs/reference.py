@@ -16,8 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from workbench.files import write_json_atomically
 from workbench.measure.latency import LatencyStats
-from workbench.runs.workspace import write_json_atomically
 
 REFERENCES_FILE = "references.json"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.files import write_atomically
 from workbench.runs.run import Run
-from workbench.runs.workspace import Workspace, write_atomically
+from workbench.runs.workspace import Workspace
 
 LAYERS = "layers"
 LAYER_DRIFT = "layer_drift"

@@ -16,7 +16,7 @@ from workbench.backends.registry import DEFAULT_BACKEND, availability
 from workbench.build_options import BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import DataError
-from workbench.precision.int8 import CALIBRATION_METHODS
+from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS

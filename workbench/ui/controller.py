@@ -15,12 +15,10 @@ from typing import Any
 
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
-from workbench.progress import CancelToken, Progress, ProgressEvent
+from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
-from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table, save_run_table
-from workbench.workflows.layer_drift import drift_for_run
-from workbench.workflows.profile import load_layer_table, profile_run
+from workbench.workflows.build import build_and_analyse
 
 
 @dataclass
@@ -105,34 +103,13 @@ class BuildController(BackgroundJob):
         return self._launch("workbench-build", self._work, model, extras, options)
 
     def _work(self, model: str, extras: dict[str, bool], options: BuildOptions, token: CancelToken) -> None:
-        progress = Progress(self.on_progress, token)
-        share = 1.0 - 0.2 * sum(extras.values())
         try:
-            run = self.pipeline.run(model, options, progress=progress.slice(0.0, share).as_callback(), cancel=token)
+            built = build_and_analyse(model, options, pipeline=self.pipeline, progress=self.on_progress,
+                                      cancel=token, **extras)
         except Exception as exc:  # every failure reaches the panel; none may kill the thread silently
             self.on_finish(_failed(exc))
             return
-        outcome = Outcome(run=run)
-        if extras["profile_layers"] and load_layer_table(run) is None:
-            part = progress.slice(share, share + 0.2)
-            share += 0.2
-            self._extra(outcome, "layer profile", lambda: profile_run(
-                run, options.replace(warmup=3), pipeline=self.pipeline, progress=part.as_callback(), cancel=token))
-        if extras["layer_drift"] and not run.spec.exact and load_run_table(run, LAYER_DRIFT) is None:
-            part = progress.slice(share, share + 0.2)
-            self._extra(outcome, "per-layer drift", lambda: save_run_table(
-                run, LAYER_DRIFT, drift_for_run(run, options.eval, pipeline=self.pipeline, progress=part.as_callback(),
-                                                cancel=token).table, self.pipeline.workspace))
-        self.on_finish(outcome)
-
-    @staticmethod
-    def _extra(outcome: Outcome, what: str, step: Callable[[], object]) -> None:
-        """An analysis after the build: its failure is reported, the saved run is kept."""
-        try:
-            step()
-        except Exception as exc:
-            outcome.warning = f"The build is saved, but its {what} failed: {explain(exc)}"
-            outcome.details = "" if isinstance(exc, WorkbenchError) else traceback.format_exc()
+        self.on_finish(Outcome(run=built.run, warning=" ".join(built.warnings), details=built.details))
 
 
 def _failed(exc: Exception) -> Outcome:

@@ -35,17 +35,12 @@ import numpy as np
 import onnx
 import pandas as pd
 from onnx import helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader
-from onnxruntime.quantization.qdq_loss_debug import (
-    collect_activations,
-    compute_signal_to_quantization_noice_ratio,
-    modify_model_output_intermediate_tensors,
-)
-from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX, TENSOR_NAME_QUANT_SUFFIX
 
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
-from workbench.measure.memory import available_bytes, fits_text, per_sample_bytes
+from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
+from workbench.model.graph_order import topological_order
+from workbench.precision.calibration import feed_reader
 from workbench.precision.int8 import preprocess_for_quantization
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import DataSource, Pipeline, sibling_data
@@ -59,14 +54,6 @@ DRIFT_COLUMNS = [
 ]
 _SKIP_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Constant"})
 _FP32 = onnx.TensorProto.FLOAT
-
-
-class _Reader(CalibrationDataReader):
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._feeds = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
 
 
 @dataclass
@@ -184,6 +171,8 @@ _SAVED = "_ReshapedSavedOutput"
 
 
 def _augment(model: Path, out: Path) -> Path:
+    from onnxruntime.quantization.qdq_loss_debug import modify_model_output_intermediate_tensors
+
     modify_model_output_intermediate_tensors(str(model), str(out))
     return out
 
@@ -210,7 +199,9 @@ def _drift_batch(ref_augmented: Path, data: Dataset, wanted: int, notes: list[st
 
 
 def _one_batch(augmented: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    activations = collect_activations(str(augmented), _Reader([feed]))
+    from onnxruntime.quantization.qdq_loss_debug import collect_activations
+
+    activations = collect_activations(str(augmented), feed_reader([feed]))
     return {name: values[0] for name, values in activations.items()}
 
 
@@ -262,17 +253,9 @@ def _cut_at_reference_tensors(variant: onnx.ModelProto, reference_tensors: set[s
 
 def _toposort(model: onnx.ModelProto) -> onnx.ModelProto:
     """Nodes in an order where every input is produced before use (the cut appended some)."""
-    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
-    pending = list(model.graph.node)
-    ordered = []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise ValueError("the cut graph has a cycle")
-        for node in ready:
-            ordered.append(node)
-            available.update(node.output)
-        pending = [n for n in pending if n not in ready]
+    ordered = topological_order(list(model.graph.node))
+    if ordered is None:
+        raise ValueError("the cut graph has a cycle")
     del model.graph.node[:]
     model.graph.node.extend(ordered)
     return model
@@ -285,6 +268,9 @@ def _weight_sqnr(reference: Path, variant: Path) -> dict[str, float]:
     subtracts the zero point in the weight's own integer type, so U8 weights with a non-zero
     zero point (biases of Add nodes) wrap around and read as noise at -10 dB.
     """
+    from onnxruntime.quantization.qdq_loss_debug import compute_signal_to_quantization_noice_ratio
+    from onnxruntime.quantization.quant_utils import TENSOR_NAME_QUANT_SUFFIX
+
     floats = {init.name: init for init in onnx.load(str(reference)).graph.initializer}
     model = onnx.load(str(variant))
     constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
@@ -341,6 +327,8 @@ class _Target:
 
 
 def _targets(variant: onnx.ModelProto) -> list[_Target]:
+    from onnxruntime.quantization.quant_utils import QUANT_INPUT_SUFFIX
+
     graph = variant.graph
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}

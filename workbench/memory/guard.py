@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from workbench.errors import DataError, WorkbenchError
-from workbench.measure.memory import available_bytes, target_bytes
+from workbench.memory.system import available_bytes, target_bytes
 
 #: The reference and the variant are loaded and timed together.
 ENGINES = 2

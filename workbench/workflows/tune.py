@@ -126,7 +126,7 @@ class _Search:
         if plain is None and not self.out_of_time:  # e.g. per-channel scales this opset cannot express
             default = Recipe("per-tensor", "int8", per_channel=False)
             plain = self.trial("recipe", "static INT8, MinMax, per-tensor", default)
-        if plain is None or plain.met:
+        if plain is None or plain.pays:
             return plain
         tried = [plain]
         # The fragile nodes first: the likeliest pass (a detector's head, a transformer's Softmax/LayerNorm).
@@ -141,7 +141,7 @@ class _Search:
             trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
-                if trial.met:
+                if trial.pays:
                     self._bought(plain, trial, what)
                     return trial
         # NNCF picks its own scales: the variants below are ONNX Runtime's, on its best calibration.
@@ -157,7 +157,7 @@ class _Search:
             trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
-                if trial.met:
+                if trial.pays:
                     self._bought(plain, trial, what)
                     return trial
         return max(tried, key=Trial.rank_key)
@@ -196,11 +196,11 @@ class _Search:
     def dynamic_recipes(self) -> Trial | None:
         default = Recipe("dynamic", "int8-dynamic")
         plain = self.trial("recipe", "dynamic INT8, per-channel", default)
-        if plain is None or plain.met:
+        if plain is None or plain.pays:
             return plain
         other = self.trial("recipe", "dynamic INT8, per-tensor", Recipe("dynamic per-tensor", "int8-dynamic",
                                                                         per_channel=False))
-        if other is not None and other.met:
+        if other is not None and other.pays:
             self._bought(plain, other, "per-tensor weight scales")
         return max([t for t in (plain, other) if t is not None], key=Trial.rank_key)
 

@@ -57,6 +57,11 @@ class Trial:
         return bool(self.score.met)
 
     @property
+    def pays(self) -> bool:
+        """Meets the budget and runs faster than FP32: a recipe search may stop here (a slower pass may not)."""
+        return self.met and self.speedup > 1.0
+
+    @property
     def speedup(self) -> float:
         return float(self.run.speedup)
 

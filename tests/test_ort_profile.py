@@ -32,7 +32,7 @@ def _trace(model: Path, tmp: Path) -> str:
     with get_backend().load(model, profile_dir=tmp) as engine:
         for _ in range(WARMUP + RUNS):
             engine.infer(feed)
-        return engine.end_profiling()
+        return engine.session.end_profiling()
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,15 @@ def test_profile_model_accounts_for_the_gap_and_keeps_the_table(pipeline: Pipeli
     profile = profile_model(sample("digits_cnn"), BuildOptions("int8", warmup=3, repeats=10), pipeline=pipeline)
     assert profile.layer_sum_ms == pytest.approx(profile.layers["time_ms"].sum())
     assert profile.ratio == pytest.approx(profile.layer_sum_ms / profile.end_to_end_ms)
-    gap = profile.gap_table()
-    assert gap["time_ms"].sum() == pytest.approx(profile.end_to_end_ms)
-    assert profile.session_ms >= profile.layer_sum_ms  # kernels run inside the session's run
+    # Measured nesting, not arithmetic: a run's kernels lie inside ORT's model_run span, which lies
+    # inside the Python call that the profiled engine times.
+    assert profile.layer_sum_ms * 0.8 <= profile.kernel_run_ms <= profile.session_ms
+    assert profile.session_ms <= profile.profiled_end_to_end_ms
+    # Every Conv and Gemm of the variant ran as (part of) some kernel in the table.
+    variant = onnx.load(profile.model_path)
+    compute = {n.name for n in variant.graph.node if n.op_type in ("Conv", "Gemm", "QLinearConv")}
+    covered = {node for nodes in profile.layers["onnx_nodes"] for node in nodes}
+    assert compute and compute <= covered
     data = profile.to_dict()
     assert {"end_to_end_ms", "layer_sum_ms", "ratio", "layers"} <= set(data)
     run = pipeline.workspace.load_run(profile.run_id)

@@ -14,11 +14,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
-from workbench.errors import DataError
+from workbench.backends.error_text import error_text
+from workbench.errors import BackendUnavailable, DataError, ModelError, WorkbenchError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from workbench.profiles.layer_table import EngineProfile
 
 QuantTarget = Literal["x86", "tensorrt"]
 
@@ -46,6 +52,15 @@ class Engine(ABC):
     @abstractmethod
     def time_once(self, feed: dict[str, np.ndarray]) -> float:
         """Run once and return the model's own time in milliseconds (no input checks or copies)."""
+
+    def end_profiling(self, warmup: int, batch: int, source_model: onnx.ModelProto | None = None) -> EngineProfile:
+        """Stop the profiler of an engine loaded with ``profile_dir`` and return its layer table.
+
+        ``warmup``: the first runs, dropped; ``batch``: the batch the runs were fed (for FLOPs);
+        ``source_model``: the model the variant was built from, whose node names the table maps to.
+        """
+        raise WorkbenchError("This engine was loaded without a profiler, so it has no layer table.",
+                             "Load it with profile_dir=... (workbench profile does).")
 
     def execution_notes(self) -> list[str]:
         """What the engine did with the file, seen after running it (e.g. which layers ran in INT8)."""
@@ -81,9 +96,30 @@ class Backend(ABC):
                             "Remove the backend options, or choose a backend that uses them.")
         return cls()
 
-    @abstractmethod
     def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
-        """Load a model file; ``profile_dir`` turns on the backend's per-layer profiler."""
+        """Load a model file; ``profile_dir`` turns on the backend's per-layer profiler.
+
+        Every caller opens engines here (builds, timing, drift, profiles), so each gets the same
+        availability check and one sentence for a file the backend cannot load, whatever raised it.
+        """
+        status = self.availability()
+        if not status.available:
+            raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", status.reason)
+        try:
+            return self._load(Path(model_path), profile_dir)
+        except WorkbenchError:
+            raise
+        except Exception as exc:  # the backend's own error, in the one sentence every caller shows
+            raise ModelError(f"{self.name} could not load '{Path(model_path).name}': {error_text(str(exc))}",
+                             "Check the model runs on this backend, or choose another precision or backend.") from exc
+
+    @abstractmethod
+    def _load(self, model_path: Path, profile_dir: Path | None) -> Engine:
+        """Open the engine (availability is checked and errors are worded by ``load``)."""
+
+    def for_profiling(self, threads: int) -> Backend:
+        """This backend as a profile's two engines need it; only a CPU thread pool has a setting to match."""
+        return self
 
     def precision_hint(self, precision: str) -> str | None:
         """None when ``precision`` needs a converted file (the default); else the run note saying how the

@@ -33,9 +33,8 @@ import onnx
 from workbench.backends import cuda_graphs
 from workbench.backends.base import Availability, Engine
 from workbench.backends.cuda_graphs import GraphChoice
-from workbench.backends.error_text import error_text
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
-from workbench.errors import BackendUnavailable, ModelError
+from workbench.errors import BackendUnavailable
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 INSTALL_GPU = "pip install 'onnx-workbench[gpu]'"
@@ -165,13 +164,14 @@ class CudaOnnxrtEngine(OnnxrtEngine):
     the program that was timed, and runs other shapes plainly (``gpu_graph_id=-1``).
     """
 
-    def __init__(self, session: Any, reopen: Callable[[bool], Any], device_id: int, graphs: GraphChoice) -> None:
+    def __init__(self, session: Any, model_path: Path, reopen: Callable[[bool], Any], device_id: int,
+                 graphs: GraphChoice) -> None:
         self._reopen = reopen
         self.device_id = device_id
-        self._start(session, graphs)
+        self._start(session, model_path, graphs)
 
-    def _start(self, session: Any, graphs: GraphChoice) -> None:
-        super().__init__(session)
+    def _start(self, session: Any, model_path: Path, graphs: GraphChoice) -> None:
+        super().__init__(session, model_path)
         if self.session.get_providers()[0] != CUDA_PROVIDER:
             self.close()
             raise BackendUnavailable(
@@ -206,7 +206,7 @@ class CudaOnnxrtEngine(OnnxrtEngine):
                 bound = self._bind(feed, len(self._bound) if self.graphs.enabled else None)
             except _CaptureFailed as failed:
                 self.close()
-                self._start(self._reopen(False), cuda_graphs.off(f"capturing one failed ({failed})"))
+                self._start(self._reopen(False), self.model_path, cuda_graphs.off(f"capturing one failed ({failed})"))
                 bound = self._bind(feed, None)
             self._bound[key] = bound
         elif any(feed[name] is not bound.feed[name] for name in self.input_names):
@@ -293,34 +293,27 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
         model = onnx.load(str(model_path), load_external_data=False)
         return cuda_graphs.choose(self.provider_options, model, profiling)
 
-    def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
-        availability = self.availability()
-        if not availability.available:
-            raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", availability.reason)
+    def for_profiling(self, threads: int) -> OnnxruntimeCudaBackend:
+        """Unchanged: the profile's sessions are the run's (provider options, I/O binding, CUDA graphs
+        for the plain one), so its end-to-end time is the run's latency."""
+        return self
+
+    def _load(self, model_path: Path, profile_dir: Path | None) -> Engine:
         import onnxruntime as ort
 
-        model_path = Path(model_path)
         device_id = int(self.provider_options.get("device_id", 0))
 
         def open_session(graphs: bool) -> Any:
             return ort.InferenceSession(str(model_path), self.session_options(profile_dir),
                                         providers=self.providers_for(model_path, graphs))
 
-        try:
-            choice = self.graph_choice(model_path, profiling=profile_dir is not None)
-            if choice.enabled:
-                try:
-                    session = open_session(True)
-                except Exception as exc:  # ONNX Runtime refuses graphs for some models that still run plainly
-                    session = open_session(False)
-                    choice = cuda_graphs.off(f"ONNX Runtime refused them ({str(exc).splitlines()[0][:200]})")
-            else:
+        choice = self.graph_choice(model_path, profiling=profile_dir is not None)
+        if choice.enabled:
+            try:
+                session = open_session(True)
+            except Exception as exc:  # ONNX Runtime refuses graphs for some models that still run plainly
                 session = open_session(False)
-            return CudaOnnxrtEngine(session, open_session, device_id, choice)
-        except Exception as exc:
-            if isinstance(exc, (BackendUnavailable, ModelError)):
-                raise
-            raise ModelError(
-                f"{self.name} could not load '{model_path.name}': {error_text(str(exc))}",
-                "Check the model runs in ONNX Runtime, or choose another precision or backend.",
-            ) from exc
+                choice = cuda_graphs.off(f"ONNX Runtime refused them ({str(exc).splitlines()[0][:200]})")
+        else:
+            session = open_session(False)
+        return CudaOnnxrtEngine(session, model_path, open_session, device_id, choice)

@@ -16,6 +16,7 @@ second process loads them in a fraction of the compile time.
 from __future__ import annotations
 
 import re
+import statistics
 import time
 from collections.abc import Mapping
 from functools import lru_cache
@@ -28,6 +29,7 @@ import onnx
 from workbench.backends.base import Availability, Backend, Engine
 from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
 from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError
+from workbench.profiles.layer_table import EngineProfile
 from workbench.profiles.openvino_profile import (
     counter_sample,
     int8_note,
@@ -37,7 +39,6 @@ from workbench.profiles.openvino_profile import (
 
 INSTALL_HINT = ("OpenVINO is not installed: pip install 'onnx-workbench[openvino]' "
                 "(the cpu and lab extras include it).")
-LAYER_TABLE_FILE = "openvino_layers.csv"
 
 
 def openvino_module() -> Any | None:
@@ -171,13 +172,12 @@ class OpenvinoEngine(Engine):
         return layer_table_from_counters(self.samples[warmup:], runtime_layers(self.compiled_model), model,
                                          batch=batch, source_model=source_model)
 
-    def end_profiling(self) -> str | None:
-        """Write the layer table into the profile folder and return its path (None if profiling was off)."""
+    def end_profiling(self, warmup: int, batch: int, source_model: onnx.ModelProto | None = None) -> EngineProfile:
+        """The layer table from the performance counters of the timed runs (the first ``warmup`` dropped)."""
         if self.profile_dir is None or not self.samples:
-            return None
-        path = self.profile_dir / LAYER_TABLE_FILE
-        self.layer_table().to_csv(path, index=False)
-        return str(path)
+            return super().end_profiling(warmup, batch, source_model)
+        layers = self.layer_table(warmup=warmup, batch=batch, source_model=source_model)
+        return EngineProfile(layers, statistics.median(sum(sample.values()) for sample in self.samples[warmup:]))
 
     def close(self) -> None:
         self._compiled.clear()
@@ -267,11 +267,8 @@ class OpenvinoBackend(Backend):
             config["PERF_COUNT"] = True
         return config
 
-    def load(self, model_path: Path, profile_dir: Path | None = None) -> OpenvinoEngine:
-        availability = self.availability()
-        if not availability.available:
-            raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", availability.reason)
-        return OpenvinoEngine(self, Path(model_path), profile_dir)
+    def _load(self, model_path: Path, profile_dir: Path | None) -> OpenvinoEngine:
+        return OpenvinoEngine(self, model_path, profile_dir)
 
     def check_loadable(self, model_path: Path) -> str | None:
         """Read the file and compile it once (dynamic dimensions set to 1), as a run would."""

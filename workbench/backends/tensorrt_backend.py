@@ -10,12 +10,13 @@ dynamic batch is tuned for the batch actually fed, which the backend interface d
 parses the network, so the FP16 fall-back loop costs a parse per try, not a build.
 
 With ``profile_dir`` the engine's layer information (engine inspector, JSON) is saved there and a
-``trt.IProfiler`` collector is set on the execution context; ``end_profiling()`` writes the layer
-table (the same schema as ORT profiles and trtexec imports) and returns its path.
+``trt.IProfiler`` collector is set on the execution context; ``end_profiling()`` returns the layer
+table (the same schema as ORT profiles and trtexec imports).
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -37,9 +38,9 @@ from workbench.backends.tensorrt_config import (
 from workbench.backends.tensorrt_profiler import LayerTimeCollector, make_layer_profiler, tensorrt_module
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.model.inspect import TensorInfo
+from workbench.profiles.layer_table import EngineProfile
 
 LAYER_INFO_FILE = "trt_layer_info.json"
-LAYER_TABLE_FILE = "trt_layers.csv"
 
 
 @lru_cache(maxsize=1)
@@ -145,19 +146,12 @@ class TensorrtEngine(Engine):
             buffer.free()
         self._device_feed, self._host_feed = {}, {}
 
-    def layer_table(self) -> Any:
-        """Per-layer medians of the runs timed so far (needs ``profile_dir``)."""
-        if self.collector is None:
-            raise BuildError("This engine was loaded without a profile folder.", "Load it with profile_dir=... .")
-        return self.collector.layer_table()
-
-    def end_profiling(self) -> str | None:
-        """Write the layer table beside the layer info and return its path (None without profiling)."""
-        if self.collector is None or self.profile_dir is None or not self.collector.runs:
-            return None
-        path = self.profile_dir / LAYER_TABLE_FILE
-        self.layer_table().to_csv(path, index=False)
-        return str(path)
+    def end_profiling(self, warmup: int, batch: int, source_model: Any = None) -> EngineProfile:
+        """Per-layer medians of the timed runs (the first ``warmup`` dropped), from the ``IProfiler``."""
+        if self.collector is None or self.collector.runs <= warmup:
+            return super().end_profiling(warmup, batch, source_model)
+        return EngineProfile(self.collector.layer_table(skip=warmup),
+                             statistics.median(self.collector.run_totals_ms(skip=warmup)))
 
     def close(self) -> None:
         self._free_device_feed()
@@ -191,9 +185,8 @@ class TensorrtBackend(Backend):
             raise BackendUnavailable(f"Backend '{self.name}' is unavailable.", status.reason)
         return tensorrt_module()
 
-    def load(self, model_path: Path, profile_dir: Path | None = None) -> Engine:
-        self._trt()
-        return TensorrtEngine(self, Path(model_path), profile_dir)
+    def _load(self, model_path: Path, profile_dir: Path | None) -> Engine:
+        return TensorrtEngine(self, model_path, profile_dir)
 
     def check_loadable(self, model_path: Path) -> str | None:
         """Parse only (a build takes minutes): the parser's errors name the node, as the fall-back needs."""

@@ -71,9 +71,9 @@ class LayerTimeCollector:
         """Inferences seen so far, counting the one still open."""
         return len(self._runs) + (1 if self._current else 0)
 
-    def run_totals_ms(self) -> list[float]:
-        """Summed layer time of each run, for the spread beside the per-layer medians."""
-        return [sum(run.values()) for run in self._all_runs()]
+    def run_totals_ms(self, skip: int = 0) -> list[float]:
+        """Summed layer time of each run after the first ``skip``, for the spread beside the medians."""
+        return [sum(run.values()) for run in self._all_runs()[skip:]]
 
     def samples(self) -> pd.DataFrame:
         """Every reported time: columns run, name, time_ms (for spread and outlier plots)."""
@@ -84,9 +84,9 @@ class LayerTimeCollector:
         ]
         return pd.DataFrame(rows, columns=["run", "name", "time_ms"])
 
-    def layer_table(self) -> pd.DataFrame:
-        """The layer table: per-layer medians over runs, in the order layers first ran."""
-        runs = self._all_runs()
+    def layer_table(self, skip: int = 0) -> pd.DataFrame:
+        """The layer table: per-layer medians over the runs after the first ``skip``, in first-run order."""
+        runs = self._all_runs()[skip:]
         if not runs:
             raise WorkbenchError(
                 "No layer times were reported, so there is no per-layer table.",

@@ -7,6 +7,7 @@ export be plotted and compared side by side.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -43,3 +44,17 @@ def make_layer_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     frame["bytes"] = pd.to_numeric(frame["bytes"], errors="coerce")
     frame["gflops_per_s"] = frame["flops"] / (frame["time_ms"] * 1e6)
     return frame[COLUMNS].reset_index(drop=True)
+
+
+@dataclass
+class EngineProfile:
+    """What a profiled engine measured over its timed runs: the layer table and two per-run medians.
+
+    ``kernel_run_ms``: the summed layer times of a run (median over runs), which exceeds the layer
+    table's sum when a slow call lands in a different layer each run. ``session_ms``: the runtime's
+    own span of a run where it records one (ONNX Runtime's ``model_run``), else None.
+    """
+
+    layers: pd.DataFrame
+    kernel_run_ms: float
+    session_ms: float | None = None

@@ -1,13 +1,15 @@
 """Profile one variant end to end: where its time goes, layer by layer, and what the layers miss.
 
-The variant is built (or fetched from the cache) by the one Pipeline, then loaded twice with
-the backend's session options and providers: a plain engine for the end-to-end median and a
-profiled one for the per-layer table. They are timed in interleaved rounds, so both see the
-same machine state, and the profiled engine's warm-up runs are dropped from its trace.
+The variant is built (or fetched from the cache) by the one Pipeline, then loaded twice through
+its backend's own ``load``, exactly as a run loads it (session and provider options, I/O binding,
+precision hint), once with ``profile_dir`` so the backend's profiler is on: a plain engine for the
+end-to-end median and a profiled one whose ``end_profiling()`` gives the per-layer table (ONNX
+Runtime's trace, OpenVINO's counters, TensorRT's ``IProfiler``). They are timed in interleaved
+rounds, so both see the same machine state, and the warm-up runs are dropped from the table.
 
-Both use the same number of intra-op threads, one by default: with ORT's profiler on, kernels
-no longer spread over the intra-op pool (measured on a 16-core CPU: digits_resnet FP32 0.59 ms
-plain with the default pool, 7.8 ms profiled; ORT issue #18600 reports the same), so a
+On ONNX Runtime's CPU provider both use the same number of intra-op threads, one by default:
+with ORT's profiler on, kernels no longer spread over the intra-op pool (measured on a 16-core
+CPU: digits_resnet FP32 0.59 ms plain with the default pool, 7.8 ms profiled; ORT issue #18600 reports the same), so a
 multi-threaded plain session and a profiled one time two different programs. ``threads=0``
 keeps ORT's default pool for both; the gap table then shows the difference as the profiler's
 own cost.
@@ -25,7 +27,6 @@ fade.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +34,10 @@ from pathlib import Path
 import onnx
 import pandas as pd
 
-from workbench.backends.base import Backend
-from workbench.backends.onnxruntime_cpu import OnnxrtEngine
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
-from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.latency import measure_latency
-from workbench.profiles.ort_profile import layer_table_from_trace, read_ort_trace
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
@@ -164,91 +161,40 @@ def profile_run(
     info = pipeline.inspect(run.artifact)
     data = pipeline.load_data(source, info, "evaluation", options.preprocess)
     feed = timing_feed(data, run.spec.batch)
-    backend = get_backend(run.spec.backend, dict(run.spec.backend_options))
+    # The run's own backend, set up as the run's build set it up: the same options, precision hint,
+    # workspace cache and weights; the profile differs from the run only in the profiler being on.
+    backend = (get_backend(run.spec.backend, dict(run.spec.backend_options))
+               .for_precision(run.spec.precision).for_workspace(pipeline.workspace.root)
+               .for_weights(sparse_2of4=run.spec.prune_method == "2:4").for_profiling(threads))
     progress_.report("profile", 0.0, "loading plain and profiled engines")
-    if getattr(backend, "session_options", None) is None and hasattr(backend, "for_precision"):
-        profile = _profile_with_engine_counters(run, backend, data, feed, warmup, repeats, pipeline, progress_)
-        if profile is not None:
-            return profile
-    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp:
-        with _engine(backend, run.artifact, threads, None) as plain, \
-                _engine(backend, run.artifact, threads, Path(tmp)) as profiled:
-            latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup,
-                                      repeats=repeats, progress=progress_.slice(0.0, 0.9))
-            trace_path = profiled.end_profiling()
-        if not trace_path:
-            raise WorkbenchError("ONNX Runtime wrote no profile.", "Check the workspace folder is writable.")
-        trace = read_ort_trace(trace_path).after_warmup(warmup)
+    artifact = Path(run.artifact)
     source_model = onnx.load(str(model_path), load_external_data=False) if model_path.is_file() else None
-    layers = layer_table_from_trace(trace, onnx.load(run.artifact, load_external_data=False),
-                                    batch=run.spec.batch, source_model=source_model)
-    notes = [f"eval data: {data.label}"] if data.is_random else []
+    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp, backend.load(artifact) as plain, \
+            backend.load(artifact, Path(tmp)) as profiled:
+        latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup, repeats=repeats,
+                                  progress=progress_.slice(0.0, 0.9))
+        measured = profiled.end_profiling(warmup, run.spec.batch, source_model)
+    profiled_ms = latency["profiled"].median
     profile = LayerProfile(
-        layers=layers,
+        layers=measured.layers,
         end_to_end_ms=latency["plain"].median,
-        profiled_end_to_end_ms=latency["profiled"].median,
-        session_ms=statistics.median(trace.run_ms) if trace.run_ms else float("nan"),
-        kernel_run_ms=statistics.median(trace.kernel_sums_ms()),
+        profiled_end_to_end_ms=profiled_ms,
+        # Without a runtime span of its own, the profiled engine's time stands in: the gap then shows
+        # everything outside the kernels as one row.
+        session_ms=measured.session_ms if measured.session_ms is not None else profiled_ms,
+        kernel_run_ms=measured.kernel_run_ms,
         batch=run.spec.batch,
         warmup=warmup,
         repeats=latency["plain"].repeats,
         model_path=run.artifact,
         precision=run.spec.precision,
         run_id=run.run_id,
-        threads=threads,
-        notes=notes,
-    )
-    save_layer_table(run, layers, pipeline)
-    progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
-    return profile
-
-
-def _profile_with_engine_counters(run: Run, backend: Backend, data: Dataset, feed: dict, warmup: int, repeats: int,
-                                  pipeline: Pipeline, progress: Progress) -> LayerProfile | None:
-    """Backends whose engines keep their own per-layer counters (OpenVINO): a plain and a profiled engine
-    of the run's precision timed side by side, the table from the profiled one. None if it has none."""
-    backend = backend.for_precision(run.spec.precision).for_workspace(pipeline.workspace.root)
-    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp, backend.load(Path(run.artifact)) as plain, \
-            backend.load(Path(run.artifact), Path(tmp)) as profiled:
-        if not hasattr(profiled, "layer_table"):
-            return None
-        latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup, repeats=repeats,
-                                  progress=progress.slice(0.0, 0.9))
-        model_path = Path(run.model_path)
-        source_model = onnx.load(str(model_path), load_external_data=False) if model_path.is_file() else None
-        layers = profiled.layer_table(warmup=warmup, batch=run.spec.batch, source_model=source_model)
-        run_sums = [sum(sample.values()) for sample in profiled.samples[warmup:]]
-    profiled_ms = latency["profiled"].median
-    profile = LayerProfile(
-        layers=layers, end_to_end_ms=latency["plain"].median, profiled_end_to_end_ms=profiled_ms,
-        session_ms=profiled_ms, kernel_run_ms=statistics.median(run_sums), batch=run.spec.batch, warmup=warmup,
-        repeats=latency["plain"].repeats, model_path=run.artifact, precision=run.spec.precision, run_id=run.run_id,
         threads=getattr(backend, "threads", 0),
         notes=[f"eval data: {data.label}"] if data.is_random else [],
-        executor="OpenVINO outside its counted layers, and the Python call",
     )
-    save_layer_table(run, layers, pipeline)
-    progress.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
+    save_layer_table(run, measured.layers, pipeline)
+    progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
     return profile
-
-
-def _engine(backend: Backend, model: str, threads: int, profile_dir: Path | None) -> OnnxrtEngine:
-    """A session from the backend's own options and providers, with ``threads`` intra-op threads.
-
-    Both engines of a profile are made here, so they differ only in the profiler being on.
-    """
-    options_for = getattr(backend, "session_options", None)
-    if options_for is None:
-        raise WorkbenchError(
-            f"Backend '{backend.name}' has no per-layer profiler here.",
-            "Profile on onnxruntime-cpu, or import a trtexec profile (workbench import-trtexec).",
-        )
-    import onnxruntime as ort
-
-    options = options_for(profile_dir)
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model, options, providers=list(backend.providers))
-    return OnnxrtEngine(session)
 
 
 def save_layer_table(run: Run, layers: pd.DataFrame, pipeline: Pipeline) -> None:

@@ -437,7 +437,7 @@ def profiler_check(artifact: str, batch: int, eval_path: Path, backend_name: str
     try:
         for _ in range(10):
             engine.time_once(feed)
-        trace = engine.end_profiling()  # type: ignore[attr-defined]
+        trace = engine.session.end_profiling()  # type: ignore[attr-defined]  # the raw ORT trace
     finally:
         engine.close()
     events = json.loads(Path(trace).read_text())

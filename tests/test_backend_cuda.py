@@ -189,7 +189,7 @@ def test_cuda_profile_records_nodes_on_the_gpu(cnn: Path, tmp_path: Path) -> Non
     try:
         for _ in range(3):
             engine.time_once(feed)
-        trace = engine.end_profiling()
+        trace = engine.session.end_profiling()  # the raw ORT trace, to read the provider of each node
     finally:
         engine.close()
     events = json.loads(Path(trace).read_text())

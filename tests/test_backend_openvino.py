@@ -175,3 +175,26 @@ def test_sweep_panel_offers_backends_as_an_axis() -> None:
     panel.backends.value = ()
     with pytest.raises(Exception, match="No backend is selected"):
         panel.options()
+
+
+def test_backend_options_threads_and_pinning() -> None:
+    from workbench.errors import DataError
+
+    assert get_backend("openvino").config(None)["ENABLE_CPU_PINNING"] is False
+    config = get_backend("openvino", {"threads": "2", "pinning": "1"}).config(None)
+    assert config["INFERENCE_NUM_THREADS"] == 2 and config["ENABLE_CPU_PINNING"] is True
+    assert config["INFERENCE_PRECISION_HINT"] == "f32" and config["PERFORMANCE_HINT"] == "LATENCY"
+    with pytest.raises(DataError, match="does not know the option"):
+        get_backend("openvino", {"prefer_nhwc": "1"})
+    with pytest.raises(DataError, match="not a whole number"):
+        get_backend("openvino", {"threads": "two"})
+
+
+def test_backends_json_carries_openvino_details(cli_env: dict[str, str]) -> None:
+    import json
+
+    result = subprocess.run([sys.executable, "-m", "workbench", "backends", "--json"], capture_output=True, text=True,
+                            env=cli_env, timeout=300)
+    listing = json.loads(result.stdout)
+    assert any(line.startswith("CPU features") for line in listing["openvino"]["details"])
+    assert "details" not in listing["onnxruntime-cpu"]

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     status = availability()
     if args.json:
-        print_json({name: {"available": s.available, "reason": s.reason, "details": list(s.details)}
+        # "details" only where a backend has them (OpenVINO's device, CPU features and precision plan).
+        print_json({name: {"available": s.available, "reason": s.reason, **({"details": list(s.details)}
+                                                                             if s.details else {})}
                     for name, s in status.items()})
         return 0
     for name, s in status.items():

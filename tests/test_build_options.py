@@ -1,0 +1,94 @@
+"""One declaration of each build option: the dataclass, the CLI group that builds it, and the
+commands that take it whole."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.build_options import BuildOptions
+from workbench.cli.build_options import BuildOptionsArgs
+from workbench.cli.main import build_parser
+from workbench.errors import DataError
+from workbench.runs.sweep import Sweep
+
+REPO = Path(__file__).resolve().parents[1]
+#: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields) and
+#: the tuning search's INT8 recipe details.
+PYTHON_ONLY = {"preprocess", "quant_options"}
+
+
+def command_flags(name: str) -> set[str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {flag for action in sub.choices[name]._actions for flag in action.option_strings}
+
+
+def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
+    group = BuildOptionsArgs()
+    parser = argparse.ArgumentParser()
+    group.add_parser_args(parser)
+    defaults = group.parse(parser.parse_args([]))
+    assert defaults == BuildOptions()
+    changed = group.parse(parser.parse_args([
+        "--precision", "int8", "--prune-method", "channel", "--prune-ratio", "0.5", "--no-repair",
+        "--calib", "c.npz", "--calib-method", "entropy", "--per-tensor", "--eval", "e.npz",
+        "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
+        "--repeats", "7", "--exclude", "a", "--exclude", "b", "--quantizer", "nncf", "--task", "raw",
+        "--metric", "m:f", "--budget", "0.9",
+    ]))
+    fields = {f.name for f in dataclasses.fields(BuildOptions)}
+    moved = {name for name in fields if getattr(changed, name) != getattr(defaults, name)}
+    assert moved == fields - PYTHON_ONLY
+    assert changed.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
+
+
+def test_a_sweep_accepts_every_option_run_accepts() -> None:
+    axes = {"--precision": "--precisions", "--prune-method": "--prune-methods", "--prune-ratio": "--prune-ratios"}
+    run_only = {"--force"}  # a sweep reuses stored cells by design
+    expected = {axes.get(flag, flag) for flag in command_flags("run") - run_only}
+    assert expected <= command_flags("sweep")
+
+
+def test_profile_and_drift_take_the_same_build_flags_as_run() -> None:
+    shared = command_flags("run") - {"--force"}
+    assert shared <= command_flags("profile") and shared <= command_flags("drift")
+
+
+def test_a_grid_is_the_base_options_with_precision_and_pruning_replaced(cnn: Path) -> None:
+    base = BuildOptions(repair=False, exclude_nodes=("x",), batch=4, backend_options={"threads": "1"})
+    sweep = Sweep(str(cnn), base, ["fp32", "int8"], ["channel"], [0, 0.5])
+    grid = sweep.grid()
+    assert [(o.precision, o.prune_method, o.prune_ratio) for o in grid] == [
+        ("fp32", None, 0.0), ("fp32", "channel", 0.5), ("int8", None, 0.0), ("int8", "channel", 0.5)]
+    assert all(dataclasses.replace(o, precision="fp32", prune_method=None, prune_ratio=0.0) == base for o in grid)
+
+
+def test_options_are_frozen_and_checked() -> None:
+    options = BuildOptions("int8", exclude_nodes=["a"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.precision = "fp16"  # type: ignore[misc]
+    assert options.exclude_nodes == ("a",)
+    with pytest.raises(TypeError):
+        options.backend_options["threads"] = "2"  # type: ignore[index]
+    with pytest.raises(DataError, match="Batch 0"):
+        BuildOptions(batch=0)
+
+
+def test_workbench_profile_profiles_the_pruned_variant(cnn: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "profile", str(cnn), "--prune-method", "channel", "--prune-ratio", "0.5",
+         "--repeats", "5", "--warmup", "2", "--workspace", str(tmp_path / "ws"), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    run = json.loads(subprocess.run(
+        [sys.executable, "-m", "workbench", "show", data["run_id"], "--workspace", str(tmp_path / "ws"), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=120).stdout)
+    assert run["spec"]["prune_method"] == "channel" and run["spec"]["prune_ratio"] == 0.5
+    assert data["model"] == run["artifact"] and data["layers"]

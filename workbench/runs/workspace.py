@@ -46,7 +46,6 @@ class Removed:
     #: Folders that were on disk before the store was created: they may be a lost store's runs.
     kept_unclaimed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
-    dry_run: bool = False
 
 
 def _size(path: Path) -> int:
@@ -124,7 +123,7 @@ class Workspace:
         used |= {Path(p).absolute().parent for p in self.store.table_paths()}
         unclaimed = {Path(p).absolute() for p in self.store.folders_before_store()}
         cutoff = time.time() - min_age_s
-        removed = Removed(dry_run=dry_run)
+        removed = Removed()
         for folder in [*self._temp_leftovers(), *artifact_folders(self.root)]:
             if _live_build_scratch(folder):
                 removed.kept_young.append(str(folder))

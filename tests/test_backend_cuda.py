@@ -142,7 +142,7 @@ def test_cuda_graphs_time_and_compute_what_plain_runs_do(cnn: Path) -> None:
 @pytest.mark.gpu
 @needs_gpu
 def test_cuda_graphs_off_say_why_and_still_run(cnn: Path, tmp_path: Path) -> None:
-    from test_cuda_graphs import _if_model
+    from tests.test_cuda_graphs import _if_model
 
     path = tmp_path / "if.onnx"
     onnx.save(_if_model(), str(path))

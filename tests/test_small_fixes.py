@@ -17,10 +17,10 @@ from workbench.runs.pipeline import Pipeline
 
 
 def test_a_model_run_from_inside_its_folder_is_named_after_the_folder(
-        cnn: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+        cnn: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(cnn.parent)
     assert main(["run", "model.onnx", "--batch", "4", "--repeats", "3", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["spec"]["model_name"] == "digits_cnn"
+    assert json.loads(capfd.readouterr().out)["spec"]["model_name"] == "digits_cnn"
 
 
 def test_files_written_by_a_build_follow_the_umask_like_the_model(cnn: Path, workspace: Path) -> None:

@@ -137,7 +137,7 @@ def drive_quickstart(page: sync_api.Page, base: str) -> None:
     assert app.locator("table.wb-runs tbody tr", has_text="b32").count() == 1
     plots = app.locator(".js-plotly-plot")
     plots.nth(2).wait_for(timeout=60_000)
-    assert app.locator(".js-plotly-plot .xtitle", has_text="time per inference (ms)").count() >= 1
+    assert app.locator(".js-plotly-plot .xtitle", has_text="time per batch (ms)").count() >= 1
     assert app.locator(".js-plotly-plot .ytitle", has_text="SQNR").count() == 1
     assert app.locator(".js-plotly-plot .xtitle", has_text="latency").count() == 1
     assert app.locator(".wb-error").count() == 0

@@ -30,7 +30,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_top_layers(tables):
     layers = tables["int8"]
     figure = plots.top_layers(layers, n=5)
-    assert figure.layout.xaxis.title.text == "time per inference (ms)"
+    assert figure.layout.xaxis.title.text == "time per batch (ms)"
     assert figure.layout.yaxis.title.text == "layer"
     shown = [float(x) for trace in figure.data for x in trace.x]
     assert sorted(shown, reverse=True) == sorted(layers["time_ms"].nlargest(5), reverse=True)
@@ -45,7 +45,7 @@ def test_time_by_op_type(tables):
     layers = tables["fp32"]
     figure = plots.time_by_op_type(layers)
     assert figure.layout.xaxis.title.text == "op type"
-    assert figure.layout.yaxis.title.text == "time per inference (ms)"
+    assert figure.layout.yaxis.title.text == "time per batch (ms)"
     assert [trace.name for trace in figure.data] == ["FP32"]
     assert figure.data[0].marker.color == plots.PRECISION_COLORS["FP32"]
     assert sum(figure.data[0].y) == pytest.approx(layers["time_ms"].sum())
@@ -56,7 +56,7 @@ def test_compare_layers_matches_fused_and_quantized_rows(tables):
     figure = plots.compare_layers({"FP32": tables["fp32"], "INT8": tables["int8"]},
                                   precisions={"FP32": "fp32", "INT8": "int8"}, n=30)
     assert [trace.name for trace in figure.data] == ["FP32", "INT8"]
-    assert figure.layout.xaxis.title.text == "time per inference (ms)"
+    assert figure.layout.xaxis.title.text == "time per batch (ms)"
     assert figure.layout.barmode == "group"
     assert figure.data[1].marker.color == plots.PRECISION_COLORS["INT8"]
     fp32, int8 = (dict(zip(trace.customdata[:, 0], trace.x, strict=True)) for trace in figure.data)
@@ -72,7 +72,7 @@ def test_drift_along_graph(tables):
     figure = plots.drift_along_graph(drift)
     assert len(figure.data) == 2
     assert figure.data[0].name.startswith("local") and figure.data[1].name.startswith("accumulated")
-    assert figure.layout.xaxis.title.text == "layer, in graph order"
+    assert figure.layout.xaxis.title.text == "layer (ONNX node), in graph order"
     assert figure.layout.yaxis.title.text.startswith("SQNR vs FP32 (dB")
     assert list(figure.data[0].y) == pytest.approx(list(drift["local_sqnr_db"]))
     assert list(figure.data[1].customdata[:, 1]) == list(drift["node"])
@@ -83,10 +83,12 @@ def test_latency_vs_drift_marks_the_pareto_front(tables):
     assert list(runs.columns) == RUN_COLUMNS and len(runs) == 3
     figure = plots.latency_vs_drift(runs, drift="max_abs_error")
     names = [trace.name for trace in figure.data]
-    assert names == ["fp16", "fp32", "int8", "Pareto front"]
-    assert figure.layout.xaxis.title.text == "latency, median per batch (ms)"
+    assert names == ["fp16", "fp32", "int8", "FP32 reference · digits_cnn b1", "Pareto front"]
+    star = figure.data[3]  # FP32 itself: its latency from each run's speed-up, no drift
+    assert star.y[0] == 0 and star.x[0] > 0
+    assert figure.layout.xaxis.title.text == "latency per sample (ms): median per batch ÷ batch"
     assert "max |error|" in figure.layout.yaxis.title.text
-    for trace in figure.data[:-1]:
+    for trace in figure.data[:3]:
         assert trace.marker.color == plots.precision_color(trace.name)
     front = plots.pareto_front(runs, "latency_ms", "max_abs_error", higher_is_better=False)
     values = runs[["latency_ms", "max_abs_error"]].to_numpy()

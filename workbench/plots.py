@@ -71,7 +71,7 @@ def top_layers(layers: pd.DataFrame, n: int = 15, title: str | None = None) -> g
         )
     figure.update_layout(
         title=title or f"Top {len(top)} layers by time",
-        xaxis_title="time per inference (ms)",
+        xaxis_title="time per batch (ms)",
         yaxis_title="layer",
         yaxis={"categoryorder": "array", "categoryarray": [_short(name) for name in top["name"]]},
         legend_title="op type",
@@ -100,7 +100,7 @@ def time_by_op_type(layers: pd.DataFrame, title: str | None = None) -> go.Figure
     figure.update_layout(
         title=title or "Time by op type",
         xaxis_title="op type",
-        yaxis_title="time per inference (ms)",
+        yaxis_title="time per batch (ms)",
         xaxis={"categoryorder": "array", "categoryarray": order},
         legend_title="precision",
         barmode="stack",
@@ -157,7 +157,7 @@ def compare_layers(
         )
     figure.update_layout(
         title=title or "Layers across variants",
-        xaxis_title="time per inference (ms)",
+        xaxis_title="time per batch (ms)",
         yaxis_title="layer (ONNX node)",
         barmode="group",
         legend_title="variant",
@@ -178,13 +178,24 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
                        mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#E45756")
     figure.add_scatter(name="accumulated (vs FP32 end to end)", x=drift["order"], y=drift["accum_sqnr_db"],
                        mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#4C78A8")
+    step = max(1, len(drift) // 40)  # at most ~40 names under the axis; every point still hovers with its name
+    ticks = drift.iloc[::step]
     figure.update_layout(
         title=title or "Per-layer drift along the graph",
-        xaxis_title="layer, in graph order",
+        xaxis={"title": "layer (ONNX node), in graph order", "tickmode": "array", "tickvals": list(ticks["order"]),
+               "ticktext": [short_node_name(n) for n in ticks["node"]], "tickangle": -45},
         yaxis_title="SQNR vs FP32 (dB, higher is better)",
         legend_title="error",
+        margin={"b": 140},
     )
     return figure
+
+
+def short_node_name(node: str, width: int = 28) -> str:
+    """'/features/features.2/features.2.0/Conv' -> 'features.2.0/Conv': the part that tells layers apart."""
+    parts = [p for p in str(node).split("/") if p]
+    short = "/".join(parts[-2:]) if len(parts) > 1 else str(node)
+    return short if len(short) <= width else "…" + short[-(width - 1):]
 
 
 _RANDOM_NOTE = "<br>RANDOM eval data: drift means nothing"
@@ -220,17 +231,24 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
     if drift not in _HIGHER_IS_BETTER:
         raise ValueError(f"drift must be one of {sorted(_HIGHER_IS_BETTER)}")
     higher = _HIGHER_IS_BETTER[drift]
-    frame = runs.assign(on_front=pareto_front(runs, "latency_ms", drift, higher))
+    # Per sample, so batch-1 and batch-8 runs share an axis that means the same for both; one front per
+    # model and batch (runs of different models or batches do not compete).
+    frame = runs.assign(per_sample_ms=runs["latency_ms"] / runs["batch"])
+    groups = frame.groupby(["model", "batch"], sort=False).groups.values() if len(frame) else []
+    on_front = pd.Series(False, index=frame.index)
+    for index in groups:
+        on_front[index] = pareto_front(frame.loc[index], "per_sample_ms", drift, higher)
+    frame = frame.assign(on_front=on_front)
     name = frame["task_metric"].iloc[0] if drift == "task_value" and len(frame) else drift
     missed = (frame["meets_budget"] == False).to_numpy() if "meets_budget" in frame else np.zeros(len(frame), bool)  # noqa: E712
     frame = frame.assign(missed=missed)
-    hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms, " + str(name) + " %{y:.6g}<br>speed-up %{customdata[1]:.2f}x"
-             "<br>run %{customdata[2]}%{customdata[3]}<extra></extra>")
+    hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms per sample, " + str(name) + " %{y:.6g}"
+             "<br>speed-up %{customdata[1]:.2f}x<br>run %{customdata[2]}%{customdata[3]}<extra></extra>")
     figure = go.Figure()
     for precision, rows in frame.groupby("precision", sort=True):
         figure.add_scatter(
             name=precision,
-            x=rows["latency_ms"],
+            x=rows["per_sample_ms"],
             y=rows[drift],
             mode="markers",
             marker={"color": precision_color(precision), "size": 11,
@@ -243,18 +261,42 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
                                   for r, m in zip(rows["random_data"], rows["missed"], strict=True)]], axis=-1),
             hovertemplate=hover,
         )
-    front = frame[frame["on_front"]].sort_values("latency_ms")
-    figure.add_scatter(name="Pareto front", x=front["latency_ms"], y=front[drift], mode="lines",
-                       line={"color": "black", "dash": "dash"}, hoverinfo="skip")
-    units = {"max_abs_error": "max |error| of the output vs FP32 (lower is better)",
-             "cosine": "output cosine similarity to FP32 (higher is better)",
-             "accuracy": "accuracy (fraction, higher is better)",
-             "top1_agreement": "top-1 agreement with FP32 (fraction, higher is better)",
-             "task_value": f"{name} (task metric, higher is better; red outline: misses its budget)"}
+    for (model, batch), rows in frame.groupby(["model", "batch"], sort=False):
+        reference = _reference_point(rows, drift)
+        if reference is not None:
+            figure.add_scatter(name=f"FP32 reference · {model} b{batch}", x=[reference[0]], y=[reference[1]],
+                               mode="markers", marker={"symbol": "star", "size": 14, "color": precision_color("fp32"),
+                                                       "line": {"width": 1, "color": "black"}},
+                               hovertemplate=f"<b>FP32 reference</b> ({model}, batch {batch})<br>"
+                                             "%{x:.4f} ms per sample<extra></extra>")
+        front = rows[rows["on_front"]].sort_values("per_sample_ms")
+        figure.add_scatter(name="Pareto front", x=front["per_sample_ms"], y=front[drift], mode="lines",
+                           line={"color": "black", "dash": "dash"}, hoverinfo="skip",
+                           showlegend=(model, batch) == next(iter(frame.groupby(["model", "batch"]).groups)))
+    units = {"max_abs_error": "max |error| vs FP32 (lower: better)",
+             "cosine": "cosine to FP32 (higher: better)",
+             "accuracy": "accuracy (higher: better)",
+             "top1_agreement": "top-1 agreement (higher: better)",
+             "task_value": f"{name} (higher: better)"}
     figure.update_layout(
-        title=title or "Latency versus drift",
-        xaxis_title="latency, median per batch (ms)",
-        yaxis_title=units[drift],
+        title={"text": title or "Latency versus drift", "y": 0.97, "yanchor": "top"},
+        xaxis_title="latency per sample (ms): median per batch ÷ batch",
+        yaxis={"title": {"text": units[drift], "standoff": 6}, "automargin": True},
         legend_title="precision",
+        margin={"t": 70},
     )
     return figure
+
+
+_PERFECT = {"max_abs_error": 0.0, "cosine": 1.0, "top1_agreement": 1.0}
+
+
+def _reference_point(rows: pd.DataFrame, drift: str) -> tuple[float, float] | None:
+    """Where FP32 itself sits: its latency (the rows' latency × speed-up) and no drift at all."""
+    speedup = rows.get("speedup")
+    if speedup is None or speedup.isna().all():
+        return None
+    x = float((rows["per_sample_ms"] * speedup).median())
+    if drift == "accuracy" and "reference_accuracy" in rows and rows["reference_accuracy"].notna().any():
+        return x, float(rows["reference_accuracy"].dropna().iloc[0])
+    return (x, _PERFECT[drift]) if drift in _PERFECT else None

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import __version__
+from workbench.glossary import human_columns
 from workbench.plots import drift_along_graph, latency_vs_drift, task_drift_column, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
 from workbench.runs.frame import runs_frame
@@ -29,11 +30,18 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f3f3f3; } td:nth-child(-n+3) { text-align: left; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
 .missing { color: #b00; }
+.wide { overflow-x: auto; max-width: 100%; } .wide th { white-space: nowrap; }
 """
 
 _SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
                   "speedup", "task_metric", "task_value", "task_threshold", "meets_budget", "accuracy",
                   "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
+
+
+NO_LAYER_TABLES = ("<p>None of these runs has layer timing or drift tables. Add them with "
+                   "<code>workbench profile MODEL --precision P</code> (layer timing) and "
+                   "<code>workbench drift MODEL --precision P</code> (per-layer drift), or build from the "
+                   "notebook app, which runs both; then write the report again.</p>")
 
 
 class _Figures:
@@ -84,25 +92,29 @@ def render_report(runs: Sequence[Run], title: str = "Workbench report") -> str:
     """The whole page as one string; figures for tables that exist, 'missing' for those that vanished."""
     frame = runs_frame(runs)
     figures = _Figures()
-    pareto = figures.html(_pareto(frame)) if not frame.empty else "<p>No runs.</p>"
+    # One chart per model: runs of different models do not compete for one Pareto front.
+    pareto = "\n".join(f"<h3>{html.escape(str(model))}</h3>" + figures.html(_pareto(rows))
+                        for model, rows in frame.groupby("model", sort=False)) or "<p>No runs.</p>"
     per_run = "\n".join(section for run in runs if (section := _run_tables_section(run, figures)))
     commands = "\n".join(f"<p>{run.run_id} · {html.escape(run.label)}</p><pre>{html.escape(reproduce_command(run))}"
                          "</pre>" for run in runs)
-    table = frame[_SHOWN_COLUMNS].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="n/a")
+    table = human_columns(frame[_SHOWN_COLUMNS]).to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                                          na_rep="n/a")
     stamp = time.strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>{len(runs)} runs · written {stamp} by workbench {__version__}. Latency is the median per inference;
-points lost are against the FP32 reference measured side by side (accuracy with labels, top-1 agreement
-without).</p>
+<p>{len(runs)} runs · written {stamp} by workbench {__version__}. Latency is the median per batch (ms), on the
+scale of one stored FP32 reference per model, backend and batch; the speed-up is measured side by side with
+FP32 in the same rounds; points lost are against that FP32 reference (accuracy with labels, top-1 agreement
+without). The FP32 reference is the star on each chart.</p>
 <h2>Runs</h2>
-{table}
+<div class="wide">{table}</div>
 <h2>Latency vs accuracy</h2>
 {pareto}
 <h2>Layers</h2>
-{per_run or "<p>None of these runs has layer timing or drift tables.</p>"}
+{per_run or NO_LAYER_TABLES}
 <h2>Environment</h2>
 {_environments(runs)}
 <h2>Reproduce</h2>

@@ -11,7 +11,7 @@ import ipywidgets as W
 from IPython.display import display
 
 from workbench.build_options import BuildOptions
-from workbench.errors import Busy, DataError, ModelError
+from workbench.errors import Busy, Cancelled, DataError, ModelError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -189,6 +189,9 @@ class Workbench:
     def _finished(self, outcome: Outcome) -> None:
         self.last_outcome = outcome
         self.build.show_outcome(outcome)
+        if isinstance(outcome.error, Cancelled):
+            self.results.error.value = note_html(f"{outcome.error} Nothing partial was kept.")
+            return
         if not outcome.ok:
             self.results.show_error(outcome.error if not outcome.details else outcome.message)
             return

@@ -15,7 +15,8 @@ import ipywidgets as W
 from workbench.backends.registry import DEFAULT_BACKEND, availability
 from workbench.build_options import BuildOptions
 from workbench.data.images import ImagePreprocess
-from workbench.errors import DataError
+from workbench.errors import Cancelled, DataError
+from workbench.glossary import TERMS, help_icon
 from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
 from workbench.progress import ProgressEvent
@@ -27,6 +28,9 @@ from workbench.ui.messages import error_html, heading_html, note_html
 from workbench.workflows.tune import TuneResult
 
 NO_PRUNING = "none"
+LOG_LINES = 40
+#: precision choice -> its glossary term (the button's tooltip)
+PRECISION_TERMS = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "int8-dynamic": "int8-dynamic"}
 
 #: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
 CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"
@@ -60,15 +64,14 @@ class BuildPanel:
         usable = [name for name, s in status.items() if s.available]
         self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
                                   description="Backend", **wide_layout())
-        missing = [f"{escape(name)}: {escape(s.reason)}" for name, s in status.items() if not s.available]
-        self.backend_note = W.HTML(
-            "<small>Not available here: " + "; ".join(missing) + "</small>" if missing else "")
+        self.backend_note = W.HTML(unavailable_html({name: s.reason for name, s in status.items() if not s.available}))
         self._backend_status = status
         self.backend_details = W.HTML()
         self.backend.observe(lambda _: self._show_backend_details(), names="value")
         self._show_backend_details()
         self.precision = W.ToggleButtons(options=list(PRECISIONS), value="int8", description="Precision",
-                                         style={"description_width": "130px", "button_width": "90px"})
+                                         tooltips=[TERMS[PRECISION_TERMS[p]] for p in PRECISIONS],
+                                         style={"description_width": "130px", "button_width": "auto"})
         # A None value would show as a blank box (ipywidgets' "nothing selected"), so "none" is a string.
         self.prune_method = W.Dropdown(options=[("none", NO_PRUNING), *[(m, m) for m in PRUNE_METHODS]],
                                        value=NO_PRUNING, description="Pruning", **wide_layout())
@@ -115,7 +118,8 @@ class BuildPanel:
                                    layout=W.Layout(width="460px"))
         self.step = W.Label("Idle.")
         self.status = W.HTML()
-        self.log = W.Output(layout=W.Layout(max_height="160px", overflow="auto", border="1px solid #ddd"))
+        self.log = W.HTML(layout=W.Layout(width="460px"))
+        self._log_lines: list[str] = []
         self._last_step = ""
 
         self.prune_method.observe(lambda _: self._show_prune_note(), names="value")
@@ -126,15 +130,17 @@ class BuildPanel:
             self.tune_button.on_click(lambda _: self._tune_clicked(on_tune))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.calib_box = W.VBox([self.calib_source, self.calib_path, self.calib_count, self.preprocess_box,
-                                 self.calib_method, self.quantizer])
+                                 with_help(self.calib_method, "minmax", "entropy", "percentile"), self.quantizer])
         self._show_calib_fields()
         self.widget = W.VBox([
-            heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note, self.precision,
-            self.batch,
-            heading_html_widget("Pruning"), self.prune_method, self.prune_note, self.prune_ratio,
-            heading_html_widget("Data"), self.calib_box, self.eval_path,
+            heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note,
+            with_help(self.precision, "FP32", "FP16", "BF16", "INT8", "int8-dynamic"), with_help(self.batch, "batch"),
+            heading_html_widget("Pruning"), with_help(self.prune_method, "pruning"), self.prune_note,
+            self.prune_ratio,
+            heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path,
             heading_html_widget("Judge"), self.task, self.budget, self.budget_note,
-            heading_html_widget("Measure"), self.repeats, self.profile_layers, self.layer_drift,
+            heading_html_widget("Measure"), with_help(self.repeats, "latency", "speed-up"), self.profile_layers,
+            self.layer_drift,
             W.HBox([self.build_button, self.cancel_button]),
             W.HBox([self.tune_button, self.time_budget]), self.bar, self.step, self.status, self.log,
         ])
@@ -264,7 +270,7 @@ class BuildPanel:
         self.step.value = f"{event.step}: {event.message}" if event.message else event.step
         if event.step != self._last_step:
             self._last_step = event.step
-            self.log.append_stdout(f"{event.step}: {event.message}\n")
+            self.write_log(f"{event.step}: {event.message}")
 
     def show_outcome(self, outcome: Outcome) -> None:
         self.tune_button.disabled = False
@@ -275,16 +281,42 @@ class BuildPanel:
             self.status.value = (error_html(outcome.warning) if outcome.warning
                                  else note_html(f"Built {outcome.run.label}. See the Results tab."))
             if outcome.details:
-                self.log.append_stderr(outcome.details)
+                self.write_log(outcome.details)
+        elif isinstance(outcome.error, Cancelled):
+            self.bar.bar_style = "warning"
+            self.step.value = "Cancelled."
+            self.status.value = note_html(f"{outcome.error} Nothing partial was kept.")
         else:
             self.bar.bar_style = "danger"
             self.step.value = "Stopped."
             self.status.value = error_html(outcome.error if not outcome.details else outcome.message)
             if outcome.details:
-                self.log.append_stderr(outcome.details)
+                self.write_log(outcome.details)
+
+    def write_log(self, text: str) -> None:
+        """Newest line first: the box never needs scrolling to show what just happened."""
+        self._log_lines = [text, *self._log_lines][:LOG_LINES]
+        items = "".join(f"<div style='white-space:pre-wrap'>{escape(line)}</div>" for line in self._log_lines)
+        self.log.value = (f"<div class='wb-log' style='max-height:160px;overflow:auto;border:1px solid #ddd;"
+                          f"padding:2px 6px;font-family:monospace;font-size:0.85em'>{items}</div>")
 
     def show_message(self, html: str) -> None:
         self.status.value = html
+
+
+def unavailable_html(reasons: dict[str, str]) -> str:
+    """One short line; each backend's reason (what to install) folded away under it."""
+    if not reasons:
+        return ""
+    items = "".join(f"<li><b>{escape(name)}</b>: {escape(reason)}</li>" for name, reason in reasons.items())
+    return (f"<details style='font-size:0.85em;margin-left:134px'><summary>Not available here: "
+            f"{escape(', '.join(reasons))} (why?)</summary><ul style='margin:2px 0'>{items}</ul></details>")
+
+
+def with_help(widget: W.Widget, *terms: str) -> W.HBox:
+    """The widget with a "?" per term beside it; hovering one shows its glossary entry."""
+    return W.HBox([widget, W.HTML(" ".join(help_icon(t) for t in terms))],
+                  layout=W.Layout(align_items="center"))
 
 
 def heading_html_widget(text: str) -> W.HTML:

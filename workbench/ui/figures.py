@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import plots
+from workbench.glossary import human_columns
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table
@@ -20,12 +21,18 @@ from workbench.workflows.profile import load_layer_table
 
 FigureOrReason = go.Figure | str
 
+#: Columns the Results tab shows, in order (the full table is ``runs_frame``; reports and CSVs keep all).
+SHOWN_COLUMNS = ["label", "precision", "prune_method", "prune_ratio", "batch", "backend", "latency_ms",
+                 "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
+                 "max_abs_error", "task_metric", "task_value", "meets_budget", "kept_fp32", "created", "run_id"]
+
+
 def table_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """The runs table as shown: every column but the model (one model per table), short ids."""
-    frame = runs_frame(runs).drop(columns=["model"])
+    """The runs table as shown: human column names with units, short ids, one model per table."""
+    frame = runs_frame(runs)[SHOWN_COLUMNS]
     frame["run_id"] = frame["run_id"].str[:8]
-    frame["created"] = pd.to_datetime(frame["created"]).dt.strftime("%Y-%m-%d %H:%M")
-    return frame
+    frame["created"] = pd.to_datetime(frame["created"]).dt.strftime("%m-%d %H:%M")
+    return human_columns(frame)
 
 
 def layer_timing(runs: Sequence[Run]) -> FigureOrReason:

@@ -22,9 +22,10 @@ class GraphPanel:
         self.variant = W.Dropdown(description="Variant", options=[], layout=W.Layout(width="520px"))
         self.show_button = W.Button(description="Show graph", icon="project-diagram")
         self.message = W.HTML(note_html("Open a model in the Model tab, then choose the variant to view."))
-        self.view = W.Output()
+        self.view = W.Output(layout=W.Layout(width="100%"))
         self.show_button.on_click(lambda _: self.show())
-        self.widget = W.VBox([W.HBox([self.variant, self.show_button]), self.message, self.view])
+        self.widget = W.VBox([W.HBox([self.variant, self.show_button]), self.message, self.view],
+                             layout=W.Layout(width="100%"))
 
     def set_variants(self, model_path: Path, runs: list[Run]) -> None:
         options = [(f"original · {model_path.name}", str(model_path))]
@@ -45,10 +46,12 @@ class GraphPanel:
             return None
         self.url = netron_server.browser_url(self.server)
         url = escape(self.url, quote=True)
-        self.message.value = (f"<a href='{url}' target='_blank'>Open {escape(Path(self.variant.value).name)} "
+        shown = dict((v, k) for k, v in self.variant.options).get(self.variant.value, Path(self.variant.value).name)
+        self.message.value = (f"<a href='{url}' target='_blank'>Open {escape(shown)} "
                               f"in a new tab</a> (served on 127.0.0.1 only, behind a private link; Netron may ask once "
                               "about cookies: its analytics are switched off and blocked here)")
         self.view.clear_output()
         self.view.append_display_data(HTML(
-            f"<iframe src='{url}' style='width:100%;height:640px;border:1px solid #ddd'></iframe>"))
+            f"<iframe src='{url}' style='display:block;width:100%;max-width:100%;box-sizing:border-box;"
+            f"height:640px;border:1px solid #ddd'></iframe>"))
         return self.url

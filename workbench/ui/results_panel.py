@@ -6,9 +6,13 @@ again when the runs, the selection or the sort order change.
 
 from __future__ import annotations
 
+import re
+from html import escape
+
 import ipywidgets as W
 import pandas as pd
 
+from workbench.glossary import COLUMN_TERMS, with_help
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.ui import figures
@@ -21,14 +25,6 @@ DEFAULT_COMPARED = 3
 
 #: Rows of variants that miss their task's budget (or are broken): never the pick, never missed.
 MISSED_STYLE = "color: #c62828; background: #fdecea"
-
-
-def runs_table_html(frame: pd.DataFrame) -> str:
-    """The runs table with every variant that misses its budget in red."""
-    frame = frame.reset_index(drop=True)
-    missed = frame["meets_budget"].eq(False) if "meets_budget" in frame else pd.Series(False, index=frame.index)
-    styled = frame.style.apply(lambda row: [MISSED_STYLE if missed[row.name] else ""] * len(row), axis=1)
-    return styled.format(precision=4, na_rep="—").hide(axis="index").set_table_attributes('class="wb-runs"').to_html()
 
 
 class ResultsPanel:
@@ -91,7 +87,7 @@ class ResultsPanel:
         columns = list(frame.columns)
         if list(self.sort_by.options) != columns:
             self.sort_by.options = columns
-            self.sort_by.value = "created"
+            self.sort_by.value = "built"
         if self.sort_by.value in frame.columns:
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value, kind="stable")
         self.table.value = runs_table_html(frame)
@@ -108,3 +104,22 @@ class ResultsPanel:
     def show_error(self, message: str | BaseException | None) -> None:
         self.error.value = error_html(message) if message else ""
 
+
+_TABLE_STYLE = ("<style>.wb-runs-box{overflow-x:auto;max-width:100%}.wb-runs{border-collapse:collapse;"
+                "font-size:0.85em}.wb-runs th,.wb-runs td{padding:2px 6px;white-space:nowrap;text-align:right}"
+                ".wb-runs td:first-child,.wb-runs th:first-child{text-align:left}</style>")
+
+
+def runs_table_html(frame: pd.DataFrame) -> str:
+    """The table in a box that scrolls sideways inside the panel, every variant that misses its budget in red,
+    and a "?" on each header with a glossary entry."""
+    frame = frame.reset_index(drop=True)
+    verdict = next((c for c in ("meets budget", "meets_budget") if c in frame), None)
+    missed = frame[verdict].eq(False) if verdict else pd.Series(False, index=frame.index)
+    styled = frame.style.apply(lambda row: [MISSED_STYLE if missed[row.name] else ""] * len(row), axis=1)
+    table = styled.format(precision=4, na_rep="—").hide(axis="index").set_table_attributes('class="wb-runs"').to_html()
+    for column in frame.columns:
+        if column in COLUMN_TERMS:
+            table = re.sub(f"(<th [^>]*>){re.escape(escape(column))}</th>",
+                           lambda m, c=column: f"{m.group(1)}{with_help(c)}</th>", table, count=1)
+    return f"{_TABLE_STYLE}<div class='wb-runs-box'>{table}</div>"

@@ -77,7 +77,9 @@ class SweepPanel:
         self.run_button.on_click(lambda _: self._run_clicked(on_sweep))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.widget = W.VBox([
-            heading_html_widget("Grid"), self.backends, self.precisions, self.prune_methods, self.prune_ratios,
+            heading_html_widget("Grid"),
+            W.HTML("<small>Ctrl-click (⌘-click on a Mac) selects several; Shift-click a range.</small>"),
+            self.backends, self.precisions, self.prune_methods, self.prune_ratios,
             heading_html_widget("Pick and measure"), self.accuracy_budget, self.batch, self.repeats,
             W.HBox([self.run_button, self.cancel_button]), self.bar, self.step, self.status,
             self.recommendation, self.table, self.log,

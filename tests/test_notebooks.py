@@ -9,6 +9,7 @@ failing claim names its sentence.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from nbformat.v4 import new_code_cell
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 BUDGET_S = 180
+#: Above this load average per core, other jobs own the CPU and a wall-clock budget says nothing about the notebook.
+BUSY_LOAD_PER_CORE = 2.0
 
 NAMES = [
     "quickstart",
@@ -65,10 +68,15 @@ def test_notebook_runs_headless(name: str, tmp_path: Path, monkeypatch: pytest.M
     with_claim_checks(notebook)
     client = NotebookClient(notebook, timeout=BUDGET_S, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1) > BUSY_LOAD_PER_CORE
     start = time.monotonic()
     client.execute()  # raises CellExecutionError with the failing cell's traceback (or claim)
     took = time.monotonic() - start
     quiet = ("from", "import", "assert")
     shown = [c for c in notebook.cells if c.cell_type == "code" and not c.source.startswith(quiet)]
     assert all(c.outputs for c in shown), "a cell that should show something showed nothing"
-    assert took < BUDGET_S, f"{name} took {took:.0f} s, more than {BUDGET_S} s"
+    # The budget is for a 2-core machine running this alone; one shared by many jobs only reports it.
+    if busy:
+        print(f"{name} took {took:.0f} s on a busy machine (load {os.getloadavg()[0]:.1f}): budget not judged")
+    else:
+        assert took < BUDGET_S, f"{name} took {took:.0f} s, more than {BUDGET_S} s"

@@ -19,7 +19,9 @@ def zoo_model(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.Mon
     import os
 
     if not os.environ.get("WORKBENCH_ZOO"):
-        monkeypatch.setenv("WORKBENCH_ZOO", str(request.config.cache.mkdir("zoo")))
+        cache = getattr(request.config, "cache", None)  # absent when pytest runs with its cache disabled
+        folder = cache.mkdir("zoo") if cache is not None else request.getfixturevalue("tmp_path_factory").mktemp("zoo")
+        monkeypatch.setenv("WORKBENCH_ZOO", str(folder))
     if str(BENCHMARKS) not in sys.path:
         sys.path.insert(0, str(BENCHMARKS))
     import zoo

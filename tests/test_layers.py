@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"precision", "pruning"},
     {"runs"},
     {"workflows", "tuning"},
-    {"plots", "samples", "report"},
+    {"plots", "samples", "report", "glossary"},
     {"cli", "ui", "lab", "__main__", "examples"},
 ]
 

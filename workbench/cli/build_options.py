@@ -38,6 +38,18 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """How a variant is judged: the task (guessed from the outputs when not given), a metric, the budget."""
+    parser.add_argument("--task", choices=list(TASKS),
+                        help="judge variants as this task (default: guessed from the model's outputs)")
+    parser.add_argument("--metric", metavar="MODULE:FUNCTION",
+                        help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
+                        "(higher is better)")
+    parser.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
+                        + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
+                        + "; with labels, classification allows 1 point of accuracy lost)")
+
+
 class BuildOptionsArgs:
     """Flags for every ``BuildOptions`` field; ``parse`` returns the dataclass.
 
@@ -95,14 +107,7 @@ class BuildOptionsArgs:
         group.add_argument("--repeats", type=int, default=self.repeats, help=f"timed runs (default {self.repeats})")
         group.add_argument("--exclude", action="append", default=[], metavar="NODE",
                            help="keep this node in FP32 (repeatable)")
-        group.add_argument("--task", choices=list(TASKS),
-                           help="judge variants as this task (default: guessed from the model's outputs)")
-        group.add_argument("--metric", metavar="MODULE:FUNCTION",
-                           help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
-                           "(higher is better)")
-        group.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
-                           + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
-                           + "; with labels, classification allows 1 point of accuracy lost)")
+        add_task_options(group)
 
     def parse(self, args: argparse.Namespace) -> BuildOptions:
         """The options the flags describe; for a sweep, the base every grid cell replaces."""

@@ -7,7 +7,8 @@ import sys
 
 from workbench.backends.registry import backend_names
 from workbench.build_options import BuildOptions
-from workbench.cli.common import add_output_options, add_task_options, print_json, stderr_progress
+from workbench.cli.build_options import add_task_options
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.tune import DEFAULT_TIME_BUDGET, tune
 

@@ -9,25 +9,12 @@ from typing import Any
 
 from workbench.cli import json_stdout
 from workbench.progress import ProgressEvent
-from workbench.tasks import TASKS
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """Where runs are kept and how results are printed: shared by every command that builds."""
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-
-def add_task_options(parser: argparse.ArgumentParser) -> None:
-    """How a variant is judged: the task (guessed from the outputs when not given), a metric, the budget."""
-    parser.add_argument("--task", choices=list(TASKS),
-                        help="judge variants as this task (default: guessed from the model's outputs)")
-    parser.add_argument("--metric", metavar="MODULE:FUNCTION",
-                        help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
-                        "(higher is better)")
-    parser.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
-                        + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
-                        + "; with labels, classification allows 1 point of accuracy lost)")
 
 
 def stderr_progress(enabled: bool):

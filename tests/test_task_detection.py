@@ -26,12 +26,14 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def detector(tmp_path_factory: pytest.TempPathFactory):
     import zoo
 
-    if not os.environ.get("WORKBENCH_ZOO"):
-        os.environ["WORKBENCH_ZOO"] = str(tmp_path_factory.mktemp("zoo"))
-    try:
-        return zoo.get("ddddocr_det")
-    except zoo.ZooUnavailable as exc:
-        pytest.skip(f"the zoo's detector is unavailable here: {exc}")
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("WORKBENCH_ZOO"):
+            patch.setenv("WORKBENCH_ZOO", str(tmp_path_factory.mktemp("zoo")))
+        try:
+            model = zoo.get("ddddocr_det")
+        except zoo.ZooUnavailable as exc:
+            pytest.skip(f"the zoo's detector is unavailable here: {exc}")
+        yield model
 
 
 def npz(path: Path, count: int | None = None) -> Dataset:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,3 +83,25 @@ def mount_tmpfs(tmp_path: Path):
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def _jupyter_children() -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(word in " ".join(child.cmdline()) for word in ("jupyterlab", "jupyter-lab", "ipykernel")):
+                found.append(child)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_jupyter_left_behind() -> Iterator[None]:
+    """`make test` leaves no JupyterLab server or kernel running: whatever a test started, it stopped."""
+    yield
+    deadline = time.monotonic() + 20
+    while (left := _jupyter_children()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    assert not left, f"tests left Jupyter processes running: {[p.pid for p in left]}"

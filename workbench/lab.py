@@ -21,6 +21,9 @@ from workbench.runs.workspace import default_root
 from workbench.samples import SAMPLES_ENV, sample_models
 
 HOST = "127.0.0.1"
+#: JupyterLab's news feed and update check reach the internet on the first load; a classroom may have none,
+#: and each failed lookup is a console error.
+OFFLINE = ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
 DEFAULT_DIR = "workbench-notebooks"
 
 
@@ -59,7 +62,8 @@ def lab_environment() -> dict[str, str]:
 
 def lab_command(root: Path, port: int | None = None, browser: bool = True,
                 extra: Sequence[str] = ()) -> list[str]:
-    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--ServerApp.ip={HOST}"]
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--ServerApp.ip={HOST}",
+               *OFFLINE]
     if port:
         command.append(f"--ServerApp.port={port}")
     if not browser:

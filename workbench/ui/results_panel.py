@@ -37,7 +37,7 @@ class ResultsPanel:
         self.error = W.HTML()
         self.sort_by = W.Dropdown(description="Sort by", options=[], layout=W.Layout(width="260px"))
         self.descending = W.ToggleButton(value=False, description="descending", icon="sort")
-        self.table = W.HTML()
+        self.table = W.HTML(layout=W.Layout(width="100%", overflow="auto"))  # scrolls inside the panel
         self.compare = W.SelectMultiple(description="Compare", options=[], rows=5,
                                         layout=W.Layout(width="520px"))
         self.slots = [

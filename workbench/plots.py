@@ -181,12 +181,12 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
     step = max(1, len(drift) // 40)  # at most ~40 names under the axis; every point still hovers with its name
     ticks = drift.iloc[::step]
     figure.update_layout(
-        title=title or "Per-layer drift along the graph",
+        title={"text": title or "Per-layer drift along the graph", "y": 0.97, "yanchor": "top"},
         xaxis={"title": "layer (ONNX node), in graph order", "tickmode": "array", "tickvals": list(ticks["order"]),
                "ticktext": [short_node_name(n) for n in ticks["node"]], "tickangle": -45},
-        yaxis_title="SQNR vs FP32 (dB, higher is better)",
+        yaxis_title="SQNR vs FP32 (dB, higher: better)",
         legend_title="error",
-        margin={"b": 140},
+        margin={"b": 140, "t": 70},
     )
     return figure
 

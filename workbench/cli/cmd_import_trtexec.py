@@ -6,10 +6,9 @@ It needs neither a GPU nor TensorRT, so a profile taken on any machine can be re
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 
+from workbench.cli.common import print_json
 from workbench.profiles.trtexec_import import TrtexecProfile, find_layer_info, import_trtexec
 
 _NAME_WIDTH = 64
@@ -36,8 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     layer_info = args.layer_info or find_layer_info(args.profile)
     profile = import_trtexec(args.profile, layer_info)
     if args.json:
-        json.dump(profile.to_dict(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(profile.to_dict())
     else:
         print(format_profile(profile))
     return 0

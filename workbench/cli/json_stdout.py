@@ -3,6 +3,8 @@
 ONNX Runtime's percentile and entropy calibrators ``print`` progress, and native code may write to
 file descriptor 1 directly; either would make the output unparseable. For the length of the command,
 descriptor 1 and ``sys.stdout`` point at stderr, and the JSON goes to a duplicate of the real stdout.
+When ``sys.stdout`` is not descriptor 1 (``main()`` called from a notebook or a test that captures it),
+the JSON goes to that ``sys.stdout``, where its caller reads it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def json_only_stdout(enabled: bool) -> Iterator[None]:
     real = os.fdopen(saved, "w", encoding="utf-8")
     os.dup2(2, 1)
     previous, sys.stdout = sys.stdout, sys.stderr
-    json_stream = real
+    json_stream = real if _is_descriptor_1(previous) else previous
     try:
         yield
     finally:
@@ -37,3 +39,10 @@ def json_only_stdout(enabled: bool) -> Iterator[None]:
         real.flush()
         os.dup2(saved, 1)
         real.close()
+
+
+def _is_descriptor_1(stream: TextIO) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return False

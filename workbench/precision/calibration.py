@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from workbench.data.dataset import Dataset
-from workbench.errors import DataError
+from workbench.errors import BuildError, DataError
 from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
 from workbench.progress import Progress
 
@@ -115,10 +115,16 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
         calibrator.infer_session = _arena_free_session(calibrator.augmented_model_path)
         batch = _calibration_batch(calibrator, calib, histogram)
         total = -(-len(calib) // batch)
-        for index, feed in enumerate(calib.batches(batch)):
-            progress.report("calibrate", index / total, f"calibration batch {index + 1}/{total} ({method})")
-            calibrator.collect_data(feed_reader([feed]))
-        ranges = calibrator.compute_data()
+        try:
+            for index, feed in enumerate(calib.batches(batch)):
+                progress.report("calibrate", index / total, f"calibration batch {index + 1}/{total} ({method})")
+                calibrator.collect_data(feed_reader([feed]))
+            ranges = calibrator.compute_data()
+        except ValueError as exc:  # numpy's histogram refuses a range too narrow for its bins (seen on MiniLM)
+            if "bins" not in str(exc):
+                raise
+            raise BuildError(f"{method} calibration could not bin a tensor whose values span almost no range "
+                             f"({exc}); calibrate with --calib-method minmax instead.") from exc
         del calibrator
     tmp_path = path.with_suffix(".tmp")
     save_tensors_data(ranges, tmp_path)

@@ -87,8 +87,9 @@ def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> Row:
             "--task", model.task, "--json"]
     row.steps.append(run_step("int8", [*python, "-m", "workbench", "run", str(model.onnx_path), "--precision", "int8",
                                        "--repeats", str(args.repeats), *data], env))
-    row.steps.append(run_step("tune", [*python, __file__, "--tune-child", str(model.onnx_path), "--backend",
-                                       args.backend, "--time-budget", str(args.time_budget), "--repeats",
+    backends = ["--backend", args.backend] if args.backend else []
+    row.steps.append(run_step("tune", [*python, __file__, "--tune-child", str(model.onnx_path), *backends,
+                                       "--time-budget", str(args.time_budget), "--repeats",
                                        str(args.repeats), *data], env))
     return row
 
@@ -108,13 +109,14 @@ def tune_child(argv: list[str]) -> None:
     from workbench.workflows.tune import tune
 
     options = BuildOptions(calib=args.calib, eval=args.eval, batch=args.batch, repeats=args.repeats, task=args.task)
-    result = tune(args.model, options, backends=[args.backend], time_budget=args.time_budget)
+    backends = [args.backend] if args.backend else None
+    result = tune(args.model, options, backends=backends, time_budget=args.time_budget)
     json.dump(result.to_dict(), sys.stdout, default=str)
 
 
 def table(rows: list[Row]) -> str:
     head = ("| model | task | FP32 ms | INT8 speed-up | INT8 metric | tuned speed-up | tuned metric "
-            "| tuned precision, kept FP32 | search s | peak RSS MB (prepare / int8 / tune) |")
+            "| tuned engine, precision (recipe), kept FP32 | search s (trials) | peak RSS MB (prepare / int8 / tune) |")
     lines = [head, "|" + "---|" * 10]
     for row in rows:
         steps = {s.name: s for s in row.steps}
@@ -128,13 +130,14 @@ def table(rows: list[Row]) -> str:
             speed = f"failed: {plain.error}"
         if tuned and tuned.result:
             best = tuned.result.get("recommended")
-            wall = f"{tuned.result.get('wall_s', tuned.wall_s):.0f}"
+            wall = f"{tuned.result.get('wall_s', tuned.wall_s):.0f} ({len(tuned.result.get('trials', []))})"
             if best:
                 m = best["metric"]
                 t_speed = f"{best['speedup']:.2f}x"
                 t_metric = f"{m.get('name', '?')} {m.get('value', float('nan')):.3f}" + ("" if m.get("met") else
                                                                                          " (misses)")
-                t_what = f"{best['precision']} ({best['recipe'].get('name', '')}), {len(best['kept_nodes'])} nodes"
+                t_what = (f"{best['backend']} {best['precision']} ({best['recipe'].get('name', '')}), "
+                          f"{len(best['kept_nodes'])} nodes")
             else:
                 t_speed = "none meets the budget"
         elif tuned:
@@ -153,7 +156,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds for each tune search")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per build")
-    parser.add_argument("--backend", default="onnxruntime-cpu")
+    parser.add_argument("--backend", help="search only this backend (default: every one that runs here; plain "
+                        "INT8 always runs on the default backend)")
     parser.add_argument("--workspace", help="workspace for the runs (default: a fresh temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="real-models-") as fresh:
@@ -167,8 +171,8 @@ def main() -> None:
             for step in row.steps:
                 print(f"# {row.model} {step.name}: {step.wall_s:.0f} s, peak RSS {step.peak_rss_mb:.0f} MB"
                       + (f", {step.error}" if step.error else ""), file=sys.stderr, flush=True)
-        print(f"batch {args.batch}, backend {args.backend}, {os.cpu_count()} cores, tune time budget "
-              f"{args.time_budget:g} s")
+        print(f"batch {args.batch}, tune backends {args.backend or 'all that run here'}, {os.cpu_count()} cores, "
+              f"tune time budget {args.time_budget:g} s")
         print(table(rows))
 
 

@@ -145,3 +145,12 @@ def test_inspect_counts_constant_weights_and_flops_at_the_data_shape(det, tmp_pa
     assert info["parameters"] == original.parameters
     assert info["gflops_at_shapes"] == {"x": [1, 3, 640, 640]}
     assert 1.0 < info["gflops_per_sample"] < 10.0
+
+
+def test_recogniser_with_dynamic_width_runs_on_openvino(rec):
+    """Its pooling spans 2+ columns: a load check that compiled every dynamic dimension at 1 failed on it
+    with OpenVINO's bare shape-inference error, so the BF16 screen of ``tune`` lost the recogniser."""
+    pytest.importorskip("openvino")
+    options = BuildOptions("fp32", backend="openvino", eval=load_npz(rec.eval_npz).take(8), batch=8, repeats=2)
+    run = Pipeline().run(rec.onnx_path, options)
+    assert run.drift["task"]["value"] == 1.0 and run.speedup_vs_baseline > 0

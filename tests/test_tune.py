@@ -25,8 +25,8 @@ def test_search_meets_a_budget_that_plain_int8_misses(tmp_path: Path):
     """digits_outlier: one hidden unit 500x the others; plain INT8 collapses to chance, the search repairs it."""
     pipeline = Pipeline(tmp_path / "ws")
     result = tune(sample("digits_outlier"), BuildOptions(batch=8, repeats=3), backends=CPU, pipeline=pipeline)
-    plain = result.trials[0]
-    assert plain.recipe.name == "default" and not plain.met
+    plain = next(t for t in result.trials if t.recipe.name == "default")
+    assert not plain.met
     passing = [t for t in result.trials if t.met]
     assert passing, result.explain()
     best = passing[0]
@@ -107,3 +107,21 @@ def test_build_panel_search_and_python_api_share_the_search(tmp_path: Path):
     assert missed and rule.count("#T_") == missed * len(wb.results.frame().columns)  # every missing row in red
     with pytest.raises(WorkbenchError, match="Unknown task"):
         Workbench(task="segmentation")
+
+
+def test_screen_covers_every_backend_and_compares_against_one_baseline(tmp_path: Path):
+    """OpenVINO's FP32 and hint precisions join the search, and every speed-up is against ONNX Runtime's FP32."""
+    pytest.importorskip("openvino")
+    from workbench.workflows.tune import precisions_for
+
+    model = sample("digits_cnn")
+    result = tune(model, BuildOptions(batch=8, repeats=3), backends=["onnxruntime-cpu", "openvino"],
+                  time_budget=120, pipeline=Pipeline(tmp_path / "ws"))
+    ov = [t for t in result.trials if t.backend == "openvino"]
+    wanted = {"fp32", *precisions_for("openvino", onnx.load(str(model)))}
+    assert {t.run.spec.precision for t in ov} >= wanted, result.explain()
+    for trial in result.trials:
+        assert trial.speedup == pytest.approx(trial.run.speedup_vs_baseline)
+        assert trial.run.baseline_backend == "onnxruntime-cpu"
+    data = result.to_dict()
+    assert {"speedup", "speedup_same_backend"} <= set(data["trials"][0])

@@ -286,18 +286,27 @@ class OpenvinoBackend(Backend):
         return OpenvinoEngine(self, model_path, profile_dir)
 
     def check_loadable(self, model_path: Path) -> str | None:
-        """Read the file and compile it once (dynamic dimensions set to 1), as a run would."""
+        """Read the file and compile it once, as a run would.
+
+        A dynamic batch is compiled at 1. Other dynamic dimensions (an image's height and width) have
+        no value that surely fits: 1 breaks a recogniser whose pooling kernel spans 2 or more, so such
+        a model is only read here and compiled for the shapes fed when it runs."""
         try:
             with self.load(model_path) as engine:
-                if engine._dynamic:
-                    engine._compile({port.get_any_name(): _static_shape(port) for port in engine.model.inputs})
+                shapes = {port.get_any_name(): _static_shape(port) for port in engine.model.inputs}
+                if engine._dynamic and all(shape is not None for shape in shapes.values()):
+                    engine._compile(shapes)
         except (ModelError, BuildError) as exc:
             return str(exc)
         return None
 
 
-def _static_shape(port: Any) -> tuple[int, ...]:
-    return tuple(dim.get_length() if dim.is_static else 1 for dim in port.get_partial_shape())
+def _static_shape(port: Any) -> tuple[int, ...] | None:
+    """The port's shape with a dynamic batch set to 1; None where another dimension is dynamic."""
+    dims = list(port.get_partial_shape())
+    if any(dim.is_dynamic for dim in dims[1:]):
+        return None
+    return tuple(dim.get_length() if dim.is_static else 1 for dim in dims)
 
 
 def replace_backend(backend: OpenvinoBackend, **changes: Any) -> OpenvinoBackend:

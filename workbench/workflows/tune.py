@@ -3,6 +3,11 @@
 What Intel Neural Compressor's accuracy-aware tuning and ``polygraphy debug precision`` aim at,
 done on the ONNX graph and mapped to ONNX node names, every try a stored run:
 
+0. **Screen**, on every backend, what costs one trial each: the backend's FP32, the precisions it
+   runs from the FP32 file by a setting (OpenVINO's BF16 on a CPU with AVX-512 BF16 or AMX), plain
+   dynamic INT8 and plain static INT8. Speed-ups are against FP32 on the default backend, timed in
+   the same rounds, so trials on different engines compare. Then only the INT8 searches that could
+   still beat the best passing variant found so far are run, the most promising first.
 1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax; the same with
    the fragile nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the
    classifier Gemm, a detector's last layers before its decode), the likeliest pass; percentile and
@@ -28,15 +33,16 @@ from pathlib import Path
 
 import onnx
 
+from workbench.backends.base import Backend
 from workbench.backends.registry import availability, get_backend
-from workbench.build_options import BuildOptions
+from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import CALIBRATION_DIR, Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
-from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, weight_matmul_heavy
+from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
 
 DEFAULT_TIME_BUDGET = 600.0
@@ -46,6 +52,11 @@ GROUPS = 8
 RANKING_REPEATS = 10
 #: Calibration methods tried after MinMax, in this order.
 CALIBRATION_METHODS = ("percentile", "entropy")
+#: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
+HINT_PRECISIONS = ("bf16", "fp16")
+#: An INT8 search is worth its time only where its plain variant is this much faster than the best
+#: passing variant already found: recipes and fall-back keep or lose speed, they rarely add it.
+PROMISE = 1.05
 
 
 def searchable_backends() -> list[str]:
@@ -54,15 +65,24 @@ def searchable_backends() -> list[str]:
 
 
 def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
-    """The precisions worth trying on a backend: INT8 always; dynamic INT8 where MatMuls dominate
-    (ONNX Runtime runs its integer MatMul kernels); FP16 where the backend is a GPU's."""
-    target = get_backend(backend).quant_target
-    found = ["int8"]
-    if backend.startswith("onnxruntime") and weight_matmul_heavy(model):
-        found.insert(0, "int8-dynamic")
-    if target == "tensorrt":
+    """The precisions worth trying on a backend, cheapest first: those it runs from the FP32 file by a
+    setting where its hardware has them (no file to build); dynamic INT8 where the model has weight
+    MatMul/Gemm layers (ONNX Runtime runs them on integer kernels); static INT8; FP16 files on GPUs."""
+    instance = get_backend(backend)
+    found = [precision for precision in HINT_PRECISIONS if _runs_by_hint(instance, precision)]
+    if backend.startswith("onnxruntime") and has_weight_matmul(model):
+        found.append("int8-dynamic")
+    found.append("int8")
+    if instance.quant_target == "tensorrt":
         found.append("fp16")
     return found
+
+
+def _runs_by_hint(backend: Backend, precision: str) -> bool:
+    try:
+        return backend.precision_hint(precision) is not None
+    except WorkbenchError:  # the hardware lacks it: nothing to screen
+        return False
 
 
 def _label(nodes: Sequence[str]) -> str:
@@ -94,7 +114,7 @@ class _Search:
     def trial(self, step: str, description: str, recipe: Recipe, kept: Sequence[str] = ()) -> Trial | None:
         if time.monotonic() >= self.deadline:
             if not self.out_of_time:
-                self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the backends); "
+                self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
                                   f"the search on {self.base.backend} stopped there")
             self.out_of_time = True
             return None
@@ -120,14 +140,16 @@ class _Search:
                           f"speed {before.speedup:.2f}x -> {after.speedup:.2f}x ({after.backend})")
 
     # -- recipes ---------------------------------------------------------------------------------
-    def static_recipes(self) -> Trial | None:
-        default = Recipe("default", "int8")
-        plain = self.trial("recipe", "static INT8, MinMax, per-channel", default)
+    def plain_static(self) -> Trial | None:
+        plain = self.trial("recipe", "static INT8, MinMax, per-channel", Recipe("default", "int8"))
         if plain is None and not self.out_of_time:  # e.g. per-channel scales this opset cannot express
-            default = Recipe("per-tensor", "int8", per_channel=False)
-            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", default)
-        if plain is None or plain.pays:
-            return plain
+            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", Recipe("per-tensor", "int8",
+                                                                                  per_channel=False))
+        return plain
+
+    def static_recipes(self, plain: Trial) -> Trial | None:
+        """Recipes from the plain static INT8 trial on, until one meets the budget faster than FP32."""
+        default = plain.recipe
         tried = [plain]
         # The fragile nodes first: the likeliest pass (a detector's head, a transformer's Softmax/LayerNorm).
         passed = self.fragile_recipe(plain, plain, tried)
@@ -195,11 +217,10 @@ class _Search:
         nodes = list(dict.fromkeys(n for hit in chosen.values() for n in hit))
         return "; ".join(f"{reason} ({len(hit)})" for reason, hit in chosen.items()), nodes
 
-    def dynamic_recipes(self) -> Trial | None:
-        default = Recipe("dynamic", "int8-dynamic")
-        plain = self.trial("recipe", "dynamic INT8, per-channel", default)
-        if plain is None or plain.pays:
-            return plain
+    def plain_dynamic(self) -> Trial | None:
+        return self.trial("recipe", "dynamic INT8, per-channel", Recipe("dynamic", "int8-dynamic"))
+
+    def dynamic_recipes(self, plain: Trial) -> Trial | None:
         other = self.trial("recipe", "dynamic INT8, per-tensor", Recipe("dynamic per-tensor", "int8-dynamic",
                                                                         per_channel=False))
         if other is not None and other.pays:
@@ -280,10 +301,14 @@ class _Search:
         current = self.check(recipe, base_kept, kept, part[:half], current)
         return self.check(recipe, base_kept, kept, part[half:], current)
 
-    # -- per backend -----------------------------------------------------------------------------
-    def search(self, backend: str, precisions: Sequence[str] | None) -> Run | None:
+    # -- screen and search -----------------------------------------------------------------------
+    def best_speedup(self) -> float:
+        """The fastest passing trial's speed-up so far; 0 while none passes (any search may still find one)."""
+        return max([t.speedup for t in self.trials if t.pays], default=0.0)
+
+    def screen(self, backend: str, precisions: Sequence[str] | None) -> tuple[Run | None, list[Trial]]:
+        """The backend's FP32 and one plain trial per precision; returns the INT8 trials that miss."""
         self.base = self.base.replace(backend=backend)
-        self.out_of_time = False
         try:
             baseline = self.pipeline.run(self.model, self.base.replace(precision="fp32", exclude_nodes=()),
                                          cancel=self.progress.cancel)
@@ -291,19 +316,35 @@ class _Search:
             raise
         except WorkbenchError as exc:
             self.notes.append(f"{backend}: FP32 baseline failed: {exc}")
-            return None
+            return None, []
         self.task = self.task or task_score(baseline.drift).task
+        if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
+            self.trials.append(Trial("screen", "FP32", Recipe("fp32", "fp32"), (), baseline, 0.0))
         model = onnx.load(str(self.model), load_external_data=False)
+        missed = []
         for precision in precisions or precisions_for(backend, model):
             if precision == "int8":
-                best = self.static_recipes()
+                plain = self.plain_static()
             elif precision == "int8-dynamic":
-                best = self.dynamic_recipes()
+                plain = self.plain_dynamic()
             else:
-                best = self.trial("recipe", precision.upper(), Recipe(precision, precision))
-            if best is not None and not best.met and precision.startswith("int8"):
-                self.fall_back(best)
-        return baseline
+                plain = self.trial("recipe", precision.upper(), Recipe(precision, precision))
+            if plain is not None and not plain.pays and precision.startswith("int8"):
+                missed.append(plain)
+        return baseline, missed
+
+    def refine(self, plain: Trial) -> None:
+        """Recipes, then node fall-back, from a plain INT8 trial that missed."""
+        self.base = self.base.replace(backend=plain.backend)
+        self.out_of_time = False
+        best = self.static_recipes(plain) if plain.recipe.precision == "int8" else self.dynamic_recipes(plain)
+        if best is None or best.met:
+            return
+        if best.speedup <= self.best_speedup() * PROMISE:
+            self.notes.append(f"{best.recipe.name} on {best.backend}: node fall-back skipped, its best recipe "
+                              f"({best.speedup:.2f}x) cannot beat the {self.best_speedup():.2f}x already found")
+            return
+        self.fall_back(best)
 
 
 def tune(
@@ -332,13 +373,23 @@ def tune(
     names = list(backends or searchable_backends())
     for name in names:
         get_backend(name)  # an unknown or missing backend is the user's to fix, said at once
-    for index, backend in enumerate(names):
-        # Each backend gets an equal share of the time left, so the first cannot starve the others.
-        left = search.started + time_budget - time.monotonic()
-        search.deadline = time.monotonic() + max(0.0, left) / (len(names) - index)
-        baseline = search.search(backend, precisions)
+    missed: list[Trial] = []
+    for backend in names:
+        baseline, misses = search.screen(backend, precisions)
         if baseline is not None:
             baselines[backend] = baseline
+        missed += misses
+    # The fastest plain INT8 first: its search has the most speed to spend on accuracy.
+    missed.sort(key=lambda t: t.speedup, reverse=True)
+    for index, plain in enumerate(missed):
+        if plain.speedup <= search.best_speedup() * PROMISE:
+            search.notes.append(f"{plain.description} on {plain.backend}: not searched, its plain variant "
+                                f"({plain.speedup:.2f}x) cannot beat the {search.best_speedup():.2f}x already found")
+            continue
+        # Each search gets an equal share of the time left, so the first cannot starve the others.
+        left = search.started + time_budget - time.monotonic()
+        search.deadline = time.monotonic() + max(0.0, left) / (len(missed) - index)
+        search.refine(plain)
     passing = [t for t in search.trials if t.met and t.speedup > 1.0]
     best = max(passing, key=lambda t: t.speedup) if passing else None
     if best is None:

@@ -85,9 +85,8 @@ def changed_by_exclusion(prepared: onnx.ModelProto, built: onnx.ModelProto) -> l
     return changed
 
 
-def weight_matmul_heavy(model: onnx.ModelProto) -> bool:
-    """Whether weight MatMul/Gemm layers outnumber convolutions (where weight-only dynamic INT8 pays)."""
+def has_weight_matmul(model: onnx.ModelProto) -> bool:
+    """Whether any MatMul/Gemm multiplies by a stored weight: what dynamic INT8 quantizes."""
     weights = {init.name for init in model.graph.initializer}
-    matmuls = sum(1 for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input))
-    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
-    return matmuls > 0 and matmuls >= convs
+    weights |= {out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
+    return any(n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input) for n in model.graph.node)

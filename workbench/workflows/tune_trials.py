@@ -63,7 +63,8 @@ class Trial:
 
     @property
     def speedup(self) -> float:
-        return float(self.run.speedup)
+        """Against FP32 on the default backend, timed in the same rounds: comparable across engines."""
+        return float(self.run.comparable_speedup)
 
     @property
     def backend(self) -> str:
@@ -88,7 +89,8 @@ class Trial:
     def to_dict(self) -> dict:
         return {"step": self.step, "description": self.description, "run_id": self.run.run_id,
                 "backend": self.backend, "precision": self.run.spec.precision, "recipe": self.recipe.to_dict(),
-                "kept_nodes": self.kept_nodes, "speedup": self.speedup, "metric": self.metric(),
+                "kept_nodes": self.kept_nodes, "speedup": self.speedup,
+                "speedup_same_backend": float(self.run.speedup), "metric": self.metric(),
                 "wall_s": round(self.wall_s, 2)}
 
 
@@ -110,7 +112,8 @@ class TuneResult:
         if best is not None:
             recommended = {
                 "run_id": best.run.run_id, "backend": best.backend, "precision": best.run.spec.precision,
-                "speedup": best.speedup, "metric": best.metric(), "artifact": best.run.artifact,
+                "speedup": best.speedup, "speedup_same_backend": float(best.run.speedup),
+                "metric": best.metric(), "artifact": best.run.artifact,
                 "kept_nodes": best.kept_nodes, "recipe": best.recipe.to_dict(),
             }
         backend = best.backend if best is not None else next(iter(self.baselines), None)
@@ -136,9 +139,10 @@ class TuneResult:
         if best is None:
             lines.append("recommended: none")
         else:
+            versus = best.run.baseline_backend or best.backend
             lines.append(f"recommended: {best.run.run_id} on {best.backend}: {best.run.spec.precision} "
-                         f"({best.recipe.name}), {best.speedup:.2f}x vs FP32, {best.score.metric} "
-                         f"{best.score.value:.4f} (budget {best.score.rule})")
+                         f"({best.recipe.name}), {best.speedup:.2f}x vs FP32 on {versus}, "
+                         f"{best.score.metric} {best.score.value:.4f} (budget {best.score.rule})")
             lines.append(f"  artifact: {best.run.artifact}")
             kept = best.kept_nodes
             shown = ", ".join(kept[:12]) + (" ..." if len(kept) > 12 else "")

@@ -19,9 +19,8 @@ from workbench.errors import DataError
 from workbench.runs.sweep import Sweep
 
 REPO = Path(__file__).resolve().parents[1]
-#: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields) and
-#: the tuning search's INT8 recipe details.
-PYTHON_ONLY = {"preprocess", "quant_options"}
+#: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields).
+PYTHON_ONLY = {"preprocess"}
 
 
 def command_flags(name: str) -> set[str]:
@@ -40,12 +39,38 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
         "--calib", "c.npz", "--calib-method", "entropy", "--per-tensor", "--eval", "e.npz",
         "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
         "--repeats", "7", "--exclude", "a", "--exclude", "b", "--quantizer", "nncf", "--task", "raw",
-        "--metric", "m:f", "--budget", "0.9",
+        "--metric", "m:f", "--budget", "0.9", "--quant-option", "activations=s8", "--quant-option", "symmetric=true",
     ]))
     fields = {f.name for f in dataclasses.fields(BuildOptions)}
     moved = {name for name in fields if getattr(changed, name) != getattr(defaults, name)}
     assert moved == fields - PYTHON_ONLY
     assert changed.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
+    assert dict(changed.quant_options) == {"activations": "s8", "symmetric": True}
+
+
+def test_tune_takes_the_build_flags_the_search_does_not_set() -> None:
+    searched = {"--precision", "--calib-method", "--per-tensor", "--quant-option", "--quantizer", "--exclude"}
+    assert command_flags("run") - {"--force"} - searched <= command_flags("tune")
+    assert not searched & command_flags("tune")
+
+
+def test_a_tuned_recipe_reproduces_from_the_command_line(cnn: Path, tmp_path: Path) -> None:
+    """A tune trial's S8 symmetric recipe is a `workbench run` command that rebuilds the same run."""
+    import shlex
+
+    from workbench.report.reproduce import reproduce_command
+    from workbench.runs.pipeline import Pipeline
+
+    options = BuildOptions("int8", batch=4, repeats=1, quant_options={"activations": "s8", "symmetric": True})
+    run = Pipeline(tmp_path / "ws").run(cnn, options)
+    command = shlex.split(reproduce_command(run))
+    assert command.count("--quant-option") == 2
+    group = BuildOptionsArgs()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    group.add_parser_args(parser)
+    again = group.parse(parser.parse_args(command[2:]))
+    assert again.quant_options == options.quant_options and again.precision == "int8"
 
 
 def test_a_sweep_accepts_every_option_run_accepts() -> None:

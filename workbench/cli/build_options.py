@@ -38,6 +38,18 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def quant_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with the value typed as the pipeline checks it: a bool, a number or a name."""
+    key, value = key_value(text)
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    try:
+        return key, float(value)
+    except ValueError:
+        return key, value
+
+
 def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """How a variant is judged: the task (guessed from the outputs when not given), a metric, the budget."""
     parser.add_argument("--task", choices=list(TASKS),
@@ -54,14 +66,16 @@ class BuildOptionsArgs:
     """Flags for every ``BuildOptions`` field; ``parse`` returns the dataclass.
 
     ``precision``, ``warmup`` and ``repeats`` set the defaults a command shows (profiling wants more runs than a
-    build's timing); ``eval_help`` says what the command does without ``--eval``.
+    build's timing); ``eval_help`` says what the command does without ``--eval``. ``searched`` leaves out the
+    flags a search sets itself (precision, quantization choices, kept nodes, the backend).
     """
 
-    def __init__(self, *, sweep: bool = False, precision: str = BuildOptions.precision,
+    def __init__(self, *, sweep: bool = False, searched: bool = False, precision: str = BuildOptions.precision,
                  warmup: int = BuildOptions.warmup, repeats: int = BuildOptions.repeats,
                  eval_help: str = "evaluation data (default: eval.npz beside the model); "
                  "'random' or 'random:N' for timing on synthetic data") -> None:
         self.sweep = sweep
+        self.searched = searched
         self.precision = precision
         self.warmup = warmup
         self.repeats = repeats
@@ -81,7 +95,8 @@ class BuildOptionsArgs:
                                "timed against FP32 on the default backend, and the pick is the fastest (backend, "
                                "variant) by that baseline")
         else:
-            group.add_argument("--precision", default=self.precision, choices=PRECISIONS)
+            if not self.searched:
+                group.add_argument("--precision", default=self.precision, choices=PRECISIONS)
             group.add_argument("--prune-method", choices=PRUNE_METHODS,
                                help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items())
                                .replace("%", "%%"))
@@ -90,44 +105,53 @@ class BuildOptionsArgs:
                            help="skip the no-training repair of a pruned model on calibration data")
         group.add_argument("--calib", help="calibration data: .npz, folder of .npy or images "
                            "(default: calib.npz beside the model, for int8 and pruning repair)")
-        group.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
-        group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
-        group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
-                           help="who writes static INT8 Q/DQ files: onnxruntime (default) or nncf (transformer "
-                           "preset with SmoothQuant on attention models, fast bias correction)")
         group.add_argument("--eval", help=self.eval_help)
-        group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
-                           help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
-                           "and says which work here)")
+        if not self.searched:
+            self.add_variant_args(group)
         group.add_argument("--backend-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                            help="a backend setting, e.g. prefer_nhwc=1 for onnxruntime-cuda (repeatable)")
         group.add_argument("--batch", type=int, default=1)
         group.add_argument("--warmup", type=int, default=self.warmup,
                            help=f"untimed runs before timing (default {self.warmup})")
         group.add_argument("--repeats", type=int, default=self.repeats, help=f"timed runs (default {self.repeats})")
+        add_task_options(group)
+
+    @staticmethod
+    def add_variant_args(group: argparse._ArgumentGroup) -> None:
+        """The choices that shape the variant's file and where it runs: what ``workbench tune`` searches."""
+        group.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
+        group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
+        group.add_argument("--quant-option", action="append", type=quant_option, default=[], metavar="KEY=VALUE",
+                           help="a static INT8 choice (repeatable): activations=u8|s8, symmetric=true|false, "
+                           "percentile=99.99 (the recipes `workbench tune` tries)")
+        group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
+                           help="who writes static INT8 Q/DQ files: onnxruntime (default) or nncf (transformer "
+                           "preset with SmoothQuant on attention models, fast bias correction)")
+        group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
+                           help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
+                           "and says which work here)")
         group.add_argument("--exclude", action="append", default=[], metavar="NODE",
                            help="keep this node in FP32 (repeatable)")
-        add_task_options(group)
 
     def parse(self, args: argparse.Namespace) -> BuildOptions:
         """The options the flags describe; for a sweep, the base every grid cell replaces."""
-        single = {} if self.sweep else {
-            "precision": args.precision, "prune_method": args.prune_method, "prune_ratio": args.prune_ratio,
+        single = {} if self.sweep else {"prune_method": args.prune_method, "prune_ratio": args.prune_ratio}
+        if not self.sweep and not self.searched:
+            single["precision"] = args.precision
+        variant = {} if self.searched else {
+            "calib_method": args.calib_method, "per_channel": not args.per_tensor, "quantizer": args.quantizer,
+            "quant_options": dict(args.quant_option), "backend": args.backend, "exclude_nodes": tuple(args.exclude),
         }
         return BuildOptions(
             **single,
+            **variant,
             repair=not args.no_repair,
             calib=args.calib,
-            calib_method=args.calib_method,
-            per_channel=not args.per_tensor,
-            quantizer=args.quantizer,
             eval=args.eval,
-            backend=args.backend,
             backend_options=dict(args.backend_option),
             batch=args.batch,
             warmup=args.warmup,
             repeats=args.repeats,
-            exclude_nodes=tuple(args.exclude),
             task=args.task,
             metric=args.metric,
             budget=args.budget,

@@ -39,6 +39,8 @@ def reproduce_command(run: Run) -> str:
         args += ["--quantizer", spec.quantizer]
     if spec.precision.startswith("int8") and not spec.per_channel:
         args.append("--per-tensor")
+    for key, value in spec.quant_options:
+        args += ["--quant-option", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     evaluation = data_argument(run.eval_source, run.model_path)
     if evaluation:
         args += ["--eval", evaluation]

@@ -161,13 +161,9 @@ class _Search:
         # NNCF last: it collects its own statistics (no cached ranges), and its files ran slower than
         # FP32 on ONNX Runtime's CPU kernels for a YOLOX-style detector.
         recipes.append(("NNCF's quantizer instead of ONNX Runtime's", default.derive("NNCF", quantizer="nncf")))
-        for what, recipe in recipes:
-            trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
-            if trial is not None:
-                tried.append(trial)
-                if trial.pays:
-                    self._bought(plain, trial, what)
-                    return trial
+        passed = self.first_that_pays(recipes, plain, tried)
+        if passed is not None:
+            return passed
         # NNCF picks its own scales: the variants below are ONNX Runtime's, on its best calibration.
         best = max([t for t in tried if t.recipe.quantizer != "nncf"], key=Trial.rank_key)
         if best is not plain:
@@ -177,14 +173,18 @@ class _Search:
         variants = [("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)),
                     ("S8 symmetric activations", best.recipe.derive(
                         "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True))))]
-        for what, recipe in variants:
+        return self.first_that_pays(variants, plain, tried) or max(tried, key=Trial.rank_key)
+
+    def first_that_pays(self, recipes: Sequence[tuple[str, Recipe]], plain: Trial, tried: list[Trial]) -> Trial | None:
+        """Try ``recipes`` in order; the first that meets the budget faster than FP32 ends the recipe search."""
+        for what, recipe in recipes:
             trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
                 if trial.pays:
                     self._bought(plain, trial, what)
                     return trial
-        return max(tried, key=Trial.rank_key)
+        return None
 
     def fragile_recipe(self, base: Trial, plain: Trial, tried: list[Trial]) -> Trial | None:
         """``base``'s recipe with the fragile nodes kept in FP32; when it passes, those that do not pay go back."""

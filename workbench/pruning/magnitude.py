@@ -15,9 +15,9 @@ import onnx
 
 from workbench.errors import ModelError
 from workbench.progress import Progress
-from workbench.pruning.graph_index import GraphIndex, WeightLayer, sparsity, weight_layers
-from workbench.pruning.report import LayerChange, PruneReport, SkippedLayer
-from workbench.pruning.targets import output_target, write_targets
+from workbench.pruning.graph_index import GraphIndex, WeightLayer, weight_layers
+from workbench.pruning.in_place import zero_in_place
+from workbench.pruning.report import PruneReport, SkippedLayer
 
 SPEED_NOTE = "no speed-up on dense kernels (zeros are still multiplied); smaller only when compressed"
 
@@ -96,20 +96,11 @@ def magnitude_prune(
             share = layer_ratios.get(layer.name, ratio)
             counts[layer.weight] = round(share * before[layer.weight].size)
 
-    for position, layer in enumerate(chosen):
-        progress.report("prune", position / len(chosen), f"magnitude: {layer.name}")
-        old = before[layer.weight]
-        new = _zero_smallest(old, counts[layer.weight])
-        if counts[layer.weight] > 0:
-            index.set_const(layer.weight, new)
-        report.layers.append(LayerChange(
-            layer.name, layer.op_type, layer.weight, None, None, None, None,
-            sparsity(old), sparsity(new), int(old.size), int(np.count_nonzero(new)),
-        ))
-    write_targets(model, [output_target(layer) for layer, change in zip(chosen, report.layers, strict=True)
-                          if change.sparsity_after != change.sparsity_before])
-    report.params_before = sum(c.params_before for c in report.layers)
-    report.params_after = sum(c.params_after for c in report.layers)
+    def zeroed(layer: WeightLayer, old: np.ndarray) -> np.ndarray | None:
+        count = counts[layer.weight]
+        return _zero_smallest(old, count) if count > 0 else None
+
+    zero_in_place(model, index, chosen, zeroed, report, progress)
     overall = 1 - report.params_after / report.params_before if report.params_before else 0.0
     report.summary = (
         f"magnitude ({scope}): {overall:.0%} of weights in {len(report.layers)} layers are zero; "

@@ -16,9 +16,9 @@ import onnx
 
 from workbench.errors import ModelError
 from workbench.progress import Progress
-from workbench.pruning.graph_index import GraphIndex, WeightLayer, sparsity, weight_layers
-from workbench.pruning.report import LayerChange, PruneReport, SkippedLayer
-from workbench.pruning.targets import output_target, write_targets
+from workbench.pruning.graph_index import GraphIndex, WeightLayer, weight_layers
+from workbench.pruning.in_place import zero_in_place
+from workbench.pruning.report import PruneReport, SkippedLayer
 
 SPEED_NOTE = (
     "speed-up only on TensorRT sparse tensor cores (Ampere+), with sparse weights and FP16/INT8 "
@@ -98,20 +98,8 @@ def sparsify_2of4(model: onnx.ModelProto, *, apply: bool = True, progress: Progr
             "2:4 needs Conv/Gemm/MatMul weights with input channels a multiple of 4; "
             "use channel or magnitude pruning instead.",
         )
-    for position, layer in enumerate(chosen):
-        progress.report("prune", position / len(chosen), f"2:4: {layer.name}")
-        old = index.const(layer.weight)
-        new = apply_2of4(old, layer.in_axis) if apply else old
-        if apply:
-            index.set_const(layer.weight, new)
-        report.layers.append(LayerChange(
-            layer.name, layer.op_type, layer.weight, None, None, None, None,
-            sparsity(old), sparsity(new), int(old.size), int(np.count_nonzero(new)),
-        ))
-    write_targets(model, [output_target(layer) for layer, change in zip(chosen, report.layers, strict=True)
-                          if change.sparsity_after != change.sparsity_before])
-    report.params_before = sum(c.params_before for c in report.layers)
-    report.params_after = sum(c.params_after for c in report.layers)
+    zero_in_place(model, index, chosen, lambda layer, old: apply_2of4(old, layer.in_axis) if apply else None,
+                  report, progress)
     done = "sparsified to 50%" if apply else "eligible (ratio 0: left dense)"
     report.summary = f"2:4: {len(report.layers)} layers {done} ({len(skipped)} not eligible); {SPEED_NOTE}."
     progress.report("prune", 1.0, report.summary)

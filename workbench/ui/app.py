@@ -87,10 +87,7 @@ class Workbench:
         precision, recipe and kept nodes, on ``backends`` (default: every one that runs here). Raises the
         search's error, which the panel shows too.
         """
-        if self.model.path is None:
-            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
-        if self.busy:
-            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
+        self._open_idle_model()
         self._start_tune(options or self.build.options(), time_budget, backends)
         self.tuner.wait()
         outcome = self.last_tune
@@ -98,16 +95,30 @@ class Workbench:
             raise outcome.error if outcome and outcome.error else Busy("The search did not finish.", "Run it again.")
         return outcome.result
 
+    def _open_idle_model(self) -> str:
+        """The open model's path for work started from code, which is refused by raising, not in a panel."""
+        if self.model.path is None:
+            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
+        if self.busy:
+            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
+        return str(self.model.path)
+
+    def _may_start(self, show_message: Callable[[str], None]) -> bool:
+        """Whether a button may start work; when not, the clicked panel says why, since nothing raises to a user."""
+        if self.model.path is None:
+            show_message(error_html("No model is open. Open one in the Model tab first."))
+            return False
+        if self.busy:
+            show_message(error_html("A build or sweep is already running. Wait for it, or click Cancel."))
+            return False
+        return True
+
     def _cancel_build(self) -> None:
         self.controller.cancel()
         self.tuner.cancel()
 
     def _start_tune(self, options: BuildOptions, time_budget: float, backends: Sequence[str] | None = None) -> None:
-        if self.model.path is None:
-            self.build.show_message(error_html("No model is open. Open one in the Model tab first."))
-            return
-        if self.busy:
-            self.build.show_message(error_html("A build or sweep is already running. Wait for it, or click Cancel."))
+        if not self._may_start(self.build.show_message):
             return
         self.build.set_running(True)
         self.results.show_error(None)
@@ -130,13 +141,10 @@ class Workbench:
 
         Raises the build's error, which the panels show too.
         """
-        if self.model.path is None:
-            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
-        if self.busy:
-            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
+        path = self._open_idle_model()
         self.build.set_running(True)
         self.results.show_error(None)
-        self.controller.start(str(self.model.path), options or BuildOptions(), profile_layers, layer_drift)
+        self.controller.start(path, options or BuildOptions(), profile_layers, layer_drift)
         self.wait()
         outcome = self.last_outcome
         if outcome is None or outcome.run is None:
@@ -149,11 +157,7 @@ class Workbench:
         ``grid`` is ``Sweep``'s precisions, prune_methods, prune_ratios and accuracy_budget; raises
         the sweep's error, cancel included, which the panel shows too.
         """
-        if self.model.path is None:
-            raise ModelError("No model is open.", "Open one first, e.g. Workbench('model.onnx').")
-        if self.busy:
-            raise Busy("A build or sweep is already running.", "Wait for it, or click Cancel.")
-        sweep = Sweep(str(self.model.path), base or BuildOptions(), **grid)
+        sweep = Sweep(self._open_idle_model(), base or BuildOptions(), **grid)
         sweep.cells()  # an unusable grid raises here, before anything starts
         self.sweep_panel.set_running(True)
         self.sweeper.start(sweep)
@@ -173,11 +177,7 @@ class Workbench:
         self.sweep_panel.show_message(note_html(f"Sweeping {path.name}."))
 
     def _start_build(self, options: BuildOptions, analyses: dict[str, bool]) -> None:
-        if self.model.path is None:
-            self.build.show_message(error_html("No model is open. Open one in the Model tab first."))
-            return
-        if self.busy:
-            self.build.show_message(error_html("A build or sweep is already running. Wait for it, or click Cancel."))
+        if not self._may_start(self.build.show_message):
             return
         self.build.set_running(True)
         self.results.show_error(None)
@@ -202,12 +202,7 @@ class Workbench:
         self.select("Results")
 
     def _start_sweep(self, options: dict[str, Any]) -> None:
-        if self.model.path is None:
-            self.sweep_panel.show_message(error_html("No model is open. Open one in the Model tab first."))
-            return
-        if self.busy:
-            self.sweep_panel.show_message(error_html("A build or sweep is already running. "
-                                                     "Wait for it, or click Cancel."))
+        if not self._may_start(self.sweep_panel.show_message):
             return
         sweep = Sweep(str(self.model.path), **options)
         try:

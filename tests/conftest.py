@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ def sample(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"sample model {name} is missing; run scripts/train_samples.py")
     return path
+
+
+def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The command line as a user runs it: a fresh process, so nothing of the test's imports leaks in."""
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
 
 
 @pytest.fixture

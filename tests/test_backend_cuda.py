@@ -7,13 +7,12 @@ shadowing it); elsewhere they skip with the reason ``workbench backends`` prints
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from conftest import workbench
 
 from workbench.backends import cuda_graphs
 from workbench.backends.onnxruntime_cuda import (
@@ -29,11 +28,6 @@ from workbench.errors import BackendUnavailable
 
 CUDA = OnnxruntimeCudaBackend.availability()
 needs_gpu = pytest.mark.skipif(not CUDA.available, reason=f"onnxruntime-cuda unavailable: {CUDA.reason}")
-
-
-def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
 
 
 # ------------------------------------------------------------------ explained everywhere

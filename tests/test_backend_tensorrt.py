@@ -5,12 +5,11 @@ builds where TensorRT and a GPU are present (marked ``tensorrt``, skipped with t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import workbench
 from polygraphy.backend.trt import CreateConfig
 
 from workbench.backends.registry import availability, get_backend
@@ -32,11 +31,6 @@ from workbench.model.inspect import TensorInfo
 
 TRT = TensorrtBackend.availability()
 needs_trt = pytest.mark.skipif(not TRT.available, reason=f"tensorrt unavailable: {TRT.reason}")
-
-
-def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
 
 
 # ------------------------------------------------------------------ versions

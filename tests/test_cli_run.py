@@ -7,10 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-def workbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+from conftest import workbench
 
 
 def test_run_json_contract(cnn: Path, cli_env: dict[str, str]) -> None:

@@ -67,6 +67,20 @@ def test_badly_calibrated_int8_is_reported_broken(tmp_path: Path):
     assert any(note.startswith("BROKEN variant") for note in run.notes)
 
 
+def test_a_changed_class_says_how_close_fp32_itself_was(tmp_path: Path):
+    """Each changed sample's FP32 top-2 margin is stored, and a missed budget's notes compare them to the median."""
+    from workbench.tasks.classification import margin_note
+
+    run = Pipeline(tmp_path / "ws").run(sample("digits_outlier"), BuildOptions("int8", repeats=3))
+    score = task_score(run.drift)
+    changed = round((1 - score.details["top1_agreement"]) * score.details["samples"])
+    assert not score.met and changed >= 1
+    margins = score.details["changed_margins"]
+    assert len(margins) == min(changed, 10) and margins == sorted(margins) and margins[0] >= 0
+    note = margin_note(score.details)
+    assert note in run.notes and (f"the {changed} samples" in note if changed < 10 else "10 smallest" in note)
+
+
 def top3_agreement(reference, variant, labels) -> float:
     ref, var = reference["logits"], variant["logits"]
     return float(np.mean([set(np.argsort(-r)[:3]) == set(np.argsort(-v)[:3]) for r, v in zip(ref, var, strict=True)]))

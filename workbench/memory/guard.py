@@ -109,16 +109,18 @@ def peak_activation_bytes(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]
     return peak
 
 
-def check_timing_fits(model: onnx.ModelProto, feed: Mapping[str, np.ndarray], batch: int) -> None:
-    """Before engines are loaded: two engines' activations at ``batch`` plus the batch must fit."""
+def check_timing_fits(model: onnx.ModelProto, feed: Mapping[str, np.ndarray], batch: int,
+                      engines: int = ENGINES) -> None:
+    """Before engines are loaded: ``engines`` engines' activations at ``batch`` plus the batch must fit
+    (three on a backend other than the default, whose FP32 is timed beside them as the shared baseline)."""
     batch_bytes = sum(array.nbytes for array in feed.values())
-    need = ENGINES * peak_activation_bytes(model, feed) + batch_bytes
+    need = engines * peak_activation_bytes(model, feed) + batch_bytes
     room = available_bytes()
     if need <= room:
         return
     fits = int(batch * room * 0.9 / need)  # activations grow with the batch; a tenth kept back, as use moves
     advice = f"use --batch {fits} or less" if fits >= 1 else "use a machine with more memory"
-    raise WorkbenchError(f"Timing at batch {batch} needs about {readable_bytes(need)} (two engines' activations "
+    raise WorkbenchError(f"Timing at batch {batch} needs about {readable_bytes(need)} ({engines} engines' activations "
                          f"and the batch), more than {_room_text()}, so nothing was started;",
                          f"{advice}, or raise WORKBENCH_MEMORY_GB on a machine with more memory.")
 

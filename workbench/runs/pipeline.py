@@ -41,6 +41,7 @@ from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
+from workbench.tasks.classification import margin_note
 
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
@@ -170,7 +171,8 @@ class Pipeline:
             return cached
 
         check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
-        check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch)
+        check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch,
+                          engines=2 if backend.name == DEFAULT_BACKEND else 3)
 
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
         artifact = artifact_dir / "model.onnx"
@@ -260,6 +262,9 @@ def task_notes(drift: dict) -> list[str]:
     notes = [f"judged as {score.task} ({how}): {score.verdict}"]
     if score.broken:
         notes.append(f"BROKEN variant: {score.broken}; do not use it")
+    margins = margin_note(score.details) if score.task == "classification" and not score.met else None
+    if margins:
+        notes.append(margins)
     return notes
 
 

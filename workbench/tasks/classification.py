@@ -15,11 +15,19 @@ def logits_output(outputs: Outputs) -> np.ndarray:
     raise ValueError("no [batch, classes] output")
 
 
+#: How many margins of changed samples a run keeps (the smallest first).
+MARGINS_KEPT = 10
+
+
 class ClassificationMeter:
     def __init__(self) -> None:
         self.samples = self.top1 = self.top5 = 0
         self.correct = self.reference_correct = 0
         self.labelled = False
+        # FP32's lead of its top class over the runner-up, per sample: a class that changes where FP32
+        # itself barely decides is a coin flip any reduced precision may lose, not a broken layer.
+        self.margins: list[np.ndarray] = []
+        self.changed: list[np.ndarray] = []
 
     def update(self, reference: Outputs, variant: Outputs, labels: np.ndarray | None, inputs: Outputs) -> None:
         ref, var = logits_output(reference), logits_output(variant)
@@ -29,6 +37,9 @@ class ClassificationMeter:
         self.samples += len(ref)
         self.top1 += int((ref_top1 == var_top1).sum())
         self.top5 += int((var_top5 == ref_top1[:, None]).any(axis=1).sum())
+        top2 = np.partition(ref, -2, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
+        self.margins.append((top2[:, 1] - top2[:, 0]).astype(np.float64))
+        self.changed.append(ref_top1 != var_top1)
         if labels is not None and labels.ndim == 1:
             self.labelled = True
             self.correct += int((var_top1 == labels).sum())
@@ -40,6 +51,35 @@ class ClassificationMeter:
                    "accuracy": None, "reference_accuracy": None}
         if self.labelled:
             figures.update(accuracy=self.correct / n, reference_accuracy=self.reference_correct / n)
+        figures.update(self.margin_figures())
         figures["value"] = figures["accuracy"] if self.labelled else figures["top1_agreement"]
         figures["metric"] = "accuracy" if self.labelled else "top1_agreement"
         return figures
+
+    def margin_figures(self) -> dict:
+        """FP32's top-2 logit margins of the samples whose class changed, against all samples' margins."""
+        if not self.margins:
+            return {}
+        margins, changed = np.concatenate(self.margins), np.concatenate(self.changed)
+        if not changed.any():
+            return {}
+        lost = np.sort(margins[changed])
+        return {"changed_margins": [round(float(m), 4) for m in lost[:MARGINS_KEPT]],
+                "median_margin": round(float(np.median(margins)), 4),
+                # every changed sample is among FP32's least-decided ones (as many as changed)
+                "changed_least_decided": bool(lost[-1] <= np.sort(margins)[len(lost) - 1])}
+
+
+def margin_note(details: dict) -> str | None:
+    """Says when the classes that changed are those FP32 itself barely decides (a run's notes, a search's)."""
+    lost = details.get("changed_margins")
+    if not lost:
+        return None
+    count = len(lost)
+    span = f"{lost[0]:.3f}" if count == 1 else f"{lost[0]:.3f}-{lost[-1]:.3f}"
+    where = ("all among FP32's least-decided samples" if details.get("changed_least_decided")
+             else "not only FP32's least-decided samples")
+    shown = "" if count < MARGINS_KEPT else f" (the {MARGINS_KEPT} smallest shown)"
+    samples = f"the {count} sample{'s' if count > 1 else ''} that changed class"
+    return (f"{samples} had FP32 top-2 logit margins {span}{shown} against a median of "
+            f"{details.get('median_margin', float('nan')):.3f}: {where}")

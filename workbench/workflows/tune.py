@@ -42,6 +42,7 @@ from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import CALIBRATION_DIR, Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
+from workbench.tasks.classification import margin_note
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
 
@@ -147,10 +148,9 @@ class _Search:
                                                                                   per_channel=False))
         return plain
 
-    def static_recipes(self, plain: Trial) -> Trial | None:
-        """Recipes from the plain static INT8 trial on, until one meets the budget faster than FP32."""
+    def static_recipes(self, plain: Trial, tried: list[Trial]) -> Trial | None:
+        """Recipes from the plain static INT8 trial on, until one meets the budget (every try joins ``tried``)."""
         default = plain.recipe
-        tried = [plain]
         # The fragile nodes first: the likeliest pass (a detector's head, a transformer's Softmax/LayerNorm).
         passed = self.fragile_recipe(plain, plain, tried)
         if passed is not None:
@@ -173,12 +173,13 @@ class _Search:
         variants = [("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)),
                     ("S8 symmetric activations", best.recipe.derive(
                         "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True))))]
-        return self.first_that_pays(variants, plain, tried) or max(tried, key=Trial.rank_key)
+        return self.first_that_pays(variants, plain, tried)
 
     def first_that_pays(self, recipes: Sequence[tuple[str, Recipe]], plain: Trial, tried: list[Trial]) -> Trial | None:
         """Try ``recipes`` in order; the first that meets the budget faster than FP32 ends the recipe search."""
+        kind = "dynamic" if plain.recipe.precision == "int8-dynamic" else "static"
         for what, recipe in recipes:
-            trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
+            trial = self.trial("recipe", f"{kind} INT8, {recipe.name}", recipe)
             if trial is not None:
                 tried.append(trial)
                 if trial.pays:
@@ -220,12 +221,9 @@ class _Search:
     def plain_dynamic(self) -> Trial | None:
         return self.trial("recipe", "dynamic INT8, per-channel", Recipe("dynamic", "int8-dynamic"))
 
-    def dynamic_recipes(self, plain: Trial) -> Trial | None:
-        other = self.trial("recipe", "dynamic INT8, per-tensor", Recipe("dynamic per-tensor", "int8-dynamic",
-                                                                        per_channel=False))
-        if other is not None and other.pays:
-            self._bought(plain, other, "per-tensor weight scales")
-        return max([t for t in (plain, other) if t is not None], key=Trial.rank_key)
+    def dynamic_recipes(self, plain: Trial, tried: list[Trial]) -> Trial | None:
+        recipe = Recipe("dynamic per-tensor", "int8-dynamic", per_channel=False)
+        return self.first_that_pays([("per-tensor weight scales", recipe)], plain, tried)
 
     # -- node fall-back --------------------------------------------------------------------------
     def graphs(self, trial: Trial) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -272,6 +270,10 @@ class _Search:
             current = trial
             if trial.met:
                 break
+            if trial.speedup <= max(1.0, self.best_speedup()):
+                self.notes.append(f"{start.recipe.name}: stopped keeping groups in FP32 at {trial.speedup:.2f}x, "
+                                  "no faster than FP32 or the best pass")
+                return trial
         if not current.met:
             self.notes.append(f"{start.recipe.name}: even with every helpful group in FP32 the budget is missed")
             return current
@@ -337,14 +339,18 @@ class _Search:
         """Recipes, then node fall-back, from a plain INT8 trial that missed."""
         self.base = self.base.replace(backend=plain.backend)
         self.out_of_time = False
-        best = self.static_recipes(plain) if plain.recipe.precision == "int8" else self.dynamic_recipes(plain)
-        if best is None or best.met:
+        tried = [plain]
+        recipes = self.static_recipes if plain.recipe.precision == "int8" else self.dynamic_recipes
+        if recipes(plain, tried) is not None or self.out_of_time:
             return
-        if best.speedup <= self.best_speedup() * PROMISE:
-            self.notes.append(f"{best.recipe.name} on {best.backend}: node fall-back skipped, its best recipe "
-                              f"({best.speedup:.2f}x) cannot beat the {self.best_speedup():.2f}x already found")
+        # Fall-back only slows a variant down: it starts from the closest recipe that still has speed to give.
+        floor = max(1.0, self.best_speedup()) * PROMISE
+        starts = [t for t in tried if not t.met and t.speedup > floor]
+        if not starts:
+            self.notes.append(f"{plain.description} on {plain.backend}: node fall-back skipped, no recipe that "
+                              f"misses runs faster than {floor:.2f}x (FP32 or the best pass, and 5%)")
             return
-        self.fall_back(best)
+        self.fall_back(max(starts, key=Trial.rank_key))
 
 
 def tune(
@@ -396,6 +402,13 @@ def tune(
         met = [t for t in search.trials if t.met]
         search.notes.append("no variant meets the budget and runs faster than FP32" if not met else
                             "variants that meet the budget run no faster than FP32 here")
+        faster = [t for t in search.trials if t.speedup > 1.0 and not t.score.broken]
+        if faster:
+            closest = max(faster, key=lambda t: (t.score.value, t.speedup))
+            why = margin_note(closest.score.details) if closest.score.task == "classification" else None
+            search.notes.append(f"closest: {closest.run.run_id} on {closest.backend}, {closest.run.spec.precision} "
+                                f"({closest.recipe.name}), {closest.speedup:.2f}x at {closest.short_metric()} "
+                                f"(budget {closest.score.rule})" + (f"; {why}" if why else ""))
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TuneResult(best, search.trials, baselines, search.elapsed(), peak, search.steps, search.notes)

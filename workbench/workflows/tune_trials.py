@@ -83,8 +83,8 @@ class Trial:
         return {"name": score.metric, "value": score.value, "budget": score.threshold, "met": score.met,
                 "rule": score.rule, "broken": score.broken}
 
-    def short(self) -> str:
-        return f"{self.score.metric} {self.score.value:.4f}, {self.speedup:.2f}x"
+    def short_metric(self) -> str:
+        return f"{self.score.metric} {self.score.value:.4f}"
 
     def to_dict(self) -> dict:
         return {"step": self.step, "description": self.description, "run_id": self.run.run_id,

@@ -225,3 +225,18 @@ def test_gc_keeps_the_scratch_folder_of_a_build_still_running(workspace: Path) -
     old = time.time() - 10 * 3600  # a long calibration writes nothing for hours
     os.utime(running, (old, old))
     assert str(running) in ws.gc(min_age_s=0).kept_young and running.is_dir()
+
+
+def test_gc_removes_caches_only_when_asked(cnn_module: Path, workspace: Path) -> None:
+    """An INT8 build on OpenVINO fills both caches; plain gc keeps them, --caches frees them, runs stay."""
+    pytest.importorskip("openvino")
+    run = Pipeline(workspace).run(cnn_module, BuildOptions("int8", backend="openvino", batch=4, repeats=2))
+    cached = [p for name in ("cache", "calibration") for p in (workspace / name).rglob("*") if p.is_file()]
+    assert {p.relative_to(workspace).parts[0] for p in cached} == {"cache", "calibration"}
+    assert main(["gc", "--min-age", "0", "--yes"]) == 0
+    assert all(p.exists() for p in cached)
+    assert main(["gc", "--min-age", "0", "--yes", "--caches"]) == 0
+    assert not any(p.exists() for p in cached) and Path(run.artifact).is_file()
+    again = Pipeline(workspace).run(cnn_module, BuildOptions("int8", backend="openvino", batch=4, repeats=2),
+                                    force=True)
+    assert again.run_id == run.run_id and Path(again.artifact).is_file()

@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="list what would be removed and remove nothing (the default in a terminal when "
                         f"more than {CONFIRM_OVER} folders would go)")
     parser.add_argument("--yes", action="store_true", help="remove without the terminal's dry run")
+    parser.add_argument("--caches", action="store_true",
+                        help="also remove the caches, which only cost time to rebuild: OpenVINO's compiled models "
+                        "and the calibration ranges every INT8 build and tune trial reuses")
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
     parser.set_defaults(func=handle)
 
@@ -27,9 +30,9 @@ def handle(args: argparse.Namespace) -> int:
     workspace = Workspace(args.workspace)
     dry_run = args.dry_run
     if not dry_run and not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
-        planned = workspace.gc(min_age_s=args.min_age * 60, dry_run=True)
+        planned = workspace.gc(min_age_s=args.min_age * 60, dry_run=True, caches=args.caches)
         dry_run = len(planned.paths) > CONFIRM_OVER
-    removed = workspace.gc(min_age_s=args.min_age * 60, dry_run=dry_run)
+    removed = workspace.gc(min_age_s=args.min_age * 60, dry_run=dry_run, caches=args.caches)
     verb = "would remove" if dry_run else "removed"
     for path in removed.paths:
         print(f"{verb} {path}")

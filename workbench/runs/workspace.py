@@ -29,6 +29,9 @@ _TEMP_PREFIXES = ("wb-variant-", ".tmp-")
 #: Under the root: every temporary file of a build (the workbench's and its libraries'), so renames
 #: stay on one file system and gc finds what a killed build left.
 SCRATCH_DIR = "tmp"
+#: What the workspace keeps only to go faster, rebuilt on demand: compiled engines (OpenVINO's model
+#: cache under ``cache/``) and calibration ranges with quantization pre-passes (``calibration/``).
+CACHE_DIRS = ("cache", "calibration")
 
 
 def default_root() -> Path:
@@ -111,8 +114,9 @@ class Workspace:
                 removed.paths.append(str(target))
         return removed
 
-    def gc(self, min_age_s: float = GC_MIN_AGE_S, dry_run: bool = False) -> Removed:
-        """Remove artifact folders no run points at, and leftovers of interrupted builds.
+    def gc(self, min_age_s: float = GC_MIN_AGE_S, dry_run: bool = False, caches: bool = False) -> Removed:
+        """Remove artifact folders no run points at, and leftovers of interrupted builds; with ``caches``,
+        also the caches (``CACHE_DIRS``), which only cost time to rebuild.
 
         Anything touched in the last ``min_age_s`` seconds is kept: it may be a build in progress
         in another process whose run is not saved yet. A store created beside folders it never saw
@@ -124,6 +128,8 @@ class Workspace:
         unclaimed = {Path(p).absolute() for p in self.store.folders_before_store()}
         cutoff = time.time() - min_age_s
         removed = Removed()
+        if caches:
+            self._gc_caches(cutoff, dry_run, removed)
         for folder in [*self._temp_leftovers(), *artifact_folders(self.root)]:
             if _live_build_scratch(folder):
                 removed.kept_young.append(str(folder))
@@ -144,6 +150,19 @@ class Workspace:
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
                 removed.paths.append(str(path))
         return removed
+
+    def _gc_caches(self, cutoff: float, dry_run: bool, removed: Removed) -> None:
+        for name in CACHE_DIRS:
+            folder = self.root / name
+            files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+            for path in files:
+                if path.stat().st_mtime > cutoff:
+                    removed.kept_young.append(str(path))
+                    continue
+                removed.freed_bytes += _size(path)
+                if not dry_run:
+                    path.unlink()
+                removed.paths.append(str(path))
 
     @property
     def scratch_dir(self) -> Path:

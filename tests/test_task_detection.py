@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from conftest import REPO
 
@@ -53,3 +54,19 @@ def test_lost_detections_are_flagged_although_the_output_cosine_is_high(detector
     assert score.details["reference_detections"] > 0
     assert not score.met and score.value < 0.9
     assert any("detections_kept" in note and "budget" in note for note in run.notes)
+
+
+@pytest.mark.slow
+def test_quantizing_only_compute_layers_keeps_the_detections(detector, tmp_path: Path):
+    """The detector's output concatenates pixel boxes with [0, 1] scores: quantized with everything else
+    it shares one scale and the scores vanish; with only convolutions quantized the detections stay."""
+    options = BuildOptions("int8", calib=npz(detector.calib_npz), eval=npz(detector.eval_npz, 16), batch=8,
+                           repeats=1, warmup=0, task="detection", quant_options={"ops": "compute"})
+    run = Pipeline(tmp_path / "ws").run(detector.onnx_path, options)
+    score = task_score(run.drift)
+    assert score.met and score.value >= 0.95, run.notes
+    assert any("convolutions and matrix products only" in note for note in run.notes)
+    model = onnx.load(run.artifact)
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    last_concat = [n for n in model.graph.node if n.op_type == "Concat"][-1]  # boxes beside scores
+    assert dequantized and not dequantized & set(last_concat.input)

@@ -123,7 +123,8 @@ class BuildOptionsArgs:
         group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
         group.add_argument("--quant-option", action="append", type=quant_option, default=[], metavar="KEY=VALUE",
                            help="a static INT8 choice (repeatable): activations=u8|s8, symmetric=true|false, "
-                           "percentile=99.99 (the recipes `workbench tune` tries)")
+                           "percentile=99.99, ops=all|compute (compute: only convolutions and matrix products; "
+                           "the recipes `workbench tune` tries)")
         group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
                            help="who writes static INT8 Q/DQ files: onnxruntime (default) or nncf (transformer "
                            "preset with SmoothQuant on attention models, fast bias correction)")

@@ -269,7 +269,8 @@ def task_notes(drift: dict) -> list[str]:
 
 
 #: Static INT8 choices beyond the calibration method and per-channel scales: the search's recipes.
-QUANT_OPTIONS = {"activations": ("u8", "s8"), "symmetric": (True, False), "percentile": (float,)}
+QUANT_OPTIONS = {"activations": ("u8", "s8"), "symmetric": (True, False), "percentile": (float,),
+                 "ops": ("all", "compute")}
 #: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
 CALIBRATION_DIR = "calibration"
 

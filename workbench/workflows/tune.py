@@ -10,11 +10,13 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
    still beat the best passing variant found so far are run, the most promising first.
 1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax; the same with
    the fragile nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the
-   classifier Gemm, a detector's last layers before its decode), the likeliest pass; percentile and
-   entropy calibration, NNCF's post-training quantization; then the best calibration with
-   the fragile nodes kept, per-tensor scales, S8 symmetric activations. Dynamic INT8 (MatMul-heavy
-   models) per channel and per tensor.
-2. **Node fall-back** from the best recipe that still misses: candidates are only the nodes whose
+   classifier Gemm, a detector's last layers before its decode), the likeliest pass; only the
+   convolutions and matrix products quantized; percentile and entropy calibration, NNCF's
+   post-training quantization; then the best calibration with
+   the fragile nodes kept, per-tensor scales, S8 symmetric activations. Dynamic INT8 (models with
+   weight MatMuls) per channel and per tensor.
+2. **Node fall-back** from the closest recipe that still misses and is still faster than FP32 and
+   the best pass (fall-back only slows a variant down): candidates are only the nodes whose
    exclusion changes the built file (the ones the quantizer touched). They are measured in
    contiguous groups (so a 150-layer detector stays affordable), ranked by what each group recovers
    of the task metric, and kept greedily until the budget is met; then every kept group is split
@@ -155,9 +157,13 @@ class _Search:
         passed = self.fragile_recipe(plain, plain, tried)
         if passed is not None:
             return passed
-        recipes = [(f"{method} calibration instead of MinMax", default.derive(f"{method} calibration",
-                                                                              calib_method=method))
-                   for method in CALIBRATION_METHODS]
+        # Only the layers INT8 kernels speed up: a detector's output that concatenates pixel boxes with
+        # [0, 1] scores, or a transformer's residual adds, then keep their own precision.
+        recipes = [("only convolutions and matrix products quantized",
+                    default.derive("compute ops only", quant_options=(("ops", "compute"),)))]
+        recipes += [(f"{method} calibration instead of MinMax", default.derive(f"{method} calibration",
+                                                                               calib_method=method))
+                    for method in CALIBRATION_METHODS]
         # NNCF last: it collects its own statistics (no cached ranges), and its files ran slower than
         # FP32 on ONNX Runtime's CPU kernels for a YOLOX-style detector.
         recipes.append(("NNCF's quantizer instead of ONNX Runtime's", default.derive("NNCF", quantizer="nncf")))
@@ -172,7 +178,8 @@ class _Search:
                 return passed
         variants = [("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)),
                     ("S8 symmetric activations", best.recipe.derive(
-                        "S8 symmetric", quant_options=(("activations", "s8"), ("symmetric", True))))]
+                        "S8 symmetric", quant_options=(*best.recipe.quant_options, ("activations", "s8"),
+                                                       ("symmetric", True))))]
         return self.first_that_pays(variants, plain, tried)
 
     def first_that_pays(self, recipes: Sequence[tuple[str, Recipe]], plain: Trial, tried: list[Trial]) -> Trial | None:

@@ -420,13 +420,14 @@ def tune(
         left = search.started + time_budget - time.monotonic()
         search.deadline = time.monotonic() + max(0.0, left) / (len(missed) - index)
         search.refine(plain)
-    passing = [t for t in search.trials if t.met and t.speedup > 1.0]
+    passing = [t for t in search.trials if t.pays]
     best = max(passing, key=lambda t: t.speedup) if passing else None
     if best is None:
         met = [t for t in search.trials if t.met]
         search.notes.append("no variant meets the budget and runs faster than FP32" if not met else
-                            "variants that meet the budget run no faster than FP32 here")
-        faster = [t for t in search.trials if t.speedup > 1.0 and not t.score.broken]
+                            "variants that meet the budget run no measurably faster than FP32 here")
+        faster = [t for t in search.trials if t.speedup > 1.0 and not t.run.within_noise and not t.met
+                  and not t.score.broken]
         if faster:
             closest = max(faster, key=lambda t: (t.score.value, t.speedup))
             why = margin_note(closest.score.details) if closest.score.task == "classification" else None

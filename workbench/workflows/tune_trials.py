@@ -58,8 +58,9 @@ class Trial:
 
     @property
     def pays(self) -> bool:
-        """Meets the budget and runs faster than FP32: a recipe search may stop here (a slower pass may not)."""
-        return self.met and self.speedup > 1.0
+        """Meets the budget and runs measurably faster than FP32: a recipe search may stop here, and only
+        such a trial is recommended (a 1.01x whose rounds scatter by more than 1% is no speed-up)."""
+        return self.met and self.speedup > 1.0 and not self.run.within_noise
 
     @property
     def speedup(self) -> float:

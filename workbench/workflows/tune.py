@@ -57,7 +57,7 @@ RANKING_REPEATS = 10
 CALIBRATION_METHODS = ("percentile", "entropy")
 #: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
 HINT_PRECISIONS = ("bf16", "fp16")
-#: An INT8 search is worth its time only where its plain variant is this much faster than the best
+#: An INT8 search is worth its time only where its screened variants are this much faster than the best
 #: passing variant already found: recipes and fall-back keep or lose speed, they rarely add it.
 PROMISE = 1.05
 
@@ -354,8 +354,6 @@ class _Search:
                 compute = self.trial("recipe", "static INT8, compute ops only", compute_only(plain.recipe))
                 if compute is not None and not compute.pays:
                     potential = max(potential, compute.speedup)
-                elif compute is not None:
-                    continue
             missed.append((plain, potential))
         return baseline, missed
 
@@ -375,6 +373,19 @@ class _Search:
                               f"misses runs faster than {floor:.2f}x (FP32 or the best pass, and 5%)")
             return
         self.fall_back(max(starts, key=Trial.rank_key))
+
+
+def closest_note(trials: Sequence[Trial]) -> str | None:
+    """Where no trial qualifies, the measurably faster one nearest the budget, and for a classifier whether
+    the classes it changed are those FP32 itself barely decides (then no reduced precision may keep them)."""
+    faster = [t for t in trials if t.speedup > 1.0 and not t.run.within_noise and not t.met and not t.score.broken]
+    if not faster:
+        return None
+    closest = max(faster, key=lambda t: (t.score.value, t.speedup))
+    why = margin_note(closest.score.details) if closest.score.task == "classification" else None
+    return (f"closest: {closest.run.run_id} on {closest.backend}, {closest.run.spec.precision} "
+            f"({closest.recipe.name}), {closest.speedup:.2f}x at {closest.short_metric()} "
+            f"(budget {closest.score.rule})" + (f"; {why}" if why else ""))
 
 
 def tune(
@@ -426,14 +437,9 @@ def tune(
         met = [t for t in search.trials if t.met]
         search.notes.append("no variant meets the budget and runs faster than FP32" if not met else
                             "variants that meet the budget run no measurably faster than FP32 here")
-        faster = [t for t in search.trials if t.speedup > 1.0 and not t.run.within_noise and not t.met
-                  and not t.score.broken]
-        if faster:
-            closest = max(faster, key=lambda t: (t.score.value, t.speedup))
-            why = margin_note(closest.score.details) if closest.score.task == "classification" else None
-            search.notes.append(f"closest: {closest.run.run_id} on {closest.backend}, {closest.run.spec.precision} "
-                                f"({closest.recipe.name}), {closest.speedup:.2f}x at {closest.short_metric()} "
-                                f"(budget {closest.score.rule})" + (f"; {why}" if why else ""))
+        closest = closest_note(search.trials)
+        if closest:
+            search.notes.append(closest)
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TuneResult(best, search.trials, baselines, search.elapsed(), peak, search.steps, search.notes)

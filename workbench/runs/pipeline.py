@@ -24,7 +24,7 @@ from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
-from workbench.memory.guard import check_batch_within_eval, check_timing_fits
+from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.variants import DEFAULT_QUANTIZER, QUANTIZERS, build_variant
@@ -39,7 +39,7 @@ from workbench.runs.reference import References, reference_key
 from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
-from workbench.runs.workspace import Workspace
+from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
 
@@ -172,7 +172,7 @@ class Pipeline:
 
         check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
         check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch,
-                          engines=2 if backend.name == DEFAULT_BACKEND else 3)
+                          engines=ENGINES + (backend.name != DEFAULT_BACKEND))
 
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
         artifact = artifact_dir / "model.onnx"
@@ -271,8 +271,6 @@ def task_notes(drift: dict) -> list[str]:
 #: Static INT8 choices beyond the calibration method and per-channel scales: the search's recipes.
 QUANT_OPTIONS = {"activations": ("u8", "s8"), "symmetric": (True, False), "percentile": (float,),
                  "ops": ("all", "compute")}
-#: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
-CALIBRATION_DIR = "calibration"
 
 
 def check_quant_options(options) -> tuple[tuple[str, object], ...]:

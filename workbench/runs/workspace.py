@@ -29,9 +29,11 @@ _TEMP_PREFIXES = ("wb-variant-", ".tmp-")
 #: Under the root: every temporary file of a build (the workbench's and its libraries'), so renames
 #: stay on one file system and gc finds what a killed build left.
 SCRATCH_DIR = "tmp"
+#: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
+CALIBRATION_DIR = "calibration"
 #: What the workspace keeps only to go faster, rebuilt on demand: compiled engines (OpenVINO's model
-#: cache under ``cache/``) and calibration ranges with quantization pre-passes (``calibration/``).
-CACHE_DIRS = ("cache", "calibration")
+#: cache under ``cache/``) and the calibration cache.
+CACHE_DIRS = ("cache", CALIBRATION_DIR)
 
 
 def default_root() -> Path:
@@ -49,6 +51,17 @@ class Removed:
     #: Folders that were on disk before the store was created: they may be a lost store's runs.
     kept_unclaimed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+
+
+def _remove_unless_young(path: Path, cutoff: float, dry_run: bool, removed: Removed) -> None:
+    """Remove ``path`` (file or folder) and record it, unless anything in it was touched after ``cutoff``."""
+    if _newest_mtime(path) > cutoff:
+        removed.kept_young.append(str(path))
+        return
+    removed.freed_bytes += _size(path)
+    if not dry_run:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    removed.paths.append(str(path))
 
 
 def _size(path: Path) -> int:
@@ -142,13 +155,7 @@ class Workspace:
             else:
                 candidates = [folder]
             for path in candidates:
-                if _newest_mtime(path) > cutoff:
-                    removed.kept_young.append(str(path))
-                    continue
-                removed.freed_bytes += _size(path)
-                if not dry_run:
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-                removed.paths.append(str(path))
+                _remove_unless_young(path, cutoff, dry_run, removed)
         return removed
 
     def _gc_caches(self, cutoff: float, dry_run: bool, removed: Removed) -> None:
@@ -156,13 +163,7 @@ class Workspace:
             folder = self.root / name
             files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
             for path in files:
-                if path.stat().st_mtime > cutoff:
-                    removed.kept_young.append(str(path))
-                    continue
-                removed.freed_bytes += _size(path)
-                if not dry_run:
-                    path.unlink()
-                removed.paths.append(str(path))
+                _remove_unless_young(path, cutoff, dry_run, removed)
 
     @property
     def scratch_dir(self) -> Path:

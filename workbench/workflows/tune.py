@@ -31,6 +31,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import onnx
@@ -41,8 +42,9 @@ from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
 from workbench.progress import CancelToken, Progress, ProgressCallback
-from workbench.runs.pipeline import CALIBRATION_DIR, Pipeline
+from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.runs.workspace import CALIBRATION_DIR
 from workbench.tasks import task_score
 from workbench.tasks.classification import margin_note
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
@@ -114,6 +116,11 @@ class _Search:
         self.out_of_time = False
         self.deadline = self.started + time_budget
         self.task: str | None = base.task
+
+    @cached_property
+    def model_graph(self) -> onnx.ModelProto:
+        """The model without its weights' values: what every backend's screen reads, loaded once."""
+        return onnx.load(str(self.model), load_external_data=False)
 
     # -- one trial -------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -338,9 +345,8 @@ class _Search:
         self.task = self.task or task_score(baseline.drift).task
         if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
             self.trials.append(Trial("screen", "FP32", Recipe("fp32", "fp32"), (), baseline, 0.0))
-        model = onnx.load(str(self.model), load_external_data=False)
         missed = []
-        for precision in precisions or precisions_for(backend, model):
+        for precision in precisions or precisions_for(backend, self.model_graph):
             if precision == "int8":
                 plain = self.plain_static()
             elif precision == "int8-dynamic":

@@ -353,11 +353,7 @@ def pipeline_rows(pipeline: Any, model: Path, name: str, batches: list[int], pre
 def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eval_path: Path,
                           repeats: int) -> list[dict[str, Any]]:
     """ResNet-50's FP32 and FP16 files under different CUDA provider options, timed in interleaved rounds."""
-    from workbench.backends.onnxruntime_cuda import (
-        DEFAULT_PROVIDER_OPTIONS,
-        OnnxruntimeCudaBackend,
-        provider_options_for,
-    )
+    from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
     from workbench.measure.latency import measure_latency
 
     data = np.load(eval_path)["input"]
@@ -367,7 +363,7 @@ def provider_option_study(artifacts: dict[tuple[int, str], str], batch: int, eva
     studied = [v for b, v in artifacts if b == batch and v.partition("+")[0] in ("fp32", "fp16")]
     for precision in sorted(studied, key=lambda v: (v.partition("+")[0] != "fp32", v)):
         path = artifacts[(batch, precision)]
-        chosen = provider_options_for(DEFAULT_PROVIDER_OPTIONS, Path(path))
+        chosen = OnnxruntimeCudaBackend().option_choice(Path(path)).options
         variants = {}
         for nhwc in ("1", "0"):
             for search in ("EXHAUSTIVE", "HEURISTIC"):

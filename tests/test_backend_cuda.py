@@ -17,10 +17,8 @@ from conftest import workbench
 from workbench.backends import cuda_graphs
 from workbench.backends.onnxruntime_cuda import (
     CUDA_PROVIDER,
-    DEFAULT_PROVIDER_OPTIONS,
     OnnxruntimeCudaBackend,
     explain_cuda_availability,
-    has_half_weights,
 )
 from workbench.backends.registry import availability, backend_names, get_backend
 from workbench.build_options import BuildOptions
@@ -68,23 +66,7 @@ def test_registered_with_reason_and_gpu_int8_flavour() -> None:
     status = availability()["onnxruntime-cuda"]
     assert status == CUDA and status.reason
     assert OnnxruntimeCudaBackend.quant_target == "tensorrt"  # symmetric S8 Q/DQ, as GPUs consume it
-    assert DEFAULT_PROVIDER_OPTIONS["use_tf32"] == "0"
 
-
-def test_channels_last_follows_the_file_precision_unless_chosen(cnn: Path, tmp_path: Path) -> None:
-    from workbench.precision.variants import build_variant
-
-    half = tmp_path / "fp16.onnx"
-    build_variant(cnn, half, "fp16", check=get_backend("onnxruntime-cpu").check_loadable)
-    assert not has_half_weights(cnn) and has_half_weights(half)
-    auto = OnnxruntimeCudaBackend()
-    assert auto.providers_for(cnn)[0] == (
-        CUDA_PROVIDER, {**DEFAULT_PROVIDER_OPTIONS, "prefer_nhwc": "0", "enable_cuda_graph": "0"})
-    assert auto.providers_for(half)[0][1]["prefer_nhwc"] == "1"
-    chosen = OnnxruntimeCudaBackend({"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"})
-    name, options = chosen.providers_for(cnn)[0]
-    assert name == CUDA_PROVIDER and options["prefer_nhwc"] == "1" and options["cudnn_conv_algo_search"] == "HEURISTIC"
-    assert options["use_tf32"] == "0" and chosen.providers_for(cnn)[1] == "CPUExecutionProvider"
 
 
 @pytest.mark.skipif(CUDA.available, reason="this machine can run onnxruntime-cuda")
@@ -117,7 +99,9 @@ def test_cuda_graphs_time_and_compute_what_plain_runs_do(cnn: Path) -> None:
     feed, other = {"input": data[:8]}, {"input": data[8:16].copy()}
     with get_backend("onnxruntime-cpu").load(cnn) as cpu, get_backend("onnxruntime-cuda").load(cnn) as gpu:
         assert gpu.session.get_providers()[0] == CUDA_PROVIDER
-        assert gpu.execution_notes() == [cuda_graphs.ON.note]
+        assert gpu.execution_notes()[1:] == [cuda_graphs.ON.note]
+        options_note = gpu.execution_notes()[0]
+        assert options_note.startswith("CUDA provider options: ") and "use_tf32=0" in options_note
         plain = gpu.infer(feed)["logits"]  # before any timing: a plain run
         np.testing.assert_allclose(plain, cpu.infer(feed)["logits"], rtol=1e-3, atol=1e-3)
         times = [gpu.time_once(feed) for _ in range(5)]  # captures, then replays
@@ -142,11 +126,11 @@ def test_cuda_graphs_off_say_why_and_still_run(cnn: Path, tmp_path: Path) -> Non
     onnx.save(_if_model(), str(path))
     x = {"x": np.array([[1, -2, 3], [4, -5, 6]], np.float32)}
     with get_backend("onnxruntime-cuda").load(path) as gpu:
-        assert len(gpu.execution_notes()) == 1 and "If node 'sign_branch'" in gpu.execution_notes()[0]
+        assert len(gpu.execution_notes()) == 2 and "If node 'sign_branch'" in gpu.execution_notes()[1]
         gpu.time_once(x)
         np.testing.assert_array_equal(gpu.infer(x)["y"], np.maximum(x["x"], 0))
     with OnnxruntimeCudaBackend({cuda_graphs.OPTION: "0"}).load(cnn) as plain:
-        assert "enable_cuda_graph=0" in plain.execution_notes()[0]
+        assert "enable_cuda_graph=0" in plain.execution_notes()[1]
         assert plain.time_once({"input": np.load(cnn.parent / "eval.npz")["input"][:4].astype(np.float32)}) > 0
 
 
@@ -169,7 +153,7 @@ def test_onnx_runtime_refusing_graphs_is_the_reason(tmp_path: Path) -> None:
     x = np.abs(np.random.default_rng(0).standard_normal((4, 2, 2)).astype(np.float32)) * np.eye(2, dtype=np.float32)
     with get_backend("onnxruntime-cuda").load(path) as gpu:
         notes = gpu.execution_notes()
-        assert len(notes) == 1 and notes[0].startswith("CUDA graphs off: ONNX Runtime refused them")
+        assert len(notes) == 2 and notes[1].startswith("CUDA graphs off: ONNX Runtime refused them")
         gpu.time_once({"x": x})
         np.testing.assert_allclose(gpu.infer({"x": x})["y"], np.sqrt(np.linalg.det(x)), rtol=1e-5)
 
@@ -179,7 +163,7 @@ def test_onnx_runtime_refusing_graphs_is_the_reason(tmp_path: Path) -> None:
 def test_cuda_profile_records_nodes_on_the_gpu(cnn: Path, tmp_path: Path) -> None:
     feed = {"input": np.load(cnn.parent / "eval.npz")["input"][:4].astype(np.float32)}
     engine = get_backend("onnxruntime-cuda").load(cnn, profile_dir=tmp_path)
-    assert "profiler" in engine.execution_notes()[0]  # a replayed graph would hide the nodes
+    assert "profiler" in engine.execution_notes()[1]  # a replayed graph would hide the nodes
     try:
         for _ in range(3):
             engine.time_once(feed)
@@ -201,3 +185,22 @@ def test_pipeline_fp16_on_cuda_keeps_drift_small(cnn: Path) -> None:
     assert run.drift["top1_agreement"] > 0.99 and run.drift["cosine_similarity"] > 0.999
     assert run.latency_ms["median"] > 0 and run.reference_latency_ms["median"] > 0
     assert cuda_graphs.ON.note in run.notes
+    assert any(note.startswith("CUDA provider options: ") and "fuse_conv_bias=1" in note for note in run.notes)
+    assert any("checked against FP32" in note and note.endswith("; kept") for note in run.notes)
+    assert any(note.startswith("FP32 reference: CUDA provider options: ") and "use_tf32=0" in note
+               for note in run.notes)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_half_file_loads_without_cudnn_frontend_errors(resnet: Path, tmp_path: Path, capfd) -> None:
+    """use_tf32=0 on an FP16 file made cuDNN refuse its fused plans, one error line per convolution."""
+    from workbench.precision.variants import build_variant
+
+    half = tmp_path / "fp16.onnx"
+    build_variant(resnet, half, "fp16", check=get_backend("onnxruntime-cpu").check_loadable)
+    feed = {"input": np.load(resnet.parent / "eval.npz")["input"][:8].astype(np.float32)}
+    capfd.readouterr()
+    with get_backend("onnxruntime-cuda").load(half) as gpu:
+        gpu.time_once(feed)
+    assert "cudnn_frontend" not in capfd.readouterr().err

@@ -24,6 +24,7 @@ from workbench.errors import BackendUnavailable, DataError, ModelError, Workbenc
 if TYPE_CHECKING:
     import onnx
 
+    from workbench.data.dataset import Dataset
     from workbench.profiles.layer_table import EngineProfile
 
 QuantTarget = Literal["x86", "tensorrt"]
@@ -64,6 +65,11 @@ class Engine(ABC):
 
     def execution_notes(self) -> list[str]:
         """What the engine did with the file, seen after running it (e.g. which layers ran in INT8)."""
+        return []
+
+    def check_options(self, reference: Engine, data: Dataset, batch: int) -> list[str]:
+        """Check settings chosen for speed against the FP32 ``reference`` on ``data`` before timing, drop those
+        that change the results, and return what was found; engines without such settings have nothing to do."""
         return []
 
     def close(self) -> None:

@@ -1,16 +1,10 @@
 """ONNX Runtime on NVIDIA GPUs: the CPU backend's runner with the CUDA execution provider.
 
-Choices, each measured on an H100 (benchmarks/RESULTS.md):
+Provider options are chosen per precision of the file (``cuda_options``: TF32 off for FP32 and
+Q/DQ files only, channels-last with the convolution bias fused for FP16/BF16, cuDNN's heuristic
+algorithm pick), and the ones set for speed are checked against FP32 before timing
+(``cuda_option_check``). Each run's notes list the options and why.
 
-* TF32 is off (``use_tf32=0``) so the FP32 reference is real FP32 and FP16's speed-up is
-  against true single precision, not against a TF32 model that already uses the tensor cores.
-* ``prefer_nhwc`` follows the file's precision unless set explicitly: 1 for FP16/BF16 models,
-  whose fast tensor-core convolutions are channels-last (ResNet-50 FP16 batch 32: 3.7 ms with it,
-  4.5 ms without), 0 for FP32, whose NCHW kernels were faster (12.4 ms against 14.8 ms).
-* ``cudnn_conv_algo_search=HEURISTIC``, not ONNX Runtime's EXHAUSTIVE: on the channel-pruned
-  (0.5) FP16 ResNet-50 at batch 32 the exhaustive search settled on kernels taking 4.74 ms where
-  cuDNN's heuristic pick took 2.08 ms, and elsewhere the two were within 1-2% (FP32 12.24 against
-  12.25 ms, FP16 3.68 against 3.63 ms); the heuristic also skips the search at session start.
 * INT8 files are symmetric S8 Q/DQ (``quant_target = "tensorrt"``): the flavour GPUs consume, so
   one INT8 file serves this backend and TensorRT. The CUDA provider runs the Q/DQ pairs around
   FP32/FP16 kernels (it has no fused INT8 convolution), so INT8 here checks accuracy, not speed.
@@ -33,34 +27,14 @@ import onnx
 from workbench.backends import cuda_graphs
 from workbench.backends.base import Availability, Engine
 from workbench.backends.cuda_graphs import GraphChoice
+from workbench.backends.cuda_option_check import CHECK_SAMPLES, judge_options
+from workbench.backends.cuda_options import OptionChoice, check_user_options, choose_options, session_options
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
+from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 INSTALL_GPU = "pip install 'onnx-workbench[gpu]'"
-
-#: Provider options every session gets unless the backend is built with others; ``prefer_nhwc``
-#: is added per model by ``provider_options_for`` when not given.
-DEFAULT_PROVIDER_OPTIONS: dict[str, str] = {
-    "device_id": "0",
-    "use_tf32": "0",
-    "cudnn_conv_algo_search": "HEURISTIC",
-}
-_HALF_TYPES = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-
-
-def has_half_weights(model_path: Path) -> bool:
-    """True when the file stores FP16/BF16 weights, i.e. it is a half-precision variant."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    return any(init.data_type in _HALF_TYPES for init in model.graph.initializer)
-
-
-def provider_options_for(options: dict[str, str], model_path: Path) -> dict[str, str]:
-    """The options for one model: channels-last for half-precision files unless the user chose."""
-    if "prefer_nhwc" in options:
-        return dict(options)
-    return {**options, "prefer_nhwc": "1" if has_half_weights(model_path) else "0"}
-
 
 def explain_cuda_availability(wheels: list[str], providers: list[str] | None, probe_error: str | None) -> Availability:
     """Turn what is installed and what the probe session saw into one sentence a user can act on.
@@ -164,10 +138,11 @@ class CudaOnnxrtEngine(OnnxrtEngine):
     the program that was timed, and runs other shapes plainly (``gpu_graph_id=-1``).
     """
 
-    def __init__(self, session: Any, model_path: Path, reopen: Callable[[bool], Any], device_id: int,
-                 graphs: GraphChoice) -> None:
+    def __init__(self, session: Any, model_path: Path, reopen: Callable[[bool, OptionChoice], Any], device_id: int,
+                 graphs: GraphChoice, options: OptionChoice) -> None:
         self._reopen = reopen
         self.device_id = device_id
+        self.options = options
         self._start(session, model_path, graphs)
 
     def _start(self, session: Any, model_path: Path, graphs: GraphChoice) -> None:
@@ -183,7 +158,29 @@ class CudaOnnxrtEngine(OnnxrtEngine):
         self._plain_run = self._run_options(-1 if graphs.enabled else None)
 
     def execution_notes(self) -> list[str]:
-        return [self.graphs.note]
+        return [self.options.note, self.graphs.note]
+
+    def check_options(self, reference: Engine, data: Dataset, batch: int) -> list[str]:
+        """Run the options set for speed beside the plain ones and FP32 on evaluation samples; reopen with the
+        plain ones where the tuned change the results beyond the variant's own drift (``cuda_option_check``)."""
+        choice = self.options
+        if not choice.tuned or choice.plain is None:
+            return []
+        feeds = list(data.take(CHECK_SAMPLES).batches(batch))
+        reference_out = [reference.infer(feed) for feed in feeds]
+        tuned_out = [self.infer(feed) for feed in feeds]
+        with OnnxrtEngine(self._reopen(False, choice.without(choice.tuned, "")), self.model_path) as plain:
+            plain_out = [plain.infer(feed) for feed in feeds]
+        verdict = judge_options(reference_out, tuned_out, plain_out)
+        named = ", ".join(f"{key}={choice.options.get(key, 'default')}" for key in choice.tuned)
+        sentence = verdict.describe(f"The speed settings ({named})", len(data.take(CHECK_SAMPLES)), data.label)
+        if verdict.accepted:
+            return [sentence]
+        self.options = choice.without(choice.tuned, f"{named} refused by the check against FP32")
+        graphs = self.graphs
+        self.close()
+        self._start(self._reopen(graphs.enabled, self.options), self.model_path, graphs)
+        return [sentence]
 
     @staticmethod
     def _run_options(graph_id: int | None) -> Any:
@@ -206,7 +203,8 @@ class CudaOnnxrtEngine(OnnxrtEngine):
                 bound = self._bind(feed, len(self._bound) if self.graphs.enabled else None)
             except _CaptureFailed as failed:
                 self.close()
-                self._start(self._reopen(False), self.model_path, cuda_graphs.off(f"capturing one failed ({failed})"))
+                self._start(self._reopen(False, self.options), self.model_path,
+                            cuda_graphs.off(f"capturing one failed ({failed})"))
                 bound = self._bind(feed, None)
             self._bound[key] = bound
         elif any(feed[name] is not bound.feed[name] for name in self.input_names):
@@ -272,7 +270,9 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     providers = (CUDA_PROVIDER, "CPUExecutionProvider")
 
     def __init__(self, provider_options: dict[str, str] | None = None) -> None:
-        self.provider_options = {**DEFAULT_PROVIDER_OPTIONS, **(provider_options or {})}
+        """``provider_options`` are the user's; the rest are chosen per file (``cuda_options``)."""
+        check_user_options(provider_options or {})
+        self.provider_options = dict(provider_options or {})
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> OnnxruntimeCudaBackend:
@@ -283,10 +283,14 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     def availability(cls) -> Availability:
         return cuda_availability()
 
-    def providers_for(self, model_path: Path, graphs: bool = False) -> list[Any]:
+    def option_choice(self, model_path: Path) -> OptionChoice:
+        """The provider options this file's sessions get, with the reasons (``cuda_options``)."""
+        return choose_options(self.provider_options, onnx.load(str(model_path), load_external_data=False))
+
+    def providers_for(self, model_path: Path, graphs: bool = False, choice: OptionChoice | None = None) -> list[Any]:
         """CUDA first with this model's options; the CPU provider takes ops CUDA has no kernel for."""
-        options = {**provider_options_for(self.provider_options, model_path), cuda_graphs.OPTION: str(int(graphs))}
-        return [(CUDA_PROVIDER, options), "CPUExecutionProvider"]
+        choice = choice or self.option_choice(model_path)
+        return [(CUDA_PROVIDER, session_options(choice, graphs)), "CPUExecutionProvider"]
 
     def graph_choice(self, model_path: Path, profiling: bool = False) -> GraphChoice:
         """What this backend's options and the model allow, before ONNX Runtime has its say."""
@@ -302,18 +306,19 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
         import onnxruntime as ort
 
         device_id = int(self.provider_options.get("device_id", 0))
+        options = self.option_choice(model_path)
 
-        def open_session(graphs: bool) -> Any:
+        def open_session(graphs: bool, options: OptionChoice) -> Any:
             return ort.InferenceSession(str(model_path), self.session_options(profile_dir),
-                                        providers=self.providers_for(model_path, graphs))
+                                        providers=self.providers_for(model_path, graphs, options))
 
         choice = self.graph_choice(model_path, profiling=profile_dir is not None)
         if choice.enabled:
             try:
-                session = open_session(True)
+                session = open_session(True, options)
             except Exception as exc:  # ONNX Runtime refuses graphs for some models that still run plainly
-                session = open_session(False)
+                session = open_session(False, options)
                 choice = cuda_graphs.off(f"ONNX Runtime refused them ({str(exc).splitlines()[0][:200]})")
         else:
-            session = open_session(False)
-        return CudaOnnxrtEngine(session, model_path, open_session, device_id, choice)
+            session = open_session(False, options)
+        return CudaOnnxrtEngine(session, model_path, open_session, device_id, choice, options)

@@ -215,6 +215,8 @@ class Pipeline:
             if backend.name != DEFAULT_BACKEND:
                 # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
                 engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
+            # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
+            notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
             feed = timing_feed(inputs.eval, batch)
             with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
                 rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -65,3 +66,26 @@ def test_build_panel_passes_the_quantizer() -> None:
     assert panel.options().quantizer == "onnxruntime"
     panel.quantizer.value = "nncf"
     assert panel.options().quantizer == "nncf"
+
+
+def test_nncf_asymmetric_activations_run_unsigned_on_openvino(vit: Path) -> None:
+    """NNCF writes asymmetric activation quantizers as int8; the file holds them as uint8 (the same grid),
+    so OpenVINO runs the matrix products after them u8 x s8, as it runs NNCF's result on its own model."""
+    from onnx import numpy_helper
+
+    from workbench.backends.openvino_backend import OpenvinoBackend
+    from workbench.profiles.openvino_profile import runtime_layers
+
+    run = Pipeline().run(vit, BuildOptions("int8", quantizer="nncf", backend="openvino", batch=8, repeats=3, warmup=1))
+    assert any("written as uint8" in note for note in run.notes), run.notes
+    model = onnx.load(run.artifact)
+    zero_points = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    signed_shifted = [node.name for node in model.graph.node if node.op_type == "QuantizeLinear"
+                      and zero_points[node.input[2]].dtype.name == "int8" and zero_points[node.input[2]].any()]
+    assert not signed_shifted
+    assert run.drift["top1_agreement"] >= 0.9, run.drift
+    with OpenvinoBackend().load(run.artifact) as engine:
+        engine.infer({name: array[:8] for name, array in np.load(vit.parent / "eval.npz").items()})
+        unsigned = [layer for layer in runtime_layers(engine.compiled_model) if layer.runtime_precision == "u8"
+                    and layer.layer_type in ("FullyConnected", "MatMul", "Subgraph")]
+    assert unsigned, "no matrix product ran on unsigned activations"

@@ -21,6 +21,7 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
+from workbench.precision.qdq_unsigned import unsigned_activations
 from workbench.progress import Progress
 
 INSTALL_HINT = "NNCF is not installed: pip install 'onnx-workbench[openvino]' (the cpu and lab extras include it)."
@@ -84,12 +85,16 @@ def quantize_int8_nncf(
     except Exception as exc:  # NNCF raises many types; the message is what the user needs
         raise BuildError(f"NNCF could not quantize the model: {str(exc).splitlines()[0][:300]}",
                          "Use the default quantizer (--quantizer onnxruntime).") from exc
+    unsigned = unsigned_activations(quantized)
     onnx.save(quantized, str(dst))
     progress.report("quantize", 1.0, "NNCF quantization done")
     kind = ("transformer preset (model_type=TRANSFORMER: SmoothQuant, mixed preset: asymmetric activations)"
             if transformer else "performance preset (symmetric)")
     notes = [f"static INT8 Q/DQ by NNCF {nncf.__version__}: {kind}, fast bias correction, "
              f"calibrated on {calib.label} ({len(items)} inferences)"]
+    if unsigned:
+        notes.append(f"{unsigned} asymmetric activation quantizers written as uint8 (the same grid), so OpenVINO "
+                     "runs their matrix products unsigned x signed, as it runs NNCF's result on its own model")
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope): {', '.join(exclude_nodes)}")
     return notes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, Busy, Cancelled, DataError
-from workbench.precision.int8 import quantizer_warnings
+from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 
@@ -148,12 +147,7 @@ def test_unknown_precision(cnn: Path) -> None:
         Pipeline().run(cnn, BuildOptions("int4", repeats=3))
 
 
-def test_quantizer_warnings_become_a_note_and_other_threads_keep_theirs(caplog: pytest.LogCaptureFixture) -> None:
-    notes: list[str] = []
-    with caplog.at_level(logging.WARNING), quantizer_warnings(notes):
-        logging.warning("Axis 1 is out-of-range for weight 'w' with rank 1")  # as the quantizer logs it
-        other = threading.Thread(target=logging.warning, args=("a notebook's own warning",))
-        other.start()
-        other.join()
-    assert notes == ["ONNX Runtime's quantizer warned: Axis 1 is out-of-range for weight 'w' with rank 1"]
-    assert [r.getMessage() for r in caplog.records] == ["a notebook's own warning"]
+def test_a_quantizer_failure_in_its_child_process_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"quantize_dynamic failed: .*missing\.onnx"):
+        run_quantizer("quantize_dynamic", model_input=str(tmp_path / "missing.onnx"),
+                      model_output=str(tmp_path / "out.onnx"), weight_type="QInt8")

@@ -16,6 +16,7 @@ from workbench.cli.main import main
 from workbench.errors import Cancelled
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.workspace import SCRATCH_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +43,8 @@ def test_int8_build_on_another_file_system_than_the_temp_folder(
     run = Pipeline(workspace).run(cnn, BuildOptions("int8", batch=4, repeats=3))
     assert Path(run.artifact).is_file()
     assert list(system_temp.iterdir()) == []  # neither the workbench nor ONNX Runtime's quantizer wrote there
-    assert list((workspace / "tmp").iterdir()) == []
-    assert tempfile.tempdir == str(system_temp)  # the switch is put back after the build
+    assert list((workspace / SCRATCH_DIR).iterdir()) == []
+    assert tempfile.tempdir == str(system_temp)  # never switched
 
 
 def test_a_build_killed_during_calibration_leaves_its_files_to_gc(
@@ -61,7 +62,7 @@ def test_a_build_killed_during_calibration_leaves_its_files_to_gc(
     assert done.returncode == -signal.SIGKILL
     # ONNX Runtime's native library drops a small '.ses' file in the temp folder when imported; no build file.
     assert [p.name for p in system_temp.iterdir() if p.name != ".ses"] == []
-    leftovers = list((workspace / "tmp").iterdir())
+    leftovers = list((workspace / SCRATCH_DIR).iterdir())
     assert len(leftovers) == 1 and any(leftovers[0].rglob("*.onnx"))  # ORT's and ours, in the workspace
     assert main(["gc", "--min-age", "0"]) == 0
     assert f"removed {leftovers[0]}" in capsys.readouterr().out and not leftovers[0].exists()

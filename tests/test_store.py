@@ -17,8 +17,9 @@ from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.runs.scratch import SCRATCH_MARKER, build_scratch
 from workbench.runs.store import MIGRATIONS, SCHEMA_VERSION, STORE_FILE, RunStore, missing_files
-from workbench.runs.workspace import Workspace
+from workbench.runs.workspace import SCRATCH_DIR, Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,8 @@ def test_newer_schema_is_refused_clearly(workspace: Path) -> None:
 WRITER = """
 import dataclasses, json, sys, time
 from workbench.runs.run import Run
-from workbench.runs.workspace import Workspace
+from workbench.runs.scratch import SCRATCH_MARKER, build_scratch
+from workbench.runs.workspace import SCRATCH_DIR, Workspace
 root, tag, count, template = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 seed = Run.from_dict(json.load(open(template)))
 ws = Workspace(root)
@@ -185,7 +187,7 @@ def test_an_emptied_store_beside_artifacts_is_refused_and_gc_deletes_nothing(
     store.unlink()  # a lost store: the next one must not take the folders for orphans
     assert main(["gc", "--min-age", "0", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert "kept" in out and "before the run store was created" in out and "freed 0.0 MB" in out
+    assert "kept" in out and "before the run store was created" in out and "nothing to remove" in out
     assert Path(run.artifact).is_file() and orphan_before.is_dir()
 
 
@@ -194,8 +196,9 @@ def test_gc_dry_run_lists_and_keeps(real_run: Run, workspace: Path, capsys: pyte
     ws.save_run(clone(real_run, "used", ws))
     orphan = ws.artifact_dir("orphan")
     orphan.mkdir()
-    leftover = workspace / "tmp" / "build-999999999-x"  # what a killed build (a pid gone) leaves behind
+    leftover = workspace / SCRATCH_DIR / "build-999999999-x"  # what a killed build (a pid gone) leaves behind
     leftover.mkdir(parents=True)
+    (leftover / SCRATCH_MARKER).write_text(json.dumps({"pid": 999999999, "started": 0}))
     assert main(["gc", "--min-age", "0", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"would remove {orphan}" in out and f"would remove {leftover}" in out and "rerun with --yes" in out
@@ -220,11 +223,11 @@ def test_a_model_path_given_relative_is_found_from_any_folder(
 
 def test_gc_keeps_the_scratch_folder_of_a_build_still_running(workspace: Path) -> None:
     ws = Workspace(workspace)
-    running = workspace / "tmp" / f"build-{os.getpid()}-calibrating"
-    running.mkdir(parents=True)
-    old = time.time() - 10 * 3600  # a long calibration writes nothing for hours
-    os.utime(running, (old, old))
-    assert str(running) in ws.gc(min_age_s=0).kept_young and running.is_dir()
+    with build_scratch(ws.scratch_dir) as running:
+        old = time.time() - 10 * 3600  # a long calibration writes nothing for hours
+        for path in (running / SCRATCH_MARKER, running):
+            os.utime(path, (old, old))
+        assert str(running) in ws.gc(min_age_s=0).kept_young and running.is_dir()
 
 
 def test_gc_removes_caches_only_when_asked(cnn_module: Path, workspace: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from workbench import __version__
 from workbench.cli.json_stdout import json_only_stdout
 from workbench.errors import Cancelled, WorkbenchError
+from workbench.messages import library_message
 
 #: Command modules under workbench.cli; each exposes ``register(subparsers)``.
 COMMANDS = [
@@ -73,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one line, traceback on request
         if args.debug:
             traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {library_message(exc)} (rerun with --debug for details)",
+              file=sys.stderr)
         return 1
 
 

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import io
 import json
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
 from workbench.progress import Progress
+from workbench.runs.scratch import temp_folder
 
 #: Calibration methods by the names the CLI and the Build panel use.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -108,7 +108,7 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
     cache_dir.mkdir(parents=True, exist_ok=True)
     options = {"percentile": percentile} if percentile is not None else {}
     histogram = method != "minmax"
-    with tempfile.TemporaryDirectory(prefix="wb-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with temp_folder("wb-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(prepared, op_types_calibrated(), str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=ort_calibration_method(method),
                                        providers=["CPUExecutionProvider"], extra_options=options)

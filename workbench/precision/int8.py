@@ -9,16 +9,10 @@ cached (``precision.calibration``); ONNX Runtime's ``CalibMaxIntermediateOutputs
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
-import logging
 import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -33,7 +27,9 @@ from workbench.precision.calibration import (
     ort_calibration_method,
 )
 from workbench.precision.fp32_inputs import feed_fp32_inputs
+from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
+from workbench.runs.scratch import child_env, temp_folder
 
 #: Past a few hundred representative samples ranges barely move, while calibration time keeps growing.
 MAX_CALIB_SAMPLES = 512
@@ -47,45 +43,13 @@ COMPUTE_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 DYNAMIC_OP_TYPES = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization", "LSTM"]
 
 
-class _ThisThreadsWarnings(logging.Filter):
-    """Takes the warnings logged by the thread that builds, and lets every other record through."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread == self.thread and record.levelno >= logging.WARNING:
-            first = record.getMessage().strip().splitlines()[:1]
-            if first and not first[0].startswith("Traceback"):  # a logged traceback is for --debug, not a note
-                self.messages.append(first[0])
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def quantizer_warnings(notes: list[str]) -> Iterator[None]:
-    """Turn the quantizer's root-logger warnings into one build note instead of stray stderr lines.
-
-    A filter on the root logger, limited to this thread, so a notebook's own logging meanwhile is untouched.
-    """
-    # A logger's filters see only records logged on it, not its children's: ONNX Runtime logs on the
-    # root logger (the quantizer) and on its own module loggers (the pre-processing, with tracebacks).
-    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
-                                       if name.startswith("onnxruntime")]
-    collect = _ThisThreadsWarnings()
-    for logger in loggers:
-        logger.addFilter(collect)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(collect)
-    if collect.messages:
-        unique = list(dict.fromkeys(collect.messages))
-        more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
-        notes.append(f"ONNX Runtime's quantizer warned: {'; '.join(unique[:3])}{more}")
+def _warned(messages: list[str]) -> list[str]:
+    """The quantizer's warnings as one build note instead of stray stderr lines."""
+    if not messages:
+        return []
+    unique = list(dict.fromkeys(messages))
+    more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
+    return [f"ONNX Runtime's quantizer warned: {'; '.join(unique[:3])}{more}"]
 
 
 _PREPROCESS = """
@@ -103,11 +67,11 @@ def _pre_process(src: Path, dst: Path, skip_symbolic_shape: bool, skip_optimizat
     current folder when it fails, and the pre-pass prints; run apart, neither reaches the user's folder
     or stdout, and this process never changes its own working folder. Returns the error, or None.
     """
-    with tempfile.TemporaryDirectory(prefix="wb-prepass-") as cwd:
+    with temp_folder("wb-prepass-") as cwd:
         done = subprocess.run(
             [sys.executable, "-c", _PREPROCESS, str(src.resolve()), str(dst.resolve()),
              "1" if skip_symbolic_shape else "0", "1" if skip_optimization else "0"],
-            cwd=cwd, capture_output=True, text=True,
+            cwd=cwd, capture_output=True, text=True, env=child_env(),
         )
     if done.returncode == 0 and dst.is_file():
         return None
@@ -211,7 +175,7 @@ def quantize_int8_static(
     if len(calib) > MAX_CALIB_SAMPLES:
         notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples")
         calib = calib.take(MAX_CALIB_SAMPLES)
-    with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
+    with temp_folder("wb-quant-") as tmp:
         cache = cache_dir or Path(tmp)
         if per_channel:
             src, per_channel, upgrade_notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
@@ -227,24 +191,22 @@ def quantize_int8_static(
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
         }
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-        with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(
-                str(prepared),
-                str(dst),
-                None,
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=getattr(QuantType, ACTIVATION_TYPES[activations]),
-                weight_type=QuantType.QInt8,
-                calibrate_method=ort_calibration_method(method),
-                nodes_to_exclude=exclude_nodes or [],
-                op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
-                calibration_providers=["CPUExecutionProvider"],
-                calibration_cache_path=str(ranges),
-                extra_options=extra,
-            )
+        notes += _warned(run_quantizer(
+            "quantize_static",
+            model_input=str(prepared),
+            model_output=str(dst),
+            calibration_data_reader=None,
+            quant_format="QDQ",
+            per_channel=per_channel,
+            activation_type=ACTIVATION_TYPES[activations],
+            weight_type="QInt8",
+            calibrate_method=ort_calibration_method(method).name,
+            nodes_to_exclude=exclude_nodes or [],
+            op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
+            calibration_providers=["CPUExecutionProvider"],
+            calibration_cache_path=str(ranges),
+            extra_options=extra,
+        ))
         rewired = feed_fp32_inputs(dst, exclude_nodes, before=prepared) if exclude_nodes else 0
     shown = f"{method} {percentile or DEFAULT_PERCENTILE:g}" if method == "percentile" else method
     notes.append(
@@ -267,23 +229,21 @@ def quantize_int8_dynamic(
     cache_dir: Path | None = None,
 ) -> list[str]:
     """Weights-only INT8 for MatMul-heavy models; activations are quantized at run time."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
+    with temp_folder("wb-quant-") as tmp:
         if per_channel:
             src, per_channel, notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
         prepared, prep_notes = prepared_model(src, cache_dir or Path(tmp))
         notes += prep_notes
-        with quantizer_warnings(notes), contextlib.redirect_stdout(io.StringIO()):
-            quantize_dynamic(
-                str(prepared),
-                str(dst),
-                op_types_to_quantize=DYNAMIC_OP_TYPES,
-                per_channel=per_channel,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=exclude_nodes or [],
-            )
+        notes += _warned(run_quantizer(
+            "quantize_dynamic",
+            model_input=str(prepared),
+            model_output=str(dst),
+            op_types_to_quantize=DYNAMIC_OP_TYPES,
+            per_channel=per_channel,
+            weight_type="QInt8",
+            nodes_to_exclude=exclude_nodes or [],
+        ))
     notes.append(
         f"dynamic INT8: S8 weights ({'per-channel' if per_channel else 'per-tensor'}) for "
         f"{', '.join(DYNAMIC_OP_TYPES)}; activations quantized at run time; Conv left in FP32"

@@ -21,6 +21,7 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
+from workbench.messages import library_message
 from workbench.precision.qdq_unsigned import unsigned_activations
 from workbench.progress import Progress
 
@@ -83,7 +84,7 @@ def quantize_int8_nncf(
         with contextlib.redirect_stdout(io.StringIO()):
             quantized = nncf.quantize(model, nncf.Dataset(items), **options)
     except Exception as exc:  # NNCF raises many types; the message is what the user needs
-        raise BuildError(f"NNCF could not quantize the model: {str(exc).splitlines()[0][:300]}",
+        raise BuildError(f"NNCF could not quantize the model: {library_message(exc)}",
                          "Use the default quantizer (--quantizer onnxruntime).") from exc
     unsigned = unsigned_activations(quantized)
     onnx.save(quantized, str(dst))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSIN
 from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.progress import Progress
+from workbench.runs.scratch import temp_folder
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
 #: Who writes static INT8 Q/DQ files: ONNX Runtime's quantizer (the default) or NNCF.
@@ -252,8 +252,8 @@ def build_variant(
         raise BuildError(f"Unknown calibration method '{calib_method}'.",
                          f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
     build = VariantBuild(dst, precision)
-    # In the build's scratch folder (the pipeline points tempfile there), on the workspace's file system.
-    with tempfile.TemporaryDirectory(prefix="wb-variant-") as tmp:
+    # In the build's scratch folder, on the workspace's file system.
+    with temp_folder("wb-variant-") as tmp:
         out = Path(tmp) / "variant.onnx"
         if precision == "fp32":
             out.write_bytes(src.read_bytes())

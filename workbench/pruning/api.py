@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from workbench.errors import BuildError, DataError, ModelError, WorkbenchError
+from workbench.messages import library_message
 from workbench.progress import Progress
 from workbench.pruning.bias_correction import correct_bias
 from workbench.pruning.bn_repair import batchnorm_nodes, reestimate_batchnorm
@@ -140,7 +141,7 @@ def validate_model(model: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise BuildError(f"The pruned model is not valid ONNX ({str(error).splitlines()[0]}).",
+        raise BuildError(f"The pruned model is not valid ONNX ({library_message(error)}).",
                          "This is a pruner bug; please report it with the model. Nothing was written.") from error
     try:
         import onnxruntime as ort
@@ -152,7 +153,7 @@ def validate_model(model: onnx.ModelProto) -> None:
         if feeds is not None:
             session.run(None, feeds)
     except Exception as error:  # ORT raises its own exception types for graph errors
-        raise BuildError(f"ONNX Runtime cannot run the pruned model ({str(error).splitlines()[0]}).",
+        raise BuildError(f"ONNX Runtime cannot run the pruned model ({library_message(error)}).",
                          "This is a pruner bug; please report it with the model. Nothing was written.") from error
 
 

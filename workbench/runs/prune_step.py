@@ -9,7 +9,6 @@ reuses it repeats the notes saved with it.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from workbench.model.flops import node_flops
 from workbench.progress import Progress
 from workbench.pruning import prune, repair
 from workbench.runs.inputs import Inputs
+from workbench.runs.scratch import temp_folder
 from workbench.runs.spec import RunSpec
 
 #: The run table listing what pruning did to each layer.
@@ -110,7 +110,7 @@ def _repaired(pruned: onnx.ModelProto, inputs: Inputs, progress: Progress) -> tu
 
 def _outputs(model: onnx.ModelProto | Path, data: Dataset, batch: int, progress: Progress, label: str) -> dict:
     """The model's outputs on ``data``, on the CPU (the pruned file is plain FP32 whatever the target)."""
-    with tempfile.TemporaryDirectory(prefix="wb-prune-") as tmp:
+    with temp_folder("wb-prune-") as tmp:
         path = model if isinstance(model, Path) else Path(tmp) / "model.onnx"
         if not isinstance(model, Path):
             onnx.save(model, str(path))

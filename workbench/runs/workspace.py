@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
+from workbench.runs.build_lock import LOCK_FILE, hold
 from workbench.runs.run import Run
-from workbench.runs.store import RunStore, artifact_folders
+from workbench.runs.scratch import is_scratch, scratch_is_live
+from workbench.runs.store import ARTIFACT_PARENTS, STORE_FILE, RunStore, artifact_folders
 
 DEFAULT_ROOT = "workbench-workspace"
 #: Folders younger than this are left alone by gc: a build in another process may be writing them.
@@ -27,8 +28,14 @@ GC_MIN_AGE_S = 3600.0
 #: What an interrupted build leaves inside an artifact folder (temp dirs of variants, half JSON files).
 _TEMP_PREFIXES = ("wb-variant-", ".tmp-")
 #: Under the root: every temporary file of a build (the workbench's and its libraries'), so renames
-#: stay on one file system and gc finds what a killed build left.
-SCRATCH_DIR = "tmp"
+#: stay on one file system and gc finds what a killed build left. A name no person would choose for
+#: their own files: gc removes only what a build marked there (``runs.scratch.SCRATCH_MARKER``).
+SCRATCH_DIR = ".workbench-tmp"
+#: Written into a workspace folder the workbench created: only such a folder, an empty one, or one
+#: that already holds a store or artifacts is taken as a workspace.
+WORKSPACE_MARKER = ".workbench-workspace"
+#: What shows that a folder is a workspace already.
+_WORKSPACE_SIGNS = (WORKSPACE_MARKER, STORE_FILE, *ARTIFACT_PARENTS)
 #: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
 CALIBRATION_DIR = "calibration"
 #: What the workspace keeps only to go faster, rebuilt on demand: compiled engines (OpenVINO's model
@@ -37,8 +44,35 @@ CACHE_DIRS = ("cache", CALIBRATION_DIR)
 
 
 def default_root() -> Path:
-    """``$WORKBENCH_WORKSPACE`` or ./workbench-workspace: beside the notebooks a person works in."""
-    return Path(os.environ.get("WORKBENCH_WORKSPACE", DEFAULT_ROOT))
+    """``$WORKBENCH_WORKSPACE`` or ./workbench-workspace: beside the notebooks a person works in.
+
+    Set but empty is an error, never the current folder: gc there would judge a person's files.
+    """
+    value = os.environ.get("WORKBENCH_WORKSPACE")
+    if value is None:
+        return Path(DEFAULT_ROOT)
+    if not value.strip():
+        raise WorkbenchError("WORKBENCH_WORKSPACE is set but empty, so no workspace was opened;",
+                             f"set it to a folder for the workbench's files, or unset it to use ./{DEFAULT_ROOT}.")
+    return Path(value)
+
+
+def claim_root(root: Path) -> None:
+    """Make ``root`` a workspace: create it (marked as the workbench's), or accept an empty folder or one
+    that is a workspace already. Any other folder is refused: its files are a person's, not gc's to judge."""
+    if root.is_dir():
+        if any((root / sign).exists() for sign in _WORKSPACE_SIGNS) or any((root / "runs").glob("*.json")):
+            return  # a workspace already (older ones kept one runs/<id>.json per run)
+        if next(root.iterdir(), None) is not None:
+            raise WorkbenchError(
+                f"'{root}' holds files and is not a workbench workspace (no {STORE_FILE}), so it was not used;",
+                "choose a new or empty folder with --workspace or WORKBENCH_WORKSPACE (the workbench creates it).")
+    try:
+        (root / "artifacts").mkdir(parents=True, exist_ok=True)
+        (root / WORKSPACE_MARKER).write_text("A workbench workspace: artifacts, runs.sqlite and build scratch.\n")
+    except OSError as exc:
+        raise WorkbenchError(f"Cannot create the workspace folder '{root}': {exc.strerror}.",
+                             "Choose a writable folder with --workspace or WORKBENCH_WORKSPACE.") from exc
 
 
 @dataclass
@@ -70,13 +104,6 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _live_build_scratch(path: Path) -> bool:
-    """A scratch folder (``build-<pid>-...``) of a running process: a long calibration may write nothing for hours."""
-    parts = path.name.split("-")
-    return (path.parent.name == SCRATCH_DIR and len(parts) > 2 and parts[0] == "build" and parts[1].isdigit()
-            and psutil.pid_exists(int(parts[1])))
-
-
 def _newest_mtime(path: Path) -> float:
     times = [path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")]
     return max(times)
@@ -87,11 +114,7 @@ class Workspace:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
-        try:
-            (self.root / "artifacts").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WorkbenchError(f"Cannot create the workspace folder '{self.root}': {exc.strerror}.",
-                                 "Choose a writable folder with --workspace or WORKBENCH_WORKSPACE.") from exc
+        claim_root(self.root)
         self.store = RunStore(self.root)
 
     def artifact_dir(self, key: str) -> Path:
@@ -127,14 +150,23 @@ class Workspace:
                 removed.paths.append(str(target))
         return removed
 
-    def gc(self, min_age_s: float = GC_MIN_AGE_S, dry_run: bool = False, caches: bool = False) -> Removed:
+    def gc(self, min_age_s: float = GC_MIN_AGE_S, dry_run: bool = False, caches: bool = False,
+           progress: Progress | None = None) -> Removed:
         """Remove artifact folders no run points at, and leftovers of interrupted builds; with ``caches``,
         also the caches (``CACHE_DIRS``), which only cost time to rebuild.
 
         Anything touched in the last ``min_age_s`` seconds is kept: it may be a build in progress
         in another process whose run is not saved yet. A store created beside folders it never saw
         built (a lost store replaced) says nothing about them, so they are kept for a person to judge.
+        Removing holds the workspace's build lock (waiting for a running build, reported on ``progress``):
+        a variant is on disk before its run is saved, while it is being timed.
         """
+        if dry_run:
+            return self._gc(min_age_s, dry_run, caches)
+        with hold(self.root / LOCK_FILE, "removing unused artifacts (gc)", progress):
+            return self._gc(min_age_s, dry_run, caches)
+
+    def _gc(self, min_age_s: float, dry_run: bool, caches: bool) -> Removed:
         used = {Path(p).absolute() for p in self.store.artifact_dirs()}
         # A pruned folder is in use while a run lists its per-layer report among its tables.
         used |= {Path(p).absolute().parent for p in self.store.table_paths()}
@@ -144,8 +176,8 @@ class Workspace:
         if caches:
             self._gc_caches(cutoff, dry_run, removed)
         for folder in [*self._temp_leftovers(), *artifact_folders(self.root)]:
-            if _live_build_scratch(folder):
-                removed.kept_young.append(str(folder))
+            if folder.parent == self.scratch_dir and scratch_is_live(folder):
+                removed.kept_young.append(str(folder))  # a long calibration may write nothing for hours
                 continue
             if folder.absolute() in unclaimed:
                 removed.kept_unclaimed.append(str(folder))
@@ -190,8 +222,9 @@ class Workspace:
             raise
 
     def _temp_leftovers(self) -> list[Path]:
+        """Scratch folders builds made (marked), never anything else that may sit in the folder."""
         scratch = self.scratch_dir
-        return sorted(scratch.iterdir()) if scratch.is_dir() else []
+        return sorted(p for p in scratch.iterdir() if is_scratch(p)) if scratch.is_dir() else []
 
     def _owns(self, path: Path) -> bool:
         """Only files inside this workspace are ever deleted: a table may point at a user's own file."""

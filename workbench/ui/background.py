@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from workbench.errors import WorkbenchError
+from workbench.messages import library_message
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.runs.pipeline import Pipeline
 
@@ -21,9 +22,8 @@ def explain(exc: BaseException) -> str:
     """The one line a person reads: WorkbenchErrors already say what to do; anything else is a bug."""
     if isinstance(exc, WorkbenchError):
         return str(exc)
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return (f"Unexpected {type(exc).__name__}: {first}. This is a bug in the workbench, not in your input; "
-            "the details are in the build log below.")
+    return (f"Unexpected {type(exc).__name__}: {library_message(exc)}. This is a bug in the workbench, "
+            "not in your input; the details are in the build log below.")
 
 
 OutcomeT = TypeVar("OutcomeT", bound="JobOutcome")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
+from workbench.messages import library_message
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -72,7 +73,6 @@ def _analysis(result: Analysed, what: str, step: Callable[[], object]) -> None:
         if isinstance(exc, WorkbenchError):
             reason = str(exc)
         else:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"unexpected {type(exc).__name__}: {first}"
+            reason = f"unexpected {type(exc).__name__}: {library_message(exc)}"
             result.details = traceback.format_exc()
         result.warnings.append(f"The build is saved, but its {what} failed: {reason}")

@@ -27,7 +27,6 @@ not bit-exact, stand-in for the fused integer kernels.
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from workbench.precision.int8 import preprocess_for_quantization
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import DataSource, Pipeline, sibling_data
 from workbench.runs.run import Run
+from workbench.runs.scratch import temp_folder
 
 DRIFT_COLUMNS = [
     "order", "tensor", "node", "op_type",
@@ -115,7 +115,7 @@ def layer_drift(
     data = data.take(samples)
     variant = onnx.load(str(variant_model))
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="wb-drift-") as tmp_dir:
+    with temp_folder("wb-drift-") as tmp_dir:
         tmp = Path(tmp_dir)
         reference_path = Path(reference_model)
         is_qdq = any(node.op_type == "QuantizeLinear" for node in variant.graph.node)

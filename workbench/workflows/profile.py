@@ -27,7 +27,6 @@ fade.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import LAYERS, load_run_table, save_run_table
+from workbench.runs.scratch import temp_folder
 
 #: Timing-only evaluation inputs when a model comes without eval data.
 RANDOM_EVAL = "random:16"
@@ -169,7 +169,7 @@ def profile_run(
     progress_.report("profile", 0.0, "loading plain and profiled engines")
     artifact = Path(run.artifact)
     source_model = onnx.load(str(model_path), load_external_data=False) if model_path.is_file() else None
-    with tempfile.TemporaryDirectory(prefix="wb-profile-") as tmp, backend.load(artifact) as plain, \
+    with temp_folder("wb-profile-") as tmp, backend.load(artifact) as plain, \
             backend.load(artifact, Path(tmp)) as profiled:
         latency = measure_latency({"plain": plain, "profiled": profiled}, feed, warmup=warmup, repeats=repeats,
                                   progress=progress_.slice(0.0, 0.9))

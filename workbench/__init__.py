@@ -12,7 +12,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from workbench.privacy import engines_offline
+
 __version__ = "0.1.0"
+#: Before any engine is imported, by any face (CLI, app, lab kernel, Python API): nothing leaves the machine.
+TELEMETRY_OFF = engines_offline()
 
 #: Public name -> the module that defines it (``None``: the name is that module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {

@@ -169,15 +169,29 @@ class OpenvinoEngine(Engine):
         pinning = f", CPU pinning {'on' if self.backend.pinning else 'off'}" if self.backend.device == "CPU" else ""
         notes = [f"OpenVINO {version} on {self.backend.device}: INFERENCE_PRECISION_HINT={hint}, "
                  f"PERFORMANCE_HINT=LATENCY{pinning}"]
-        model = onnx.load(str(self.model_path), load_external_data=False)
-        note = int8_note(runtime_layers(self._last_compiled), model)
+        layers = runtime_layers(self._last_compiled)
+        if self.is_ir:
+            note = int8_note(layers, ov_model=self.model)
+        else:
+            note = int8_note(layers, onnx.load(str(self.model_path), load_external_data=False))
         return notes + ([note] if note else [])
+
+    @property
+    def is_ir(self) -> bool:
+        """An OpenVINO IR file (the OpenVINO-native variant) rather than ONNX."""
+        return self.model_path.suffix == ".xml"
+
+    def _names_model(self, source_model: onnx.ModelProto | None) -> onnx.ModelProto:
+        """The ONNX graph whose node names the layer table uses: the file itself, or for an IR (whose layers
+        OpenVINO named after the ONNX nodes it read) the source model, or none known."""
+        if not self.is_ir:
+            return onnx.load(str(self.model_path), load_external_data=False)
+        return source_model if source_model is not None else onnx.ModelProto()
 
     def layer_table(self, warmup: int = 0, batch: int = 1, source_model: onnx.ModelProto | None = None) -> Any:
         """The layer table of the profiled runs (the first ``warmup`` calls dropped)."""
-        model = onnx.load(str(self.model_path), load_external_data=False)
-        return layer_table_from_counters(self.samples[warmup:], runtime_layers(self.compiled_model), model,
-                                         batch=batch, source_model=source_model)
+        return layer_table_from_counters(self.samples[warmup:], runtime_layers(self.compiled_model),
+                                         self._names_model(source_model), batch=batch, source_model=source_model)
 
     def end_profiling(self, warmup: int, batch: int, source_model: onnx.ModelProto | None = None) -> EngineProfile:
         """The layer table from the performance counters of the timed runs (the first ``warmup`` dropped)."""

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.precision.calibration import CALIBRATION_METHODS
-from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
+from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
+from workbench.precision.variants import PRECISIONS
 from workbench.pruning import EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.tasks import TASKS
@@ -126,8 +127,9 @@ class BuildOptionsArgs:
                            "percentile=99.99, ops=all|compute (compute: only convolutions and matrix products; "
                            "the recipes `workbench tune` tries)")
         group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
-                           help="who writes static INT8 Q/DQ files: onnxruntime (default) or nncf (transformer "
-                           "preset with SmoothQuant on attention models, fast bias correction)")
+                           help="who writes static INT8 files: onnxruntime (default) or nncf (Q/DQ ONNX; transformer "
+                           "preset with SmoothQuant on attention models, fast bias correction), or openvino-native "
+                           "(NNCF on OpenVINO's own model, stored as OpenVINO IR; --backend openvino only)")
         group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
                            help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
                            "and says which work here)")

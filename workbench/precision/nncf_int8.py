@@ -43,6 +43,13 @@ def _samples(calib: Dataset, fixed_batch: int | None) -> Iterator[dict[str, np.n
         yield {name: np.ascontiguousarray(array[start:start + step]) for name, array in calib.inputs.items()}
 
 
+def calibration_items(model: onnx.ModelProto, calib: Dataset) -> list[dict[str, np.ndarray]]:
+    """The calibration set as NNCF's inferences: one sample each, or the model's fixed batch."""
+    first = model.graph.input[0].type.tensor_type.shape.dim
+    fixed_batch = first[0].dim_value if first and first[0].HasField("dim_value") else None
+    return list(_samples(calib, fixed_batch))
+
+
 def quantize_int8_nncf(
     src: Path,
     dst: Path,
@@ -60,9 +67,7 @@ def quantize_int8_nncf(
         raise BackendUnavailable("The nncf quantizer is unavailable.", INSTALL_HINT) from exc
     logging.getLogger("nncf").setLevel(logging.ERROR)
     model = onnx.load(str(src))
-    first = model.graph.input[0].type.tensor_type.shape.dim
-    fixed_batch = first[0].dim_value if first and first[0].HasField("dim_value") else None
-    items = list(_samples(calib, fixed_batch))
+    items = calibration_items(model, calib)
     transformer = is_transformer(model)
     known = {node.name for node in model.graph.node}
     missing = [name for name in exclude_nodes or [] if name not in known]

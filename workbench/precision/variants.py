@@ -24,13 +24,12 @@ from workbench.precision.half import convert_half
 from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
 from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_int8 import quantize_int8_nncf
+from workbench.precision.nncf_openvino import quantize_openvino_native
+from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
-#: Who writes static INT8 Q/DQ files: ONNX Runtime's quantizer (the default) or NNCF.
-QUANTIZERS = ("onnxruntime", "nncf")
-DEFAULT_QUANTIZER = "onnxruntime"
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
@@ -52,8 +51,11 @@ class VariantBuild:
 
 
 def _replace_atomically(tmp: Path, dst: Path) -> None:
-    """Rename into place; from another file system, copy beside ``dst`` first so the rename stays atomic."""
+    """Rename into place; from another file system, copy beside ``dst`` first so the rename stays atomic.
+    An OpenVINO IR's weights (``.bin``) go first, so a present ``.xml`` always has its weights."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if tmp.suffix == ".xml":
+        _replace_atomically(tmp.with_suffix(".bin"), dst.with_suffix(".bin"))
     try:
         os.replace(tmp, dst)
     except OSError as exc:
@@ -254,7 +256,7 @@ def build_variant(
     build = VariantBuild(dst, precision)
     # In the build's scratch folder, on the workspace's file system.
     with temp_folder("wb-variant-") as tmp:
-        out = Path(tmp) / "variant.onnx"
+        out = Path(tmp) / ("variant.xml" if dst.suffix == ".xml" else "variant.onnx")
         if precision == "fp32":
             out.write_bytes(src.read_bytes())
             build.notes.append("FP32: weights and types unchanged")
@@ -274,7 +276,7 @@ def build_variant(
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
         error: str | None = None
-        if precision.startswith("int8") and not (precision == "int8" and quantizer == "nncf"):
+        if precision.startswith("int8") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
             notes, error = _int8_with_fallback(
                 src, out, precision, check, calib=calib, calib_method=calib_method, per_channel=per_channel,
                 target=target, exclude_nodes=list(exclude_nodes or []), quant_options=quant_options or {},
@@ -284,8 +286,8 @@ def build_variant(
         else:
             if precision == "int8":
                 assert calib is not None
-                build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude_nodes,
-                                                  progress=progress)
+                quantize = quantize_openvino_native if quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
+                build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes, progress=progress)
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)
         if error is not None:

@@ -121,12 +121,12 @@ def onnx_nodes_by_layer(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) 
     return claimed
 
 
-def int8_execution(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> tuple[list[str], list[str], list[str]]:
-    """(quantized nodes that ran in INT8, those that did not, the INT8 kernels used)."""
-    claimed = onnx_nodes_by_layer(layers, model)
+def _split_by_precision(
+    quantized: Sequence[str], claimed: Mapping[str, list[str]], layers: Sequence[RuntimeLayer],
+) -> tuple[list[str], list[str], list[str]]:
     owner = {node: layer for layer in layers for node in claimed[layer.name]}
     in_int8, not_int8, kernels = [], [], []
-    for node in quantized_compute_nodes(model):
+    for node in quantized:
         layer = owner.get(node)
         if layer is not None and layer.precision == "INT8":
             in_int8.append(node)
@@ -137,9 +137,50 @@ def int8_execution(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> tu
     return in_int8, not_int8, kernels
 
 
-def int8_note(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> str | None:
-    """The run note that says, from the executed graph, how much of an INT8 file ran in INT8."""
-    in_int8, not_int8, kernels = int8_execution(layers, model)
+def int8_execution(layers: Sequence[RuntimeLayer], model: onnx.ModelProto) -> tuple[list[str], list[str], list[str]]:
+    """(quantized nodes that ran in INT8, those that did not, the INT8 kernels used)."""
+    return _split_by_precision(quantized_compute_nodes(model), onnx_nodes_by_layer(layers, model), layers)
+
+
+#: OpenVINO op types of the compute layers an INT8 IR quantizes, and the ops between a weight and its layer.
+_IR_COMPUTE = frozenset({"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData"})
+_IR_WEIGHT_PATH = frozenset({"Convert", "Multiply", "Subtract", "Reshape", "Transpose", "Unsqueeze"})
+
+
+def _source(output: Any) -> Any:
+    node = output.get_node()
+    while node.get_type_name() in _IR_WEIGHT_PATH:
+        node = node.input_value(0).get_node()
+    return node
+
+
+def _weight_is_int8(output: Any) -> bool:
+    """A constant weight stored in INT8, or one quantized on the fly; an activation's FakeQuantize is not."""
+    node = _source(output)
+    if node.get_type_name() == "FakeQuantize":
+        return _source(node.input_value(0)).get_type_name() == "Constant"
+    return node.get_type_name() == "Constant" and node.get_output_element_type(0).get_type_name() in ("i8", "u8")
+
+
+def quantized_ir_nodes(ov_model: Any) -> list[str]:
+    """Compute layers of an OpenVINO INT8 model (NNCF's IR) whose weights are INT8, by layer name."""
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if op.get_type_name() in _IR_COMPUTE and op.get_input_size() > 1 and _weight_is_int8(op.input_value(1))]
+
+
+def ir_int8_execution(layers: Sequence[RuntimeLayer], ov_model: Any) -> tuple[list[str], list[str], list[str]]:
+    """``int8_execution`` for an OpenVINO IR, whose layer names are the executed layers' original names."""
+    known = {op.get_friendly_name() for op in ov_model.get_ops()}
+    claimed = {layer.name: _onnx_nodes_of(layer, known) for layer in layers}
+    return _split_by_precision(quantized_ir_nodes(ov_model), claimed, layers)
+
+
+def int8_note(layers: Sequence[RuntimeLayer], model: onnx.ModelProto | None = None, *,
+              ov_model: Any = None) -> str | None:
+    """The run note that says, from the executed graph, how much of an INT8 file (a Q/DQ ONNX ``model``
+    or an OpenVINO IR ``ov_model``) ran in INT8."""
+    in_int8, not_int8, kernels = (ir_int8_execution(layers, ov_model) if ov_model is not None
+                                  else int8_execution(layers, model))
     total = len(in_int8) + len(not_int8)
     if total == 0:
         return None

@@ -27,7 +27,8 @@ from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
-from workbench.precision.variants import DEFAULT_QUANTIZER, QUANTIZERS, build_variant
+from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER, QUANTIZERS, artifact_name
+from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
@@ -132,6 +133,7 @@ class Pipeline:
              choice: TaskChoice) -> Run:
         progress.report("load", 0.0, "loading the model and data")
         check_unsupported(options)
+        check_native_backend(options)
         precision, batch = options.precision, options.batch
         prune_ratio = check_prune_choice(options.prune_method, options.prune_ratio)
         backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
@@ -175,7 +177,7 @@ class Pipeline:
                           engines=ENGINES + (backend.name != DEFAULT_BACKEND))
 
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
-        artifact = artifact_dir / "model.onnx"
+        artifact = artifact_dir / artifact_name(precision, spec.quantizer)
         notes: list[str] = [f"{role} data converted to the model's types ({data.cast_from})"
                             for role, data in (("calibration", inputs.calib), ("evaluation", inputs.eval))
                             if data is not None and data.cast_from]
@@ -292,9 +294,17 @@ def check_unsupported(options: BuildOptions) -> None:
     """Choices the dataclass can carry but this build cannot honour are refused, never ignored."""
     if options.quantizer not in QUANTIZERS:
         raise WorkbenchError(f"Unknown quantizer {options.quantizer!r}.", f"Choose one of {', '.join(QUANTIZERS)}.")
-    if options.quantizer == "nncf" and options.quant_options:
+    if options.quantizer != DEFAULT_QUANTIZER and options.quant_options:
         raise WorkbenchError(f"The quantization options {', '.join(options.quant_options)} are ONNX Runtime's; "
                              "NNCF chooses its own by preset.", "Drop them, or use --quantizer onnxruntime.")
+
+
+def check_native_backend(options: BuildOptions) -> None:
+    """The OpenVINO-native variant is an OpenVINO IR file: only the OpenVINO backends run it."""
+    if options.precision == "int8" and options.quantizer == NATIVE_QUANTIZER \
+            and not options.backend.startswith("openvino"):
+        raise WorkbenchError(f"The OpenVINO-native INT8 variant is OpenVINO IR, which {options.backend} cannot run.",
+                             "Use --backend openvino, or --quantizer nncf for the portable ONNX file.")
 
 
 def check_prune_choice(method: str | None, ratio: object) -> float:

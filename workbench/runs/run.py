@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench.precision.quantizers import quantizer_label
 from workbench.runs.spec import RunSpec
 
 
@@ -62,8 +63,8 @@ class Run:
     @property
     def label(self) -> str:
         """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8'."""
-        parts = [self.spec.precision if self.spec.quantizer == "onnxruntime" else
-                 f"{self.spec.precision} {self.spec.quantizer}"]
+        quantizer = quantizer_label(self.spec.quantizer)
+        parts = [f"{self.spec.precision} {quantizer}" if quantizer else self.spec.precision]
         if self.spec.prune_method and self.spec.prune_ratio:
             parts.append(f"{self.spec.prune_method} {self.spec.prune_ratio:g}")
         if self.spec.exclude_nodes:

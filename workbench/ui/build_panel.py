@@ -18,7 +18,8 @@ from workbench.data.images import ImagePreprocess
 from workbench.errors import Cancelled, DataError
 from workbench.glossary import TERMS, help_icon
 from workbench.precision.calibration import CALIBRATION_METHODS
-from workbench.precision.variants import DEFAULT_QUANTIZER, PRECISIONS, QUANTIZERS
+from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
+from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS

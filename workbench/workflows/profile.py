@@ -158,7 +158,8 @@ def profile_run(
                              "Build the run again (workbench run ... --force).")
     model_path = Path(run.model_path)
     source = options.eval if options.eval is not None else (sibling_data(model_path, "eval") or RANDOM_EVAL)
-    info = pipeline.inspect(run.artifact)
+    # An OpenVINO IR artifact has the inputs of the ONNX model it was read from.
+    info = pipeline.inspect(run.model_path if Path(run.artifact).suffix == ".xml" else run.artifact)
     data = pipeline.load_data(source, info, "evaluation", options.preprocess)
     feed = timing_feed(data, run.spec.batch)
     # The run's own backend, set up as the run's build set it up: the same options, precision hint,

@@ -1,0 +1,60 @@
+"""The OpenVINO-native INT8 variant: NNCF on OpenVINO's own model, stored as IR, run, profiled and judged
+by the OpenVINO backend like any other variant, and labelled as such."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from workbench.build_options import BuildOptions
+from workbench.errors import BuildError, WorkbenchError
+from workbench.runs.pipeline import Pipeline
+
+pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
+openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
+
+from workbench.workflows.profile import profile_run  # noqa: E402
+
+NATIVE = {"precision": "int8", "quantizer": "openvino-native", "backend": "openvino", "batch": 8, "repeats": 3,
+          "warmup": 1}
+
+
+def test_native_variant_builds_runs_and_is_judged(vit: Path, tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path / "ws")
+    run = pipeline.run(vit, BuildOptions(**NATIVE))
+    artifact = Path(run.artifact)
+    assert artifact.suffix == ".xml" and artifact.with_suffix(".bin").is_file()
+    assert "OpenVINO-native" in run.label
+    assert any(note.startswith("OpenVINO-native INT8: NNCF") and "transformer preset" in note for note in run.notes)
+    check = next(note for note in run.notes if note.startswith("INT8 check"))
+    assert "ran dequantized" not in check and " 0 of" not in check, check
+    assert run.drift["top1_agreement"] >= 0.9, run.drift
+    assert any(note.startswith("judged as classification") for note in run.notes), run.notes
+
+    profile = profile_run(run, pipeline=pipeline, options=BuildOptions(warmup=1, repeats=3))
+    layers = profile.layers
+    int8_rows = layers[layers["precision"] == "INT8"]
+    named = {node for nodes in int8_rows["onnx_nodes"] for node in nodes}
+    onnx_names = {node.name for node in onnx.load(str(vit)).graph.node}
+    assert named and named <= onnx_names  # INT8 layers map back to the ONNX file's node names
+
+
+def test_native_ignored_scope_takes_onnx_node_names(vit: Path, tmp_path: Path) -> None:
+    matmuls = [node.name for node in onnx.load(str(vit)).graph.node if node.op_type in ("MatMul", "Gemm")]
+    kept = matmuls[0]
+    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, exclude_nodes=(kept,)))
+    assert any("ignored scope" in note and kept in note for note in run.notes), run.notes
+    quantized = openvino.Core().read_model(run.artifact)
+    from workbench.profiles.openvino_profile import quantized_ir_nodes
+
+    names = quantized_ir_nodes(quantized)
+    assert kept not in names and any(name in names for name in matmuls[1:])
+    with pytest.raises(BuildError, match="not in OpenVINO's model"):
+        Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, exclude_nodes=("no_such_node",)))
+
+
+def test_native_variant_is_refused_off_openvino(vit: Path, tmp_path: Path) -> None:
+    with pytest.raises(WorkbenchError, match="OpenVINO IR"):
+        Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "backend": "onnxruntime-cpu"}))

@@ -1,0 +1,23 @@
+"""Who writes a static INT8 file, and how each is named on every face; imports nothing heavy, so a run's
+label needs neither ONNX nor OpenVINO."""
+
+from __future__ import annotations
+
+#: ONNX Runtime's quantizer (the default) or NNCF, both writing Q/DQ ONNX, or NNCF on OpenVINO's own model
+#: writing OpenVINO IR (the OpenVINO-native variant, for the OpenVINO backends only).
+QUANTIZERS = ("onnxruntime", "nncf", "openvino-native")
+DEFAULT_QUANTIZER = "onnxruntime"
+NATIVE_QUANTIZER = "openvino-native"
+#: The native variant's name in labels, tables, notes and reports.
+NATIVE_LABEL = "OpenVINO-native"
+QUANTIZER_LABELS = {DEFAULT_QUANTIZER: "", "nncf": "nncf", NATIVE_QUANTIZER: NATIVE_LABEL}
+
+
+def artifact_name(precision: str, quantizer: str) -> str:
+    """The variant's file name in its artifact folder: OpenVINO IR for the native variant, else ONNX."""
+    return "model.xml" if precision == "int8" and quantizer == NATIVE_QUANTIZER else "model.onnx"
+
+
+def quantizer_label(quantizer: str) -> str:
+    """How a run's quantizer reads after its precision ('' for the default one)."""
+    return QUANTIZER_LABELS.get(quantizer, quantizer)

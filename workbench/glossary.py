@@ -74,6 +74,8 @@ HUMAN_COLUMNS: dict[str, str] = {
     "task_metric": "task metric",
     "task_value": "task value",
     "meets_budget": "meets budget",
+    "task_interval": "95% interval",
+    "verdict": "verdict",
     "kept_fp32": "layers kept FP32",
     "created": "built",
     "random_data": "random data",

@@ -9,6 +9,7 @@ from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs.pipeline import Pipeline
+from workbench.tasks.verdict_text import interval_text, state_flag
 from workbench.workflows.tune import DEFAULT_TIME_BUDGET, tune
 
 #: The shared build flags, less those the search sets itself (precision, quantization choices, kept nodes).
@@ -48,8 +49,7 @@ def handle(args: argparse.Namespace) -> int:
     else:
         for trial in result.trials:
             score = trial.score
-            flag = "BROKEN" if score.broken else ("ok" if score.met else "misses")
-            print(f"{trial.run.run_id}  {trial.backend:16s} {trial.speedup:5.2f}x  {score.metric} {score.value:.4f} "
-                  f"{flag:6s} {trial.step:7s} {trial.description}")
+            print(f"{trial.run.run_id}  {trial.backend:16s} {trial.speedup:5.2f}x  {score.metric} "
+                  f"{interval_text(score)} {state_flag(score):11s} {trial.step:7s} {trial.description}")
         print(result.explain())
     return 0 if result.recommended is not None else 1

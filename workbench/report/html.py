@@ -34,7 +34,8 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wr
 """
 
 _SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
-                  "speedup", "task_metric", "task_value", "task_threshold", "meets_budget", "accuracy",
+                  "speedup", "task_metric", "task_value", "task_interval", "verdict", "task_threshold",
+                  "meets_budget", "accuracy",
                   "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
 
 

@@ -15,11 +15,13 @@ from workbench.runs.run import Run
 from workbench.runs.store import missing_files
 from workbench.runs.sweep import accuracy_loss
 from workbench.tasks import task_score
+from workbench.tasks.verdict_text import interval_cell, state_flag
 
 RUN_COLUMNS = [
     "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
     "latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
+    "task_interval", "task_samples", "verdict",
     "kept_fp32", "created", "random_data", "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis",
     "status", "baseline_ms", "speedup_vs_baseline",
 ]
@@ -62,6 +64,9 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "task_threshold": score.threshold if score else None,
             "meets_budget": score.met if score else None,
             "broken": score.broken if score else None,
+            "task_interval": interval_cell(score.interval, score.samples, score.unit) if score else None,
+            "task_samples": score.samples if score else None,
+            "verdict": state_flag(score) if score else None,
             "kept_fp32": len(spec.exclude_nodes),
             "created": datetime.fromtimestamp(run.created),
             "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),

@@ -43,6 +43,14 @@ class TaskScore:
     broken: str | None = None
     guessed: bool = False
     details: dict = field(default_factory=dict)
+    #: How sure the value is (``workbench.tasks.confidence``): its interval at ``confidence``, the units it
+    #: counts (samples, or detections), meets / misses / cannot tell, and the units that would settle it.
+    interval: list[float] | None = None
+    samples: int | None = None
+    unit: str = "samples"
+    confidence: float = 0.95
+    state: str | None = None
+    samples_needed: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,11 +61,11 @@ class TaskScore:
 
     @property
     def verdict(self) -> str:
-        """One line for the CLI and notes, e.g. 'detections kept 0.34 < 0.95: MISSES the budget'."""
-        text = f"{self.metric} {self.value:.4f} (budget {self.rule})"
-        if self.broken:
-            return f"{text}: BROKEN ({self.broken})"
-        return f"{text}: {'meets the budget' if self.met else 'MISSES the budget'}"
+        """One line for the CLI and notes, e.g. 'detections_kept 0.3400 [0.30, 0.38] on 412 detections
+        (budget ...): MISSES the budget'."""
+        from workbench.tasks.verdict_text import verdict_line
+
+        return verdict_line(self)
 
 
 def finite_or_nan(value: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.tasks.base import Outputs
+from workbench.tasks.evidence import Evidence
 
 
 def logits_output(outputs: Outputs) -> np.ndarray:
@@ -28,6 +29,8 @@ class ClassificationMeter:
         # itself barely decides is a coin flip any reduced precision may lose, not a broken layer.
         self.margins: list[np.ndarray] = []
         self.changed: list[np.ndarray] = []
+        self.correct_each: list[np.ndarray] = []
+        self.reference_correct_each: list[np.ndarray] = []
 
     def update(self, reference: Outputs, variant: Outputs, labels: np.ndarray | None, inputs: Outputs) -> None:
         ref, var = logits_output(reference), logits_output(variant)
@@ -44,6 +47,8 @@ class ClassificationMeter:
             self.labelled = True
             self.correct += int((var_top1 == labels).sum())
             self.reference_correct += int((ref_top1 == labels).sum())
+            self.correct_each.append(var_top1 == labels)
+            self.reference_correct_each.append(ref_top1 == labels)
 
     def figures(self) -> dict:
         n = max(self.samples, 1)
@@ -52,9 +57,17 @@ class ClassificationMeter:
         if self.labelled:
             figures.update(accuracy=self.correct / n, reference_accuracy=self.reference_correct / n)
         figures.update(self.margin_figures())
+        if self.labelled:  # FP32's own misses, so accuracy on part of the data has its own FP32 to compare with
+            figures["reference_failed"] = [int(i) for i in np.flatnonzero(~np.concatenate(self.reference_correct_each))]
         figures["value"] = figures["accuracy"] if self.labelled else figures["top1_agreement"]
         figures["metric"] = "accuracy" if self.labelled else "top1_agreement"
         return figures
+
+    def evidence(self) -> Evidence:
+        """Per sample: the variant's class correct (with labels) or the same as FP32's."""
+        if self.labelled:
+            return Evidence.share(np.concatenate(self.correct_each))
+        return Evidence.share(~np.concatenate(self.changed) if self.changed else np.zeros(0))
 
     def margin_figures(self) -> dict:
         """FP32's top-2 logit margins of the samples whose class changed, against all samples' margins."""

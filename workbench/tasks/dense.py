@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.tasks.base import Outputs
+from workbench.tasks.evidence import Evidence
 
 
 def dense_output(outputs: Outputs) -> np.ndarray:
@@ -51,6 +52,9 @@ class DenseMeter:
                 if union:
                     scores.append(inter / union)
             self.image_iou.append(float(np.mean(scores)) if scores else 1.0)
+
+    def evidence(self) -> Evidence:
+        return Evidence.mean(np.asarray(self.image_iou or [1.0]), unit="images")
 
     def figures(self) -> dict:
         images = np.asarray(self.image_iou or [1.0])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.tasks.base import Outputs
+from workbench.tasks.evidence import Evidence
 
 CONFIDENCE = 0.25
 NMS_IOU = 0.45
@@ -173,6 +174,8 @@ def _truth(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 class DetectionMeter:
     def __init__(self) -> None:
         self.reference = self.kept = self.variant = 0
+        self.kept_each: list[int] = []
+        self.reference_each: list[int] = []
         self.ref_dets: list[Detections] = []
         self.var_dets: list[Detections] = []
         self.truth: list[tuple[np.ndarray, np.ndarray]] = []
@@ -182,11 +185,18 @@ class DetectionMeter:
         for r, v in zip(ref, var, strict=True):
             self.reference += len(r.boxes)
             self.variant += len(v.boxes)
-            self.kept += matched(r, v)
+            found = matched(r, v)
+            self.kept += found
+            self.kept_each.append(found)
+            self.reference_each.append(len(r.boxes))
         if labels is not None and labels.ndim == 3 and labels.shape[2] >= 5:
             self.ref_dets += ref
             self.var_dets += var
             self.truth += _truth(labels)
+
+    def evidence(self) -> Evidence:
+        """Per image: FP32's detections and how many the variant kept (the share counts detections)."""
+        return Evidence.share(np.asarray(self.kept_each), np.asarray(self.reference_each), unit="detections")
 
     def figures(self) -> dict:
         kept = self.kept / self.reference if self.reference else 1.0

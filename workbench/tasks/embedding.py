@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.tasks.base import Outputs, cosine_rows
+from workbench.tasks.evidence import Evidence
 
 POOLINGS = ("mean", "cls")
 
@@ -58,6 +59,9 @@ class EmbeddingMeter:
         self.tokens += int(real.sum())
         self.padded_token_sum += float(per_token.sum())
         self.padded_tokens += flat
+
+    def evidence(self) -> Evidence:
+        return Evidence.mean(np.concatenate(self.sentence) if self.sentence else np.ones(1))
 
     def figures(self) -> dict:
         sentence = np.concatenate(self.sentence) if self.sentence else np.ones(1)

@@ -14,7 +14,9 @@ import numpy as np
 from workbench.errors import WorkbenchError
 from workbench.tasks.base import BROKEN_COSINE, Meter, Outputs, TaskScore
 from workbench.tasks.classification import ClassificationMeter
+from workbench.tasks.confidence import CONFIDENCE, MEETS, MISSES, interval, samples_needed, state
 from workbench.tasks.custom import CustomMeter, MetricFn, load_metric, metric_name
+from workbench.tasks.evidence import Evidence
 from workbench.tasks.guess import guess_task
 from workbench.tasks.raw import RawMeter
 from workbench.tasks.registry import ACCURACY_POINTS, TASKS, check_budget, get_task
@@ -55,8 +57,9 @@ def threshold_for(task: str, figures: dict, budget: float | None) -> tuple[float
 
 
 def verdict(task: str, figures: dict, budget: float | None, raw: dict, guessed: bool,
-            custom: str | None = None) -> TaskScore:
-    """The score with its threshold, whether it meets it, and whether the outputs are plainly broken."""
+            custom: str | None = None, evidence: Evidence | None = None) -> TaskScore:
+    """The score with its threshold, whether it meets it, whether the outputs are plainly broken, and, from
+    the per-sample ``evidence``, its interval and whether the data can show the verdict at all."""
     if custom is not None:
         threshold, rule = float(budget), f"{custom} >= {budget:g}"
     else:
@@ -73,9 +76,64 @@ def verdict(task: str, figures: dict, budget: float | None, raw: dict, guessed: 
     elif threshold > 0 and value < 0.5 * threshold:
         broken = f"{figures.get('metric', 'metric')} {value:.3f} is far below the budget {threshold:.3f}"
     details = {k: v for k, v in figures.items() if k not in ("value", "metric")}
-    return TaskScore(task=task, metric=custom or figures["metric"], value=value, threshold=float(threshold),
-                     met=broken is None and value >= threshold - 1e-12, rule=rule, broken=broken,
-                     guessed=guessed, details=details)
+    score = TaskScore(task=task, metric=custom or figures["metric"], value=value, threshold=float(threshold),
+                      met=broken is None and value >= threshold - 1e-12, rule=rule, broken=broken,
+                      guessed=guessed, details=details)
+    return with_interval(score, evidence)
+
+
+def with_interval(score: TaskScore, evidence: Evidence | None, confidence: float = CONFIDENCE) -> TaskScore:
+    """``score`` with its interval, units, three-state verdict and the units that would settle it.
+
+    A user's own metric has no per-sample evidence: its verdict is the point estimate's alone.
+    """
+    if evidence is None or len(evidence) == 0:
+        score.state = MISSES if score.broken or not score.met else MEETS
+        return score
+    low, high = interval(evidence, confidence)
+    score.details["per_sample"] = evidence.to_dict()
+    score.interval = [low, high]
+    score.samples, score.unit, score.confidence = evidence.units, evidence.unit, confidence
+    score.state = state(low, high, score.threshold, broken=score.broken is not None)
+    score.samples_needed = samples_needed(evidence, low, high, score.threshold, confidence)
+    return score
+
+
+def score_on(score: TaskScore, indices, drift: dict | None = None) -> TaskScore:
+    """The same verdict computed on some of the samples only (a confirmation split, the stable samples).
+
+    The value comes from the stored per-sample evidence, so both parts come from one measurement; with
+    labels, FP32's own accuracy on those samples sets the threshold.
+    """
+    stored = score.details.get("per_sample")
+    if stored is None:
+        raise WorkbenchError("This run stores no per-sample figures, so it cannot be judged on part of its data.",
+                             "Rebuild it (--force) with this version of the workbench.")
+    whole = Evidence.from_dict(stored)
+    kept = np.asarray(indices, dtype=np.int64)
+    evidence = whole.subset(kept)
+    figures: dict = {"value": evidence.value, "metric": score.metric, "part_of": len(whole)}
+    if "reference_failed" in score.details:
+        failed = np.isin(kept, np.asarray(score.details["reference_failed"], dtype=np.int64))
+        figures["reference_accuracy"] = 1.0 - float(failed.mean()) if len(kept) else float("nan")
+        figures["reference_failed"] = [int(i) for i in np.flatnonzero(failed)]
+    custom = score.metric if ":" in score.metric else None
+    raw = (drift or {}).get("per_output", {})
+    return verdict(score.task, figures, _budget_of(score), raw, score.guessed, custom=custom, evidence=evidence)
+
+
+def metric_dict(score: TaskScore) -> dict:
+    """The verdict as JSON faces give it: value, budget, interval, units counted, state, units needed."""
+    return {"name": score.metric, "value": score.value, "budget": score.threshold, "met": score.met,
+            "rule": score.rule, "broken": score.broken, "interval": score.interval, "samples": score.samples,
+            "unit": score.unit, "verdict": score.state, "samples_needed": score.samples_needed}
+
+
+def _budget_of(score: TaskScore) -> float:
+    """The budget the user gave, recovered from the score (accuracy's budget is points below FP32)."""
+    if score.task == "classification" and score.metric == "accuracy":
+        return (score.details["reference_accuracy"] - score.threshold) * 100.0
+    return score.threshold
 
 
 class Judge:
@@ -123,9 +181,10 @@ class Judge:
         legacy = self.legacy.figures() if self.legacy is not None else {}
         drift.update({key: legacy.get(key) for key in ("top1_agreement", "accuracy", "reference_accuracy")})
         drift["samples"] = self.samples
+        evidence = self.meter.evidence() if hasattr(self.meter, "evidence") else None
         score = verdict(self.task, self.meter.figures(), self.choice.budget, per_output,
                         guessed=self.choice.task is None and self.choice.metric is None,
-                        custom=self.choice.metric_name)
+                        custom=self.choice.metric_name, evidence=evidence)
         score.details["task_reason"] = self.reason
         drift["task"] = score.to_dict()
         return drift
@@ -150,5 +209,8 @@ def rejudge(drift: dict, budget: float | None) -> TaskScore | None:
     score = task_score(drift)
     if score is None or budget is None or score.task not in TASKS or ":" in score.metric:
         return score
-    figures = {**score.details, "value": score.value, "metric": score.metric}
-    return verdict(score.task, figures, budget, drift.get("per_output", {}), score.guessed)
+    figures = {k: v for k, v in score.details.items() if k != "per_sample"}
+    figures.update(value=score.value, metric=score.metric)
+    stored = score.details.get("per_sample")
+    evidence = Evidence.from_dict(stored) if stored else None
+    return verdict(score.task, figures, budget, drift.get("per_output", {}), score.guessed, evidence=evidence)

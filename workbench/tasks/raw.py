@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.tasks.base import Outputs, cosine_rows
+from workbench.tasks.evidence import Evidence
 
 
 class OutputStats:
@@ -57,6 +58,13 @@ class RawMeter:
 
     def per_output(self) -> dict[str, dict]:
         return {name: stats.result() for name, stats in self.outputs.items()}
+
+    def evidence(self) -> Evidence:
+        """The per-sample cosines of the output with the worst mean cosine (the one the value names)."""
+        if not self.outputs:
+            return Evidence.mean(np.ones(1))
+        worst = min(self.outputs.values(), key=lambda stats: stats.result()["cosine_similarity"])
+        return Evidence.mean(np.concatenate(worst.cosines) if worst.cosines else np.ones(1))
 
     def figures(self) -> dict:
         per_output = self.per_output()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.tasks.base import Outputs
+from workbench.tasks.evidence import Evidence
 
 BLANK = 0
 
@@ -44,6 +45,7 @@ class SequenceMeter:
         self.blank = blank
         self.samples = self.identical = 0
         self.edits = self.length = 0
+        self.identical_each: list[bool] = []
 
     def update(self, reference: Outputs, variant: Outputs, labels: np.ndarray | None, inputs: Outputs) -> None:
         batch = len(next(iter(inputs.values())))
@@ -52,8 +54,12 @@ class SequenceMeter:
         for r, v in zip(ref, var, strict=True):
             self.samples += 1
             self.identical += r == v
+            self.identical_each.append(r == v)
             self.edits += edit_distance(r, v)
             self.length += max(len(r), 1)
+
+    def evidence(self) -> Evidence:
+        return Evidence.share(np.asarray(self.identical_each, dtype=bool))
 
     def figures(self) -> dict:
         n = max(self.samples, 1)

@@ -24,7 +24,8 @@ FigureOrReason = go.Figure | str
 #: Columns the Results tab shows, in order (the full table is ``runs_frame``; reports and CSVs keep all).
 SHOWN_COLUMNS = ["label", "precision", "prune_method", "prune_ratio", "batch", "backend", "latency_ms",
                  "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
-                 "max_abs_error", "task_metric", "task_value", "meets_budget", "kept_fp32", "created", "run_id"]
+                 "max_abs_error", "task_metric", "task_value", "task_interval", "verdict",
+                 "meets_budget", "kept_fp32", "created", "run_id"]
 
 
 def table_frame(runs: Sequence[Run]) -> pd.DataFrame:

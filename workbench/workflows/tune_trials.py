@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from workbench.build_options import BuildOptions
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore, task_score
+from workbench.tasks.judge import metric_dict
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,7 @@ class Trial:
 
     def metric(self) -> dict:
         score = self.score
-        return {"name": score.metric, "value": score.value, "budget": score.threshold, "met": score.met,
-                "rule": score.rule, "broken": score.broken}
+        return metric_dict(score)
 
     def short_metric(self) -> str:
         return f"{self.score.metric} {self.score.value:.4f}"

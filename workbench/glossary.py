@@ -19,6 +19,10 @@ TERMS: dict[str, str] = {
             "using calibration data). 4x fewer bytes and integer arithmetic: the usual CPU speed-up.",
     "int8-dynamic": "INT8 weights only for MatMul-type layers; activation scales are computed while running. "
                     "No calibration data needed; pays off on transformer-like models, not on CNNs.",
+    "int8-weights": "Weight-only INT8: MatMul/Gemm weights stored in 8 bits per block with a scale, activations "
+                    "in floating point. About 4x smaller matrix weights; the embeddings and last layer stay FP32.",
+    "int4-weights": "Weight-only INT4: MatMul/Gemm weights in 4 bits per block (ratio: the share in 4 bits, the "
+                    "rest 8). Up to 8x smaller weights and faster memory-bound layers; costs some accuracy.",
     "calibration": "Sample inputs run through the FP32 model to learn each activation's range, from which "
                    "INT8 picks its scales. Use data like the real inputs, never the evaluation set.",
     "minmax": "Calibration method: the scale covers the largest value seen. Exact for the extremes, coarse "

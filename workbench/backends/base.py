@@ -88,6 +88,8 @@ class Backend(ABC):
     name: ClassVar[str]
     quant_target: ClassVar[QuantTarget]
     description: ClassVar[str]
+    #: Who writes this backend's weight-only INT8/INT4 files (``precision.weight_only``); None: it runs none.
+    weight_writer: ClassVar[str | None] = "onnxruntime"
 
     @classmethod
     @abstractmethod

@@ -26,10 +26,11 @@ from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.precision.nncf_openvino import quantize_openvino_native
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER
+from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS)
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
@@ -239,11 +240,15 @@ def build_variant(
     cache_dir: Path | None = None,
     quantizer: str = DEFAULT_QUANTIZER,
     probe: Dataset | None = None,
+    weight_writer: str | None = "onnxruntime",
+    weight_options: dict | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
 
-    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on."""
+    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on.
+    ``weight_writer`` is who writes weight-only variants for the backend (None: it runs none);
+    ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...)."""
     progress = progress or Progress()
     if precision not in PRECISIONS:
         raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
@@ -276,7 +281,7 @@ def build_variant(
             if nodes:
                 build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
         error: str | None = None
-        if precision.startswith("int8") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
+        if precision in ("int8", "int8-dynamic") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
             notes, error = _int8_with_fallback(
                 src, out, precision, check, calib=calib, calib_method=calib_method, per_channel=per_channel,
                 target=target, exclude_nodes=list(exclude_nodes or []), quant_options=quant_options or {},
@@ -288,6 +293,12 @@ def build_variant(
                 assert calib is not None
                 quantize = quantize_openvino_native if quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
                 build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes, progress=progress)
+            elif precision in WEIGHT_PRECISIONS:
+                if weight_writer is None:
+                    raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "
+                                     "DequantizeLinear weights).", "Use onnxruntime-cpu, onnxruntime-cuda or openvino.")
+                build.notes += build_weight_only(src, out, precision, backend_tool=weight_writer, calib=calib,
+                                                 progress=progress, **(weight_options or {}))
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)
         if error is not None:

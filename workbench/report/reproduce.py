@@ -37,7 +37,7 @@ def reproduce_command(run: Run) -> str:
         args += ["--calib-method", spec.calib_method]
     if spec.precision == "int8" and spec.quantizer != "onnxruntime":
         args += ["--quantizer", spec.quantizer]
-    if spec.precision.startswith("int8") and not spec.per_channel:
+    if spec.precision in ("int8", "int8-dynamic") and not spec.per_channel:
         args.append("--per-tensor")
     for key, value in spec.quant_options:
         args += ["--quant-option", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]

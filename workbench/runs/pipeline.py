@@ -200,7 +200,7 @@ class Pipeline:
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
                 quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval,
-                progress=progress.slice(0.15, 0.55),
+                weight_writer=backend.weight_writer, progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})

@@ -49,7 +49,7 @@ class RunSpec:
             # Calibration data shapes the file when it sets INT8 ranges or repairs a pruned model.
             "calib": self.calib_digest if quantized or (pruned and self.prune_repair) else None,
             "calib_method": self.calib_method if quantized else None,
-            "per_channel": self.per_channel if self.precision.startswith("int8") else None,
+            "per_channel": self.per_channel if self.precision in ("int8", "int8-dynamic") else None,
             "prune": [self.prune_method, self.prune_ratio, REPAIR_VERSION if self.prune_repair else None]
             if pruned else None,
             "exclude": sorted(self.exclude_nodes),

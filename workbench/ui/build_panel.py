@@ -31,7 +31,8 @@ from workbench.workflows.tune import TuneResult
 NO_PRUNING = "none"
 LOG_LINES = 40
 #: precision choice -> its glossary term (the button's tooltip)
-PRECISION_TERMS = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "int8-dynamic": "int8-dynamic"}
+PRECISION_TERMS = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "int8-dynamic": "int8-dynamic",
+                   "int8-weights": "int8-weights", "int4-weights": "int4-weights"}
 
 #: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
 CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"
@@ -135,7 +136,7 @@ class BuildPanel:
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note,
-            with_help(self.precision, "FP32", "FP16", "BF16", "INT8", "int8-dynamic"), with_help(self.batch, "batch"),
+            with_help(self.precision, *PRECISION_TERMS.values()), with_help(self.batch, "batch"),
             heading_html_widget("Pruning"), with_help(self.prune_method, "pruning"), self.prune_note,
             self.prune_ratio,
             heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path,

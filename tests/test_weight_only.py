@@ -1,0 +1,126 @@
+"""Weight-only INT8/INT4 (MatMulNBits): built by each engine's writer, run on both CPU engines, judged
+by the task metric on the sample ViT's real outputs, and refused in one sentence for a CNN."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from workbench.build_options import BuildOptions
+from workbench.data.loaders import load_data
+from workbench.errors import BuildError, DataError
+from workbench.model.inspect import inspect_model
+from workbench.model.loader import load_model
+from workbench.precision.weight_layers import REFUSAL, weight_layers
+from workbench.precision.weight_only import build_weight_only
+from workbench.runs.pipeline import Pipeline
+
+pytest.importorskip("onnxruntime.quantization.matmul_nbits_quantizer", reason="ONNX Runtime's quantizer is missing")
+
+
+def _ops(path: str | Path) -> Counter:
+    return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def _bits(path: str | Path) -> Counter:
+    return Counter(next(a.i for a in node.attribute if a.name == "bits")
+                   for node in onnx.load(str(path)).graph.node if node.op_type == "MatMulNBits")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime-cpu", "openvino"])
+@pytest.mark.parametrize("precision", ["int8-weights", "int4-weights"])
+def test_weight_only_builds_runs_and_is_judged_on_both_engines(vit: Path, backend: str, precision: str) -> None:
+    if backend == "openvino":
+        pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
+    run = Pipeline().run(vit, BuildOptions(precision, backend=backend, batch=8, repeats=3, warmup=1))
+    layers = len(weight_layers(onnx.load(str(vit))))
+    ops = _ops(run.artifact)
+    if precision == "int4-weights":
+        # Every matrix layer but the last in 4 bits; the last at the backup precision, 8 bits.
+        if backend == "onnxruntime-cpu":
+            assert _bits(run.artifact) == {4: layers - 1, 8: 1}, _bits(run.artifact)
+        else:
+            assert _bits(run.artifact)[4] == layers - 1 and ops["DequantizeLinear"] == 1, ops
+    else:
+        # The last layer kept FP32: the rest in 8 bits (MatMulNBits, or NNCF's per-channel DequantizeLinear).
+        quantized = _bits(run.artifact)[8] + ops["DequantizeLinear"]
+        assert quantized == layers - 1, ops
+    assert Path(run.artifact).stat().st_size < 0.6 * vit.stat().st_size
+    assert any(note.startswith(f"{precision}: ") for note in run.notes), run.notes
+    score = run.drift["task"]
+    assert score["task"] == "classification" and score["value"] == run.drift["accuracy"], score
+    # 8 bits keep this model's accuracy; 4 bits on a 64-wide ViT cost up to a few points, and the verdict says so.
+    assert score["met"] if precision == "int8-weights" else run.drift["accuracy"] >= 0.95, score
+
+
+def _calib(model: Path):
+    return load_data(model.parent / "calib.npz", inspect_model(load_model(model)).inputs, None)
+
+
+def test_mixed_four_and_eight_bits_by_ratio_and_layers_kept(vit: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mixed.onnx"
+    names = [layer.name for layer in weight_layers(onnx.load(str(vit)))]
+    notes = build_weight_only(vit, out, "int4-weights", ratio=0.5, keep=("last", names[0]), backup="fp32",
+                              block_size=32, accuracy_level=4)
+    bits = _bits(out)
+    quantized = len(names) - 2
+    assert bits[4] + bits[8] == quantized and 0 < bits[4] < quantized, bits
+    assert _ops(out)["Gemm"] == 1  # the last layer (the head) kept FP32, untouched
+    levels = {next(a.i for a in n.attribute if a.name == "accuracy_level")
+              for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulNBits"}
+    assert levels == {4}
+    assert any("kept FP32" in note and names[0] in note for note in notes), notes
+
+
+def test_awq_is_calibrated_by_nncf_and_its_file_runs_on_onnxruntime(vit: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nncf", reason="NNCF is not installed")
+    import onnxruntime as ort
+
+    out = tmp_path / "awq.onnx"
+    notes = build_weight_only(vit, out, "int4-weights", algorithm="awq", block_size=32, calib=_calib(vit))
+    assert any("AWQ with scale estimation" in note for note in notes), notes
+    x = np.load(vit.parent / "eval.npz")["input"][:64]
+    ref = ort.InferenceSession(str(vit)).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.95
+
+
+def test_choices_that_cannot_be_honoured_are_refused(vit: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.onnx"
+    with pytest.raises(DataError, match="AWQ needs calibration data"):
+        build_weight_only(vit, out, "int4-weights", algorithm="awq")
+    with pytest.raises(BuildError, match="not MatMul/Gemm layers"):
+        build_weight_only(vit, out, "int4-weights", keep=("last", "no_such_layer"))
+    with pytest.raises(BuildError, match="asymmetric 4-bit"):
+        build_weight_only(vit, out, "int4-weights", backend_tool="nncf", symmetric=False)
+    with pytest.raises(BuildError, match="Accuracy level"):
+        build_weight_only(vit, out, "int4-weights", backend_tool="nncf", accuracy_level=4)
+    with pytest.raises(BuildError, match="power of two"):
+        build_weight_only(vit, out, "int8-weights", block_size=48)
+    with pytest.raises(BuildError, match="applies to int4-weights only"):
+        build_weight_only(vit, out, "int8-weights", ratio=0.5)
+    if importlib.util.find_spec("torch") is None:
+        with pytest.raises(BuildError, match="needs PyTorch"):
+            build_weight_only(vit, out, "int4-weights", algorithm="gptq", calib=_calib(vit))
+    assert not out.exists()
+
+
+def test_a_cnn_is_refused_in_one_sentence(resnet: Path, tmp_path: Path) -> None:
+    """The ResNet's only matrix layer is its last (kept by default): weight-only has nothing to do."""
+    with pytest.raises(BuildError) as refused:
+        Pipeline().run(resnet, BuildOptions("int4-weights", batch=8, repeats=3, warmup=1))
+    assert refused.value.problem.startswith(f"{REFUSAL}: its compute is in convolutions"), refused.value.problem
+    assert refused.value.problem.count(". ") == 0
+
+
+def test_a_cnn_with_a_large_head_shrinks_but_is_told_it_will_not_speed_up(cnn: Path, tmp_path: Path) -> None:
+    """digits_cnn's first Gemm holds most of its weights but does 3% of its multiply-adds."""
+    out = tmp_path / "cnn.onnx"
+    notes = build_weight_only(cnn, out, "int8-weights")
+    assert any("expect a smaller file, not a faster model" in note for note in notes), notes
+    assert out.stat().st_size < 0.5 * cnn.stat().st_size

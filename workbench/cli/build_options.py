@@ -57,7 +57,8 @@ def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
                         help="judge variants as this task (default: guessed from the model's outputs)")
     parser.add_argument("--metric", metavar="MODULE:FUNCTION",
                         help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
-                        "(higher is better)")
+                        "(higher is better); like a plugin, this imports MODULE, which runs that module's code, "
+                        "once the build starts after every other check")
     parser.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
                         + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
                         + "; with labels, classification allows 1 point of accuracy lost)")

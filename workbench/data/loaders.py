@@ -14,6 +14,7 @@ import numpy as np
 
 from workbench.data.dataset import Dataset
 from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
+from workbench.data.npy_header import check_npy, check_npz
 from workbench.errors import DataError
 from workbench.memory.guard import check_input_fits
 from workbench.model.inspect import TensorInfo
@@ -23,6 +24,7 @@ LABELS_KEY = "labels"
 
 def _load_array(path: Path) -> np.ndarray:
     try:
+        check_npy(path)
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
@@ -39,6 +41,7 @@ def load_npz(path: str | Path) -> Dataset:
     """One array per model input name, plus an optional ``labels`` array."""
     path = Path(path)
     try:
+        check_npz(path)
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError as exc:
         raise DataError(f"No data file at '{path}'.", "Check the path.") from exc

@@ -42,6 +42,31 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+def external_data_files(proto: onnx.ModelProto) -> list[str]:
+    """The external data files the model's tensors (subgraphs' too) point at, relative to its folder."""
+    locations = {entry.value for tensor in onnx.external_data_helper._get_all_tensors(proto)
+                 if tensor.data_location == onnx.TensorProto.EXTERNAL
+                 for entry in tensor.external_data if entry.key == "location"}
+    return sorted(locations)
+
+
+def model_digest(path: Path, proto: onnx.ModelProto | None = None) -> str:
+    """What identifies a model: every byte of it, the external data files included.
+
+    A model whose weights sit in ``weights.bin`` keeps its ``.onnx`` file unchanged when the weights
+    change; digesting the graph file alone would return the runs of the old weights. A model without
+    external data keeps the plain file digest, so earlier runs stay valid.
+    """
+    proto = proto if proto is not None else onnx.load(str(path), load_external_data=False)
+    files = external_data_files(proto)
+    if not files:
+        return file_digest(path)
+    sha = hashlib.sha256(file_digest(path).encode())
+    for location in files:
+        sha.update(f"\0{location}\0{file_digest(path.parent / location)}".encode())
+    return sha.hexdigest()
+
+
 def _default_opset(proto: onnx.ModelProto) -> int:
     for entry in proto.opset_import:
         if entry.domain in ("", "ai.onnx"):
@@ -104,6 +129,7 @@ def load_model(path: str | Path) -> LoadedModel:
             f"'{path.name}' is not a valid ONNX model: {first}",
             "Re-export it, or run onnx.checker.check_model on it to see every problem.",
         ) from exc
+    digest = model_digest(path, proto)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
         onnx.load_external_data_for_model(proto, str(path.parent))
-    return LoadedModel(path=path, proto=proto, digest=file_digest(path))
+    return LoadedModel(path=path, proto=proto, digest=digest)

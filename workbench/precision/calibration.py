@@ -24,6 +24,7 @@ import numpy as np
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
+from workbench.model.loader import model_digest
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
@@ -53,14 +54,6 @@ class CalibrationKey:
         fields = {"v": CACHE_VERSION, "model": self.model, "data": self.data, "method": self.method,
                   "percentile": self.percentile}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]
 
 
 def feed_reader(feeds: Iterable[dict[str, np.ndarray]]) -> Any:
@@ -101,7 +94,7 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
 
     progress = progress or Progress()
     percentile = (percentile or DEFAULT_PERCENTILE) if method == "percentile" else None
-    key = CalibrationKey(file_digest(prepared), calib.digest, method, percentile)
+    key = CalibrationKey(model_digest(prepared), calib.digest, method, percentile)
     path = cache_dir / f"ranges-{key.digest}.json"
     if path.is_file():
         return path, [f"calibration ranges reused ({method}, computed once for this model and data)"]

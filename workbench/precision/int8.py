@@ -20,10 +20,10 @@ from onnx import version_converter
 
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
+from workbench.model.loader import model_digest
 from workbench.precision.calibration import (
     DEFAULT_PERCENTILE,
     calibration_ranges,
-    file_digest,
     ort_calibration_method,
 )
 from workbench.precision.fp32_inputs import feed_fp32_inputs
@@ -133,8 +133,8 @@ def opset_for_per_channel(src: Path, dst: Path) -> tuple[Path, bool, list[str]]:
 
 
 def prepared_model(src: Path, cache_dir: Path) -> tuple[Path, list[str]]:
-    """The quantization pre-pass of ``src``, done once per model file and kept in ``cache_dir``."""
-    digest = file_digest(src)
+    """The quantization pre-pass of ``src``, done once per model (its external data included), kept in ``cache_dir``."""
+    digest = model_digest(src)
     prepared = cache_dir / f"prepared-{digest}.onnx"
     notes_file = cache_dir / f"prepared-{digest}.json"
     if prepared.is_file() and notes_file.is_file():

@@ -43,6 +43,7 @@ from workbench.runs.spec import RunSpec
 from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
+from workbench.tasks.custom import load_metric
 
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
@@ -144,6 +145,7 @@ class Pipeline:
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
             raise DataError(f"The model's batch size is fixed at {first_dim}; batch {batch} cannot run.",
                             f"Use --batch {first_dim}, or re-export the model with a dynamic batch dim.")
+        quant_options = check_quant_options(options.quant_options)  # a misspelt choice is refused for any precision
         spec = RunSpec(
             model_digest=inputs.model.digest,
             model_name=inputs.info.name,
@@ -162,7 +164,7 @@ class Pipeline:
             task=choice.task,
             metric=choice.metric_name,
             backend_options=tuple(sorted(options.backend_options.items())),
-            quant_options=check_quant_options(options.quant_options) if precision == "int8" else (),
+            quant_options=quant_options if precision == "int8" else (),
         )
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
@@ -175,6 +177,8 @@ class Pipeline:
         check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
         check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch,
                           engines=ENGINES + (backend.name != DEFAULT_BACKEND))
+        if choice.metric is not None:
+            load_metric(choice.metric)  # runs the user's module: only now, after every other check passed
 
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
         artifact = artifact_dir / artifact_name(precision, spec.quantizer)
@@ -190,6 +194,9 @@ class Pipeline:
             source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
         if hint_note:
             notes.append(hint_note)
+        if quant_options and precision != "int8":
+            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options)} ignored: "
+                         "it chooses static INT8 settings only")
         if not artifact.is_file() or force:
             # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
             backend.load(inputs.model.path).close()

@@ -23,14 +23,26 @@ def metric_name(metric: str | MetricFn) -> str:
     return f"{getattr(metric, '__module__', '?')}:{getattr(metric, '__qualname__', repr(metric))}"
 
 
-def load_metric(metric: str | MetricFn) -> MetricFn:
-    """``module:function`` imported, or the callable itself."""
+def check_metric_form(metric: str | MetricFn) -> None:
+    """A named metric is ``module:function``; said when the options are read, without importing anything."""
     if callable(metric):
-        return metric
+        return
     module_name, _, function = metric.partition(":")
     if not module_name or not function:
         raise WorkbenchError(f"Metric '{metric}' is not of the form module:function.",
                              "Give e.g. --metric mypackage.metrics:word_accuracy.")
+
+
+def load_metric(metric: str | MetricFn) -> MetricFn:
+    """``module:function`` imported, or the callable itself.
+
+    Importing runs the module's code, as a plugin's would: the pipeline calls this only once a build
+    starts, after the model, data and options passed every other check.
+    """
+    if callable(metric):
+        return metric
+    check_metric_form(metric)
+    module_name, _, function = metric.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

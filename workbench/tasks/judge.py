@@ -15,7 +15,7 @@ from workbench.errors import WorkbenchError
 from workbench.tasks.base import BROKEN_COSINE, Meter, Outputs, TaskScore
 from workbench.tasks.classification import ClassificationMeter
 from workbench.tasks.confidence import CONFIDENCE, MEETS, MISSES, interval, samples_needed, state
-from workbench.tasks.custom import CustomMeter, MetricFn, load_metric, metric_name
+from workbench.tasks.custom import CustomMeter, MetricFn, check_metric_form, load_metric, metric_name
 from workbench.tasks.evidence import Evidence
 from workbench.tasks.guess import guess_task
 from workbench.tasks.raw import RawMeter
@@ -34,7 +34,7 @@ class TaskChoice:
         if self.task is not None:
             get_task(self.task)
         if self.metric is not None:
-            load_metric(self.metric)
+            check_metric_form(self.metric)  # imported only when a build starts (load_metric)
             if self.budget is None:
                 raise WorkbenchError("A custom metric needs a budget to judge variants by.",
                                      "Pass --budget (the lowest passing value of your metric).")

@@ -26,7 +26,8 @@ class OutputStats:
         diff = np.abs(ref - var)
         if diff.size:
             self.max_abs = max(self.max_abs, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf"))
-            self.max_rel = max(self.max_rel, float(np.nanmax(diff / np.maximum(np.abs(ref), 1e-6))))
+            rel = diff / np.maximum(np.abs(ref), 1e-6)  # all NaN when the variant is: no warning, an infinite error
+            self.max_rel = max(self.max_rel, float(np.nanmax(rel)) if np.isfinite(rel).any() else float("inf"))
         self.abs_sum += float(diff.sum())
         self.count += diff.size
         self.noise += float(((ref - var) ** 2).sum())

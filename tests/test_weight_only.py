@@ -12,12 +12,14 @@ import onnx
 import pytest
 
 from workbench.build_options import BuildOptions
+from workbench.cli.runs_text import format_table
 from workbench.data.loaders import load_data
 from workbench.errors import BuildError, DataError
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.weight_layers import REFUSAL, weight_layers
 from workbench.precision.weight_only import build_weight_only
+from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 
 pytest.importorskip("onnxruntime.quantization.matmul_nbits_quantizer", reason="ONNX Runtime's quantizer is missing")
@@ -51,6 +53,12 @@ def test_weight_only_builds_runs_and_is_judged_on_both_engines(vit: Path, backen
         quantized = _bits(run.artifact)[8] + ops["DequantizeLinear"]
         assert quantized == layers - 1, ops
     assert Path(run.artifact).stat().st_size < 0.6 * vit.stat().st_size
+    # The run record carries the file sizes and engine memory beside the speed, as the runs table shows them.
+    assert run.file_mb == pytest.approx(Path(run.artifact).stat().st_size / 1e6)
+    assert run.reference_file_mb == pytest.approx(vit.stat().st_size / 1e6)
+    assert run.engine_rss_mb is not None and run.reference_rss_mb is not None and run.engine_rss_mb >= 0
+    row = format_table(runs_frame([run])).splitlines()
+    assert "file MB" in row[0] and "RSS MB" in row[0] and f"{run.file_mb:.1f}" in row[1]
     assert any(note.startswith(f"{precision}: ") for note in run.notes), run.notes
     score = run.drift["task"]
     assert score["task"] == "classification" and score["value"] == run.drift["accuracy"], score

@@ -22,6 +22,8 @@ def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:
         "loss pts": frame["accuracy_loss_pts"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}"),
         "top-1 agree": frame["top1_agreement"].map(_pct),
         "task metric": [_task_cell(row) for row in frame.itertuples()],
+        "file MB": frame["file_mb"].map(_mb),
+        "RSS MB": frame["engine_rss_mb"].map(_mb),
         "status": frame["status"],
     })
     return shown.to_string(index=False)
@@ -34,6 +36,11 @@ def _task_cell(row) -> str:
         return "n/a"
     interval = f" {row.task_interval}" if isinstance(row.task_interval, str) and row.task_interval else ""
     return f"{row.task_metric} {row.task_value:.3f}{interval} {row.verdict} >= {row.task_threshold:.3g}"
+
+
+def _mb(value: float | None) -> str:
+    """Megabytes of a file or of an engine's resident memory: 'n/a' for runs stored before they were measured."""
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1f}"
 
 
 def _pct(value: float | None) -> str:

@@ -23,7 +23,8 @@ RUN_COLUMNS = [
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
     "task_interval", "task_samples", "verdict",
     "kept_fp32", "created", "random_data", "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis",
-    "status", "baseline_ms", "speedup_vs_baseline",
+    "status", "baseline_ms", "speedup_vs_baseline", "file_mb", "reference_file_mb", "engine_rss_mb",
+    "reference_rss_mb",
 ]
 
 
@@ -77,10 +78,15 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "status": f"missing: {', '.join(gone)}" if gone else "ok",
             "baseline_ms": (run.baseline_latency_ms or {}).get("median", run.reference_latency_ms.get("median")),
             "speedup_vs_baseline": run.comparable_speedup,
+            "file_mb": run.file_mb,
+            "reference_file_mb": run.reference_file_mb,
+            "engine_rss_mb": run.engine_rss_mb,
+            "reference_rss_mb": run.reference_rss_mb,
         })
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for column in ("latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement",
                    "cosine", "max_abs_error", "prune_ratio", "task_value", "task_threshold", "reference_ms",
-                   "reference_accuracy", "accuracy_loss_pts", "baseline_ms", "speedup_vs_baseline"):
+                   "reference_accuracy", "accuracy_loss_pts", "baseline_ms", "speedup_vs_baseline", "file_mb",
+                   "reference_file_mb", "engine_rss_mb", "reference_rss_mb"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values("created", kind="stable").reset_index(drop=True)

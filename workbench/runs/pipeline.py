@@ -22,6 +22,7 @@ from workbench.data.validate import validate_dataset
 from workbench.errors import Busy, DataError, WorkbenchError
 from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
+from workbench.measure.footprint import file_megabytes, first_batch, loaded_with_rss
 from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
@@ -219,14 +220,17 @@ class Pipeline:
         timing = progress.slice(0.55, 0.8)
         timing.report("time", 0.0, "loading engines")
         with ExitStack() as stack:
-            engines = {"reference": stack.enter_context(backend.for_precision("fp32").load(inputs.model.path)),
-                       "variant": stack.enter_context(backend.for_precision(precision).load(artifact))}
+            feed = timing_feed(inputs.eval, batch)
+            engines, rss_mb = {}, {}
+            for name, path, runs_as in (("reference", inputs.model.path, "fp32"), ("variant", artifact, precision)):
+                engines[name], rss_mb[name] = loaded_with_rss(
+                    lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
+                    first_batch(feed))
             if backend.name != DEFAULT_BACKEND:
                 # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
                 engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
             # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
             notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
-            feed = timing_feed(inputs.eval, batch)
             with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
                 rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
                                      min_seconds=MIN_TIMING_S, progress=timing)
@@ -259,6 +263,10 @@ class Pipeline:
             notes=notes,
             model_gflops=gflops,
             tables=tables,
+            file_mb=file_megabytes(artifact),
+            reference_file_mb=file_megabytes(inputs.model.path),
+            engine_rss_mb=rss_mb["variant"],
+            reference_rss_mb=rss_mb["reference"],
             environment={**environment(), "machine_load": load},
         )
         self.workspace.save_run(run)

@@ -38,6 +38,12 @@ class Run:
     speedup_spread: float | None = None
     #: The stored FP32 reference of this model, backend and batch (workbench.runs.reference).
     shared_reference_ms: float | None = None
+    #: The variant's and the FP32 model's files on disk (MB), and the resident memory loading each engine and
+    #: running one batch added (MB, ``workbench.measure.footprint``): what a smaller variant saves.
+    file_mb: float | None = None
+    reference_file_mb: float | None = None
+    engine_rss_mb: float | None = None
+    reference_rss_mb: float | None = None
 
     @property
     def comparable_speedup(self) -> float:

@@ -13,6 +13,7 @@ leaves a stale lock behind. Where ``fcntl`` does not exist (Windows) builds are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from workbench.errors import Busy
+from workbench.errors import Busy, WorkbenchError
 from workbench.progress import Progress
 
 try:
@@ -58,14 +59,27 @@ def _holder(path: Path) -> str:
     return f"process {info.get('pid', '?')} ({info.get('what', 'a build')}, since {since})"
 
 
+def _say_holder(handle: int, what: str) -> None:
+    """Who holds the lock, for a waiting process to name; best effort: on a full disk gc must still run."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
+
+
 @contextmanager
 def hold(path: Path, what: str, progress: Progress | None = None) -> Iterator[None]:
     """Hold the lock at ``path`` for the block; wait (reporting progress) and refuse after the limit."""
     if fcntl is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise WorkbenchError(f"Cannot take the lock '{path}' ({exc.strerror}): the folder is read-only or not "
+                             f"writable by you, so {what} did not start and nothing was changed;",
+                             "make it writable, or choose another folder (--workspace); listing commands "
+                             "(runs, show, report, gc --dry-run) still work.") from exc
     try:
         deadline = time.monotonic() + wait_limit_s()
         while True:
@@ -82,12 +96,12 @@ def hold(path: Path, what: str, progress: Progress | None = None) -> Iterator[No
                 if progress is not None:
                     progress.report("wait", 0.0, f"waiting for {holder} to finish")
                 time.sleep(_POLL_S)
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
+        _say_holder(handle, what)
         try:
             yield
         finally:
-            os.ftruncate(handle, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle, 0)
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         os.close(handle)

@@ -220,6 +220,40 @@ class RunStore:
             raise store_error(exc, self.path) from exc
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection, so listing works where writing cannot: a full disk, a read-only workspace."""
+        db = self._open_read()
+        try:
+            with closing(db):
+                yield db
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def _open_read(self) -> sqlite3.Connection:
+        """A WAL store needs its shared-memory file to be read; where that cannot be made (nothing can be
+        written there), the file is opened as immutable, which reads it without any side file."""
+        try:
+            return self._read_connection(immutable=False)
+        except sqlite3.Error as exc:
+            if not _cannot_write(exc, self.path):
+                raise store_error(exc, self.path) from exc
+        try:
+            return self._read_connection(immutable=True)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
+
+    def _read_connection(self, immutable: bool) -> sqlite3.Connection:
+        uri = f"{self.path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the file is opened here, not later
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: the write lock is taken up front, so two writers queue, never deadlock."""
         with self._connect() as db:
@@ -233,6 +267,11 @@ class RunStore:
             db.execute("COMMIT")
 
     def _migrate(self) -> None:
+        """Bring the file to ``SCHEMA_VERSION``; an up-to-date store is only read (a full or read-only disk lists)."""
+        if self.path.is_file():
+            with self._read() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                    return
         self.root.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -252,7 +291,7 @@ class RunStore:
 
     @property
     def schema_version(self) -> int:
-        with self._connect() as db:
+        with self._read() as db:
             return db.execute("PRAGMA user_version").fetchone()[0]
 
     def save(self, run: Run) -> None:
@@ -261,7 +300,7 @@ class RunStore:
             _upsert(db, run, self.root)
 
     def get(self, run_id: str) -> Run | None:
-        with self._connect() as db:
+        with self._read() as db:
             row = db.execute(f"{_SELECT} WHERE run_id = ?", (run_id,)).fetchone()
             return _row_to_run(db, row, self.root) if row else None
 
@@ -275,14 +314,14 @@ class RunStore:
             where.append("model_name = ?")
             params.append(model_name)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        with self._connect() as db:
+        with self._read() as db:
             rows = db.execute(f"{_SELECT}{clause} ORDER BY created, run_id", params).fetchall()
             return [_row_to_run(db, row, self.root) for row in rows]
 
     def resolve(self, prefix: str) -> str:
         """The full run id that ``prefix`` starts (as git does with commits); a clear error otherwise."""
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._connect() as db:
+        with self._read() as db:
             ids = [r[0] for r in db.execute("SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 5",
                                             (pattern,))]
         if len(ids) == 1:
@@ -314,18 +353,25 @@ class RunStore:
 
     def artifact_dirs(self) -> set[str]:
         """Every artifact folder some run still points at."""
-        with self._connect() as db:
+        with self._read() as db:
             return {_local(r[0], self.root) for r in db.execute("SELECT DISTINCT artifact_dir FROM runs")}
 
     def table_paths(self) -> set[str]:
-        with self._connect() as db:
+        with self._read() as db:
             return {_local(r[0], self.root) for r in db.execute("SELECT DISTINCT path FROM run_tables")}
 
     def folders_before_store(self) -> set[str]:
         """Folders that were on disk when this store file was created (gc leaves them to a person)."""
-        with self._connect() as db:
+        with self._read() as db:
             row = db.execute("SELECT value FROM store_meta WHERE key = 'folders_before_store'").fetchone()
         return {_local(rel, self.root) for rel in json.loads(row[0])} if row else set()
+
+
+def _cannot_write(exc: sqlite3.Error, path: Path) -> bool:
+    """SQLite could not make a side file: the disk is full or the folder is not writable."""
+    text = str(exc).lower()
+    return ("unable to open" in text or "readonly" in text or "disk" in text or "locking protocol" in text
+            or disk_is_full(path.parent) or not os.access(path.parent, os.W_OK))
 
 
 def store_error(exc: sqlite3.Error, path: Path) -> WorkbenchError:

@@ -35,7 +35,7 @@ SCRATCH_DIR = ".workbench-tmp"
 #: that already holds a store or artifacts is taken as a workspace.
 WORKSPACE_MARKER = ".workbench-workspace"
 #: What shows that a folder is a workspace already.
-_WORKSPACE_SIGNS = (WORKSPACE_MARKER, STORE_FILE, *ARTIFACT_PARENTS)
+_WORKSPACE_SIGNS = (WORKSPACE_MARKER, STORE_FILE, LOCK_FILE, *ARTIFACT_PARENTS)
 #: Calibration ranges and quantization pre-passes, cached per model and data (see precision.calibration).
 CALIBRATION_DIR = "calibration"
 #: What the workspace keeps only to go faster, rebuilt on demand: compiled engines (OpenVINO's model

@@ -25,7 +25,8 @@ def _fill(folder: Path) -> None:
 
 
 def _lists(run_id: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    for args in (["runs"], ["show", run_id[:8]], ["gc", "--dry-run"], ["report", run_id, "-o", str(tmp_path / "r.html")]):
+    report = ["report", run_id, "-o", str(tmp_path / "r.html")]
+    for args in (["runs"], ["show", run_id[:8]], ["gc", "--dry-run"], report):
         assert main(args) == 0, capsys.readouterr().err
         assert "error" not in capsys.readouterr().err
 

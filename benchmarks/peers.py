@@ -184,7 +184,8 @@ def run_child(tool: str, model: zoo.ZooModel, select: Path, out: Path, args: arg
     cmd = [sys.executable, __file__, "--child", tool, model.name, str(select), str(out), options]
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=REPO, start_new_session=True)
+        # In the output folder: ONNX Runtime's pre-processing leaves temporary files in its working folder.
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=out, start_new_session=True)
         cap = args.tune_budget * 1.5 + 60 if tool == "tune" else args.time_cap
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

@@ -204,3 +204,17 @@ def test_half_file_loads_without_cudnn_frontend_errors(resnet: Path, tmp_path: P
     with get_backend("onnxruntime-cuda").load(half) as gpu:
         gpu.time_once(feed)
     assert "cudnn_frontend" not in capfd.readouterr().err
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_fp8_builds_runs_and_is_judged_on_a_hopper_gpu(vit: Path) -> None:
+    from workbench.backends.fp8_support import fp8_refusal
+    from workbench.runs.pipeline import Pipeline
+
+    backend = get_backend("onnxruntime-cuda")
+    if fp8_refusal(backend.name, backend.fp8_gpu()):
+        pytest.skip(fp8_refusal(backend.name, backend.fp8_gpu()))
+    run = Pipeline().run(vit, BuildOptions("fp8", backend="onnxruntime-cuda", batch=8, repeats=5))
+    assert any("com.microsoft.GemmFloat8" in note or "GemmFloat8 rewrite not used" in note for note in run.notes)
+    assert run.drift["cosine_similarity"] > 0.9 and run.latency_ms["median"] > 0

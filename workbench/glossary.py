@@ -23,6 +23,9 @@ TERMS: dict[str, str] = {
                     "in floating point. About 4x smaller matrix weights; the embeddings and last layer stay FP32.",
     "int4-weights": "Weight-only INT4: MatMul/Gemm weights in 4 bits per block (ratio: the share in 4 bits, the "
                     "rest 8). Up to 8x smaller weights and faster memory-bound layers; costs some accuracy.",
+    "FP8": "8-bit floating point (E4M3) weights and activations of the convolutions and matrix products, "
+           "scaled from calibration data. Runs on FP8 tensor cores (NVIDIA Ada, Hopper, Blackwell): refused "
+           "elsewhere, where it could only be simulated.",
     "calibration": "Sample inputs run through the FP32 model to learn each activation's range, from which "
                    "INT8 picks its scales. Use data like the real inputs, never the evaluation set.",
     "minmax": "Calibration method: the scale covers the largest value seen. Exact for the extremes, coarse "

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 
 from workbench.backends.error_text import error_text
-from workbench.errors import BackendUnavailable, DataError, ModelError, WorkbenchError
+from workbench.backends.fp8_support import fp8_refusal
+from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError, WorkbenchError
 
 if TYPE_CHECKING:
     import onnx
@@ -128,6 +129,24 @@ class Backend(ABC):
     def for_profiling(self, threads: int) -> Backend:
         """This backend as a profile's two engines need it; only a CPU thread pool has a setting to match."""
         return self
+
+    def check_precision(self, precision: str) -> None:
+        """Raise BuildError, before anything is built, for a precision this backend cannot run here at all.
+        FP8 needs FP8 tensor cores; a backend on an NVIDIA GPU says which one it has (``fp8_gpu``)."""
+        if precision == "fp8":
+            refusal = fp8_refusal(self.name, self.fp8_gpu())
+            if refusal:
+                raise BuildError(refusal)
+
+    def fp8_gpu(self) -> tuple[str, tuple[int, int]] | None:
+        """The NVIDIA GPU (name, compute capability) this backend runs on; None for CPUs and other devices."""
+        return None
+
+    def finish_fp8(self, path: Path, source: Path, probe: Dataset | None) -> list[str]:
+        """Make the FP8 Q/DQ file at ``path`` (built from ``source``) what this backend runs best, in place, and
+        say what it will do with it. By default the Q/DQ pairs run as they are: a simulation, no FP8 speed."""
+        return [f"FP8 on {self.name}: the Q/DQ pairs run as a simulation (quantize, dequantize, FP32 kernels), so its "
+                "accuracy is FP8's and its speed is not"]
 
     def precision_hint(self, precision: str) -> str | None:
         """None when ``precision`` needs a converted file (the default); else the run note saying how the

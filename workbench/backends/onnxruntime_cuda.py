@@ -14,6 +14,7 @@ algorithm pick), and the ones set for speed are checked against FP32 before timi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from workbench.backends.base import Availability, Engine
 from workbench.backends.cuda_graphs import GraphChoice
 from workbench.backends.cuda_option_check import CHECK_SAMPLES, judge_options
 from workbench.backends.cuda_options import OptionChoice, check_user_options, choose_options, session_options
+from workbench.backends.fp8_support import nvidia_gpu
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable
@@ -283,6 +285,30 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     def availability(cls) -> Availability:
         return cuda_availability()
 
+    def fp8_gpu(self) -> tuple[str, tuple[int, int] | None]:
+        return nvidia_gpu(int(self.provider_options.get("device_id", 0)))
+
+    def finish_fp8(self, path: Path, source: Path, probe: Dataset | None) -> list[str]:
+        """Matrix products rewritten to GemmFloat8 (cuBLASLt FP8) where they fit and where ONNX Runtime then
+        computes what the Q/DQ file does; the rest of the file stays a simulation (``gemm_float8``)."""
+        from workbench.precision.gemm_float8 import rewrite_gemm_float8
+
+        simulated = super().finish_fp8(path, source, probe)
+        model = onnx.load(str(path))
+        rewrite = rewrite_gemm_float8(model)
+        if not rewrite.rewritten:
+            return [rewrite.note(), *simulated]
+        candidate = path.with_name(f"{path.stem}.gemm8.onnx")
+        onnx.save(model, str(candidate))
+        problem = _gemm_float8_problem(self, candidate, path, source, probe)
+        if problem is not None:
+            candidate.unlink()
+            return [f"GemmFloat8 rewrite not used: {problem}", *simulated]
+        os.replace(candidate, path)
+        return [f"{rewrite.note()}; checked against the Q/DQ file on the GPU",
+                "FP8 on onnxruntime-cuda: the rewritten matrix products run on FP8 tensor cores; convolutions and "
+                "the other Q/DQ pairs run as a simulation"]
+
     def option_choice(self, model_path: Path) -> OptionChoice:
         """The provider options this file's sessions get, with the reasons (``cuda_options``)."""
         return choose_options(self.provider_options, onnx.load(str(model_path), load_external_data=False))
@@ -322,3 +348,23 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
         else:
             session = open_session(False, options)
         return CudaOnnxrtEngine(session, model_path, open_session, device_id, choice, options)
+
+
+def _gemm_float8_problem(backend: OnnxruntimeCudaBackend, rewritten: Path, qdq: Path, source: Path,
+                         probe: Dataset | None) -> str | None:
+    """None when the rewritten file loads and stays within the Q/DQ file's error against FP32 on probe samples."""
+    if probe is None:
+        return "no samples to check it against the Q/DQ file on"
+    outputs = []
+    try:
+        for path in (source, rewritten, qdq):
+            with backend.load(path) as engine:
+                first = engine.session.get_inputs()[0].shape[0] if engine.session.get_inputs()[0].shape else None
+                size = first if isinstance(first, int) and first > 0 else 8
+                outputs.append([engine.infer(feed) for feed in probe.take(CHECK_SAMPLES).batches(size)])
+    except Exception as exc:  # ONNX Runtime or cuBLASLt refusing the layout is the answer, not a crash
+        return f"ONNX Runtime could not run it ({str(exc).splitlines()[0][:200]})"
+    verdict = judge_options(*outputs)
+    if verdict.accepted:
+        return None
+    return verdict.describe("GemmFloat8", len(probe.take(CHECK_SAMPLES)), probe.label)

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 
 from workbench.backends.base import Availability, Backend, Engine
+from workbench.backends.fp8_support import nvidia_gpu
 from workbench.backends.tensorrt_config import (
     INSTALL_HINT,
     TrtBuildOptions,
@@ -36,6 +37,7 @@ from workbench.backends.tensorrt_config import (
     version_problem,
 )
 from workbench.backends.tensorrt_profiler import LayerTimeCollector, make_layer_profiler, tensorrt_module
+from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.model.inspect import TensorInfo
 from workbench.profiles.layer_table import EngineProfile
@@ -174,6 +176,14 @@ class TensorrtBackend(Backend):
     def availability(cls) -> Availability:
         return tensorrt_availability()
 
+    def fp8_gpu(self) -> tuple[str, tuple[int, int] | None]:
+        return nvidia_gpu(0)
+
+    def finish_fp8(self, path: Path, source: Path, probe: Dataset | None) -> list[str]:
+        """The Q/DQ file is what TensorRT takes: its E4M3 layers build to FP8 tensor-core kernels."""
+        how = "strongly typed" if self.options.strongly_typed else "with the fp8 builder flag"
+        return [f"FP8 on tensorrt: the E4M3 Q/DQ layers run on FP8 tensor cores ({how})"]
+
     def for_weights(self, sparse_2of4: bool) -> TensorrtBackend:
         """2:4-pruned weights turn on the builder's sparse-weights switch, so sparse tensor cores are tried."""
         if sparse_2of4 == self.options.sparse_weights:
@@ -232,9 +242,11 @@ class TensorrtBackend(Backend):
 def _precision_of(model_path: Path) -> str:
     """The precision the variant file was built for, read back from its tensors (weak typing only)."""
     model = onnx.load(str(model_path), load_external_data=False)
+    types = {init.data_type for init in model.graph.initializer}
+    if onnx.TensorProto.FLOAT8E4M3FN in types:
+        return "fp8"
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         return "int8"
-    types = {init.data_type for init in model.graph.initializer}
     if onnx.TensorProto.FLOAT16 in types:
         return "fp16"
     if onnx.TensorProto.BFLOAT16 in types:

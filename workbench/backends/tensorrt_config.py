@@ -32,7 +32,7 @@ INSTALL_HINT = (
 )
 
 #: Precisions whose builder flag TensorRT 10 has (weak typing only); TensorRT 11 has none of them.
-_WEAK_TYPING_FLAGS = {"fp16": ("fp16",), "bf16": ("bf16",), "int8": ("int8",)}
+_WEAK_TYPING_FLAGS = {"fp16": ("fp16",), "bf16": ("bf16",), "int8": ("int8",), "fp8": ("fp8",)}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ from workbench.runs.scratch import temp_folder
 
 #: Calibration methods by the names the CLI and the Build panel use.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-_ORT_METHOD_NAMES = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_ORT_METHOD_NAMES = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
+                     # FP8's scales: each tensor's spread against E4M3's (the only method ONNX Runtime has for it)
+                     "distribution": "Distribution"}
 
 #: Bumped when what is cached changes meaning, so old caches are recomputed instead of misread.
 CACHE_VERSION = 1

@@ -20,6 +20,7 @@ from workbench.errors import BuildError, DataError
 from workbench.files import write_atomically
 from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.fallback import blame
+from workbench.precision.fp8 import quantize_fp8
 from workbench.precision.half import convert_half
 from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
 from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
@@ -30,7 +31,9 @@ from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS)
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS, "fp8")
+#: Precisions whose activation scales come from calibration data.
+CALIBRATED = ("int8", "fp8")
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
@@ -38,6 +41,8 @@ _QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 #: Returns None when the backend loads the file, else its error text.
 LoadCheck = Callable[[Path], "str | None"]
+#: Turns an FP8 Q/DQ file (path, its FP32 source, probe samples) into what the backend runs; returns notes.
+Fp8Finish = Callable[[Path, Path, "Dataset | None"], list[str]]
 
 
 @dataclass
@@ -225,6 +230,26 @@ def quantized_origin(model_path: Path, node_name: str | None) -> list[str]:
     return found
 
 
+def _half_variant(src: Path, out: Path, build: VariantBuild, check: LoadCheck, probe: Dataset | None,
+                  progress: Progress) -> None:
+    """Write the FP16/BF16 file to ``out``, keeping in FP32 what the backend or the probe's outputs demand."""
+    precision = build.precision
+    model = onnx.load(str(src))
+    ops, nodes = _half_with_fallback(model, precision, out, check, progress)
+    if probe is not None and not probe.is_random:
+        ops, nodes, checked = _half_until_sane(model, precision, out, check, progress, probe, ops, nodes)
+        build.notes += checked
+    build.kept_fp32_ops, build.kept_fp32_nodes = ops, nodes
+    build.notes.append(f"{precision.upper()} with graph inputs/outputs kept FP32; numerically "
+                       "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
+    if ops:
+        build.notes.append(f"op types kept in FP32 (this backend has no {precision.upper()} kernel for "
+                           f"them or for what it rewrites them into, or this opset has no "
+                           f"{precision.upper()} form of them): {', '.join(ops)}")
+    if nodes:
+        build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
+
+
 def build_variant(
     src: Path,
     dst: Path,
@@ -242,18 +267,20 @@ def build_variant(
     probe: Dataset | None = None,
     weight_writer: str | None = "onnxruntime",
     weight_options: dict | None = None,
+    finish_fp8: Fp8Finish | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
 
     ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on.
     ``weight_writer`` is who writes weight-only variants for the backend (None: it runs none);
-    ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...)."""
+    ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...);
+    ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``)."""
     progress = progress or Progress()
     if precision not in PRECISIONS:
         raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
-    if precision == "int8" and calib is None:
-        raise DataError("Static INT8 needs calibration data.",
+    if precision in CALIBRATED and calib is None:
+        raise DataError(f"Static {'INT8' if precision == 'int8' else 'FP8'} needs calibration data.",
                         "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
     if calib_method not in CALIBRATION_METHODS:
         raise BuildError(f"Unknown calibration method '{calib_method}'.",
@@ -266,22 +293,17 @@ def build_variant(
             out.write_bytes(src.read_bytes())
             build.notes.append("FP32: weights and types unchanged")
         elif precision in ("fp16", "bf16"):
-            model = onnx.load(str(src))
-            ops, nodes = _half_with_fallback(model, precision, out, check, progress)
-            if probe is not None and not probe.is_random:
-                ops, nodes, checked = _half_until_sane(model, precision, out, check, progress, probe, ops, nodes)
-                build.notes += checked
-            build.kept_fp32_ops, build.kept_fp32_nodes = ops, nodes
-            build.notes.append(f"{precision.upper()} with graph inputs/outputs kept FP32; numerically "
-                               "fragile ops (reductions, exp/log/pow, normalisations) kept in FP32")
-            if ops:
-                build.notes.append(f"op types kept in FP32 (this backend has no {precision.upper()} kernel for "
-                                   f"them or for what it rewrites them into, or this opset has no "
-                                   f"{precision.upper()} form of them): {', '.join(ops)}")
-            if nodes:
-                build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
+            _half_variant(src, out, build, check, probe, progress)
         error: str | None = None
-        if precision in ("int8", "int8-dynamic") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
+        if precision == "fp8":
+            assert calib is not None
+            build.notes += quantize_fp8(src, out, calib, exclude_nodes=list(exclude_nodes or []), cache_dir=cache_dir,
+                                        progress=progress)
+            if finish_fp8 is not None:
+                build.notes += finish_fp8(out, src, probe)
+            progress.report("check", 1.0, "checking the backend loads the variant")
+            error = check(out)
+        elif precision in ("int8", "int8-dynamic") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
             notes, error = _int8_with_fallback(
                 src, out, precision, check, calib=calib, calib_method=calib_method, per_channel=per_channel,
                 target=target, exclude_nodes=list(exclude_nodes or []), quant_options=quant_options or {},

@@ -29,7 +29,7 @@ from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timin
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER, QUANTIZERS, artifact_name
-from workbench.precision.variants import build_variant
+from workbench.precision.variants import CALIBRATED, build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
@@ -139,8 +139,9 @@ class Pipeline:
         precision, batch = options.precision, options.batch
         prune_ratio = check_prune_choice(options.prune_method, options.prune_ratio)
         backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
+        backend.check_precision(precision)
         hint_note = backend.precision_hint(precision)
-        wants_calib = precision == "int8" or bool(prune_ratio and options.repair)
+        wants_calib = precision in CALIBRATED or bool(prune_ratio and options.repair)
         inputs = self._inputs(model, options.calib, options.eval, wants_calib, options.preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
@@ -208,7 +209,8 @@ class Pipeline:
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
                 quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval,
-                weight_writer=backend.weight_writer, progress=progress.slice(0.15, 0.55),
+                weight_writer=backend.weight_writer, finish_fp8=backend.finish_fp8,
+                progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})

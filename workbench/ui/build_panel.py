@@ -19,7 +19,7 @@ from workbench.errors import Cancelled, DataError
 from workbench.glossary import TERMS, help_icon
 from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
-from workbench.precision.variants import PRECISIONS
+from workbench.precision.variants import CALIBRATED, PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
@@ -32,7 +32,8 @@ NO_PRUNING = "none"
 LOG_LINES = 40
 #: precision choice -> its glossary term (the button's tooltip)
 PRECISION_TERMS = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "int8-dynamic": "int8-dynamic",
-                   "int8-weights": "int8-weights", "int4-weights": "int4-weights"}
+                   "int8-weights": "int8-weights", "int4-weights": "int4-weights",
+                   "fp8": "FP8"}
 
 #: Calibration sources: the sample's own calib.npz, a path, an image folder, or labelled noise.
 CALIB_BESIDE, CALIB_FILE, CALIB_IMAGES, CALIB_RANDOM = "beside", "file", "images", "random"
@@ -166,7 +167,7 @@ class BuildPanel:
     def _show_calib_fields(self) -> None:
         """Show only the fields the chosen precision and calibration source use."""
         source = self.calib_source.value
-        self.calib_box.layout.display = None if self.precision.value == "int8" else "none"
+        self.calib_box.layout.display = None if self.precision.value in CALIBRATED else "none"
         self.calib_path.layout.display = None if source in (CALIB_FILE, CALIB_IMAGES) else "none"
         self.calib_count.layout.display = None if source == CALIB_RANDOM else "none"
         self.preprocess_box.layout.display = None if source == CALIB_IMAGES else "none"
@@ -177,7 +178,7 @@ class BuildPanel:
         calib: str | None = None
         preprocess = None
         source = self.calib_source.value
-        if self.precision.value == "int8" and source != CALIB_BESIDE:
+        if self.precision.value in CALIBRATED and source != CALIB_BESIDE:
             if source == CALIB_RANDOM:
                 calib = f"random:{self.calib_count.value}"
             elif not self.calib_path.value.strip():

@@ -218,3 +218,23 @@ def test_fp8_builds_runs_and_is_judged_on_a_hopper_gpu(vit: Path) -> None:
     run = Pipeline().run(vit, BuildOptions("fp8", backend="onnxruntime-cuda", batch=8, repeats=5))
     assert any("com.microsoft.GemmFloat8" in note or "GemmFloat8 rewrite not used" in note for note in run.notes)
     assert run.drift["cosine_similarity"] > 0.9 and run.latency_ms["median"] > 0
+
+
+def test_int8_on_cuda_says_accuracy_only_and_elsewhere_nothing() -> None:
+    from workbench.backends.openvino_backend import OpenvinoBackend
+
+    assert "accuracy" in OnnxruntimeCudaBackend.int8_accuracy_only
+    assert get_backend("onnxruntime-cpu").int8_accuracy_only is None and OpenvinoBackend.int8_accuracy_only is None
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_tune_skips_int8_on_cuda_unless_asked_and_runs_say_why(cnn: Path) -> None:
+    from workbench.runs.pipeline import Pipeline
+    from workbench.workflows.tune import precisions_for
+
+    model = onnx.load(str(cnn), load_external_data=False)
+    searched = precisions_for("onnxruntime-cuda", model)
+    assert "int8" not in searched and "fp16" in searched
+    run = Pipeline().run(cnn, BuildOptions("int8", backend="onnxruntime-cuda", batch=8, repeats=5))
+    assert any(note.startswith("INT8 on onnxruntime-cuda measures accuracy, not speed") for note in run.notes)

@@ -89,6 +89,9 @@ class Backend(ABC):
     name: ClassVar[str]
     quant_target: ClassVar[QuantTarget]
     description: ClassVar[str]
+    #: Why INT8 Q/DQ files measure accuracy only here (no integer kernels to speed them up); None where they run
+    #: on integer kernels. Runs say it, and tune spends no trials on INT8 here unless asked.
+    int8_accuracy_only: ClassVar[str | None] = None
     #: Who writes this backend's weight-only INT8/INT4 files (``precision.weight_only``); None: it runs none.
     weight_writer: ClassVar[str | None] = "onnxruntime"
 

@@ -270,6 +270,9 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     quant_target = "tensorrt"
     description = "ONNX Runtime, CUDA execution provider (NVIDIA GPUs; needs onnxruntime-gpu)"
     providers = (CUDA_PROVIDER, "CPUExecutionProvider")
+    int8_accuracy_only = ("the CUDA provider runs INT8 Q/DQ pairs around FP32 kernels (it has no fused INT8 "
+                          "convolution or matrix product, and CUDA graphs refuse the nodes it leaves on the CPU), so "
+                          "INT8 here is slower than FP32: its accuracy is INT8's, its speed is not")
 
     def __init__(self, provider_options: dict[str, str] | None = None) -> None:
         """``provider_options`` are the user's; the rest are chosen per file (``cuda_options``)."""

@@ -196,6 +196,8 @@ class Pipeline:
             source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
         if hint_note:
             notes.append(hint_note)
+        if precision in ("int8", "int8-dynamic") and backend.int8_accuracy_only:
+            notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
         if quant_options and precision != "int8":
             notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options)} ignored: "
                          "it chooses static INT8 settings only")

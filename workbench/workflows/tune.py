@@ -72,12 +72,14 @@ def searchable_backends() -> list[str]:
 def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
     """The precisions worth trying on a backend, cheapest first: those it runs from the FP32 file by a
     setting where its hardware has them (no file to build); dynamic INT8 where the model has weight
-    MatMul/Gemm layers (ONNX Runtime runs them on integer kernels); static INT8; FP16 files on GPUs."""
+    MatMul/Gemm layers (ONNX Runtime runs them on integer kernels); static INT8; FP16 files on GPUs. No INT8
+    where the backend runs it for accuracy only (``Backend.int8_accuracy_only``): it cannot be the fastest."""
     instance = get_backend(backend)
     found = [precision for precision in HINT_PRECISIONS if _runs_by_hint(instance, precision)]
-    if backend.startswith("onnxruntime") and has_weight_matmul(model):
-        found.append("int8-dynamic")
-    found.append("int8")
+    if instance.int8_accuracy_only is None:  # INT8 that cannot be faster is not worth a trial (ask with precisions)
+        if backend.startswith("onnxruntime") and has_weight_matmul(model):
+            found.append("int8-dynamic")
+        found.append("int8")
     if instance.quant_target == "tensorrt":
         found.append("fp16")
     return found
@@ -346,6 +348,9 @@ class _Search:
         if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
             self.trials.append(Trial("screen", "FP32", Recipe("fp32", "fp32"), (), baseline, 0.0))
         missed = []
+        accuracy_only = get_backend(backend).int8_accuracy_only
+        if precisions is None and accuracy_only:
+            self.notes.append(f"{backend}: INT8 not tried, {accuracy_only} (ask for it with --precisions int8)")
         for precision in precisions or precisions_for(backend, self.model_graph):
             if precision == "int8":
                 plain = self.plain_static()

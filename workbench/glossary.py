@@ -7,6 +7,8 @@ from html import escape
 
 import pandas as pd
 
+from workbench.runs.format import shown_table
+
 #: term -> one or two plain sentences.
 TERMS: dict[str, str] = {
     "FP32": "32-bit floating point: how the model was trained and stored. The reference every variant is "
@@ -60,53 +62,18 @@ TERMS: dict[str, str] = {
             "runtime fuses them with their layer into an integer kernel.",
 }
 
-#: runs-table column -> the name tables show (units in brackets).
-HUMAN_COLUMNS: dict[str, str] = {
-    "run_id": "run",
-    "model": "model",
-    "label": "variant",
-    "precision": "precision",
-    "prune_method": "pruning",
-    "prune_ratio": "pruned share",
-    "batch": "batch",
-    "backend": "backend",
-    "latency_ms": "latency (ms/batch)",
-    "latency_p90_ms": "p90 (ms/batch)",
-    "speedup": "speed-up (×)",
-    "speedup_spread": "spread (±×)",
-    "accuracy": "accuracy (%)",
-    "top1_agreement": "top-1 agreement (%)",
-    "cosine": "cosine",
-    "max_abs_error": "max abs error",
-    "task_metric": "task metric",
-    "task_value": "task value",
-    "meets_budget": "meets budget",
-    "task_interval": "95% interval",
-    "verdict": "verdict",
-    "kept_fp32": "layers kept FP32",
-    "created": "built",
-    "random_data": "random data",
-    "reference_ms": "FP32 reference (ms/batch)",
-    "accuracy_loss_pts": "accuracy lost (points)",
-}
-
 #: column shown -> glossary term its "?" explains.
 COLUMN_TERMS = {
-    "latency (ms/batch)": "latency", "p90 (ms/batch)": "p90", "speed-up (×)": "speed-up", "spread (±×)": "spread",
+    "latency (ms/batch)": "latency", "p90 (ms/batch)": "p90", "speed-up vs FP32, same engine (×)": "speed-up",
+    "spread (±×)": "spread",
     "accuracy (%)": "accuracy", "top-1 agreement (%)": "top-1 agreement", "cosine": "cosine",
     "max abs error": "max abs error", "pruning": "pruning", "batch": "batch", "precision": "FP32",
 }
 
 
 def human_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same table with the names people read; 'none' where nothing was pruned, shares in percent."""
-    shown = frame.copy()
-    if "prune_method" in shown:
-        shown["prune_method"] = shown["prune_method"].fillna("none")
-    for column in ("accuracy", "top1_agreement"):
-        if column in shown:
-            shown[column] = (shown[column] * 100).round(2)
-    return shown.rename(columns=HUMAN_COLUMNS)
+    """The same table as every face shows it: human names with units, cells written by the shared formatter."""
+    return shown_table(frame, list(frame.columns))
 
 
 def help_icon(term: str) -> str:

@@ -94,6 +94,9 @@ class Backend(ABC):
     int8_accuracy_only: ClassVar[str | None] = None
     #: Who writes this backend's weight-only INT8/INT4 files (``precision.weight_only``); None: it runs none.
     weight_writer: ClassVar[str | None] = "onnxruntime"
+    #: The FP32 every run here is also compared with (its cross-engine figure): the default engine of the
+    #: same kind of device, so a GPU's headline is against FP32 on the GPU, never against the CPU.
+    baseline_backend: ClassVar[str] = "onnxruntime-cpu"
 
     @classmethod
     @abstractmethod

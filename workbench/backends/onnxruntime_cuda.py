@@ -267,6 +267,7 @@ class _CaptureFailed(Exception):
 
 class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     name = "onnxruntime-cuda"
+    baseline_backend = "onnxruntime-cuda"
     quant_target = "tensorrt"
     description = "ONNX Runtime, CUDA execution provider (NVIDIA GPUs; needs onnxruntime-gpu)"
     providers = (CUDA_PROVIDER, "CPUExecutionProvider")

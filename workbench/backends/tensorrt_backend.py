@@ -164,6 +164,7 @@ class TensorrtEngine(Engine):
 
 class TensorrtBackend(Backend):
     name = "tensorrt"
+    baseline_backend = "onnxruntime-cuda"
     quant_target = "tensorrt"
     weight_writer = None  # TensorRT runs no MatMulNBits
     description = "NVIDIA TensorRT 10/11 through Polygraphy (strongly typed; needs the tensorrt package and a GPU)"

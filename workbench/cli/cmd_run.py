@@ -7,6 +7,7 @@ import sys
 
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
+from workbench.runs import format as fmt
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
@@ -33,23 +34,29 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.2f}%"
-
-
 def format_run(run: Run) -> str:
-    """The human summary: what was built, how fast, how far it drifted, and why."""
+    """The human summary: what was built, how fast against which FP32, how far it drifted, and why."""
     lat, ref, drift = run.latency_ms, run.reference_latency_ms, run.drift
     score = task_score(drift)
+    slower = "  (slower than FP32)" if run.speedup < 1 and not run.within_noise else ""
+    noise = f"  (within the timing noise, spread ±{run.speedup_spread:.2f})" if run.within_noise else ""
+    cross = fmt.cross_engine_text(run)
+    baseline = run.baseline_latency_ms or {}
     lines = [
         f"run {run.run_id}  {run.spec.model_name}  {run.label}  on {run.spec.backend}",
         f"  artifact      {run.artifact}",
-        f"  latency       {lat['median']:.3f} ms median, {lat['p90']:.3f} ms p90 (batch {run.spec.batch})",
-        f"  FP32 ref      {ref['median']:.3f} ms median, {ref['p90']:.3f} ms p90",
-        f"  speed-up      {run.speedup:.2f}x" + ("  (slower than FP32)" if run.speedup < 0.95 else ""),
+        f"  latency       {fmt.ms(lat['median'])} ms median, {fmt.ms(lat['p90'])} ms p90 (batch {run.spec.batch})",
+        f"  FP32 ref      {fmt.ms(ref['median'])} ms median, {fmt.ms(ref['p90'])} ms p90: "
+        f"{fmt.reference_name(run.spec.backend, run.spec.batch)}, timed in the same rounds",
+        f"  speed-up      {fmt.speedup_text(run)}{slower}{noise}",
+    ]
+    if cross:
+        lines.append(f"  cross-engine  {cross}; that FP32 at {fmt.ms(baseline.get('median'))} ms median, "
+                     "timed in alternating blocks")
+    lines += [
         f"  task          {score.task}: {score.verdict}" if score else "  task          (not judged)",
-        f"  top-1 agree   {_pct(drift.get('top1_agreement'))}",
-        f"  accuracy      {_pct(drift.get('accuracy'))} (FP32: {_pct(drift.get('reference_accuracy'))})",
+        f"  top-1 agree   {fmt.pct(drift.get('top1_agreement'))}",
+        f"  accuracy      {fmt.pct(drift.get('accuracy'))} (FP32: {fmt.pct(drift.get('reference_accuracy'))})",
         f"  max |err|     {drift['max_abs_error']:.4g}   cosine {drift['cosine_similarity']:.5f}",
         f"  eval data     {run.eval_source}",
     ]

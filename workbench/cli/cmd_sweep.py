@@ -8,6 +8,7 @@ import sys
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.cli.runs_text import format_table
+from workbench.runs import format as fmt
 from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -29,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _announce(run: Run, reused: bool) -> None:
     """One stderr line per finished cell, terminal or not, so a CI log shows the sweep advancing."""
     loss, basis = accuracy_loss(run.drift)
-    lost = "n/a" if loss is None else f"{loss:.2f} pts ({basis})"
+    lost = "n/a" if loss is None else f"{fmt.points(loss)} pts ({basis})"
     origin = "from the store" if reused else "built"
-    print(f"  {run.spec.model_name} {run.label} on {run.spec.backend}: {run.speedup:.2f}x "
-          f"({run.comparable_speedup:.2f}x vs the baseline), lost {lost}, {origin}", file=sys.stderr)
+    cross = fmt.cross_engine_text(run)
+    print(f"  {run.spec.model_name} {run.label} on {run.spec.backend}: {fmt.speedup_text(run)}"
+          + (f" ({cross})" if cross else "") + f", lost {lost}, {origin}", file=sys.stderr)
 
 
 def handle(args: argparse.Namespace) -> int:

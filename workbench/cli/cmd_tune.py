@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pandas as pd
+
 from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.common import add_output_options, print_json, stderr_progress
+from workbench.runs import format as fmt
+from workbench.runs.frame import verdict
 from workbench.runs.pipeline import Pipeline
-from workbench.tasks.verdict_text import interval_text, state_flag
+from workbench.tasks.verdict_text import interval_text
 from workbench.workflows.tune import DEFAULT_TIME_BUDGET, tune
+from workbench.workflows.tune_trials import Trial
 
 #: The shared build flags, less those the search sets itself (precision, quantization choices, kept nodes).
 OPTIONS = BuildOptionsArgs(searched=True)
@@ -47,9 +52,20 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
     else:
-        for trial in result.trials:
-            score = trial.score
-            print(f"{trial.run.run_id}  {trial.backend:16s} {trial.speedup:5.2f}x  {score.metric} "
-                  f"{interval_text(score)} {state_flag(score):11s} {trial.step:7s} {trial.description}")
+        if result.trials:
+            print(trials_table(result.trials))
         print(result.explain())
     return 0 if result.recommended is not None else 1
+
+
+def trials_table(trials: list[Trial]) -> str:
+    """Every trial under column headers; speed-ups and verdicts through the shared formatter."""
+    rows = pd.DataFrame([{
+        "run": trial.run.run_id, "backend": trial.backend, "variant": trial.run.label,
+        "speed-up": fmt.times(trial.speedup),
+        "vs FP32 on": f"{trial.run.baseline_backend or trial.backend}, batch {trial.run.spec.batch}",
+        "task metric": f"{trial.score.metric} {interval_text(trial.score)}", "verdict": verdict(trial.score),
+        "step": trial.step,
+        "what was tried": trial.description,
+    } for trial in trials])
+    return rows.to_string(index=False, justify="left")

@@ -16,9 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import __version__
-from workbench.glossary import human_columns
 from workbench.plots import drift_along_graph, latency_vs_drift, task_drift_column, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
+from workbench.runs.format import shown_table
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import read_table
@@ -33,10 +33,10 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wr
 .wide { overflow-x: auto; max-width: 100%; } .wide th { white-space: nowrap; }
 """
 
-_SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "latency_p90_ms", "reference_ms",
-                  "speedup", "task_metric", "task_value", "task_interval", "verdict", "task_threshold",
-                  "meets_budget", "accuracy",
-                  "accuracy_loss_pts", "top1_agreement", "max_abs_error", "status"]
+_SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "batch", "latency_ms", "latency_p90_ms", "reference_ms",
+                  "speedup", "speedup_spread", "baseline_backend", "speedup_vs_baseline", "task_metric", "task_value",
+                  "task_interval", "task_threshold", "accuracy", "accuracy_loss_pts", "top1_agreement",
+                  "max_abs_error", "status"]
 
 
 NO_LAYER_TABLES = ("<p>None of these runs has layer timing or drift tables. Add them with "
@@ -99,17 +99,19 @@ def render_report(runs: Sequence[Run], title: str = "Workbench report") -> str:
     per_run = "\n".join(section for run in runs if (section := _run_tables_section(run, figures)))
     commands = "\n".join(f"<p>{run.run_id} · {html.escape(run.label)}</p><pre>{html.escape(reproduce_command(run))}"
                          "</pre>" for run in runs)
-    table = human_columns(frame[_SHOWN_COLUMNS]).to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                                          na_rep="n/a")
+    table = shown_table(frame, _SHOWN_COLUMNS).to_html(index=False, na_rep="n/a")
     stamp = time.strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>{len(runs)} runs · written {stamp} by workbench {__version__}. Latency is the median per batch (ms), on the
-scale of one stored FP32 reference per model, backend and batch; the speed-up is measured side by side with
-FP32 in the same rounds; points lost are against that FP32 reference (accuracy with labels, top-1 agreement
-without). The FP32 reference is the star on each chart.</p>
+<p>{len(runs)} runs · written {stamp} by workbench {__version__}. Latency is each run's own median per batch
+(ms). Each run's FP32 reference is the same model in FP32 on the same engine and batch, timed in the same
+interleaved rounds as the run, so FP32 ÷ latency is its speed-up; the cross-engine speed-up is against FP32
+on the device's default engine, timed in blocks that alternate with those rounds. Points lost are against
+the FP32 reference (accuracy with labels, top-1 agreement without). The FP32 reference is the star on each
+chart. Runs built at different times are compared by their speed-ups: their absolute latencies move with
+the machine's load.</p>
 <h2>Runs</h2>
 <div class="wide">{table}</div>
 <h2>Latency vs accuracy</h2>

@@ -1,7 +1,8 @@
 """Runs as one DataFrame: the one runs table that the widgets, the CLI, the reports and sweeps show.
 
 Beside the spec and the measurements it carries what a history needs: the FP32 reference time,
-the accuracy lost against it (and on what basis), and whether the run's files are still there.
+the accuracy lost against it (and on what basis), the run's own verdict, and whether the run's files
+are still there. Every figure is a stored field of the run, copied, never recomputed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 from workbench.runs.run import Run
 from workbench.runs.store import missing_files
 from workbench.runs.sweep import accuracy_loss
-from workbench.tasks import task_score
+from workbench.tasks import TaskScore, task_score
 from workbench.tasks.verdict_text import interval_cell, state_flag
 
 RUN_COLUMNS = [
@@ -23,17 +24,19 @@ RUN_COLUMNS = [
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
     "task_interval", "task_samples", "verdict",
     "kept_fp32", "created", "random_data", "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis",
-    "status", "baseline_ms", "speedup_vs_baseline", "file_mb", "reference_file_mb", "engine_rss_mb",
-    "reference_rss_mb",
+    "status", "baseline_backend", "baseline_ms", "speedup_vs_baseline", "file_mb", "reference_file_mb",
+    "engine_rss_mb", "reference_rss_mb",
 ]
 
 
-def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run, oldest first; missing metrics are NaN rather than absent columns.
+def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
+    """One row per run, oldest first (else in the order given); missing metrics are NaN rather than absent columns.
 
-    ``latency_ms`` is on the shared FP32 reference's time scale (``Run.table_latency_ms``), so in rows
-    of one model, backend and batch a lower latency always comes with a higher speed-up. ``status`` is
-    'ok', or 'missing: <what>' when a run's files vanished.
+    ``latency_ms`` and ``reference_ms`` are the run's own medians, timed in the same rounds, so
+    ``reference_ms / latency_ms`` is its ``speedup``. ``verdict`` is the run's own task verdict ('ok',
+    'MISSES', 'cannot tell', 'BROKEN', 'not judged'); ``status`` is that verdict, with 'missing: <what>' added when the
+    run's files vanished. ``speedup_vs_baseline`` is the cross-engine figure, against ``baseline_backend``'s FP32; empty
+    for a run on that engine itself, whose ``speedup`` is that figure.
     """
     rows = []
     for run in runs:
@@ -51,8 +54,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "prune_ratio": spec.prune_ratio,
             "batch": spec.batch,
             "backend": spec.backend,
-            "latency_ms": run.table_latency_ms["median"],
-            "latency_p90_ms": run.table_latency_ms["p90"],
+            "latency_ms": run.latency_ms.get("median"),
+            "latency_p90_ms": run.latency_ms.get("p90"),
             "speedup": run.speedup,
             "speedup_spread": run.speedup_spread,
             "accuracy": drift.get("accuracy"),
@@ -67,7 +70,7 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "broken": score.broken if score else None,
             "task_interval": interval_cell(score.interval, score.samples, score.unit) if score else None,
             "task_samples": score.samples if score else None,
-            "verdict": state_flag(score) if score else None,
+            "verdict": verdict(score),
             "kept_fp32": len(spec.exclude_nodes),
             "created": datetime.fromtimestamp(run.created),
             "random_data": bool(run.eval_source and run.eval_source.startswith("RANDOM")),
@@ -75,9 +78,10 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "reference_accuracy": drift.get("reference_accuracy"),
             "accuracy_loss_pts": loss,
             "loss_basis": basis,
-            "status": f"missing: {', '.join(gone)}" if gone else "ok",
-            "baseline_ms": (run.baseline_latency_ms or {}).get("median", run.reference_latency_ms.get("median")),
-            "speedup_vs_baseline": run.comparable_speedup,
+            "status": verdict(score) + (f"; missing: {', '.join(gone)}" if gone else ""),
+            "baseline_backend": run.baseline_backend if run.cross_engine else None,
+            "baseline_ms": (run.baseline_latency_ms or {}).get("median") if run.cross_engine else None,
+            "speedup_vs_baseline": run.speedup_vs_baseline if run.cross_engine else None,
             "file_mb": run.file_mb,
             "reference_file_mb": run.reference_file_mb,
             "engine_rss_mb": run.engine_rss_mb,
@@ -89,4 +93,9 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
                    "reference_accuracy", "accuracy_loss_pts", "baseline_ms", "speedup_vs_baseline", "file_mb",
                    "reference_file_mb", "engine_rss_mb", "reference_rss_mb"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame.sort_values("created", kind="stable").reset_index(drop=True)
+    return frame.sort_values("created", kind="stable").reset_index(drop=True) if oldest_first else frame
+
+
+def verdict(score: TaskScore | None) -> str:
+    """One run's own verdict in a word, from its stored task score alone (never from a neighbouring row)."""
+    return "not judged" if score is None else state_flag(score)

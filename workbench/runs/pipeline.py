@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backends.registry import get_backend
-from workbench.build_options import DEFAULT_BACKEND, BuildOptions, DataSource
+from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
@@ -37,7 +37,6 @@ from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
 from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
-from workbench.runs.reference import References, reference_key
 from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import RunSpec
@@ -178,7 +177,7 @@ class Pipeline:
 
         check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
         check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch,
-                          engines=ENGINES + (backend.name != DEFAULT_BACKEND))
+                          engines=ENGINES + (backend.name != backend.baseline_backend))
         if choice.metric is not None:
             load_metric(choice.metric)  # runs the user's module: only now, after every other check passed
 
@@ -230,14 +229,16 @@ class Pipeline:
                 engines[name], rss_mb[name] = loaded_with_rss(
                     lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
                     first_batch(feed))
-            if backend.name != DEFAULT_BACKEND:
-                # FP32 on the default backend, timed in the same rounds: the yardstick every backend's runs share.
-                engines["baseline"] = stack.enter_context(get_backend(DEFAULT_BACKEND).load(inputs.model.path))
+            if backend.name != backend.baseline_backend:
+                # FP32 on the device's default engine, timed in blocks alternating with the others' rounds
+                # (workbench.measure.latency): the cross-engine figure every backend's runs share.
+                engines["baseline"] = stack.enter_context(
+                    get_backend(backend.baseline_backend).load(inputs.model.path))
             # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
             notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
             with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
                 rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
-                                     min_seconds=MIN_TIMING_S, progress=timing)
+                                     min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",))
             latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
             drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                     progress.slice(0.8, 1.0))
@@ -246,8 +247,6 @@ class Pipeline:
             notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
         notes += task_notes(drift) + [note for note in [load_note(load)] if note]
         baseline = latency.get("baseline", latency["reference"])
-        shared = References(self.workspace.root).settle(
-            reference_key(spec.model_digest, spec.backend, batch), latency["reference"])
         run = Run(
             run_id=spec.run_id,
             spec=spec,
@@ -257,10 +256,9 @@ class Pipeline:
             reference_latency_ms=latency["reference"].to_dict(),
             speedup=latency["reference"].median / latency["variant"].median,
             speedup_spread=speedup_spread(rounds["reference"], rounds["variant"]),
-            shared_reference_ms=shared["median"],
             baseline_latency_ms=baseline.to_dict(),
             speedup_vs_baseline=baseline.median / latency["variant"].median,
-            baseline_backend=DEFAULT_BACKEND,
+            baseline_backend=backend.baseline_backend,
             drift=drift,
             calib_source=inputs.calib.label if inputs.calib else None,
             eval_source=inputs.eval.label,

@@ -29,15 +29,14 @@ class Run:
     environment: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     tables: dict[str, str] = field(default_factory=dict)
-    #: FP32 on the default backend, timed in the same rounds, so runs on different backends compare.
+    #: FP32 on the device's default engine (``Backend.baseline_backend``), timed beside the run in alternating
+    #: blocks: the cross-engine figure. On the default engine itself it is the run's own FP32 reference.
     baseline_latency_ms: dict | None = None
     speedup_vs_baseline: float | None = None
     baseline_backend: str | None = None
     #: Half the interquartile range of the per-round speed-ups: where it exceeds |speed-up - 1|, FP32 and the
     #: variant are not told apart by this measurement.
     speedup_spread: float | None = None
-    #: The stored FP32 reference of this model, backend and batch (workbench.runs.reference).
-    shared_reference_ms: float | None = None
     #: The variant's and the FP32 model's files on disk (MB), and the resident memory loading each engine and
     #: running one batch added (MB, ``workbench.measure.footprint``): what a smaller variant saves.
     file_mb: float | None = None
@@ -47,19 +46,13 @@ class Run:
 
     @property
     def comparable_speedup(self) -> float:
-        """The speed-up against the shared baseline where measured, else against this backend's FP32."""
+        """The speed-up against the device's default engine's FP32 where measured, else against this backend's."""
         return self.speedup_vs_baseline if self.speedup_vs_baseline is not None else self.speedup
 
     @property
-    def table_latency_ms(self) -> dict[str, float]:
-        """Median and p90 on the shared reference's time scale, so every run of a model, backend and batch
-        agrees with its speed-up; the run's own medians where no shared reference was stored."""
-        median, p90 = self.latency_ms.get("median"), self.latency_ms.get("p90")
-        reference = self.reference_latency_ms.get("median")
-        if not self.shared_reference_ms or not reference or median is None:
-            return {"median": median, "p90": p90}
-        factor = self.shared_reference_ms / reference
-        return {"median": median * factor, "p90": p90 * factor if p90 is not None else None}
+    def cross_engine(self) -> bool:
+        """Whether ``speedup_vs_baseline`` is against another engine's FP32 (else it is ``speedup`` itself)."""
+        return self.speedup_vs_baseline is not None and self.baseline_backend not in (None, self.spec.backend)
 
     @property
     def within_noise(self) -> bool:
@@ -68,11 +61,13 @@ class Run:
 
     @property
     def label(self) -> str:
-        """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8'."""
+        """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8', 'int8 · ops=compute · b1':
+        two runs with different recipes never share a label."""
         quantizer = quantizer_label(self.spec.quantizer)
         parts = [f"{self.spec.precision} {quantizer}" if quantizer else self.spec.precision]
         if self.spec.prune_method and self.spec.prune_ratio:
             parts.append(f"{self.spec.prune_method} {self.spec.prune_ratio:g}")
+        parts += [f"{name}={value}" for name, value in self.spec.quant_options]
         if self.spec.exclude_nodes:
             parts.append(f"{len(self.spec.exclude_nodes)} kept fp32")
         parts.append(f"b{self.spec.batch}")

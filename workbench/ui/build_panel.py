@@ -23,6 +23,7 @@ from workbench.precision.variants import CALIBRATED, PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.runs import format as fmt
 from workbench.tasks import TASKS
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
@@ -252,7 +253,7 @@ class BuildPanel:
         self.bar.value = 1.0
         best = result.recommended
         self.bar.bar_style = "success" if best is not None else "danger"
-        self.step.value = (f"Done: {best.run.label} on {best.backend}, {best.speedup:.2f}x vs FP32."
+        self.step.value = (f"Done: {best.run.label} on {best.backend}, {fmt.comparable_text(best.run)}."
                            if best is not None else "Done: no variant meets the budget.")
         story = f"<pre style='white-space:pre-wrap;font-size:0.85em'>{escape(result.explain())}</pre>"
         self.status.value = (note_html("The search's pick is in the Results tab.") if best is not None
@@ -280,7 +281,7 @@ class BuildPanel:
         self.set_running(False)
         if outcome.ok:
             self.bar.value, self.bar.bar_style = 1.0, "success"
-            self.step.value = f"Done: {outcome.run.label}, {outcome.run.speedup:.2f}x vs FP32."
+            self.step.value = f"Done: {outcome.run.label}, {fmt.speedup_text(outcome.run)}."
             self.status.value = (error_html(outcome.warning) if outcome.warning
                                  else note_html(f"Built {outcome.run.label}. See the Results tab."))
             if outcome.details:

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench import plots
-from workbench.glossary import human_columns
+from workbench.runs.format import CELLS, shown_table
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import LAYER_DRIFT, load_run_table
@@ -23,17 +23,22 @@ FigureOrReason = go.Figure | str
 
 #: Columns the Results tab shows, in order (the full table is ``runs_frame``; reports and CSVs keep all).
 SHOWN_COLUMNS = ["label", "precision", "prune_method", "prune_ratio", "batch", "backend", "latency_ms",
-                 "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
-                 "max_abs_error", "task_metric", "task_value", "task_interval", "verdict",
-                 "meets_budget", "kept_fp32", "created", "run_id"]
+                 "latency_p90_ms", "reference_ms", "speedup", "speedup_spread", "baseline_backend",
+                 "speedup_vs_baseline", "accuracy", "top1_agreement", "cosine", "max_abs_error", "task_metric",
+                 "task_value", "task_interval", "task_threshold", "status", "kept_fp32", "created", "run_id"]
+#: Shown column name -> the runs-frame column it is sorted by (sorting the numbers, not their text).
+SORT_KEYS = {CELLS[column][0]: column for column in SHOWN_COLUMNS}
 
 
-def table_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """The runs table as shown: human column names with units, short ids, one model per table."""
-    frame = runs_frame(runs)[SHOWN_COLUMNS]
-    frame["run_id"] = frame["run_id"].str[:8]
-    frame["created"] = pd.to_datetime(frame["created"]).dt.strftime("%m-%d %H:%M")
-    return human_columns(frame)
+def table_frame(runs: Sequence[Run], sort_by: str | None = None, descending: bool = False) -> pd.DataFrame:
+    """The runs table as shown: human column names with units, every cell written by the shared formatter
+    (``workbench.runs.format``), short ids; sorted by the underlying numbers of ``sort_by``'s column."""
+    frame = runs_frame(runs)
+    if sort_by in SORT_KEYS:
+        frame = frame.sort_values(SORT_KEYS[sort_by], ascending=not descending, kind="stable")
+    shown = shown_table(frame, SHOWN_COLUMNS)
+    shown["run"] = shown["run"].str[:8]
+    return shown
 
 
 def layer_timing(runs: Sequence[Run]) -> FigureOrReason:

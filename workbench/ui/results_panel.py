@@ -77,20 +77,18 @@ class ResultsPanel:
         self._draw_plots()
 
     def frame(self) -> pd.DataFrame:
-        return figures.table_frame(self.runs)
+        """The table as shown, in the chosen order: the same cells the CLI and the report print."""
+        return figures.table_frame(self.runs, self.sort_by.value, self.descending.value)
 
     def _draw_table(self) -> None:
-        frame = self.frame()
-        if frame.empty:
+        if not self.runs:
             self.table.value = note_html("No runs of this model yet: set the options in the Build tab and click Build.")
             return
-        columns = list(frame.columns)
+        columns = list(figures.SORT_KEYS)
         if list(self.sort_by.options) != columns:
             self.sort_by.options = columns
             self.sort_by.value = "built"
-        if self.sort_by.value in frame.columns:
-            frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value, kind="stable")
-        self.table.value = runs_table_html(frame)
+        self.table.value = runs_table_html(self.frame())
 
     def selected(self) -> list[Run]:
         by_id = {r.run_id: r for r in self.runs}
@@ -111,13 +109,13 @@ _TABLE_STYLE = ("<style>.wb-runs-box{overflow-x:auto;max-width:100%}.wb-runs{bor
 
 
 def runs_table_html(frame: pd.DataFrame) -> str:
-    """The table in a box that scrolls sideways inside the panel, every variant that misses its budget in red,
-    and a "?" on each header with a glossary entry."""
+    """The table in a box that scrolls sideways inside the panel, every variant that misses its budget (or is
+    broken) in red by its own status, and a "?" on each header with a glossary entry."""
     frame = frame.reset_index(drop=True)
-    verdict = next((c for c in ("meets budget", "meets_budget") if c in frame), None)
-    missed = frame[verdict].eq(False) if verdict else pd.Series(False, index=frame.index)
+    missed = frame["status"].str.startswith(("MISSES", "BROKEN")) if "status" in frame else \
+        pd.Series(False, index=frame.index)
     styled = frame.style.apply(lambda row: [MISSED_STYLE if missed[row.name] else ""] * len(row), axis=1)
-    table = styled.format(precision=4, na_rep="—").hide(axis="index").set_table_attributes('class="wb-runs"').to_html()
+    table = styled.hide(axis="index").set_table_attributes('class="wb-runs"').to_html()
     for column in frame.columns:
         if column in COLUMN_TERMS:
             table = re.sub(f"(<th [^>]*>){re.escape(escape(column))}</th>",

@@ -18,8 +18,9 @@ from workbench.errors import Cancelled, DataError
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.runs.format import CELLS, shown_table
+from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
-from workbench.runs.sweep import accuracy_loss
 from workbench.ui.build_panel import heading_html_widget, wide_layout
 from workbench.ui.messages import error_html, note_html
 from workbench.ui.sweep_controller import SweepOutcome
@@ -166,22 +167,28 @@ class SweepPanel:
         self.status.value = html
 
     def frame(self) -> pd.DataFrame:
-        """The table as shown: finished cells in grid order, then failed cells with their error."""
-        rows = []
-        for run, reused in self.rows:
-            loss, basis = accuracy_loss(run.drift)
-            rows.append({
-                "variant": run.label, "backend": run.spec.backend, "run_id": run.run_id[:8],
-                "latency_ms": run.latency_ms.get("median"), "speedup": run.speedup,
-                "speedup_vs_baseline": run.comparable_speedup, "loss_points": loss, "loss_basis": basis,
-                "origin": "reused" if reused else "built",
-                "note": RECOMMENDED if run.run_id == self.recommended else "",
-            })
-        rows += [{"variant": cell, "origin": "failed", "note": error} for cell, error in self.failed]
-        return pd.DataFrame(rows, columns=["variant", "backend", "run_id", "latency_ms", "speedup",
-                                           "speedup_vs_baseline", "loss_points", "loss_basis", "origin", "note"])
+        """The table as shown: finished cells in grid order through the shared formatter (the digits the Results
+        tab and the CLI print, under the same human column names), then failed cells with their error."""
+        shown = figures_frame([run for run, _ in self.rows])
+        shown["origin"] = ["reused" if reused else "built" for _, reused in self.rows]
+        shown["note"] = [RECOMMENDED if run.run_id == self.recommended else "" for run, _ in self.rows]
+        failed = pd.DataFrame([{"variant": cell, "origin": "failed", "note": error} for cell, error in self.failed],
+                              columns=list(shown.columns))
+        return pd.concat([shown, failed], ignore_index=True) if len(failed) else shown
 
     def _draw_table(self) -> None:
         frame = self.frame()
-        self.table.value = "" if frame.empty else frame.to_html(
-            index=False, classes="wb-sweep", float_format=lambda v: f"{v:.4g}", na_rep="—", border=0)
+        self.table.value = "" if frame.empty else frame.to_html(index=False, classes="wb-sweep", na_rep="—", border=0)
+
+
+#: The Sweep tab's columns: the Results tab's names and digits, fewer of them.
+SWEEP_COLUMNS = ["label", "backend", "run_id", "latency_ms", "reference_ms", "speedup", "baseline_backend",
+                 "speedup_vs_baseline", "accuracy_loss_pts", "loss_basis", "status"]
+
+
+def figures_frame(runs: list[Run]) -> pd.DataFrame:
+    """The finished cells in grid order, written as every other face writes them."""
+    shown = shown_table(runs_frame(runs, oldest_first=False), SWEEP_COLUMNS) if runs else pd.DataFrame(
+        columns=[CELLS[c][0] for c in SWEEP_COLUMNS])
+    shown["run"] = shown["run"].str[:8]
+    return shown

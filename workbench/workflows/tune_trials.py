@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from workbench.build_options import BuildOptions
+from workbench.runs import format as fmt
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore, task_score
 from workbench.tasks.judge import metric_dict
@@ -140,9 +141,8 @@ class TuneResult:
         if best is None:
             lines.append("recommended: none")
         else:
-            versus = best.run.baseline_backend or best.backend
             lines.append(f"recommended: {best.run.run_id} on {best.backend}: {best.run.spec.precision} "
-                         f"({best.recipe.name}), {best.speedup:.2f}x vs FP32 on {versus}, "
+                         f"({best.recipe.name}), {fmt.comparable_text(best.run)}, "
                          f"{best.score.metric} {best.score.value:.4f} (budget {best.score.rule})")
             lines.append(f"  artifact: {best.run.artifact}")
             kept = best.kept_nodes

@@ -1,0 +1,83 @@
+"""One run, one set of figures: every face prints the speed-up and latency stored with the run."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import workbench
+
+from workbench.backends.registry import get_backend
+from workbench.measure.latency import time_rounds
+from workbench.runs import format as fmt
+from workbench.runs.frame import verdict
+from workbench.runs.workspace import Workspace
+from workbench.tasks import task_score
+from workbench.ui import figures
+
+
+def _json(*args: str, env: dict[str, str]) -> object:
+    done = workbench(*args, "--json", env=env)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_face_prints_the_stored_figures(cnn: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
+    done = workbench("run", str(cnn), "--precision", "int8", "--repeats", "5", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    run_id = re.search(r"^run (\w+)", done.stdout, re.M).group(1)
+    stored = Workspace(cli_env["WORKBENCH_WORKSPACE"]).load_run(run_id)
+    speedup, latency = fmt.times(stored.speedup), fmt.ms(stored.latency_ms["median"])
+    # the printed summary names its reference next to the figure
+    assert f"speed-up      {speedup} vs FP32 on onnxruntime-cpu, batch 1" in done.stdout
+    assert f"latency       {latency} ms median" in done.stdout
+
+    shown = _json("show", run_id, env=cli_env)
+    listed = next(r for r in _json("runs", env=cli_env) if r["run_id"] == run_id)
+    rerun = _json("run", str(cnn), "--precision", "int8", "--repeats", "5", env=cli_env)  # served from the store
+    for data in (shown, listed, rerun):
+        assert fmt.times(data["speedup"]) == speedup and fmt.ms(data["latency_ms"]["median"]) == latency
+
+    csv = tmp_path / "runs.csv"
+    assert workbench("report", run_id, "--csv", str(csv), env=cli_env).returncode == 0
+    row = pd.read_csv(csv).set_index("run_id").loc[run_id]
+    assert fmt.times(row["speedup"]) == speedup and fmt.ms(row["latency_ms"]) == latency
+    assert fmt.times(row["reference_ms"] / row["latency_ms"]) == speedup  # the row's own FP32 explains its figure
+
+    table = figures.table_frame([stored]).iloc[0]
+    assert table["speed-up vs FP32, same engine (×)"] == speedup and table["latency (ms/batch)"] == latency
+    assert table["status"] == verdict(task_score(stored.drift))
+
+    runs_text = workbench("runs", env=cli_env).stdout
+    assert speedup in runs_text and latency in runs_text
+
+
+def test_tune_pick_is_the_run_show_prints(cnn: Path, cli_env: dict[str, str]) -> None:
+    result = _json("tune", str(cnn), "--backend", "onnxruntime-cpu", "--precisions", "int8", "--repeats", "3",
+                   env=cli_env)
+    pick = result["recommended"] or min(result["trials"], key=lambda t: -t["speedup"])
+    shown = _json("show", pick["run_id"], env=cli_env)
+    assert fmt.times(pick["speedup_same_backend"]) == fmt.times(shown["speedup"])
+    assert fmt.times(pick["speedup"]) == fmt.times(shown["speedup_vs_baseline"])
+
+
+def test_other_runtime_is_timed_in_its_own_blocks(cnn: Path) -> None:
+    """The cross-engine FP32 is never timed call by call between another runtime's calls."""
+    data = np.load(cnn.parent / "eval.npz")
+    calls: list[str] = []
+    engines = {name: get_backend().load(cnn) for name in ("reference", "variant", "baseline")}
+    feed = {engines["reference"].input_names[0]: data[next(k for k in data.files if k != "labels")][:1]}
+    for name, engine in engines.items():
+        timed = engine.time_once
+        engine.time_once = lambda f, name=name, timed=timed: (calls.append(name), timed(f))[1]
+    rounds = time_rounds(engines, feed, warmup=1, repeats=20, apart=("baseline",))
+    timed_calls = calls[3:]
+    runs = [len(list(group)) for _, group in itertools.groupby("b" if c == "baseline" else "p" for c in timed_calls)]
+    assert min(runs) >= 12  # whole blocks: 12 baseline calls, 12 interleaved reference/variant pairs (24 calls)
+    assert len(rounds["reference"]) == len(rounds["variant"]) >= 20 and len(rounds["baseline"]) >= 20
+    for engine in engines.values():
+        engine.close()

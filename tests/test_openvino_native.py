@@ -16,6 +16,8 @@ pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-wor
 openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
 
 from workbench.workflows.profile import profile_run  # noqa: E402
+from workbench.workflows.tune import tune  # noqa: E402
+from workbench.workflows.tune_graph import quantized_by_native  # noqa: E402
 
 NATIVE = {"precision": "int8", "quantizer": "openvino-native", "backend": "openvino", "batch": 8, "repeats": 3,
           "warmup": 1}
@@ -40,6 +42,11 @@ def test_native_variant_builds_runs_and_is_judged(vit: Path, tmp_path: Path) -> 
     onnx_names = {node.name for node in onnx.load(str(vit)).graph.node}
     assert named and named <= onnx_names  # INT8 layers map back to the ONNX file's node names
 
+    # What the node fall-back may keep in FP32: ONNX node names, the split Gemm's included.
+    candidates = quantized_by_native(onnx.load(str(vit)), run.artifact)
+    ops = {node.name: node.op_type for node in onnx.load(str(vit)).graph.node}
+    assert candidates and {ops[name] for name in candidates} >= {"Conv", "MatMul", "Gemm"}, candidates
+
 
 def test_native_ignored_scope_takes_onnx_node_names(vit: Path, tmp_path: Path) -> None:
     matmuls = [node.name for node in onnx.load(str(vit)).graph.node if node.op_type in ("MatMul", "Gemm")]
@@ -58,3 +65,11 @@ def test_native_ignored_scope_takes_onnx_node_names(vit: Path, tmp_path: Path) -
 def test_native_variant_is_refused_off_openvino(vit: Path, tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match="OpenVINO IR"):
         Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "backend": "onnxruntime-cpu"}))
+
+
+def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) -> None:
+    result = tune(vit, BuildOptions(batch=8, repeats=3), backends=["openvino"], precisions=["int8"],
+                  time_budget=30, pipeline=Pipeline(tmp_path / "ws"))
+    native = [t for t in result.trials if t.recipe.quantizer == "openvino-native"]
+    assert native and native[0].step == "recipe" and native[0].run.artifact.endswith(".xml"), result.explain()
+    assert any("OpenVINO-native" in t.to_dict()["recipe"]["name"] for t in native)

@@ -5,7 +5,9 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
 
 0. **Screen**, on every backend, what costs one trial each: the backend's FP32, the precisions it
    runs from the FP32 file by a setting (OpenVINO's BF16 on a CPU with AVX-512 BF16 or AMX), plain
-   dynamic INT8 and plain static INT8. Speed-ups are against FP32 on the default backend, timed in
+   dynamic INT8 and plain static INT8, and on OpenVINO the OpenVINO-native INT8 variant (NNCF on
+   OpenVINO's own model, stored as IR; when it misses, only node fall-back follows, in ONNX node
+   names mapped to its ignored scope). Speed-ups are against FP32 on the default backend, timed in
    the same rounds, so trials on different engines compare. Then only the INT8 searches that could
    still beat the best passing variant found so far are run, the most promising first.
 1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax; the same with
@@ -41,13 +43,19 @@ from workbench.backends.registry import availability, get_backend
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
+from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZER
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.workspace import CALIBRATION_DIR
 from workbench.tasks import task_score
 from workbench.tasks.classification import margin_note
-from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
+from workbench.workflows.tune_graph import (
+    changed_by_exclusion,
+    fragile_nodes,
+    has_weight_matmul,
+    quantized_by_native,
+)
 from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
 
 DEFAULT_TIME_BUDGET = 600.0
@@ -95,6 +103,10 @@ def _runs_by_hint(backend: Backend, precision: str) -> bool:
 def compute_only(recipe: Recipe) -> Recipe:
     """``recipe`` with only convolutions and matrix products quantized (fewer Q/DQ pairs: often faster too)."""
     return recipe.derive("compute ops only", quant_options=(*recipe.quant_options, ("ops", "compute")))
+
+
+#: NNCF on OpenVINO's own model, stored as OpenVINO IR: screened on the OpenVINO backends beside the portable file.
+NATIVE_RECIPE = Recipe(NATIVE_LABEL, "int8", quantizer=NATIVE_QUANTIZER)
 
 
 def _label(nodes: Sequence[str]) -> str:
@@ -254,11 +266,16 @@ class _Search:
         return (onnx.load(str(prepared), load_external_data=False),
                 onnx.load(trial.run.artifact, load_external_data=False))
 
+    def quantized_nodes(self, trial: Trial) -> list[str]:
+        """The nodes a trial's build quantized, in ONNX names: only these can be kept in FP32."""
+        if trial.recipe.quantizer == NATIVE_QUANTIZER:
+            return quantized_by_native(self.model_graph, trial.run.artifact)
+        return changed_by_exclusion(*self.graphs(trial))
+
     def fall_back(self, start: Trial) -> Trial | None:
         """Keep the fewest quantized nodes in FP32 that bring ``start`` within the budget."""
-        prepared, built = self.graphs(start)
         base_kept = tuple(start.kept)
-        candidates = [n for n in changed_by_exclusion(prepared, built) if n not in start.kept_nodes]
+        candidates = [n for n in self.quantized_nodes(start) if n not in start.kept_nodes]
         if not candidates:
             self.notes.append(f"{start.recipe.name}: no quantized node left to keep in FP32")
             return None
@@ -366,12 +383,21 @@ class _Search:
                 if compute is not None and not compute.pays:
                     potential = max(potential, compute.speedup)
             missed.append((plain, potential))
+        if backend.startswith("openvino") and "int8" in (precisions or precisions_for(backend, self.model_graph)):
+            # OpenVINO's own quantizer on its own model: the file a user of OpenVINO's tools would get.
+            native = self.trial("recipe", f"static INT8, {NATIVE_LABEL} (NNCF on OpenVINO's model)", NATIVE_RECIPE)
+            if native is not None and not native.pays:
+                missed.append((native, native.speedup))
         return baseline, missed
 
     def refine(self, plain: Trial) -> None:
         """Recipes, then node fall-back, from a plain INT8 trial that missed."""
         self.base = self.base.replace(backend=plain.backend)
         self.out_of_time = False
+        if plain.recipe.quantizer == NATIVE_QUANTIZER:  # NNCF chose its recipe: only node fall-back is left
+            if not plain.met and plain.speedup > max(1.0, self.best_speedup()) * PROMISE:
+                self.fall_back(plain)
+            return
         tried = [plain]
         recipes = self.static_recipes if plain.recipe.precision == "int8" else self.dynamic_recipes
         if recipes(plain, tried) is not None or self.out_of_time:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import sample
 
 from workbench.backends.cuda_option_check import judge_options
 from workbench.backends.cuda_options import choose_options, file_compute
@@ -25,13 +26,20 @@ from workbench.precision.variants import build_variant
 CPU = get_backend("onnxruntime-cpu")
 
 
-def _variant(src: Path, folder: Path, precision: str) -> Path:
-    out = folder / f"{precision}.onnx"
-    calib = None
-    if precision == "int8":
-        calib = load_data(src.parent / "calib.npz", inspect_model(load_model(src)).inputs)
-    build_variant(src, out, precision, check=CPU.check_loadable, target="tensorrt", calib=calib)
-    return out
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """Each variant the tests read, built once: (sample, precision) -> file."""
+    folder = tmp_path_factory.mktemp("variants")
+    files = {}
+    for name, precision in (("digits_resnet", "fp16"), ("digits_resnet", "int8"), ("digits_vit", "fp16")):
+        src = sample(name)
+        calib = None
+        if precision == "int8":
+            calib = load_data(src.parent / "calib.npz", inspect_model(load_model(src)).inputs).take(64)
+        out = folder / f"{name}-{precision}.onnx"
+        build_variant(src, out, precision, check=CPU.check_loadable, target="tensorrt", calib=calib)
+        files[(name, precision)] = out
+    return files
 
 
 def _choice(path: Path, user: dict[str, str] | None = None):
@@ -54,32 +62,32 @@ def _as_bf16(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def test_half_file_fuses_the_bias_channels_last_and_never_turns_tf32_off(resnet: Path, tmp_path: Path) -> None:
+def test_half_file_fuses_the_bias_channels_last_and_never_turns_tf32_off(resnet: Path, built: dict) -> None:
     # BF16 files differ only in their weights' type; the CPU that builds here has no BF16 convolution to keep
-    half = _variant(resnet, tmp_path, "fp16")
+    half = built[("digits_resnet", "fp16")]
     for model in (onnx.load(str(half)), _as_bf16(onnx.load(str(half)))):
         choice = choose_options({}, model)
         assert file_compute(model) == "half"
         assert "use_tf32" not in choice.options
         assert choice.options["prefer_nhwc"] == "1" and choice.options["fuse_conv_bias"] == "1"
-        assert set(choice.tuned) == {"use_tf32", "fuse_conv_bias"}
-        assert choice.plain == {"use_tf32": "0", "fuse_conv_bias": "0"}
+        assert choice.tuned == ("fuse_conv_bias",) and choice.plain == {"fuse_conv_bias": "0"}
+        assert "use_tf32 at ONNX Runtime's default" in choice.note
         # the user's use_tf32=0 reaches the FP32 reference, never the half file
         given = choose_options({"use_tf32": "0"}, model)
         assert "use_tf32" not in given.options and "use_tf32=0 not applied" in given.note
         assert _choice(resnet, {"use_tf32": "0"}).options["use_tf32"] == "0"
 
 
-def test_quantized_file_keeps_fp32_arithmetic_honest(cnn: Path, tmp_path: Path) -> None:
-    int8 = _variant(cnn, tmp_path, "int8")
+def test_quantized_file_keeps_fp32_arithmetic_honest(built: dict) -> None:
+    int8 = built[("digits_resnet", "int8")]
     choice = _choice(int8)
     assert file_compute(onnx.load(str(int8))) == "quantized"
     assert choice.options["use_tf32"] == "0" and choice.options["prefer_nhwc"] == "0"
     assert "Q/DQ file" in choice.note and choice.tuned == ()
 
 
-def test_no_convolution_no_fused_bias(vit: Path, tmp_path: Path) -> None:
-    model = onnx.load(str(_variant(vit, tmp_path, "fp16")))
+def test_no_convolution_no_fused_bias(built: dict) -> None:
+    model = onnx.load(str(built[("digits_vit", "fp16")]))
     has_conv = any(node.op_type == "Conv" for node in model.graph.node)
     choice = choose_options({}, model)
     assert ("fuse_conv_bias" in choice.options) == has_conv
@@ -88,11 +96,11 @@ def test_no_convolution_no_fused_bias(vit: Path, tmp_path: Path) -> None:
     del model.graph.node[:]
     model.graph.node.extend(kept)
     without = choose_options({}, model)
-    assert "fuse_conv_bias" not in without.options and without.tuned == ("use_tf32",)
+    assert "fuse_conv_bias" not in without.options and without.tuned == () and without.plain is None
 
 
-def test_user_options_win_and_say_so(resnet: Path, tmp_path: Path) -> None:
-    half = _variant(resnet, tmp_path, "fp16")
+def test_user_options_win_and_say_so(resnet: Path, built: dict) -> None:
+    half = built[("digits_resnet", "fp16")]
     choice = _choice(half, {"prefer_nhwc": "0", "cudnn_conv_algo_search": "EXHAUSTIVE"})
     assert choice.options["prefer_nhwc"] == "0" and "fuse_conv_bias" not in choice.options
     assert "prefer_nhwc=0 (as given)" in choice.note and "EXHAUSTIVE (as given)" in choice.note
@@ -110,13 +118,13 @@ def test_measured_wrong_options_are_refused_before_anything_runs(options: dict[s
         OnnxruntimeCudaBackend(options)
 
 
-def test_providers_carry_the_choice_and_the_graph_switch(resnet: Path, tmp_path: Path) -> None:
-    half = _variant(resnet, tmp_path, "fp16")
+def test_providers_carry_the_choice_and_the_graph_switch(built: dict) -> None:
+    half = built[("digits_resnet", "fp16")]
     name, options = OnnxruntimeCudaBackend().providers_for(half, graphs=True)[0]
     assert name == CUDA_PROVIDER and options["enable_cuda_graph"] == "1" and options["fuse_conv_bias"] == "1"
-    plain = OnnxruntimeCudaBackend().option_choice(half).without(("fuse_conv_bias", "use_tf32"), "")
+    plain = OnnxruntimeCudaBackend().option_choice(half).without(("fuse_conv_bias",), "")
     _, options = OnnxruntimeCudaBackend().providers_for(half, choice=plain)[0]
-    assert options["fuse_conv_bias"] == "0" and options["use_tf32"] == "0" and options["enable_cuda_graph"] == "0"
+    assert options["fuse_conv_bias"] == "0" and "use_tf32" not in options and options["enable_cuda_graph"] == "0"
     assert "fuse_conv_bias=1" not in plain.note
 
 
@@ -125,12 +133,12 @@ def _outputs(path: Path, data: dict[str, np.ndarray]) -> list[dict[str, np.ndarr
         return [engine.infer({"input": data[i : i + 16]}) for i in range(0, len(data), 16)]
 
 
-def test_the_check_keeps_what_stays_within_the_drift_and_refuses_what_does_not(resnet: Path, tmp_path: Path) -> None:
+def test_the_check_keeps_what_stays_within_the_drift_and_refuses_what_does_not(resnet: Path, built: dict) -> None:
     """Real outputs: FP16 beside itself is kept; INT8 passed off as the 'tuned' FP16 adds far more error."""
     data = np.load(resnet.parent / "eval.npz")["input"][:64].astype(np.float32)
     reference = _outputs(resnet, data)
-    half = _outputs(_variant(resnet, tmp_path, "fp16"), data)
-    int8 = _outputs(_variant(resnet, tmp_path, "int8"), data)
+    half = _outputs(built[("digits_resnet", "fp16")], data)
+    int8 = _outputs(built[("digits_resnet", "int8")], data)
     kept = judge_options(reference, half, half)
     assert kept.accepted and kept.tuned_error == kept.plain_error > 0
     assert "; kept" in kept.describe("fuse_conv_bias=1", 64, "eval.npz")

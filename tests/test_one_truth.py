@@ -81,3 +81,13 @@ def test_other_runtime_is_timed_in_its_own_blocks(cnn: Path) -> None:
     assert len(rounds["reference"]) == len(rounds["variant"]) >= 20 and len(rounds["baseline"]) >= 20
     for engine in engines.values():
         engine.close()
+
+
+def test_the_bf16_note_forecasts_nothing_the_measurement_could_contradict() -> None:
+    """The note beside an OpenVINO BF16 run says what runs it; the speed-up beside it says how fast it was."""
+    from workbench.backends.openvino_device import DeviceProfile
+
+    vector_only = DeviceProfile("CPU", "a CPU", frozenset({"FP32", "BF16"}), frozenset({"avx512f", "avx512_bf16"}))
+    note = vector_only.how("bf16")
+    assert "AVX-512 BF16" in note and "AMX-BF16" in note
+    assert not any(word in note for word in ("slow-down", "no gain", "expect"))

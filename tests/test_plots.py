@@ -31,7 +31,12 @@ def test_top_layers(tables):
     layers = tables["int8"]
     figure = plots.top_layers(layers, n=5)
     assert figure.layout.xaxis.title.text == "time per batch (ms)"
-    assert figure.layout.yaxis.title.text == "layer"
+    assert figure.layout.yaxis.title.text == "layer (ONNX node, op type)"
+    assert figure.layout.xaxis.rangemode == "tozero"
+    labels = [label for trace in figure.data for label in trace.y]
+    assert len(set(labels)) == len(labels) == 5 and list(figure.layout.yaxis.tickvals) == list(
+        figure.layout.yaxis.categoryarray)  # every bar its own label, each named by its ONNX node and op
+    assert all(label.endswith(")") and "_output_" not in label for label in labels)
     shown = [float(x) for trace in figure.data for x in trace.x]
     assert sorted(shown, reverse=True) == sorted(layers["time_ms"].nlargest(5), reverse=True)
     assert {trace.name for trace in figure.data} <= set(layers["op_type"])
@@ -103,3 +108,33 @@ def test_latency_vs_drift_marks_the_pareto_front(tables):
 def test_pareto_front_handles_higher_is_better():
     frame = pd.DataFrame({"latency_ms": [1.0, 2.0, 3.0], "accuracy": [0.90, 0.95, 0.94]})
     assert list(plots.pareto_front(frame, "latency_ms", "accuracy", higher_is_better=True)) == [True, True, False]
+
+
+def test_one_run_chart_reads_from_zero_to_one_with_fp32_drawn(tables):
+    runs = tables["runs"]
+    one = runs[runs["precision"] == "int8"]
+    for drift in ("top1_agreement", plots.task_drift_column(one)):
+        figure = plots.latency_vs_drift(one, drift=drift)
+        assert figure.layout.xaxis.rangemode == "tozero"
+        if drift != "max_abs_error":
+            assert figure.layout.yaxis.range[1] == 1.0 and figure.layout.yaxis.range[0] < 1.0
+        star = next(trace for trace in figure.data if trace.name.startswith("FP32 reference"))
+        assert star.x[0] == pytest.approx(float(one["reference_ms"].iloc[0] / one["batch"].iloc[0]))
+
+
+def test_runs_of_two_backends_are_told_apart_in_the_legend(tables):
+    runs = tables["runs"]
+    other = runs.assign(backend="openvino", run_id=runs["run_id"] + "-ov")
+    figure = plots.latency_vs_drift(pd.concat([runs, other], ignore_index=True), drift="max_abs_error")
+    names = [trace.name for trace in figure.data if not trace.name.startswith(("FP32 reference", "Pareto"))]
+    assert "int8 · openvino" in names and "int8 · onnxruntime-cpu" in names
+    symbols = {trace.name: trace.marker.symbol[0] for trace in figure.data if trace.name in names}
+    assert symbols["int8 · openvino"] != symbols["int8 · onnxruntime-cpu"]
+
+
+def test_long_layer_names_never_collide():
+    names = ["/layer4/layer4.1/shortcut.1/BatchNormalization_output_0_nchwc",
+             "/layer3/layer3.1/shortcut.1/BatchNormalization_output_0_nchwc", "/stem/Conv", "/stem/Conv"]
+    labels = plots.unique_labels(names, width=30)
+    assert len(set(labels)) == 4 and all(len(label) <= 48 for label in labels)
+    assert labels[0].startswith("/layer4") and "…" in labels[0] and labels[3] == "/stem/Conv #2"

@@ -35,6 +35,10 @@ def test_search_meets_a_budget_that_plain_int8_misses(tmp_path: Path):
     assert all(pipeline.workspace.load_run(t.run.run_id) is not None for t in result.trials)
     if result.recommended is not None:
         assert result.recommended.met and result.recommended.speedup > 1.0
+        # the last step describes the pick it returns, kept nodes included
+        assert result.steps[-1].startswith(f"picked {result.recommended.run.label}")
+        assert f"{len(result.recommended.kept_nodes)} node(s) kept in FP32" in result.steps[-1]
+    assert not any("did not pay" in step for step in result.steps)
 
 
 def test_fall_back_candidates_are_only_nodes_the_quantizer_changed(tmp_path: Path):

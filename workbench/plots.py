@@ -41,7 +41,39 @@ def op_colors(op_types: list[str]) -> dict[str, str]:
 
 
 def _short(name: str, width: int = 42) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    """Middle ellipsis: the start (which block) and the end (which op) of a long name both stay readable."""
+    if len(name) <= width:
+        return name
+    tail = (width - 1) // 2
+    return name[:width - 1 - tail] + "…" + name[-tail:]
+
+
+def unique_labels(names: list[str], width: int = 42) -> list[str]:
+    """Each name shortened with a middle ellipsis, widened until no two different names share a label, so two
+    rows never stack into one bar; a name that is repeated gets '#2', '#3' after it."""
+    names = [str(n) for n in names]
+    distinct = list(dict.fromkeys(names))
+    size = width
+    while True:
+        short = {name: _short(name, size) for name in distinct}
+        if len(set(short.values())) == len(distinct) or size >= max(map(len, distinct), default=0):
+            break
+        size += 6
+    labels, seen = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(short[name] if seen[name] == 1 else f"{short[name]} #{seen[name]}")
+    return labels
+
+
+def layer_names(layers: pd.DataFrame) -> list[str]:
+    """What each row is called in a chart: the ONNX node it runs (not the runtime's output tensor), op beside it."""
+    return [f"{layer_key(name, nodes)} ({op})"
+            for name, nodes, op in zip(layers["name"], layers["onnx_nodes"], layers["op_type"], strict=True)]
+
+
+#: Pixels per bar of a horizontal bar chart, so every bar keeps its own label (plotly drops labels that crowd).
+ROW_PX = 24
 
 
 def _nodes_text(nodes: object) -> str:
@@ -52,6 +84,7 @@ def _nodes_text(nodes: object) -> str:
 def top_layers(layers: pd.DataFrame, n: int = 15, title: str | None = None) -> go.Figure:
     """The ``n`` slowest layers, longest on top, one colour per op type."""
     top = layers.sort_values("time_ms", ascending=False).head(n).iloc[::-1]
+    top = top.assign(label=unique_labels(layer_names(top)))
     colors = op_colors(list(layers["op_type"]))
     figure = go.Figure()
     for op_type, rows in top.groupby("op_type", sort=True):
@@ -59,23 +92,27 @@ def top_layers(layers: pd.DataFrame, n: int = 15, title: str | None = None) -> g
             name=op_type,
             orientation="h",
             x=rows["time_ms"],
-            y=[_short(name) for name in rows["name"]],
+            y=rows["label"],
             marker_color=colors[op_type],
+            text=[f"{ms:.3g} ms" for ms in rows["time_ms"]],
+            textposition="auto",
             customdata=np.stack([
                 rows["name"], rows["precision"], rows["share"] * 100,
                 rows["gflops_per_s"].fillna(-1), [_nodes_text(v) for v in rows["onnx_nodes"]],
             ], axis=-1),
-            hovertemplate=("<b>%{customdata[0]}</b><br>%{x:.4f} ms (%{customdata[2]:.1f}% of layer time)"
-                           "<br>precision %{customdata[1]}<br>%{customdata[3]:.1f} GFLOP/s (-1: unknown)"
+            hovertemplate=("<b>%{y}</b><br>runtime layer %{customdata[0]}<br>%{x:.4f} ms "
+                           "(%{customdata[2]:.1f}% of layer time)<br>precision %{customdata[1]}"
+                           "<br>%{customdata[3]:.1f} GFLOP/s (-1: unknown)"
                            "<br>ONNX nodes:<br>%{customdata[4]}<extra>" + op_type + "</extra>"),
         )
     figure.update_layout(
         title=title or f"Top {len(top)} layers by time",
-        xaxis_title="time per batch (ms)",
-        yaxis_title="layer",
-        yaxis={"categoryorder": "array", "categoryarray": [_short(name) for name in top["name"]]},
+        xaxis={"title": "time per batch (ms)", "rangemode": "tozero"},
+        yaxis={"title": "layer (ONNX node, op type)", "categoryorder": "array", "categoryarray": list(top["label"]),
+               "tickmode": "array", "tickvals": list(top["label"]), "automargin": True},
         legend_title="op type",
         barmode="stack",
+        height=max(320, 120 + ROW_PX * len(top)),
     )
     return figure
 
@@ -99,9 +136,8 @@ def time_by_op_type(layers: pd.DataFrame, title: str | None = None) -> go.Figure
         )
     figure.update_layout(
         title=title or "Time by op type",
-        xaxis_title="op type",
-        yaxis_title="time per batch (ms)",
-        xaxis={"categoryorder": "array", "categoryarray": order},
+        xaxis={"title": "op type", "categoryorder": "array", "categoryarray": order},
+        yaxis={"title": "time per batch (ms)", "rangemode": "tozero"},
         legend_title="precision",
         barmode="stack",
     )
@@ -131,13 +167,15 @@ def compare_layers(
     """The same layers across variants side by side: the ``n`` slowest in any of them."""
     if len(tables) < 2:
         raise ValueError("compare_layers needs two or more layer tables")
-    keyed = {}
+    keyed, ops = {}, {}
     for label, table in tables.items():
         frame = table.assign(key=[layer_key(a, b) for a, b in zip(table["name"], table["onnx_nodes"], strict=True)])
         keyed[label] = frame.groupby("key", sort=False).agg(
             time_ms=("time_ms", "sum"), name=("name", " + ".join), precision=("precision", "first"))
+        ops.update({key: op for key, op in zip(frame["key"], frame["op_type"], strict=True) if key not in ops})
     longest = pd.concat([frame["time_ms"] for frame in keyed.values()], axis=1).max(axis=1)
     keys = longest.sort_values(ascending=False).head(n).index.tolist()[::-1]
+    labels = unique_labels([f"{key} ({ops[key]})" for key in keys])
     precisions = dict(precisions or {})
     distinct = len(set(precisions.values())) == len(precisions) == len(tables)
     figure = go.Figure()
@@ -148,7 +186,7 @@ def compare_layers(
             name=label,
             orientation="h",
             x=rows["time_ms"],
-            y=[_short(key) for key in keys],
+            y=labels,
             marker_color=color,
             customdata=np.stack([keys, rows["name"].fillna("(not in this variant)"),
                                  rows["precision"].fillna("-")], axis=-1),
@@ -157,10 +195,12 @@ def compare_layers(
         )
     figure.update_layout(
         title=title or "Layers across variants",
-        xaxis_title="time per batch (ms)",
-        yaxis_title="layer (ONNX node)",
+        xaxis={"title": "time per batch (ms)", "rangemode": "tozero"},
+        yaxis={"title": "layer (ONNX node, op type)", "categoryorder": "array", "categoryarray": labels,
+               "tickmode": "array", "tickvals": labels, "automargin": True},
         barmode="group",
         legend_title="variant",
+        height=max(320, 120 + ROW_PX * len(keys) * min(len(tables), 3) // 2),
     )
     return figure
 
@@ -178,12 +218,14 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
                        mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#E45756")
     figure.add_scatter(name="accumulated (vs FP32 end to end)", x=drift["order"], y=drift["accum_sqnr_db"],
                        mode="lines+markers", customdata=custom, hovertemplate=hover, line_color="#4C78A8")
-    step = max(1, len(drift) // 40)  # at most ~40 names under the axis; every point still hovers with its name
+    step = -(-len(drift) // MAX_TICKS)  # at most MAX_TICKS names under the axis; every point hovers with its name
     ticks = drift.iloc[::step]
     figure.update_layout(
         title={"text": title or "Per-layer drift along the graph", "y": 0.97, "yanchor": "top"},
-        xaxis={"title": "layer (ONNX node), in graph order", "tickmode": "array", "tickvals": list(ticks["order"]),
-               "ticktext": [short_node_name(n) for n in ticks["node"]], "tickangle": -45},
+        xaxis={"title": "layer (ONNX node), in graph order" + (f"; one name in {step}, hover for all" if step > 1
+                                                                  else ""),
+               "tickmode": "array", "tickvals": list(ticks["order"]),
+               "ticktext": unique_labels([short_node_name(n) for n in ticks["node"]]), "tickangle": -45},
         yaxis_title="SQNR vs FP32 (dB, higher: better)",
         legend_title="error",
         margin={"b": 140, "t": 70},
@@ -191,11 +233,15 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
     return figure
 
 
+#: Names under a per-layer axis: more overlap at a notebook's width, whatever the angle.
+MAX_TICKS = 24
+
+
 def short_node_name(node: str, width: int = 28) -> str:
     """'/features/features.2/features.2.0/Conv' -> 'features.2.0/Conv': the part that tells layers apart."""
     parts = [p for p in str(node).split("/") if p]
     short = "/".join(parts[-2:]) if len(parts) > 1 else str(node)
-    return short if len(short) <= width else "…" + short[-(width - 1):]
+    return _short(short, width)
 
 
 _RANDOM_NOTE = "<br>RANDOM eval data: drift means nothing"
@@ -245,14 +291,21 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
     hover = ("<b>%{customdata[0]}</b><br>%{x:.4f} ms per sample, " + str(name) + " %{y:.6g}"
              "<br>speed-up %{customdata[1]:.2f}x<br>run %{customdata[2]}%{customdata[3]}<extra></extra>")
     figure = go.Figure()
-    for precision, rows in frame.groupby("precision", sort=True):
+    # One trace per precision, backend and batch where there is more than one of either: a legend that separates them.
+    keys = ["precision"] + [c for c in ("backend", "batch") if frame[c].nunique() > 1]
+    symbols = {backend: BACKEND_SYMBOLS[i % len(BACKEND_SYMBOLS)]
+               for i, backend in enumerate(sorted(frame["backend"].unique()))}
+    for key, rows in frame.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        precision = key[0]
         figure.add_scatter(
-            name=precision,
+            name=" · ".join(f"b{v}" if c == "batch" else str(v) for c, v in zip(keys, key, strict=True)),
             x=rows["per_sample_ms"],
             y=rows[drift],
             mode="markers",
             marker={"color": precision_color(precision), "size": 11,
-                    "symbol": ["x" if r else "circle" for r in rows["random_data"]],
+                    "symbol": ["x" if r else symbols[b] for r, b in zip(rows["random_data"], rows["backend"],
+                                                                        strict=True)],
                     "line": {"width": [2.5 if f or m else 0
                                        for f, m in zip(rows["on_front"], rows["missed"], strict=True)],
                              "color": [MISSED_COLOR if m else "black" for m in rows["missed"]]}},
@@ -267,8 +320,8 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
             figure.add_scatter(name=f"FP32 reference · {model} b{batch}", x=[reference[0]], y=[reference[1]],
                                mode="markers", marker={"symbol": "star", "size": 14, "color": precision_color("fp32"),
                                                        "line": {"width": 1, "color": "black"}},
-                               hovertemplate=f"<b>FP32 reference</b> ({model}, batch {batch})<br>"
-                                             "%{x:.4f} ms per sample<extra></extra>")
+                               hovertemplate=f"<b>FP32 reference</b> ({model}, batch {batch}, on {reference[2]})<br>"
+                                             "%{x:.4f} ms per sample<extra></extra>", cliponaxis=False)
         front = rows[rows["on_front"]].sort_values("per_sample_ms")
         figure.add_scatter(name="Pareto front", x=front["per_sample_ms"], y=front[drift], mode="lines",
                            line={"color": "black", "dash": "dash"}, hoverinfo="skip",
@@ -278,25 +331,43 @@ def latency_vs_drift(runs: pd.DataFrame, drift: str = "max_abs_error", title: st
              "accuracy": "accuracy (higher: better)",
              "top1_agreement": "top-1 agreement (higher: better)",
              "task_value": f"{name} (higher: better)"}
+    yaxis = {"title": {"text": units[drift], "standoff": 6}, "automargin": True}
+    if (higher and drift != "task_value") or (drift == "task_value" and frame[drift].le(1).all()):
+        # A share or agreement ends at 1 (perfect): a single point no longer stretches the axis to 2.
+        low = float(np.nanmin(frame[drift].to_numpy(dtype=float))) if len(frame) else 0.0
+        yaxis["range"] = [min(low, 1.0) - max(0.02, (1.0 - min(low, 1.0)) * 0.1), 1.0]
+    else:
+        yaxis["rangemode"] = "tozero"
+    figure.update_traces(cliponaxis=False)
     figure.update_layout(
         title={"text": title or "Latency versus drift", "y": 0.97, "yanchor": "top"},
-        xaxis_title="latency per sample (ms): median per batch ÷ batch",
-        yaxis={"title": {"text": units[drift], "standoff": 6}, "automargin": True},
-        legend_title="precision",
+        xaxis={"title": "latency per sample (ms): median per batch ÷ batch", "rangemode": "tozero"},
+        yaxis=yaxis,
+        legend_title=" · ".join(keys),
         margin={"t": 70},
     )
     return figure
 
 
+#: Marker shape per backend, so runs of two engines in one chart never read as one series.
+BACKEND_SYMBOLS = ("circle", "diamond", "square", "triangle-up", "pentagon", "hexagon")
+
+
 _PERFECT = {"max_abs_error": 0.0, "cosine": 1.0, "top1_agreement": 1.0}
 
 
-def _reference_point(rows: pd.DataFrame, drift: str) -> tuple[float, float] | None:
-    """Where FP32 itself sits: its latency (the rows' latency × speed-up) and no drift at all."""
-    speedup = rows.get("speedup")
-    if speedup is None or speedup.isna().all():
+def _reference_point(rows: pd.DataFrame, drift: str) -> tuple[float, float, str] | None:
+    """Where FP32 itself sits: its stored latency (each run's own FP32 reference, per sample; their median) and
+    no drift at all, or its own accuracy; and the engine it ran on. Drawn on every latency/accuracy chart."""
+    if "reference_ms" not in rows or rows["reference_ms"].isna().all():
         return None
-    x = float((rows["per_sample_ms"] * speedup).median())
-    if drift == "accuracy" and "reference_accuracy" in rows and rows["reference_accuracy"].notna().any():
-        return x, float(rows["reference_accuracy"].dropna().iloc[0])
-    return (x, _PERFECT[drift]) if drift in _PERFECT else None
+    per_sample = rows["reference_ms"] / rows["batch"]
+    x = float(per_sample.median())
+    backend = str(rows.loc[(per_sample - x).abs().idxmin(), "backend"])
+    metric = rows["task_metric"].iloc[0] if drift == "task_value" and "task_metric" in rows else None
+    accuracy = "reference_accuracy" in rows and rows["reference_accuracy"].notna().any()
+    if (drift == "accuracy" or metric == "accuracy") and accuracy:
+        return x, float(rows["reference_accuracy"].dropna().iloc[0]), backend
+    if drift == "task_value" and metric is not None and ":" not in str(metric):
+        return x, 1.0, backend  # a task measure against FP32's own outputs: FP32 scores 1 on it
+    return (x, _PERFECT[drift], backend) if drift in _PERFECT else None

@@ -334,7 +334,7 @@ class _Search:
             trial = self.trial("check", f"{recipe.name}: does {_label(part)} still pay?", recipe,
                                base_kept + tuple(remaining))
             if trial is not None and trial.met:
-                self._bought(current, trial, f"{_label(part)} did not pay, back to INT8")
+                self._bought(current, trial, f"with {_label(part)} back in INT8 the budget still holds")
                 kept[:] = remaining
                 return trial
             if len(part) == 1:
@@ -425,6 +425,15 @@ def closest_note(trials: Sequence[Trial]) -> str | None:
             f"(budget {closest.score.rule})" + (f"; {why}" if why else ""))
 
 
+def pick_step(best: Trial) -> str:
+    """The last step names the pick itself, so no earlier step can be read as describing it: which trial won,
+    which nodes it keeps in FP32, and why it won (the fastest trial that meets the budget and pays)."""
+    kept = best.kept_nodes
+    shown = f": {_label(kept)}" if kept else ""
+    return (f"picked {best.run.label} on {best.backend} ({best.recipe.name}), {len(kept)} node(s) kept in FP32{shown}:"
+            f" the fastest trial that meets the budget, {best.speedup:.2f}x")
+
+
 def tune(
     model: str | Path,
     options: BuildOptions | None = None,
@@ -477,6 +486,8 @@ def tune(
         closest = closest_note(search.trials)
         if closest:
             search.notes.append(closest)
+    if best is not None:
+        search.steps.append(pick_step(best))
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TuneResult(best, search.trials, baselines, search.elapsed(), peak, search.steps, search.notes)

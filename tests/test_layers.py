@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"measure"},
     {"precision", "pruning"},
     {"runs"},
-    {"workflows", "tuning"},
+    {"workflows", "tuning", "cluster"},
     {"plots", "samples", "report", "glossary"},
     {"cli", "ui", "lab", "__main__", "examples"},
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from workbench.backends.registry import availability
+from workbench.cli.cluster_args import ray_installed
 from workbench.cli.common import print_json
 
 
@@ -22,12 +23,21 @@ def handle(args: argparse.Namespace) -> int:
     status = availability()
     if args.json:
         # "details" only where a backend has them (OpenVINO's device, CPU features and precision plan).
-        print_json({name: {"available": s.available, "reason": s.reason, **({"details": list(s.details)}
-                                                                             if s.details else {})}
-                    for name, s in status.items()})
+        print_json({**{name: {"available": s.available, "reason": s.reason, **({"details": list(s.details)}
+                                                                                if s.details else {})}
+                       for name, s in status.items()}, "ray": {"installed": ray_installed(), "reason": _ray_line()}})
         return 0
     for name, s in status.items():
         print(f"{'yes' if s.available else 'no ':3}  {name:18} {s.reason}")
         for line in s.details:
             print(f"{'':23} {line}")
+    print(f"\n{'yes' if ray_installed() else 'no ':3}  {'ray':18} {_ray_line()}")
     return 0
+
+
+def _ray_line() -> str:
+    """Whether sweeps and tunes can run on a cluster; the classes are the cluster's, listed by `workbench cluster`."""
+    if ray_installed():
+        return ("installed: --ray ADDRESS --on CLASS runs sweep and tune trials on a cluster; "
+                "`workbench cluster ADDRESS` lists its nodes and classes")
+    return "not installed: pip install 'onnx-workbench[ray]' to run sweeps and tunes on a Ray cluster"

@@ -28,6 +28,7 @@ COMMANDS = [
     "cmd_tune",
     "cmd_import_trtexec",
     "cmd_sweep",
+    "cmd_cluster",
     "cmd_runs",
     "cmd_show",
     "cmd_delete",

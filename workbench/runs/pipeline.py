@@ -7,7 +7,9 @@ the workspace instead of being rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -59,8 +61,11 @@ def sibling_data(model_path: Path, name: str) -> Path | None:
 class Pipeline:
     """Builds and measures runs in one workspace; one build at a time per pipeline."""
 
-    def __init__(self, workspace: Workspace | str | Path | None = None) -> None:
+    def __init__(self, workspace: Workspace | str | Path | None = None,
+                 target: Mapping[str, str] | None = None) -> None:
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        #: ``hardware_class`` and ``machine`` on a cluster node (workbench.cluster): part of every run's identity.
+        self.target = dict(target or {})
         self._lock = threading.Lock()
 
     @property
@@ -167,6 +172,7 @@ class Pipeline:
             backend_options=tuple(sorted(options.backend_options.items())),
             quant_options=quant_options if precision == "int8" else (),
         )
+        spec = dataclasses.replace(spec, **self.target)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
         if cached is not None and cached.artifact_exists and not force and task_score(cached.drift) is not None:

@@ -81,6 +81,9 @@ class Run:
         data = asdict(self)
         data["spec"] = self.spec.to_dict()
         data["label"] = self.label
+        # Where it was timed, beside the figures: a cluster run's class and the node's machine description.
+        data["hardware_class"] = self.spec.hardware_class
+        data["node"] = self.environment.get("node")
         return data
 
     @classmethod

@@ -37,6 +37,10 @@ class RunSpec:
     #: The backend's own settings as sorted (key, value) pairs; they change timing, not the file.
     backend_options: tuple[tuple[str, str], ...] = ()
     quant_options: tuple[tuple[str, object], ...] = ()
+    #: Where it was built and timed on a cluster: the hardware class the trial asked for and the node's
+    #: machine (workbench.cluster). None for a run on this machine. Two targets' runs of one spec differ.
+    hardware_class: str | None = None
+    machine: str | None = None
 
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""
@@ -55,6 +59,7 @@ class RunSpec:
             "exclude": sorted(self.exclude_nodes),
             # Only where set, so runs made before these options keep their ids.
             **({"quant": [list(item) for item in self.quant_options]} if self.quant_options else {}),
+            **({"target": [self.hardware_class, self.machine]} if self.hardware_class or self.machine else {}),
         }
         if quantized and self.quantizer != "onnxruntime":  # only when set, so older runs keep their ids
             fields["quantizer"] = self.quantizer

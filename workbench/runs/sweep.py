@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 from workbench.backends.registry import backend_names
 from workbench.build_options import BuildOptions
-from workbench.errors import Busy, Cancelled, DataError, WorkbenchError
+from workbench.errors import DataError
 from workbench.precision.variants import PRECISIONS
-from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
+from workbench.progress import CancelToken, ProgressCallback
 from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.runs.executor import Executor, LocalExecutor, Trial
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
@@ -105,6 +106,8 @@ class SweepResult:
     accuracy_budget: float
     reused: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: On a cluster: the pick of each hardware class among its own runs (ratios never cross machines).
+    by_target: dict[str, tuple[Run | None, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -114,7 +117,16 @@ class SweepResult:
             "accuracy_budget": self.accuracy_budget,
             "reused": self.reused,
             "failed": [{"cell": cell, "error": error} for cell, error in self.failed],
+            **({"by_target": {target: {"recommended": best.run_id if best else None, "reason": reason}
+                              for target, (best, reason) in self.by_target.items()}} if self.by_target else {}),
         }
+
+
+def recommend_by_target(runs: Sequence[Run], targets: Sequence[str],
+                        budget: float) -> dict[str, tuple[Run | None, str]]:
+    """One pick per hardware class among that class's runs: a speed-up is only ever compared on its own machine."""
+    return {target: recommend([run for run in runs if run.spec.hardware_class == target], budget)
+            for target in targets}
 
 
 @dataclass
@@ -182,49 +194,42 @@ class Sweep:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         on_run: Callable[[Run, bool], None] | None = None,
+        executor: Executor | None = None,
     ) -> SweepResult:
         """Run every cell; a cell that fails is recorded and the sweep goes on, cancel stops it.
 
         ``on_run(run, reused)`` is called as each cell ends, so a panel can fill its table live.
+        ``executor`` decides where cells run: this machine (default), or every cell once per hardware
+        class of a cluster (``workbench.cluster.RayExecutor``), each class then getting its own pick.
         """
         cells = self.cells()
-        grid = self.grid()
+        trials = [Trial(cell.label, options) for cell, options in zip(cells, self.grid(), strict=True)]
         pipeline = pipeline or Pipeline()
+        executor = executor or LocalExecutor()
         known = {run.run_id: run.created for run in pipeline.workspace.runs()}
-        runs: list[Run] = []
+        finished: list[tuple[tuple[int, int], Run]] = []
         reused: list[str] = []
         failed: list[tuple[str, str]] = []
-        for index, cell in enumerate(cells):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            try:
-                run = pipeline.run(self.model, grid[index], cancel=cancel,
-                                   progress=_cell_progress(progress, index, len(cells), cell))
-            except (Cancelled, Busy):
-                raise
-            except WorkbenchError as exc:
-                failed.append((cell.label, str(exc)))
+        order = {target: rank for rank, target in enumerate(executor.targets)}
+        for outcome in executor.run_trials(self.model, trials, pipeline, progress, cancel):
+            if outcome.run is None:
+                failed.append((outcome.name, outcome.error or "failed"))
                 continue
+            run = outcome.run
             was_reused = known.get(run.run_id) == run.created
             if was_reused:
                 reused.append(run.run_id)
-            runs.append(run)
+            finished.append(((order.get(outcome.target, 0), outcome.index), run))
             if on_run is not None:
                 on_run(run, was_reused)
-        best, reason = recommend(runs, self.accuracy_budget)
-        return SweepResult(runs, best, reason, self.accuracy_budget, reused, failed)
-
-
-def _cell_progress(callback: ProgressCallback | None, index: int, count: int, cell: Cell) -> ProgressCallback | None:
-    """Map one cell's 0..1 onto its share of the whole sweep, and name the cell in the message."""
-    if callback is None:
-        return None
-
-    def report(event: ProgressEvent) -> None:
-        callback(ProgressEvent(event.step, (index + event.fraction) / count,
-                               f"[{index + 1}/{count} {cell.label}] {event.message}"))
-
-    return report
+        runs = [run for _, run in sorted(finished, key=lambda item: item[0])]  # grid order within each target
+        if not executor.targets:
+            best, reason = recommend(runs, self.accuracy_budget)
+            return SweepResult(runs, best, reason, self.accuracy_budget, reused, failed)
+        picks = recommend_by_target(runs, executor.targets, self.accuracy_budget)
+        best, reason = picks[executor.targets[0]] if len(picks) == 1 else (
+            None, "one pick per hardware class (by_target): speed-ups are never compared across machines")
+        return SweepResult(runs, best, reason, self.accuracy_budget, reused, failed, picks)
 
 
 def run_sweep(model: str, base: BuildOptions | None = None, *, pipeline: Pipeline | None = None,

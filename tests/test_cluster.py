@@ -1,0 +1,125 @@
+"""Sweeps on a real local Ray cluster: two simulated nodes of one CPU each, classes class-a and class-b.
+
+One cluster serves every test of the module (starting Ray's processes is the slow part). Nothing
+is mocked: trials are Ray tasks that build and time real variants of the sample CNN on their node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.build_options import BuildOptions
+from workbench.errors import Cancelled, DataError
+from workbench.progress import CancelToken, ProgressEvent
+from workbench.runs.pipeline import Pipeline
+from workbench.runs.sweep import Sweep
+
+ray = pytest.importorskip("ray")
+
+from workbench.cluster.local_cluster import LocalCluster  # noqa: E402
+from workbench.cluster.ray_executor import RayExecutor  # noqa: E402
+
+CLASSES = ("class-a", "class-b")
+#: As few timing rounds as the pipeline allows: these tests check where runs come from, not their speed.
+QUICK = BuildOptions(repeats=1, warmup=0)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    # The nodes' processes inherit this: their timing lock is the module's, not the user's.
+    os.environ["WORKBENCH_TIMING_LOCK"] = str(tmp_path_factory.mktemp("lock") / "timing.lock")
+    local = LocalCluster(CLASSES)
+    ray.init(address=local.address, log_to_driver=False)
+    yield local
+    ray.shutdown()
+    local.shutdown()
+
+
+@pytest.fixture
+def executor(cluster: LocalCluster, tmp_path: Path) -> RayExecutor:
+    return RayExecutor(cluster.address, CLASSES, node_workspace=str(tmp_path / "nodes"))
+
+
+def test_a_sweep_runs_every_cell_once_on_each_class(cnn: Path, workspace: Path, executor: RayExecutor) -> None:
+    pipeline = Pipeline(workspace)
+    sweep = Sweep(str(cnn), QUICK, precisions=("fp32", "fp16", "int8", "int8-dynamic"))
+    events: list[ProgressEvent] = []
+    result = sweep.run(pipeline, progress=events.append, executor=executor)
+    assert result.failed == []
+    assert sorted((r.spec.hardware_class, r.spec.precision) for r in result.runs) == sorted(
+        (c, p) for c in CLASSES for p in ("fp32", "fp16", "int8", "int8-dynamic"))
+    for run in result.runs:
+        record = run.to_dict()
+        assert record["hardware_class"] in CLASSES and record["node"]["name"].startswith(record["hardware_class"])
+        assert Path(run.artifact).is_file() and Path(run.artifact).is_relative_to(workspace)
+        assert any("CONTAMINATED" in note for note in run.notes)  # both nodes share this machine
+    # Two targets' runs of one spec are different runs, each stored here.
+    assert len({run.run_id for run in result.runs}) == 8 == len(pipeline.workspace.runs())
+    assert set(result.by_target) == set(CLASSES) and result.recommended is None
+    assert {e.message.split("]")[0] for e in events if e.step == "start"} >= {f"[1/8 fp32 on {CLASSES[0]}"}
+    assert len(executor.traffic) == 8 and all(t["sent_bytes"] > cnn.stat().st_size for t in executor.traffic)
+
+
+def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path, workspace: Path,
+                                                                       executor: RayExecutor) -> None:
+    pipeline = Pipeline(workspace)
+    sweep = Sweep(str(cnn), QUICK.replace(batch=2), precisions=("fp32", "fp16", "int8"))
+    cancel = CancelToken()
+    with pytest.raises(Cancelled):
+        sweep.run(pipeline, cancel=cancel, on_run=lambda run, reused: cancel.cancel(), executor=executor)
+    kept = {run.run_id for run in pipeline.workspace.runs()}
+    assert 1 <= len(kept) < 6
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("class-a", 0) + ray.available_resources().get("class-b", 0) < 2:
+        assert time.monotonic() < deadline, "cancelled tasks still hold their nodes"
+        time.sleep(0.5)
+    result = sweep.run(pipeline, executor=executor)
+    assert result.failed == [] and len(result.runs) == 6
+    assert kept <= set(result.reused)
+    assert len(pipeline.workspace.runs()) == 6
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_nothing_partial_is_stored(cnn: Path, workspace: Path,
+                                                                              cluster: LocalCluster,
+                                                                              tmp_path: Path) -> None:
+    executor = RayExecutor(cluster.address, ["class-a"], node_workspace=str(tmp_path / "nodes"))
+    pipeline = Pipeline(workspace)
+    pids: list[int] = []
+
+    def kill_the_first_worker(event: ProgressEvent) -> None:
+        if event.step == "start":
+            pids.append(int(event.message.rsplit("worker pid ", 1)[1].rstrip(")")))
+            if len(pids) == 1:
+                os.kill(pids[0], signal.SIGKILL)
+
+    result = Sweep(str(cnn), QUICK.replace(batch=4), precisions=("int8",)).run(
+        pipeline, progress=kill_the_first_worker, executor=executor)
+    assert result.failed == [] and len(result.runs) == 1
+    assert len(set(pids)) >= 2  # started again in a new worker
+    stored = pipeline.workspace.runs()
+    assert [r.run_id for r in stored] == [result.runs[0].run_id] and stored[0].artifact_exists
+    leftovers = [p for p in (workspace / "artifacts").rglob(".tmp-*")]
+    assert leftovers == []
+
+
+def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: LocalCluster) -> None:
+    with pytest.raises(DataError, match="class-z") as refused:
+        RayExecutor(cluster.address, ["class-z"]).connect()
+    assert "class-a, class-b" in refused.value.fix
+
+
+def test_ray_is_never_imported_without_ray(cnn: Path, workspace: Path) -> None:
+    code = ("import sys; from workbench.cli.main import main; "
+            f"main(['sweep', {str(cnn)!r}, '--precisions', 'fp32', '--repeats', '1', '--warmup', '0']); "
+            "main(['backends']); assert 'ray' not in sys.modules, 'ray was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "WORKBENCH_WORKSPACE": str(workspace)})
+    assert result.returncode == 0, result.stderr
+    assert "ray" in result.stdout and "--ray ADDRESS" in result.stdout

@@ -18,6 +18,7 @@ import pytest
 from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, DataError
 from workbench.progress import CancelToken, ProgressEvent
+from workbench.report.html import render_report
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
 
@@ -65,6 +66,9 @@ def test_a_sweep_runs_every_cell_once_on_each_class(cnn: Path, workspace: Path, 
     assert set(result.by_target) == set(CLASSES) and result.recommended is None
     assert {e.message.split("]")[0] for e in events if e.step == "start"} >= {f"[1/8 fp32 on {CLASSES[0]}"}
     assert len(executor.traffic) == 8 and all(t["sent_bytes"] > cnn.stat().st_size for t in executor.traffic)
+    assert {run.spec.model_name for run in result.runs} == {"digits_cnn"}
+    page = render_report(result.runs)
+    assert all(page.count(f"digits_cnn on {c} (") == 1 for c in CLASSES)  # one chart per class, never one across
 
 
 def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path, workspace: Path,

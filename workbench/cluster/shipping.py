@@ -61,13 +61,15 @@ class Files:
 
 
 def model_files(path: Path) -> Files:
-    """The .onnx file and the external-data files its initializers point at."""
-    files = Files(path.name, {path.name: path.read_bytes()})
+    """The .onnx file and the external-data files its initializers point at, in a folder of the model's
+    folder's name: ``<name>/model.onnx`` is named by its folder on the node as it is here."""
+    folder = path.absolute().parent.name or "model"
+    files = Files(f"{folder}/{path.name}", {f"{folder}/{path.name}": path.read_bytes()})
     proto = onnx.load(str(path), load_external_data=False)
     for tensor in proto.graph.initializer:
         if uses_external_data(tensor):
             location = next(entry.value for entry in tensor.external_data if entry.key == "location")
-            files.content.setdefault(location, (path.parent / location).read_bytes())
+            files.content.setdefault(f"{folder}/{location}", (path.parent / location).read_bytes())
     return files
 
 

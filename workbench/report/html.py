@@ -89,17 +89,32 @@ def _environments(runs: Sequence[Run]) -> str:
     return "\n".join(f"<p>Runs {', '.join(ids)}:</p><pre>{html.escape(env)}</pre>" for env, ids in seen.items())
 
 
+def _by_target(frame: pd.DataFrame, keys: list[str]):
+    """Groups by ``keys`` and the hardware class (None for runs timed here), in order of first appearance."""
+    target = frame["hardware_class"].astype(object).where(frame["hardware_class"].notna(), "")
+    return (((*key[:-1], key[-1] or None), rows) for key, rows in
+            frame.groupby([*(frame[k] for k in keys), target], sort=False))
+
+
+def _group_title(model: object, target: str | None) -> str:
+    where = f"on {target} (timed on its own nodes; speed-ups compare only within it)" if target else ""
+    return " ".join(part for part in (str(model) if model is not None else "", where) if part)
+
+
 def render_report(runs: Sequence[Run], title: str = "Workbench report") -> str:
     """The whole page as one string; figures for tables that exist, 'missing' for those that vanished."""
     frame = runs_frame(runs)
     figures = _Figures()
-    # One chart per model: runs of different models do not compete for one Pareto front.
-    pareto = "\n".join(f"<h3>{html.escape(str(model))}</h3>" + figures.html(_pareto(rows))
-                        for model, rows in frame.groupby("model", sort=False)) or "<p>No runs.</p>"
+    # One chart per model and hardware class: runs of different models, or timed on different machines,
+    # do not compete for one Pareto front.
+    pareto = "\n".join(f"<h3>{html.escape(_group_title(model, target))}</h3>" + figures.html(_pareto(rows))
+                        for (model, target), rows in _by_target(frame, ["model"])) or "<p>No runs.</p>"
     per_run = "\n".join(section for run in runs if (section := _run_tables_section(run, figures)))
     commands = "\n".join(f"<p>{run.run_id} · {html.escape(run.label)}</p><pre>{html.escape(reproduce_command(run))}"
                          "</pre>" for run in runs)
-    table = shown_table(frame, _SHOWN_COLUMNS).to_html(index=False, na_rep="n/a")
+    table = "\n".join((f"<h3>{html.escape(_group_title(None, target))}</h3>" if target else "")
+                      + shown_table(rows, _SHOWN_COLUMNS).to_html(index=False, na_rep="n/a")
+                      for (target,), rows in _by_target(frame, []))
     stamp = time.strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>

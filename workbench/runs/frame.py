@@ -20,6 +20,7 @@ from workbench.tasks.verdict_text import interval_cell, state_flag
 
 RUN_COLUMNS = [
     "run_id", "model", "label", "precision", "prune_method", "prune_ratio", "batch", "backend",
+    "hardware_class", "node",
     "latency_ms", "latency_p90_ms", "speedup", "speedup_spread", "accuracy", "top1_agreement", "cosine",
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
     "task_interval", "task_samples", "verdict",
@@ -54,6 +55,9 @@ def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
             "prune_ratio": spec.prune_ratio,
             "batch": spec.batch,
             "backend": spec.backend,
+            # Where it was timed on a cluster (None here): ratios compare only within one class.
+            "hardware_class": spec.hardware_class,
+            "node": (run.environment.get("node") or {}).get("name"),
             "latency_ms": run.latency_ms.get("median"),
             "latency_p90_ms": run.latency_ms.get("p90"),
             "speedup": run.speedup,

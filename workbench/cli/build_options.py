@@ -75,7 +75,8 @@ class BuildOptionsArgs:
     def __init__(self, *, sweep: bool = False, searched: bool = False, precision: str = BuildOptions.precision,
                  warmup: int = BuildOptions.warmup, repeats: int = BuildOptions.repeats,
                  eval_help: str = "evaluation data (default: eval.npz beside the model); "
-                 "'random' or 'random:N' for timing on synthetic data") -> None:
+                 "'random' or 'random:N' for timing on synthetic data, with one sample's shape for "
+                 "dynamic dims (random:32,state=2x1x128) or a scalar input's value (sr=16000)") -> None:
         self.sweep = sweep
         self.searched = searched
         self.precision = precision

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from workbench.cli.common import print_json
 from workbench.data.loaders import load_data
+from workbench.data.validate import validate_dataset
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
 
@@ -24,9 +25,9 @@ def handle(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     info = inspect_model(model)
     source = args.eval or (model.path.parent / "eval.npz" if (model.path.parent / "eval.npz").is_file() else None)
-    if source is not None and any(isinstance(d, str) for t in info.inputs for d in t.shape[1:]):
+    if source is not None and info.flops_dynamic:
         data = load_data(Path(source) if not str(source).startswith("random") else source, info.inputs)
-        info = inspect_model(model, {name: array.shape for name, array in data.inputs.items()})
+        info = inspect_model(model, validate_dataset(data, info.inputs, "evaluation").sample_shapes())
     if args.json:
         print_json(info.to_dict())
         return 0

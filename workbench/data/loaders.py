@@ -7,11 +7,12 @@ not be able to run code.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from workbench.data.batch_axes import AXES_KEY, declared_axes, guessed_axes
 from workbench.data.dataset import Dataset
 from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from workbench.data.npy_header import check_npy, check_npz
@@ -63,7 +64,8 @@ def load_npz(path: str | Path) -> Dataset:
                     "Save plain numeric arrays.",
                 ) from exc
     labels = arrays.pop(LABELS_KEY, None)
-    return Dataset(arrays, labels, source=path.name)
+    axes = declared_axes(arrays.pop(AXES_KEY), path.name) if AXES_KEY in arrays else {}
+    return Dataset(arrays, labels, source=path.name, axes=axes)
 
 
 def load_npy_folder(path: str | Path, input_names: Sequence[str]) -> Dataset:
@@ -95,38 +97,81 @@ def load_npy_folder(path: str | Path, input_names: Sequence[str]) -> Dataset:
     return Dataset({input_names[0]: np.stack(samples)}, labels, source=f"{folder.name}/")
 
 
-def random_dataset(inputs: Sequence[TensorInfo], count: int, seed: int = 0, batch_dims: int = 1) -> Dataset:
-    """Synthetic data for timing only; dynamic non-batch dims must be fixed by the user's data."""
+def random_dataset(inputs: Sequence[TensorInfo], count: int, seed: int = 0,
+                   shapes: Mapping[str, tuple[int, ...]] | None = None) -> Dataset:
+    """Synthetic data for timing only: ``count`` samples on each input's batch axis.
+
+    ``shapes`` fix what random data cannot guess: a dynamic dim besides the batch (one sample's whole
+    shape, the batch axis at 1) or, for a scalar input, its value (a sample rate).
+    """
     rng = np.random.default_rng(seed)
+    shapes = shapes or {}
+    unknown = sorted(set(shapes) - {t.name for t in inputs})
+    if unknown:
+        raise DataError(f"random data names input(s) {unknown} the model does not have;",
+                        f"its inputs are {[t.name for t in inputs]}.")
+    axes = guessed_axes(inputs)
     arrays = {}
     for tensor in inputs:
-        dims = []
-        for i, dim in enumerate(tensor.shape):
-            if isinstance(dim, int) and dim > 0:
-                dims.append(dim if i > 0 else 1)
-            elif i == 0:
-                dims.append(1)
-            else:
-                raise DataError(
-                    f"Input '{tensor.name}' has a dynamic dim '{dim}' that random data can't guess.",
-                    "Give real data (an .npz) so its shape is known.",
-                )
-        shape = (count, *dims[1:]) if batch_dims else tuple(dims)
-        check_input_fits(tensor.name, dims, tensor.dtype, count if batch_dims else 1)
+        axis = axes[tensor.name]
+        if axis is None:  # a scalar: its value if given, else 1 (a count, a flag)
+            value = shapes[tensor.name][0] if tensor.name in shapes else 1
+            arrays[tensor.name] = np.array(value).astype(tensor.dtype)
+            continue
+        dims = _random_sample_dims(tensor, axis, shapes.get(tensor.name))
+        check_input_fits(tensor.name, dims, tensor.dtype, count)
+        shape = tuple(count if i == axis else d for i, d in enumerate(dims))
         if tensor.dtype.startswith("float"):
             arrays[tensor.name] = rng.standard_normal(shape).astype(tensor.dtype)
         else:
             arrays[tensor.name] = rng.integers(0, 2, shape).astype(tensor.dtype)
-    return Dataset(arrays, None, source=f"{count} samples, seed {seed}", is_random=True)
+    given = ", ".join(f"{name}={'x'.join(map(str, dims))}" for name, dims in shapes.items())
+    source = f"{count} samples, seed {seed}" + (f", {given}" if given else "")
+    return Dataset(arrays, None, source=source, is_random=True, axes=axes)
 
 
-def random_count(text: str) -> int:
-    """N of ``random:N`` (32 for plain ``random``), or a sentence saying how to write it."""
-    count = text.split(":", 1)[1] if ":" in text else "32"
+def _random_sample_dims(tensor: TensorInfo, axis: int, given: tuple[int, ...] | None) -> list[int]:
+    """One sample's dims: the model's fixed ones, the given ones for dynamic dims; the batch axis at 1."""
+    if given is not None and len(given) != len(tensor.shape):
+        raise DataError(f"random data gives input '{tensor.name}' the shape {'x'.join(map(str, given))}, but it has "
+                        f"{len(tensor.shape)} dims {list(tensor.shape)};",
+                        "give one sample's whole shape, the batch dim as 1 (e.g. state=2x1x128).")
+    dims = []
+    for i, dim in enumerate(tensor.shape):
+        if i == axis:
+            dims.append(1)
+        elif given is not None:
+            if isinstance(dim, int) and dim > 0 and given[i] != dim:
+                raise DataError(f"random data gives input '{tensor.name}' size {given[i]} on dim {i}, fixed at {dim} "
+                                "by the model;", f"use {dim} there.")
+            dims.append(given[i])
+        elif isinstance(dim, int) and dim > 0:
+            dims.append(dim)
+        else:
+            raise DataError(
+                f"Input '{tensor.name}' has a dynamic dim '{dim}' that random data can't guess.",
+                f"Give its shape, e.g. random:32,{tensor.name}="
+                + "x".join("1" if j == axis else (str(d) if isinstance(d, int) and d > 0 else "N")
+                           for j, d in enumerate(tensor.shape)) + ", or real data (an .npz).")
+    return dims
+
+
+def parse_random(text: str) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """``random[:N][,name=AxBxC...]``: N samples (32 by default) and the shapes (or scalar values) given."""
+    head, *given = text.split(",")
+    count = head.split(":", 1)[1] if ":" in head else "32"
     if not count.strip().isdigit() or int(count) < 1:
         raise DataError(f"'{text}' asks for random data, but '{count}' is not a number of samples of 1 or more;",
-                        "write it as random:N, for example random:32.")
-    return int(count)
+                        "write it as random:N, for example random:32 (or random:32,state=2x1x128).")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in given:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name.strip()] = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            raise DataError(f"'{item}' in '{text}' is not NAME=AxBxC;",
+                            "write each shape as the input's name and one sample's dims, e.g. state=2x1x128.") from None
+    return int(count), shapes
 
 
 def load_data(
@@ -136,8 +181,9 @@ def load_data(
 ) -> Dataset:
     """Dispatch on what ``source`` is: ``random[:N]``, an .npz, a folder of .npy or of images."""
     text = str(source)
-    if text == "random" or text.startswith("random:"):
-        return random_dataset(inputs, random_count(text))
+    if text == "random" or text.startswith(("random:", "random,")):
+        count, shapes = parse_random(text)
+        return random_dataset(inputs, count, shapes=shapes)
     path = Path(source)
     if not path.exists():
         raise DataError(f"No data at '{path}'.", "Give an .npz file, a folder of .npy files or of images.")

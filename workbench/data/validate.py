@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from workbench.data.batch_axes import AXES_KEY, resolve_axes
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
 from workbench.model.inspect import TensorInfo
@@ -24,27 +25,31 @@ def validate_dataset(data: Dataset, inputs: Sequence[TensorInfo], role: str, min
             f"it has {sorted(data.inputs)}.",
             "Name each array after the model input it feeds (see the Model panel's inputs).",
         )
-    counts = {name: len(data.inputs[name]) for name in expected}
-    if len(set(counts.values())) != 1:
+    axes = resolve_axes(inputs, data.axes)
+    for name, tensor in expected.items():
+        _check_rank(data.inputs[name], tensor, axes[name], role)
+    counts = {name: data.inputs[name].shape[axes[name]] for name in expected if axes[name] is not None}
+    if len(set(counts.values())) > 1:
         raise DataError(f"The {role} arrays hold different sample counts: {counts}.",
                         "Every input needs one entry per sample.")
-    count = next(iter(counts.values()))
+    count = next(iter(counts.values()), 1)
     if count < min_count:
         raise DataError(f"The {role} data has {count} samples; at least {min_count} are needed.",
                         "Add samples (100-500 representative ones calibrate well).")
     cast = {}
     converted: list[str] = []
     for name, tensor in expected.items():
-        array = data.inputs[name]
-        sample_shape = array.shape[1:]
-        model_shape = tensor.shape[1:]
+        array, axis = data.inputs[name], axes[name]
+        sample_shape = tuple(d for i, d in enumerate(array.shape) if i != axis)
+        model_shape = tuple(d for i, d in enumerate(tensor.shape) if i != axis)
         if len(sample_shape) != len(model_shape) or any(
             isinstance(m, int) and m > 0 and m != s for m, s in zip(model_shape, sample_shape, strict=True)
         ):
             raise DataError(
                 f"The {role} array '{name}' has samples of shape {list(sample_shape)}, but the model "
-                f"expects {list(model_shape)} (full array shape {list(array.shape)}; the first axis is samples).",
-                "Resize or reshape the data to the model's input shape.",
+                f"expects {list(model_shape)} (full array shape {list(array.shape)}; {_axis_words(axis)}).",
+                "Resize or reshape the data to the model's input shape; if the samples are on another axis, "
+                f"declare it in the .npz: {AXES_KEY}=json.dumps({{\"{name}\": AXIS}}).",
             )
         want = np.dtype(tensor.dtype) if tensor.dtype != "bfloat16" else np.dtype(np.float32)
         if array.dtype.kind != want.kind and not (array.dtype.kind in "iu" and want.kind in "iu"):
@@ -58,8 +63,22 @@ def validate_dataset(data: Dataset, inputs: Sequence[TensorInfo], role: str, min
                             "Clean the data (np.nan_to_num) or drop those samples.")
         if array.dtype != want:
             converted.append(f"{name}: {array.dtype} -> {want}")
-        cast[name] = np.ascontiguousarray(array.astype(want, copy=False))
+        cast[name] = np.asarray(array.astype(want, copy=False), order="C")  # a 0-d scalar stays 0-d
     if data.labels is not None and len(data.labels) != count:
         raise DataError(f"The {role} data has {len(data.labels)} labels for {count} samples.",
                         "Give one label per sample.")
-    return Dataset(cast, data.labels, data.source, data.is_random, ", ".join(converted) or data.cast_from)
+    return Dataset(cast, data.labels, data.source, data.is_random, ", ".join(converted) or data.cast_from, axes)
+
+
+def _axis_words(axis: int | None) -> str:
+    return "fed whole, no sample axis" if axis is None else f"axis {axis} is samples"
+
+
+def _check_rank(array: np.ndarray, tensor: TensorInfo, axis: int | None, role: str) -> None:
+    """A scalar input takes a 0-d array; any other input needs at least its batch axis (its shape is checked next)."""
+    if (not tensor.shape and array.ndim != 0) or (axis is not None and array.ndim <= axis):
+        what = "a single value (a 0-d array, e.g. np.array(16000))" if not tensor.shape else \
+            f"{len(tensor.shape)} dims {list(tensor.shape)}"
+        raise DataError(f"The {role} array '{tensor.name}' has shape {list(array.shape)}, but the model input takes "
+                        f"{what} ({_axis_words(axis)}).",
+                        "Give it the input's rank: samples on the batch axis, a scalar as a 0-d array.")

@@ -5,6 +5,10 @@ the ops that dominate inference time (Conv, MatMul, Gemm) have simple closed for
 dims (the batch) count as 1, so figures are per sample; other symbolic dims (an image's height and
 width) count as 1 too unless the caller gives the shapes of real samples, as ``inspect`` does from the
 evaluation data.
+
+Weights and work inside control flow count too (exporters put whole models in an ``If`` branch, as
+silero-vad does per sample rate): parameters of every branch and body, FLOPs of the costlier ``If``
+branch (one of them runs), and of a ``Loop``/``Scan`` body once (per iteration: the count is data's).
 """
 
 from __future__ import annotations
@@ -42,19 +46,43 @@ def with_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]
     return fixed
 
 
+def subgraphs(node: onnx.NodeProto) -> list[tuple[str, onnx.GraphProto]]:
+    """The graphs a control-flow node holds (If's branches, Loop's and Scan's body), by attribute name."""
+    found = []
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            found.append((attr.name, attr.g))
+        found += [(f"{attr.name}{i}", g) for i, g in enumerate(attr.graphs)]
+    return found
+
+
+def _all_graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """The graph and every graph nested in its nodes, outermost first."""
+    graphs = [graph]
+    for node in graph.node:
+        for _, sub in subgraphs(node):
+            graphs += _all_graphs(sub)
+    return graphs
+
+
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # shape inference is best-effort: FLOPs become "unknown", not an error
         inferred = model
-    graph = inferred.graph
     shapes: dict[str, list[int]] = {}
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        dims = _dims(info)
-        if dims is not None:
-            shapes[info.name] = dims
-    for init in graph.initializer:
-        shapes[init.name] = list(init.dims)
+    for graph in _all_graphs(inferred.graph):
+        for info in [*graph.input, *graph.value_info, *graph.output]:
+            dims = _dims(info)
+            if dims is not None:
+                shapes.setdefault(info.name, dims)
+        for init in graph.initializer:
+            shapes.setdefault(init.name, list(init.dims))
+        for node in graph.node:  # a Constant's value has a known shape even where inference stopped
+            if node.op_type == "Constant" and node.output:
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        shapes.setdefault(node.output[0], list(attr.t.dims))
     return shapes
 
 
@@ -63,28 +91,40 @@ def node_flops(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
 
     ``input_shapes`` (one sample each, batch 1) replace the graph's symbolic input dims first."""
     shapes = _shapes(with_input_shapes(model, input_shapes) if input_shapes else model)
+    return _graph_flops(model.graph, shapes, "")
+
+
+def _graph_flops(graph: onnx.GraphProto, shapes: Mapping[str, list[int]], prefix: str) -> dict[str, float]:
     result: dict[str, float] = {}
-    for index, node in enumerate(model.graph.node):
-        name = node.name or f"{node.op_type}_{index}"
-        out = shapes.get(node.output[0]) if node.output else None
-        ins = [shapes.get(i) for i in node.input]
-        flops: float | None = None
-        if node.op_type in ("Conv", "ConvInteger", "QLinearConv") and out and len(ins) > 1:
-            weight = ins[3] if node.op_type == "QLinearConv" else ins[1]
-            if weight:
-                # weight [Cout, Cin/groups, k...]: each output element costs Cin/groups * prod(k) MACs
-                flops = 2.0 * math.prod(out) * math.prod(weight[1:])
-        elif node.op_type in ("MatMul", "MatMulInteger", "Gemm") and out and ins and ins[0]:
-            k = ins[0][-1]
-            if node.op_type == "Gemm":
-                trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-                k = ins[0][0] if trans_a else ins[0][-1]
-            flops = 2.0 * math.prod(out) * k
-        elif node.op_type in _ELEMENTWISE and out:
-            flops = float(math.prod(out))
+    for index, node in enumerate(graph.node):
+        name = prefix + (node.name or f"{node.op_type}_{index}")
+        flops = _node_flops(node, shapes)
         if flops is not None:
             result[name] = flops
+        inner = [_graph_flops(sub, shapes, f"{name}/{attr}/") for attr, sub in subgraphs(node)]
+        if node.op_type == "If" and inner:
+            inner = [max(inner, key=lambda branch: sum(branch.values()))]  # one branch runs: the costlier
+        for branch in inner:
+            result.update(branch)
     return result
+
+
+def _node_flops(node: onnx.NodeProto, shapes: Mapping[str, list[int]]) -> float | None:
+    out = shapes.get(node.output[0]) if node.output else None
+    ins = [shapes.get(i) for i in node.input]
+    if node.op_type in ("Conv", "ConvInteger", "QLinearConv") and out and len(ins) > 1:
+        weight = ins[3] if node.op_type == "QLinearConv" else ins[1]
+        # weight [Cout, Cin/groups, k...]: each output element costs Cin/groups * prod(k) MACs
+        return 2.0 * math.prod(out) * math.prod(weight[1:]) if weight else None
+    if node.op_type in ("MatMul", "MatMulInteger", "Gemm") and out and ins and ins[0]:
+        k = ins[0][-1]
+        if node.op_type == "Gemm":
+            trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+            k = ins[0][0] if trans_a else ins[0][-1]
+        return 2.0 * math.prod(out) * k
+    if node.op_type in _ELEMENTWISE and out:
+        return float(math.prod(out))
+    return None
 
 
 _FLOATING = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
@@ -94,11 +134,12 @@ def parameter_count(model: onnx.ModelProto) -> int:
     """Number of weights: elements of every initializer, and of every floating-point tensor held in a
     Constant node (some exporters keep all weights there; integer Constants are shapes and indices)."""
     total = 0
-    for init in model.graph.initializer:
-        total += int(math.prod(init.dims)) if init.dims else numpy_helper.to_array(init).size
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for attr in node.attribute:
-                if attr.name == "value" and attr.t.data_type in _FLOATING:
-                    total += int(math.prod(attr.t.dims))
+    for graph in _all_graphs(model.graph):  # weights inside If branches and Loop/Scan bodies count too
+        for init in graph.initializer:
+            total += int(math.prod(init.dims)) if init.dims else numpy_helper.to_array(init).size
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                for attr in node.attribute:
+                    if attr.name == "value" and attr.t.data_type in _FLOATING:
+                        total += int(math.prod(attr.t.dims))
     return total

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import onnx
 
+from workbench.data.batch_axes import guessed_axes
 from workbench.model.flops import node_flops, parameter_count
 from workbench.model.loader import LoadedModel
 
@@ -57,6 +58,8 @@ class ModelInfo:
     warnings: list[str] = field(default_factory=list)
     #: The per-sample input shapes FLOPs were counted at, when dims besides the batch are dynamic.
     flops_shapes: dict[str, list[int]] = field(default_factory=dict)
+    #: Whether some input has dynamic dims besides its batch axis (FLOPs then depend on the data's shape).
+    flops_dynamic: bool = False
 
     @property
     def flops(self) -> float:
@@ -99,23 +102,26 @@ def _model_name(path: Path) -> str:
 def inspect_model(model: LoadedModel, sample_shapes: Mapping[str, Sequence[int]] | None = None) -> ModelInfo:
     """Summarize a loaded model; warnings flag what will surprise a user at build time.
 
-    ``sample_shapes`` (one sample per input, e.g. from the evaluation data) fix dims besides the batch
-    for the FLOP count: a detector with dynamic height and width costs nothing at 1x1."""
+    ``sample_shapes`` (one sample per input, its batch axis at 1, e.g. ``Dataset.sample_shapes()`` of the
+    evaluation data) fix dims besides the batch for the FLOP count: a detector with dynamic height and
+    width costs nothing at 1x1."""
     graph = model.proto.graph
     initializers = {init.name for init in graph.initializer}
     inputs = [_tensor_info(v) for v in graph.input if v.name not in initializers]
     outputs = [_tensor_info(v) for v in graph.output]
     histogram = Counter(node.op_type for node in graph.node)
     warnings = []
+    axes = guessed_axes(inputs)
+    dynamic = set()
     for tensor in inputs:
-        extra = [d for i, d in enumerate(tensor.shape) if isinstance(d, str) and i > 0]
+        extra = [d for i, d in enumerate(tensor.shape) if isinstance(d, str) and i != axes[tensor.name]]
         if extra:
+            dynamic.add(tensor.name)
             warnings.append(
                 f"Input '{tensor.name}' has dynamic dims {extra} besides the batch: calibration and "
                 "timing use the shape of your data, so keep it representative."
             )
-    dynamic = {t.name for t in inputs if any(isinstance(d, str) for d in t.shape[1:])}
-    flops_shapes = {name: [1, *list(shape)[1:]] for name, shape in (sample_shapes or {}).items() if name in dynamic}
+    flops_shapes = {name: list(shape) for name, shape in (sample_shapes or {}).items() if name in dynamic}
     if dynamic and not flops_shapes:
         warnings.append("FLOPs are counted with the dynamic dims besides the batch at 1: give evaluation data "
                         "(inspect --eval) to count them at its shape.")
@@ -133,4 +139,5 @@ def inspect_model(model: LoadedModel, sample_shapes: Mapping[str, Sequence[int]]
         flops_per_node=node_flops(model.proto, flops_shapes or None),
         warnings=warnings,
         flops_shapes=flops_shapes,
+        flops_dynamic=bool(dynamic),
     )

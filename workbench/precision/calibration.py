@@ -139,7 +139,7 @@ def _arena_free_session(path: str) -> Any:
 
 def _calibration_batch(calibrator, calib: Dataset, histogram: bool) -> int:
     """The largest batch (up to 8) whose tensors fit in the memory left; refuses if one sample does not."""
-    first = {k: v[:1] for k, v in calib.inputs.items()}
+    first = calib.samples(0, 1)
     session = calibrator.infer_session
 
     def run_one() -> int:

@@ -40,7 +40,7 @@ def _samples(calib: Dataset, fixed_batch: int | None) -> Iterator[dict[str, np.n
     """Calibration items as NNCF wants them: one feed dict per inference."""
     step = fixed_batch or 1
     for start in range(0, len(calib) - step + 1, step):
-        yield {name: np.ascontiguousarray(array[start:start + step]) for name, array in calib.inputs.items()}
+        yield {name: np.asarray(array, order="C") for name, array in calib.samples(start, start + step).items()}
 
 
 def calibration_items(model: onnx.ModelProto, calib: Dataset) -> list[dict[str, np.ndarray]]:

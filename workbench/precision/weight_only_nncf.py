@@ -32,7 +32,7 @@ SUBSET_SIZE = 64
 
 def _feeds(calib: Dataset) -> Iterator[dict[str, np.ndarray]]:
     for i in range(len(calib)):
-        yield {name: np.ascontiguousarray(array[i:i + 1]) for name, array in calib.inputs.items()}
+        yield {name: np.asarray(array, order="C") for name, array in calib.samples(i, i + 1).items()}
 
 
 def compress_weights_nncf(

@@ -74,7 +74,7 @@ def _algo_config(algorithm: str, bits: int, block_size: int, calib: Dataset | No
                              "pip install torch (the CPU wheel), or use --weights-algorithm awq (NNCF, "
                              "calibrated as well).")
         count = min(GPTQ_SAMPLES, len(calib))
-        feeds = [{name: np.ascontiguousarray(array[i:i + 1]) for name, array in calib.inputs.items()}
+        feeds = [{name: np.asarray(array, order="C") for name, array in calib.samples(i, i + 1).items()}
                  for i in range(count)]
         return mnq.GPTQWeightOnlyQuantConfig(calibration_data_reader=feed_reader(feeds))
     return None  # the quantizer's own default: round-to-nearest per block

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.runs.run import Run
 
-_RANDOM = re.compile(r"(\d+) samples, seed 0\)?$")
+_RANDOM = re.compile(r"(\d+) samples, seed 0\b")
 
 
 def data_argument(source: str | None, model_path: str) -> str | None:
@@ -21,7 +21,8 @@ def data_argument(source: str | None, model_path: str) -> str | None:
         return None
     random = _RANDOM.search(source)
     if source.startswith("RANDOM") and random:
-        return f"random:{random.group(1)}"
+        given = re.findall(r", (\w+=[\dx]+)", source)  # shapes given for dynamic dims: random:32,state=2x1x128
+        return ",".join([f"random:{random.group(1)}", *given])
     beside = Path(model_path).parent / source.rstrip("/")
     return str(beside) if beside.exists() else source
 

@@ -343,8 +343,13 @@ def check_prune_choice(method: str | None, ratio: object) -> float:
 
 def timing_feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:
     """The first ``batch`` samples, tiled when the set is smaller than one batch."""
+    reps = -(-batch // max(len(data), 1))
     feed = {}
     for name, array in data.inputs.items():
-        reps = -(-batch // len(array))
-        feed[name] = np.ascontiguousarray(np.concatenate([array] * reps)[:batch]) if reps > 1 else array[:batch]
+        axis = data.axis(name)
+        if axis is None:  # a scalar: fed whole
+            feed[name] = array
+            continue
+        tiled = np.concatenate([array] * reps, axis=axis) if reps > 1 else array
+        feed[name] = np.ascontiguousarray(tiled[(slice(None),) * axis + (slice(0, batch),)])
     return feed

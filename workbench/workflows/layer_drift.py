@@ -184,7 +184,7 @@ _HELD_COPIES = 3 * 2
 
 def _drift_batch(ref_augmented: Path, data: Dataset, wanted: int, notes: list[str]) -> int:
     """The largest batch up to ``wanted`` whose tensors fit; refused in one sentence if one sample's do not."""
-    first = {k: v[:1] for k, v in data.inputs.items()}
+    first = data.samples(0, 1)
     per_sample = _HELD_COPIES * per_sample_bytes(
         lambda: sum(a.nbytes for a in _one_batch(ref_augmented, first).values()), 0)
     room = available_bytes()

@@ -466,6 +466,10 @@ def tune(
         if baseline is not None:
             baselines[backend] = baseline
         missed += misses
+    if not baselines:  # nothing to compare against: an error to fix, not "no variant meets the budget"
+        raise WorkbenchError(f"The FP32 baseline failed on every backend searched, so nothing was tuned: "
+                             f"{'; '.join(note.rstrip('.') for note in search.notes)}.",
+                             "Fix what the message says (the model or its data) and run tune again.")
     # The fastest INT8 first: its search has the most speed to spend on accuracy.
     missed.sort(key=lambda item: item[1], reverse=True)
     for index, (plain, potential) in enumerate(missed):

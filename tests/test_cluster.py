@@ -28,6 +28,8 @@ from workbench.cluster.local_cluster import LocalCluster  # noqa: E402
 from workbench.cluster.ray_executor import RayExecutor  # noqa: E402
 
 CLASSES = ("class-a", "class-b")
+#: A third node, taken out of the cluster by the test of a node that leaves.
+LEAVING = "class-c"
 #: As few timing rounds as the pipeline allows: these tests check where runs come from, not their speed.
 QUICK = BuildOptions(repeats=1, warmup=0)
 
@@ -36,7 +38,7 @@ QUICK = BuildOptions(repeats=1, warmup=0)
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     # The nodes' processes inherit this: their timing lock is the module's, not the user's.
     os.environ["WORKBENCH_TIMING_LOCK"] = str(tmp_path_factory.mktemp("lock") / "timing.lock")
-    local = LocalCluster(CLASSES)
+    local = LocalCluster((*CLASSES, LEAVING))
     ray.init(address=local.address, log_to_driver=False)
     yield local
     ray.shutdown()
@@ -111,6 +113,22 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_partial_is_stored(cnn:
     assert [r.run_id for r in stored] == [result.runs[0].run_id] and stored[0].artifact_exists
     leftovers = [p for p in (workspace / "artifacts").rglob(".tmp-*")]
     assert leftovers == []
+
+
+def test_a_node_that_leaves_fails_only_its_own_trials(cnn: Path, workspace: Path, cluster: LocalCluster,
+                                                      tmp_path: Path) -> None:
+    executor = RayExecutor(cluster.address, ["class-a", LEAVING], node_workspace=str(tmp_path / "nodes"))
+
+    def leave_on_start(event: ProgressEvent) -> None:
+        if event.step == "start" and f"on {LEAVING}]" in event.message and f"{LEAVING}-0" in cluster.nodes:
+            cluster.remove(f"{LEAVING}-0")
+
+    result = Sweep(str(cnn), QUICK.replace(batch=5), precisions=("fp32",)).run(
+        Pipeline(workspace), progress=leave_on_start, executor=executor)
+    assert [run.spec.hardware_class for run in result.runs] == ["class-a"]
+    assert [cell for cell, _ in result.failed] == [f"fp32 on {LEAVING}"]
+    assert LEAVING in result.failed[0][1] or "died" in result.failed[0][1].lower()
+    assert [run.spec.hardware_class for run in Pipeline(workspace).workspace.runs()] == ["class-a"]
 
 
 def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: LocalCluster) -> None:

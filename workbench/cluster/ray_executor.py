@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ray
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from workbench.cluster.local_cluster import LOCAL, LocalCluster
 from workbench.cluster.node_task import run_trial
@@ -120,7 +121,9 @@ class RayExecutor:
         shared = shared_machines(self.connect())
         root = self.node_workspace or (str((pipeline.workspace.root / "cluster").absolute())
                                        if self.local is not None else None)
-        sink = _ProgressSink.remote()
+        # Beside the driver, so a node that leaves never takes the progress of the others with it.
+        sink = _ProgressSink.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=True)).remote()
         jobs: dict[ray.ObjectRef, tuple[int, Trial, str, int]] = {}
         sent: dict[int, int] = {}
         for index, trial in enumerate(trials):
@@ -208,7 +211,10 @@ class _Watch:
         self.fractions[key] = 1.0
 
     def forward_progress(self) -> None:
-        events = ray.get(self.sink.drain.remote())
+        try:
+            events = ray.get(self.sink.drain.remote())
+        except RayError:  # the progress went with its node: the trials go on, silently
+            return
         for key, step, fraction, message, pid in events:
             self.fractions[key] = max(self.fractions[key], fraction)
             if self.progress is not None:

@@ -142,3 +142,10 @@ def test_gemm_float8_rewrite_computes_what_the_qdq_file_does(vit_fp8: tuple[Path
     expected = ReferenceEvaluator(qdq).run(None, {"input": x})[0]
     got = ReferenceEvaluator(model, new_ops=[GemmFloat8]).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fp8_files_are_keyed_by_their_calibration_data() -> None:
+    from workbench.runs.spec import RunSpec
+
+    one, other = (RunSpec("m", "model", "fp8", "onnxruntime-cuda", calib_digest=digest) for digest in ("a", "b"))
+    assert one.artifact_fields()["calib"] == "a" and one.artifact_key != other.artifact_key

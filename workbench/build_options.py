@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 DataSource = Union[str, Path, "Dataset", None]
 
 DEFAULT_BACKEND = "onnxruntime-cpu"
+#: Precisions whose activation scales come from calibration data (which then shapes the built file).
+CALIBRATED_PRECISIONS = ("int8", "fp8")
 
 
 @dataclass(frozen=True)

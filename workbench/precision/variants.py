@@ -15,6 +15,7 @@ import onnx
 
 from workbench.backends.base import QuantTarget
 from workbench.backends.error_text import error_text
+from workbench.build_options import CALIBRATED_PRECISIONS
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.files import write_atomically
@@ -32,8 +33,6 @@ from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS, "fp8")
-#: Precisions whose activation scales come from calibration data.
-CALIBRATED = ("int8", "fp8")
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
@@ -279,7 +278,7 @@ def build_variant(
     progress = progress or Progress()
     if precision not in PRECISIONS:
         raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
-    if precision in CALIBRATED and calib is None:
+    if precision in CALIBRATED_PRECISIONS and calib is None:
         raise DataError(f"Static {'INT8' if precision == 'int8' else 'FP8'} needs calibration data.",
                         "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
     if calib_method not in CALIBRATION_METHODS:

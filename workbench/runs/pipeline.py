@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backends.registry import get_backend
-from workbench.build_options import BuildOptions, DataSource
+from workbench.build_options import CALIBRATED_PRECISIONS, BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
@@ -31,7 +31,7 @@ from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timin
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER, QUANTIZERS, artifact_name
-from workbench.precision.variants import CALIBRATED, build_variant
+from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
 from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
@@ -145,7 +145,7 @@ class Pipeline:
         backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
         backend.check_precision(precision)
         hint_note = backend.precision_hint(precision)
-        wants_calib = precision in CALIBRATED or bool(prune_ratio and options.repair)
+        wants_calib = precision in CALIBRATED_PRECISIONS or bool(prune_ratio and options.repair)
         inputs = self._inputs(model, options.calib, options.eval, wants_calib, options.preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):

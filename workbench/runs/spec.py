@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from workbench.build_options import CALIBRATED_PRECISIONS
+
 #: Bumped when the pruning repair changes what it writes, so cached pruned files are rebuilt.
 REPAIR_VERSION = "least-squares-1"
 
@@ -51,7 +53,8 @@ class RunSpec:
             "precision": self.precision,
             "backend": self.backend,
             # Calibration data shapes the file when it sets INT8 ranges or repairs a pruned model.
-            "calib": self.calib_digest if quantized or (pruned and self.prune_repair) else None,
+            "calib": self.calib_digest if self.precision in CALIBRATED_PRECISIONS or (pruned and self.prune_repair)
+            else None,
             "calib_method": self.calib_method if quantized else None,
             "per_channel": self.per_channel if self.precision in ("int8", "int8-dynamic") else None,
             "prune": [self.prune_method, self.prune_ratio, REPAIR_VERSION if self.prune_repair else None]

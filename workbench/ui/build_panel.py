@@ -13,13 +13,13 @@ from typing import Any
 import ipywidgets as W
 
 from workbench.backends.registry import DEFAULT_BACKEND, availability
-from workbench.build_options import BuildOptions
+from workbench.build_options import CALIBRATED_PRECISIONS, BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import Cancelled, DataError
 from workbench.glossary import TERMS, help_icon
 from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
-from workbench.precision.variants import CALIBRATED, PRECISIONS
+from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
 from workbench.pruning import EFFECTS as PRUNE_EFFECTS
 from workbench.pruning import METHODS as PRUNE_METHODS
@@ -168,7 +168,7 @@ class BuildPanel:
     def _show_calib_fields(self) -> None:
         """Show only the fields the chosen precision and calibration source use."""
         source = self.calib_source.value
-        self.calib_box.layout.display = None if self.precision.value in CALIBRATED else "none"
+        self.calib_box.layout.display = None if self.precision.value in CALIBRATED_PRECISIONS else "none"
         self.calib_path.layout.display = None if source in (CALIB_FILE, CALIB_IMAGES) else "none"
         self.calib_count.layout.display = None if source == CALIB_RANDOM else "none"
         self.preprocess_box.layout.display = None if source == CALIB_IMAGES else "none"
@@ -179,7 +179,7 @@ class BuildPanel:
         calib: str | None = None
         preprocess = None
         source = self.calib_source.value
-        if self.precision.value in CALIBRATED and source != CALIB_BESIDE:
+        if self.precision.value in CALIBRATED_PRECISIONS and source != CALIB_BESIDE:
             if source == CALIB_RANDOM:
                 calib = f"random:{self.calib_count.value}"
             elif not self.calib_path.value.strip():

@@ -3,10 +3,13 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt: the versions the tests last passed with (scripts/freeze_constraints.py writes it).
+# silero-vad only for its ONNX files (the real-model tests): --no-deps, its requirements pull torch.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt silero-vad
 	touch $@
 
 .PHONY: install lab test lint bench

@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Installed beside the extras with --no-deps (its own requirements pull torch); pinned all the same.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -73,3 +74,18 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
     native = [t for t in result.trials if t.recipe.quantizer == "openvino-native"]
     assert native and native[0].step == "recipe" and native[0].run.artifact.endswith(".xml"), result.explain()
     assert any("OpenVINO-native" in t.to_dict()["recipe"]["name"] for t in native)
+
+
+def test_accuracy_control_names_what_it_kept_and_keeps_to_its_time_cap(vit: Path, tmp_path: Path) -> None:
+    from workbench.data.dataset import Dataset
+    from workbench.precision.nncf_accuracy import quantize_accuracy_control
+
+    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "quantizer": "openvino-accuracy-control"}))
+    assert Path(run.artifact).suffix == ".xml" and "OpenVINO-native accuracy control" in run.label
+    assert dict(run.spec.quant_options)["max_drop"] == pytest.approx(0.01)  # the classification budget's room
+    assert any("quantize_with_accuracy_control" in note for note in run.notes), run.notes
+    assert any(note.startswith(("layers NNCF left in FP32", "NNCF reverted no layer")) for note in run.notes)
+    assert run.drift["top1_agreement"] >= 0.95, run.drift
+    calib = Dataset(dict(np.load(vit.parent / "calib.npz")), None, "calib")
+    with pytest.raises(BuildError, match="stopped after 1 s"):
+        quantize_accuracy_control(vit, tmp_path / "ac.xml", calib, task="classification", time_cap_s=1)

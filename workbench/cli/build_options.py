@@ -131,7 +131,9 @@ class BuildOptionsArgs:
         group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
                            help="who writes static INT8 files: onnxruntime (default) or nncf (Q/DQ ONNX; transformer "
                            "preset with SmoothQuant on attention models, fast bias correction), or openvino-native "
-                           "(NNCF on OpenVINO's own model, stored as OpenVINO IR; --backend openvino only)")
+                           "(NNCF on OpenVINO's own model, stored as OpenVINO IR; --backend openvino only), or "
+                           "openvino-accuracy-control (the same by NNCF's quantize_with_accuracy_control, the task "
+                           "metric on the calibration data within the budget, at most 300 s)")
         group.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME",
                            help=f"execution backend (default {DEFAULT_BACKEND}; `workbench backends` lists them "
                            "and says which work here)")

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 #: ONNX Runtime's quantizer (the default) or NNCF, both writing Q/DQ ONNX, or NNCF on OpenVINO's own model
 #: writing OpenVINO IR (the OpenVINO-native variant, for the OpenVINO backends only).
-QUANTIZERS = ("onnxruntime", "nncf", "openvino-native")
+#: ``openvino-accuracy-control`` is the native variant by NNCF's accuracy-aware quantization.
+QUANTIZERS = ("onnxruntime", "nncf", "openvino-native", "openvino-accuracy-control")
 DEFAULT_QUANTIZER = "onnxruntime"
 NATIVE_QUANTIZER = "openvino-native"
+NATIVE_AC_QUANTIZER = "openvino-accuracy-control"
+#: The quantizers whose file is OpenVINO IR, for the OpenVINO backends only.
+NATIVE_QUANTIZERS = (NATIVE_QUANTIZER, NATIVE_AC_QUANTIZER)
 #: The native variant's name in labels, tables, notes and reports.
 NATIVE_LABEL = "OpenVINO-native"
-QUANTIZER_LABELS = {DEFAULT_QUANTIZER: "", "nncf": "nncf", NATIVE_QUANTIZER: NATIVE_LABEL}
+QUANTIZER_LABELS = {DEFAULT_QUANTIZER: "", "nncf": "nncf", NATIVE_QUANTIZER: NATIVE_LABEL,
+                    NATIVE_AC_QUANTIZER: f"{NATIVE_LABEL} accuracy control"}
 
 
 def artifact_name(precision: str, quantizer: str) -> str:
     """The variant's file name in its artifact folder: OpenVINO IR for the native variant, else ONNX."""
-    return "model.xml" if precision == "int8" and quantizer == NATIVE_QUANTIZER else "model.onnx"
+    return "model.xml" if precision == "int8" and quantizer in NATIVE_QUANTIZERS else "model.onnx"
 
 
 def quantizer_label(quantizer: str) -> str:

@@ -25,9 +25,10 @@ from workbench.precision.fp8 import quantize_fp8
 from workbench.precision.half import convert_half
 from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
 from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
+from workbench.precision.nncf_accuracy import DEFAULT_MAX_DROP, quantize_accuracy_control
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.precision.nncf_openvino import quantize_openvino_native
-from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER
+from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER
 from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
@@ -267,11 +268,13 @@ def build_variant(
     weight_writer: str | None = "onnxruntime",
     weight_options: dict | None = None,
     finish_fp8: Fp8Finish | None = None,
+    task: str | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
 
-    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on.
+    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on;
+    ``task`` is what NNCF's accuracy control judges by (guessed from the outputs when None).
     ``weight_writer`` is who writes weight-only variants for the backend (None: it runs none);
     ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...);
     ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``)."""
@@ -312,8 +315,14 @@ def build_variant(
         else:
             if precision == "int8":
                 assert calib is not None
-                quantize = quantize_openvino_native if quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
-                build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes, progress=progress)
+                if quantizer == NATIVE_AC_QUANTIZER:
+                    max_drop = float(dict(quant_options or {}).get("max_drop", DEFAULT_MAX_DROP))
+                    build.notes += quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop,
+                                                             exclude_nodes=exclude_nodes, progress=progress)
+                else:
+                    quantize = quantize_openvino_native if quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
+                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes,
+                                            progress=progress)
             elif precision in WEIGHT_PRECISIONS:
                 if weight_writer is None:
                     raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "

@@ -30,7 +30,14 @@ from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
-from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_QUANTIZER, QUANTIZERS, artifact_name
+from workbench.precision.nncf_accuracy import DEFAULT_MAX_DROP
+from workbench.precision.quantizers import (
+    DEFAULT_QUANTIZER,
+    NATIVE_AC_QUANTIZER,
+    NATIVE_QUANTIZERS,
+    QUANTIZERS,
+    artifact_name,
+)
 from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.pruning import METHODS, check_ratio
@@ -46,6 +53,7 @@ from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
 from workbench.tasks.custom import load_metric
+from workbench.tasks.registry import get_task
 
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
@@ -170,7 +178,7 @@ class Pipeline:
             task=choice.task,
             metric=choice.metric_name,
             backend_options=tuple(sorted(options.backend_options.items())),
-            quant_options=quant_options if precision == "int8" else (),
+            quant_options=quant_options_of(options, choice, quant_options) if precision == "int8" else (),
         )
         spec = dataclasses.replace(spec, **self.target)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
@@ -215,7 +223,7 @@ class Pipeline:
                 calib_method=options.calib_method, per_channel=options.per_channel,
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
                 quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
-                probe=inputs.calib if inputs.calib is not None else inputs.eval,
+                probe=inputs.calib if inputs.calib is not None else inputs.eval, task=choice.task,
                 weight_writer=backend.weight_writer, finish_fp8=backend.finish_fp8,
                 progress=progress.slice(0.15, 0.55),
             )
@@ -322,9 +330,21 @@ def check_unsupported(options: BuildOptions) -> None:
                              "NNCF chooses its own by preset.", "Drop them, or use --quantizer onnxruntime.")
 
 
+def quant_options_of(options: BuildOptions, choice: TaskChoice, checked: tuple[tuple[str, object], ...],
+                     ) -> tuple[tuple[str, object], ...]:
+    """The static INT8 choices that shape the file (``checked``); for NNCF's accuracy control, the largest drop
+    it may leave: what the budget allows below FP32 (the task's default budget when none is set), so the
+    budget keys the file."""
+    if options.quantizer != NATIVE_AC_QUANTIZER:
+        return checked
+    budget = choice.budget if choice.budget is not None else (get_task(choice.task).budget if choice.task else None)
+    drop = 1.0 - budget if budget is not None and 0 < budget <= 1 else DEFAULT_MAX_DROP
+    return (("max_drop", round(drop, 6)),)
+
+
 def check_native_backend(options: BuildOptions) -> None:
     """The OpenVINO-native variant is an OpenVINO IR file: only the OpenVINO backends run it."""
-    if options.precision == "int8" and options.quantizer == NATIVE_QUANTIZER \
+    if options.precision == "int8" and options.quantizer in NATIVE_QUANTIZERS \
             and not options.backend.startswith("openvino"):
         raise WorkbenchError(f"The OpenVINO-native INT8 variant is OpenVINO IR, which {options.backend} cannot run.",
                              "Use --backend openvino, or --quantizer nncf for the portable ONNX file.")

@@ -66,6 +66,8 @@ class RunSpec:
         }
         if quantized and self.quantizer != "onnxruntime":  # only when set, so older runs keep their ids
             fields["quantizer"] = self.quantizer
+            if self.quantizer == "openvino-accuracy-control":  # its file is chosen by the task's metric
+                fields["task"] = self.task
         return fields
 
     @property

@@ -43,7 +43,7 @@ from workbench.backends.registry import availability, get_backend
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
-from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZER
+from workbench.precision.quantizers import NATIVE_AC_QUANTIZER, NATIVE_LABEL, NATIVE_QUANTIZER
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -107,6 +107,8 @@ def compute_only(recipe: Recipe) -> Recipe:
 
 #: NNCF on OpenVINO's own model, stored as OpenVINO IR: screened on the OpenVINO backends beside the portable file.
 NATIVE_RECIPE = Recipe(NATIVE_LABEL, "int8", quantizer=NATIVE_QUANTIZER)
+#: NNCF's accuracy-aware quantization of the same model (time-capped): tried when the native variant misses.
+NATIVE_AC_RECIPE = Recipe(f"{NATIVE_LABEL} accuracy control", "int8", quantizer=NATIVE_AC_QUANTIZER)
 
 
 def _label(nodes: Sequence[str]) -> str:
@@ -390,13 +392,24 @@ class _Search:
                 missed.append((native, native.speedup))
         return baseline, missed
 
+    def refine_native(self, native: Trial) -> None:
+        """NNCF chose the native variant's recipe: NNCF's own accuracy control (judged by the task, capped in
+        time), then, where it misses or is slower, the workbench's node fall-back on the native variant."""
+        self.base = self.base.replace(task=self.task)  # what NNCF's accuracy control validates by
+        control = self.trial("recipe", f"static INT8, {NATIVE_AC_RECIPE.name}", NATIVE_AC_RECIPE)
+        if control is not None and control.pays:
+            self._bought(native, control, "NNCF's accuracy control on OpenVINO's model")
+            if control.speedup >= native.speedup / PROMISE:
+                return  # the fall-back could only slow the native variant to about the same speed
+        if not self.out_of_time and native.speedup > max(1.0, self.best_speedup()) * PROMISE:
+            self.fall_back(native)
+
     def refine(self, plain: Trial) -> None:
         """Recipes, then node fall-back, from a plain INT8 trial that missed."""
         self.base = self.base.replace(backend=plain.backend)
         self.out_of_time = False
-        if plain.recipe.quantizer == NATIVE_QUANTIZER:  # NNCF chose its recipe: only node fall-back is left
-            if not plain.met and plain.speedup > max(1.0, self.best_speedup()) * PROMISE:
-                self.fall_back(plain)
+        if plain.recipe.quantizer == NATIVE_QUANTIZER:
+            self.refine_native(plain)
             return
         tried = [plain]
         recipes = self.static_recipes if plain.recipe.precision == "int8" else self.dynamic_recipes

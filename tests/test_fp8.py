@@ -57,6 +57,15 @@ def test_refusals_are_one_sentence_with_the_way_out() -> None:
         assert fp8_refusal("onnxruntime-cuda", gpu) is None
 
 
+def test_the_backend_listing_says_whether_fp8_runs_on_the_gpu() -> None:
+    from workbench.backends.onnxruntime_cuda import gpu_details
+
+    hopper = gpu_details(("NVIDIA H200", (9, 0)))
+    assert hopper[0] == "GPU 0: NVIDIA H200, compute capability 9.0" and "GemmFloat8" in hopper[1]
+    ampere = gpu_details(("NVIDIA A100-SXM4-80GB", (8, 0)))
+    assert ampere[1] == "fp8: refused (this NVIDIA A100-SXM4-80GB is 8.0, without FP8 tensor cores)"
+
+
 def test_the_driver_query_is_read_as_name_and_capability() -> None:
     assert parse_gpu_query("NVIDIA H200, 9.0\n") == ("NVIDIA H200", (9, 0))
     assert parse_gpu_query("NVIDIA A100-SXM4-80GB, 8.0") == ("NVIDIA A100-SXM4-80GB", (8, 0))

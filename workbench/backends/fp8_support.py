@@ -16,18 +16,26 @@ FP8_MIN_CAPABILITY = (8, 9)
 FP8_FIX = "use fp16 or int8 here, or fp8 on an Ada, Hopper or Blackwell GPU with onnxruntime-cuda or tensorrt"
 
 
-def fp8_refusal(backend: str, gpu: tuple[str, tuple[int, int] | None] | None) -> str | None:
-    """None where FP8 runs; else why not, in one sentence. ``gpu``: (name, compute capability or None when it
+def fp8_blocker(backend: str, gpu: tuple[str, tuple[int, int] | None] | None) -> str | None:
+    """None where FP8 runs; else what stops it, as a clause. ``gpu``: (name, compute capability or None when it
     could not be read), None where the backend runs on no NVIDIA GPU."""
-    need = f"FP8 needs an NVIDIA GPU of compute capability {_text(FP8_MIN_CAPABILITY)} or newer"
     if gpu is None:
-        return f"{need}, and {backend} does not run on one (there FP8 would only be simulated): {FP8_FIX}."
+        return f"{backend} does not run on one (there FP8 would only be simulated)"
     name, capability = gpu
     if capability is None:
-        return f"{need}, and the compute capability of this {name} could not be read (nvidia-smi): {FP8_FIX}."
+        return f"the compute capability of this {name} could not be read (nvidia-smi)"
     if capability < FP8_MIN_CAPABILITY:
-        return f"{need}, and this {name} is {_text(capability)}, without FP8 tensor cores: {FP8_FIX}."
+        return f"this {name} is {_text(capability)}, without FP8 tensor cores"
     return None
+
+
+def fp8_refusal(backend: str, gpu: tuple[str, tuple[int, int] | None] | None) -> str | None:
+    """None where FP8 runs; else why not and what to do, in one sentence (``fp8_blocker``'s arguments)."""
+    blocker = fp8_blocker(backend, gpu)
+    if blocker is None:
+        return None
+    need = f"FP8 needs an NVIDIA GPU of compute capability {_text(FP8_MIN_CAPABILITY)} or newer"
+    return f"{need}, and {blocker}: {FP8_FIX}."
 
 
 def _text(capability: tuple[int, int]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from workbench.backends.base import Availability, Engine
 from workbench.backends.cuda_graphs import GraphChoice
 from workbench.backends.cuda_option_check import CHECK_SAMPLES, judge_options
 from workbench.backends.cuda_options import OptionChoice, check_user_options, choose_options, session_options
-from workbench.backends.fp8_support import nvidia_gpu
+from workbench.backends.fp8_support import fp8_blocker, nvidia_gpu
 from workbench.backends.onnxruntime_cpu import OnnxrtEngine, OnnxruntimeCpuBackend, installed_onnxruntime_wheels
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable
@@ -118,7 +118,18 @@ def cuda_availability() -> Availability:
             # CUDA/cuDNN from pip packages (nvidia-*) are found only once preloaded.
             ort.preload_dlls()
             error = _cuda_session_starts(ort)
-    return explain_cuda_availability(wheels, providers, error)
+    status = explain_cuda_availability(wheels, providers, error)
+    return replace(status, details=gpu_details(nvidia_gpu(0))) if status.available else status
+
+
+def gpu_details(gpu: tuple[str, tuple[int, int] | None]) -> tuple[str, ...]:
+    """The listing's lines for the GPU: its name and capability, and whether FP8 runs on it."""
+    name, capability = gpu
+    shown = f", compute capability {capability[0]}.{capability[1]}" if capability else ""
+    blocker = fp8_blocker("onnxruntime-cuda", gpu)
+    return (f"GPU 0: {name}{shown}",
+            "fp8: E4M3 matrix products through GemmFloat8 (cuBLASLt), the rest simulated" if blocker is None
+            else f"fp8: refused ({blocker})")
 
 
 @dataclass

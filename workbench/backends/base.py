@@ -92,8 +92,9 @@ class Backend(ABC):
     #: Why INT8 Q/DQ files measure accuracy only here (no integer kernels to speed them up); None where they run
     #: on integer kernels. Runs say it, and tune spends no trials on INT8 here unless asked.
     int8_accuracy_only: ClassVar[str | None] = None
-    #: Who writes this backend's weight-only INT8/INT4 files (``precision.weight_only``); None: it runs none.
-    weight_writer: ClassVar[str | None] = "onnxruntime"
+    #: The engine family that runs this backend's weight-only INT8/INT4 files (``precision.weight_only``):
+    #: "onnxruntime" or "openvino"; None where it runs none.
+    weight_runtime: ClassVar[str | None] = "onnxruntime"
     #: The FP32 every run here is also compared with (its cross-engine figure): the default engine of the
     #: same kind of device, so a GPU's headline is against FP32 on the GPU, never against the CPU.
     baseline_backend: ClassVar[str] = "onnxruntime-cpu"

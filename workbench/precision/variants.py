@@ -265,7 +265,7 @@ def build_variant(
     cache_dir: Path | None = None,
     quantizer: str = DEFAULT_QUANTIZER,
     probe: Dataset | None = None,
-    weight_writer: str | None = "onnxruntime",
+    weight_runtime: str | None = "onnxruntime",
     weight_options: dict | None = None,
     finish_fp8: Fp8Finish | None = None,
     task: str | None = None,
@@ -275,7 +275,7 @@ def build_variant(
 
     ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on;
     ``task`` is what NNCF's accuracy control judges by (guessed from the outputs when None).
-    ``weight_writer`` is who writes weight-only variants for the backend (None: it runs none);
+    ``weight_runtime`` is the engine family that runs the backend's weight-only files (None: it runs none);
     ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...);
     ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``)."""
     progress = progress or Progress()
@@ -324,10 +324,10 @@ def build_variant(
                     build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes,
                                             progress=progress)
             elif precision in WEIGHT_PRECISIONS:
-                if weight_writer is None:
+                if weight_runtime is None:
                     raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "
                                      "DequantizeLinear weights).", "Use onnxruntime-cpu, onnxruntime-cuda or openvino.")
-                build.notes += build_weight_only(src, out, precision, backend_tool=weight_writer, calib=calib,
+                build.notes += build_weight_only(src, out, precision, runtime=weight_runtime, calib=calib,
                                                  progress=progress, **(weight_options or {}))
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)

@@ -52,7 +52,6 @@ class LayerPlan:
     kept: tuple[WeightLayer, ...]
     #: The embedding tables kept (Gather nodes), when the embeddings are.
     embeddings: tuple[str, ...]
-    keeps_embeddings: bool
     #: The last weight layer, when it is kept.
     last: str | None
 
@@ -125,7 +124,7 @@ def plan_layers(model: onnx.ModelProto, keep: Sequence[str], precision: str) -> 
                          "classifier heads.")
     embeddings = tuple(embedding_tables(model)) if "embeddings" in keep else ()
     return LayerPlan(quantized, tuple(by_name[n] for n in by_name if n in kept_names), embeddings,
-                     "embeddings" in keep, layers[-1].name if "last" in keep else None)
+                     layers[-1].name if "last" in keep else None)
 
 
 def refusal_reason(model: onnx.ModelProto, layers: list[WeightLayer], kept: set[str]) -> str:

@@ -31,25 +31,41 @@ from workbench.progress import Progress
 
 WEIGHT_PRECISIONS = ("int8-weights", "int4-weights")
 BITS = {"int8-weights": 8, "int4-weights": 4}
-#: Who writes the file: ONNX Runtime's quantizer (MatMulNBits) or NNCF (OpenVINO's compression library).
+#: Who writes the file: ONNX Runtime's quantizer (MatMulNBits, the default) or NNCF's ``compress_weights``.
+#: Both engines run either writer's file. ONNX Runtime's is the default for both: on all-mpnet-base-v2 NNCF's
+#: ONNX writer (3.4) gave INT4 sentence embeddings at cosine 0.51 to FP32 in both engines where ONNX Runtime's
+#: round-to-nearest gave 0.96 on the same layers (see ``weight_only_nncf``).
 WEIGHT_TOOLS = ("onnxruntime", "nncf")
+#: Engine families that run weight-only files (``Backend.weight_runtime``).
+RUNTIMES = ("onnxruntime", "openvino")
 #: Round-to-nearest per block (the default, data-free), AWQ with scale estimation (NNCF, calibrated), GPTQ
-#: (ONNX Runtime, calibrated) and HQQ (ONNX Runtime, data-free); both engines run either writer's file.
+#: (ONNX Runtime, calibrated) and HQQ (ONNX Runtime, data-free).
 ALGORITHMS = ("rtn", "awq", "gptq", "hqq")
-#: The writer an algorithm needs where only one library has it; RTN is written by the backend's own.
+#: The writer an algorithm needs where only one library has it.
 ALGORITHM_TOOL = {"awq": "nncf", "gptq": "onnxruntime", "hqq": "onnxruntime"}
 CALIBRATED = ("gptq", "awq")
 DEFAULT_BLOCK_SIZE = 128
 BACKUPS = ("int8", "fp32")
 
 
-def _check(precision: str, tool: str, *, block_size: int, algorithm: str, accuracy_level: int | None,
+def writer_for(algorithm: str, writer: str | None) -> str:
+    """The writer asked for, else the one the algorithm needs, else ONNX Runtime's; a mismatch is refused."""
+    needed = ALGORITHM_TOOL.get(algorithm)
+    if writer is not None and writer not in WEIGHT_TOOLS:
+        raise BuildError(f"No weight-only writer '{writer}'.", f"Use {' or '.join(WEIGHT_TOOLS)}.")
+    if writer is not None and needed is not None and writer != needed:
+        raise BuildError(f"{algorithm.upper()} is {needed}'s algorithm, not {writer}'s.",
+                         f"Drop weight_writer={writer}, or use weight_algorithm=rtn.")
+    return writer or needed or "onnxruntime"
+
+
+def _check(precision: str, runtime: str, *, block_size: int, algorithm: str, accuracy_level: int | None,
            ratio: float, backup: str, calib: Dataset | None) -> None:
     """Every choice checked before any work: refused in words, never silently ignored."""
     if precision not in WEIGHT_PRECISIONS:
         raise BuildError(f"'{precision}' is not a weight-only precision.", f"Use {' or '.join(WEIGHT_PRECISIONS)}.")
-    if tool not in WEIGHT_TOOLS:
-        raise BuildError(f"No weight-only writer '{tool}'.", f"Use {' or '.join(WEIGHT_TOOLS)}.")
+    if runtime not in RUNTIMES:
+        raise BuildError(f"No weight-only runtime '{runtime}'.", f"Use {' or '.join(RUNTIMES)}.")
     if not isinstance(block_size, int) or block_size < 16 or block_size & (block_size - 1):
         raise BuildError(f"Block size {block_size!r} is not a power of two of 16 or more.", "Use e.g. 32, 64 or 128.")
     if algorithm not in ALGORITHMS:
@@ -63,7 +79,7 @@ def _check(precision: str, tool: str, *, block_size: int, algorithm: str, accura
     if algorithm in ("gptq", "hqq") and precision == "int8-weights":
         raise BuildError(f"ONNX Runtime's {algorithm.upper()} writes 4-bit weights only.",
                          "Use int4-weights, or rtn for int8-weights.")
-    if accuracy_level is not None and (tool != "onnxruntime" or accuracy_level not in range(5)):
+    if accuracy_level is not None and (runtime != "onnxruntime" or accuracy_level not in range(5)):
         raise BuildError(f"Accuracy level {accuracy_level!r} cannot be honoured here.",
                          "It is ONNX Runtime's MatMulNBits setting, 0-4 (4: int8 compute), for the ONNX Runtime "
                          "backends; OpenVINO quantizes activations on the fly by itself.")
@@ -85,14 +101,13 @@ def set_accuracy_level(model: onnx.ModelProto, level: int) -> onnx.ModelProto:
     return model
 
 
-def _layer_notes(model: onnx.ModelProto, plan: LayerPlan, four: Sequence, eight: Sequence, kept_fp32: Sequence,
-                 tool: str) -> list[str]:
+def _layer_notes(model: onnx.ModelProto, plan: LayerPlan, four: Sequence, eight: Sequence,
+                 kept_fp32: Sequence) -> list[str]:
     notes = [f"{len(four)} layers in 4 bits, {len(eight)} in 8 bits, {len(kept_fp32)} kept FP32"
              + (f": {', '.join(layer.name for layer in kept_fp32)}" if kept_fp32 else "")]
     if plan.embeddings:
-        how = "FP32 (ONNX Runtime quantizes embedding tables to 4 bits only and unpacks them at run time)" \
-            if tool == "onnxruntime" else "at the backup precision"
-        notes.append(f"embeddings kept {how}: {', '.join(plan.embeddings)}")
+        notes.append(f"embeddings kept FP32 (both writers' quantized tables are unpacked at run time, so they save "
+                     f"file size only): {', '.join(plan.embeddings)}")
     share = compute_share(model, [layer.name for layer in (*four, *eight)])
     if share is not None and share < SMALL_COMPUTE_SHARE:
         notes.append(f"the quantized layers do {share:.1%} of this model's multiply-adds (the rest is in other "
@@ -105,7 +120,8 @@ def build_weight_only(
     dst: Path,
     precision: str,
     *,
-    backend_tool: str = "onnxruntime",
+    runtime: str = "onnxruntime",
+    writer: str | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     symmetric: bool | None = None,
     algorithm: str = "rtn",
@@ -118,15 +134,15 @@ def build_weight_only(
 ) -> list[str]:
     """Write the weight-only variant of ``src`` to ``dst``; returns the notes saying what was done.
 
-    ``backend_tool`` is the writer of the backend the file is for (``onnxruntime``, or ``nncf`` for OpenVINO);
-    an algorithm only one library has picks that library's. ``symmetric`` None is asymmetric, except for NNCF's
-    4 bits (see ``weight_only_nncf``); ``accuracy_level`` is ONNX Runtime's, for its backends only. ``keep``
+    ``runtime`` is the engine family the file is for (``onnxruntime`` or ``openvino``); ``writer`` None is the
+    one the algorithm needs (AWQ: NNCF), else ONNX Runtime's. ``symmetric`` None is asymmetric, except for
+    NNCF's 4 bits (see ``weight_only_nncf``); ``accuracy_level`` is ONNX Runtime's, for its runtime only. ``keep``
     names layers, or ``embeddings``/``last``, kept out of the precision's bits: FP32 for int8-weights, the
     ``backup`` precision for int4-weights; ``ratio`` of the other weights go to 4 bits, the rest to 8."""
     progress = progress or Progress()
-    _check(precision, backend_tool, block_size=block_size, algorithm=algorithm, accuracy_level=accuracy_level,
+    _check(precision, runtime, block_size=block_size, algorithm=algorithm, accuracy_level=accuracy_level,
            ratio=ratio, backup=backup, calib=calib)
-    tool = ALGORITHM_TOOL.get(algorithm, backend_tool)
+    tool = writer_for(algorithm, writer)
     bits = BITS[precision]
     symmetric = (tool == "nncf" and bits == 4) if symmetric is None else symmetric
     model = name_nodes(onnx.load(str(src)))
@@ -143,7 +159,7 @@ def build_weight_only(
         from workbench.precision.weight_only_ort import quantize_weights_ort
 
         notes = [f"{precision}: ONNX Runtime MatMulNBits, {algorithm.upper()}, {scheme}"]
-        notes += _layer_notes(model, plan, four, eight, kept_fp32, tool)
+        notes += _layer_notes(model, plan, four, eight, kept_fp32)
         out, more = quantize_weights_ort(model, four, eight, block_size=block_size, symmetric=symmetric,
                                          algorithm=algorithm, calib=calib, progress=progress)
     else:

@@ -1,12 +1,19 @@
-"""Weight-only INT8/INT4 with NNCF's ``compress_weights`` on the ONNX model, for OpenVINO.
+"""Weight-only INT8/INT4 with NNCF's ``compress_weights`` on the ONNX model.
 
-NNCF's ONNX writer stores 4-bit weights as ``MatMulNBits`` (below opset 21) and 8-bit weights as a
-per-channel ``DequantizeLinear`` feeding the MatMul; OpenVINO turns both into its compressed-weight
-kernels and quantizes activations on the fly (``DYNAMIC_QUANTIZATION_GROUP_SIZE``). NNCF chooses by
+NNCF's ONNX writer stores 4-bit weights as a blocked ``DequantizeLinear`` (opset 21) feeding the
+MatMul, or as ``MatMulNBits`` below opset 21, and 8-bit weights as a per-channel ``DequantizeLinear``;
+OpenVINO turns them into its compressed-weight kernels and quantizes activations on the fly
+(``DYNAMIC_QUANTIZATION_GROUP_SIZE``), ONNX Runtime fuses them into MatMulNBits. NNCF chooses by
 itself which layers a ``ratio`` below 1 leaves at the backup precision (by the Hessian of the
 calibration data when there is data, else by the weights' rounding error); with calibration data it
-also offers AWQ with scale estimation. Its ONNX writer's asymmetric 4-bit zero points are misread by
-both engines (ONNX Runtime refuses them, OpenVINO's outputs are garbage), so 4 bits are symmetric here.
+also offers AWQ with scale estimation. Three faults of its ONNX writer (NNCF 3.4), found on this
+project's models, shape what is asked of it: asymmetric 4-bit zero points are misread by both engines
+(ONNX Runtime refuses them, OpenVINO's outputs are garbage), so 4 bits are symmetric; an embedding
+Gather told to take 4 bits becomes a MatMulNBits over integer ids (an invalid graph), so the
+embedding tables stay FP32; and on all-mpnet-base-v2 its ``MatMulNBits`` gave sentence embeddings at
+cosine 0.51 to FP32 in both engines, where the same compression written as opset-21 blocked
+``DequantizeLinear`` gave 0.96 (as ONNX Runtime's writer does), so a model below opset 21 is upgraded
+first. The weight-only builder uses NNCF for AWQ, or when asked.
 """
 
 from __future__ import annotations
@@ -18,16 +25,37 @@ from collections.abc import Iterator
 
 import numpy as np
 import onnx
+from onnx import version_converter
 
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.precision.nncf_int8 import INSTALL_HINT
-from workbench.precision.weight_layers import LayerPlan
+from workbench.precision.weight_layers import LayerPlan, embedding_tables
 from workbench.progress import Progress
 
-NNCF_ALGORITHMS = ("rtn", "awq")
+#: The first opset whose DequantizeLinear takes blocks (``block_size``) and 4-bit types.
+BLOCKED_DQ_OPSET = 21
 #: AWQ and the Hessian ranking settle on a few dozen samples (NNCF's own default subset is 128).
 SUBSET_SIZE = 64
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _compressed_counts(model: onnx.ModelProto) -> tuple[int, int]:
+    """(4-bit, 8-bit) compressed weights NNCF wrote, as MatMulNBits or DequantizeLinear of (u)int4/(u)int8."""
+    inits = {init.name: init.data_type for init in model.graph.initializer}
+    four_types = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4}
+    four = eight = 0
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
+            four, eight = four + (bits == 4), eight + (bits == 8)
+        elif node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            is_four = inits[node.input[0]] in four_types
+            four, eight = four + is_four, eight + (not is_four)
+    return four, eight
 
 
 def _feeds(calib: Dataset) -> Iterator[dict[str, np.ndarray]]:
@@ -62,22 +90,26 @@ def compress_weights_nncf(
     logging.getLogger("nncf").setLevel(logging.ERROR)
     mode = nncf.CompressWeightsMode
     kept = [layer.name for layer in plan.kept]
+    tables = embedding_tables(model)
     if bits == 8:
         kwargs = {"mode": mode.INT8_SYM if symmetric else mode.INT8_ASYM}
-        ignored = [*kept, *plan.embeddings]
+        ignored = [*kept, *tables]
     else:
-        # NNCF keeps the embeddings and the last layer at the backup precision unless told all_layers; other
-        # kept layers are left out of its scope, so they stay FP32 whatever the backup precision.
-        by_nncf = plan.keeps_embeddings and plan.last is not None
-        ignored = [name for name in kept if not (by_nncf and name == plan.last)]
-        if not by_nncf:
-            ignored += list(plan.embeddings)
-        kwargs = {"mode": mode.INT4_SYM, "group_size": block_size, "ratio": ratio, "all_layers": not by_nncf,
+        # NNCF keeps the last layer at the backup precision unless told all_layers; other kept layers are left
+        # out of its scope, so they stay FP32 whatever the backup precision.
+        ignored = [name for name in kept if name != plan.last] + tables
+        kwargs = {"mode": mode.INT4_SYM, "group_size": block_size, "ratio": ratio, "all_layers": plan.last is None,
                   "backup_mode": nncf.BackupMode.NONE if backup == "fp32" else nncf.BackupMode.INT8_ASYM}
         if algorithm == "awq":
             kwargs.update(awq=True, scale_estimation=True)
         if calib is not None and (algorithm == "awq" or ratio < 1):
             kwargs.update(dataset=nncf.Dataset(list(_feeds(calib))), subset_size=min(SUBSET_SIZE, len(calib)))
+    notes = []
+    if bits == 4 and model.opset_import and _default_opset(model) < BLOCKED_DQ_OPSET:
+        progress.report("quantize", 0.05, f"upgrading the model to opset {BLOCKED_DQ_OPSET} for blocked weights")
+        model = version_converter.convert_version(model, BLOCKED_DQ_OPSET)
+        notes.append(f"model upgraded to opset {BLOCKED_DQ_OPSET}: NNCF writes its 4-bit blocks as DequantizeLinear "
+                     "there (its MatMulNBits below it lost accuracy on a real encoder)")
     progress.report("quantize", 0.1, f"NNCF: weights to {bits} bits")
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bars and tables go to the terminal
         compressed = nncf.compress_weights(
@@ -85,11 +117,9 @@ def compress_weights_nncf(
             advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST),
             **kwargs,
         )
-    counts = {op: sum(node.op_type == op for node in compressed.graph.node) for op in ("MatMulNBits",
-                                                                                     "DequantizeLinear")}
-    notes = [f"NNCF {kwargs['mode'].value}: {counts['MatMulNBits']} layers in 4 bits, "
-             f"{counts['DequantizeLinear']} in 8 bits" + (", AWQ with scale estimation on calibration data"
-                                                          if kwargs.get("awq") else "")]
+    four, eight = _compressed_counts(compressed)
+    notes.append(f"NNCF {kwargs['mode'].value}: {four} layers in 4 bits, {eight} in 8 bits"
+                 + (", AWQ with scale estimation on calibration data" if kwargs.get("awq") else ""))
     if bits == 8 and block_size:
         notes.append("NNCF stores 8-bit weights with one scale per output channel (no blocks)")
     return compressed, notes

@@ -224,7 +224,7 @@ class Pipeline:
                 exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
                 quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval, task=choice.task,
-                weight_writer=backend.weight_writer, finish_fp8=backend.finish_fp8,
+                weight_runtime=backend.weight_runtime, finish_fp8=backend.finish_fp8,
                 progress=progress.slice(0.15, 0.55),
             )
             notes += [] if hint_note else built.notes

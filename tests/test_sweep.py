@@ -32,8 +32,8 @@ def test_grid_has_one_unpruned_cell_per_precision(cnn: Path) -> None:
         Sweep(str(cnn), BuildOptions(), ["fp32"], ["channel"], [1.0]).cells()
     with pytest.raises(DataError, match="without a pruning method"):
         Sweep(str(cnn), BuildOptions(), ["fp32"], [], [0.5]).cells()
-    with pytest.raises(DataError, match="fp8"):
-        Sweep(str(cnn), precisions=["fp8"]).cells()
+    with pytest.raises(DataError, match="fp6"):
+        Sweep(str(cnn), precisions=["fp6"]).cells()
 
 
 def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, capsys: pytest.CaptureFixture) -> None:

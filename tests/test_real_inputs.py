@@ -88,3 +88,14 @@ def test_an_engine_message_is_kept_past_its_first_line() -> None:
                            "sr": np.array(16000, np.int64)})
     assert "\n" in str(error.value)
     assert "Expected: 2" in library_message(error.value)
+
+
+def test_flops_inside_if_branches_are_counted_from_one_real_inference(speech_data,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    _, eval_npz = speech_data
+    figures = []
+    for name in ("silero_vad.onnx", "silero_vad_16k_op15.onnx"):
+        assert main(["inspect", str(silero_file(name)), "--eval", str(eval_npz), "--json"]) == 0
+        figures.append(json.loads(capsys.readouterr().out)["gflops_per_sample"])
+    assert figures[0] > 1e-4  # was 0: every Conv and the LSTM sit in If branches
+    assert figures[0] == pytest.approx(figures[1], rel=0.05)  # the 16 kHz branch is the op15 file's network

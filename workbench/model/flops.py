@@ -111,20 +111,41 @@ def _graph_flops(graph: onnx.GraphProto, shapes: Mapping[str, list[int]], prefix
 
 def _node_flops(node: onnx.NodeProto, shapes: Mapping[str, list[int]]) -> float | None:
     out = shapes.get(node.output[0]) if node.output else None
-    ins = [shapes.get(i) for i in node.input]
-    if node.op_type in ("Conv", "ConvInteger", "QLinearConv") and out and len(ins) > 1:
-        weight = ins[3] if node.op_type == "QLinearConv" else ins[1]
+    trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+    return shape_flops(node.op_type, [shapes.get(i) for i in node.input], out, bool(trans_a))
+
+
+#: Gates per recurrent cell: each is one matrix product per step.
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+#: Kernels ONNX Runtime fuses or renames, counted as the op they compute.
+OP_ALIASES = {"FusedConv": "Conv", "FusedMatMul": "MatMul", "FusedGemm": "Gemm"}
+
+
+def shape_flops(op_type: str, ins: Sequence[Sequence[int] | None], out: Sequence[int] | None,
+                trans_a: bool = False) -> float | None:
+    """FLOPs of one op from its input and first output shapes (multiply-add = 2); None when not counted."""
+    op_type = OP_ALIASES.get(op_type, op_type)
+    if op_type in ("Conv", "ConvInteger", "QLinearConv") and out and len(ins) > 1:
+        weight = ins[3] if op_type == "QLinearConv" else ins[1]
         # weight [Cout, Cin/groups, k...]: each output element costs Cin/groups * prod(k) MACs
         return 2.0 * math.prod(out) * math.prod(weight[1:]) if weight else None
-    if node.op_type in ("MatMul", "MatMulInteger", "Gemm") and out and ins and ins[0]:
-        k = ins[0][-1]
-        if node.op_type == "Gemm":
-            trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-            k = ins[0][0] if trans_a else ins[0][-1]
+    if op_type in ("MatMul", "MatMulInteger", "Gemm") and out and ins and ins[0]:
+        k = ins[0][0] if op_type == "Gemm" and trans_a else ins[0][-1]
         return 2.0 * math.prod(out) * k
-    if node.op_type in _ELEMENTWISE and out:
+    if op_type in _GATES and out and len(out) == 4 and ins and ins[0] and len(ins[0]) == 3:
+        # X [seq, batch, input], Y [seq, directions, batch, hidden]: each gate is a matrix product of
+        # [input + hidden] by [hidden] per step (from X and Y: ONNX Runtime reports its weights prepacked)
+        seq, directions, batch, hidden = out
+        return 2.0 * seq * directions * batch * _GATES[op_type] * hidden * (ins[0][2] + hidden)
+    if op_type in _ELEMENTWISE and out:
         return float(math.prod(out))
     return None
+
+
+def has_nested_compute(model: onnx.ModelProto) -> bool:
+    """Whether compute ops sit inside control flow, where shape inference often cannot follow the shapes."""
+    return any(node.op_type in ("Conv", "MatMul", "Gemm", "LSTM", "GRU")
+               for graph in _all_graphs(model.graph)[1:] for node in graph.node)
 
 
 _FLOATING = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ QUICK = BuildOptions(repeats=1, warmup=0)
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     # The nodes' processes inherit this: their timing lock is the module's, not the user's.
     os.environ["WORKBENCH_TIMING_LOCK"] = str(tmp_path_factory.mktemp("lock") / "timing.lock")
+    os.environ["WORKBENCH_NODE_WORKSPACE"] = str(tmp_path_factory.mktemp("nodes"))
     local = LocalCluster((*CLASSES, LEAVING))
     ray.init(address=local.address, log_to_driver=False)
     yield local
@@ -129,6 +131,25 @@ def test_a_node_that_leaves_fails_only_its_own_trials(cnn: Path, workspace: Path
     assert [cell for cell, _ in result.failed] == [f"fp32 on {LEAVING}"]
     assert LEAVING in result.failed[0][1] or "died" in result.failed[0][1].lower()
     assert [run.spec.hardware_class for run in Pipeline(workspace).workspace.runs()] == ["class-a"]
+
+
+def test_the_sweep_tab_runs_every_cell_on_the_classes_it_names(cnn: Path, cluster: LocalCluster) -> None:
+    from workbench.ui.app import Workbench
+
+    app = Workbench(cnn)
+    panel = app.sweep_panel
+    panel.precisions.value, panel.repeats.value, panel.batch.value = ("fp32",), 3, 6
+    panel.ray_classes.value = "class-b"
+    panel.run_button.click()
+    assert "no Ray cluster address" in unescape(panel.status.value) and app.sweeper._thread is None
+    panel.ray_address.value = cluster.address
+    panel.run_button.click()
+    assert app.wait(300), "the sweep did not finish in five minutes"
+    assert [run.spec.hardware_class for run in app.last_sweep.result.runs] == ["class-b"]
+    assert list(panel.frame()["hardware class"]) == ["class-b"]
+    assert "On class-b: Recommended" in unescape(panel.recommendation.value) or "On class-b: No" in unescape(
+        panel.recommendation.value)
+    assert ray.is_initialized()  # the tab leaves a cluster it did not start as it was
 
 
 def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: LocalCluster) -> None:

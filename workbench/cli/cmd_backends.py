@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 from workbench.backends.registry import availability
-from workbench.cli.cluster_args import ray_installed
 from workbench.cli.common import print_json
+from workbench.cluster.choice import ray_installed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

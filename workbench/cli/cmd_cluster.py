@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli.cluster_args import ray_installed
 from workbench.cli.common import print_json
+from workbench.cluster.choice import ray_installed
 from workbench.errors import DataError
 
 

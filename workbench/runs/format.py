@@ -78,6 +78,7 @@ CELLS = {
     "prune_ratio": ("pruned share", lambda v: NA if _missing(v) else f"{float(v):g}"),
     "batch": ("batch", lambda v: str(int(v))),
     "backend": ("backend", str),
+    "hardware_class": ("hardware class", lambda v: v if isinstance(v, str) else "here"),
     "latency_ms": ("latency (ms/batch)", ms),
     "latency_p90_ms": ("p90 (ms/batch)", ms),
     "reference_ms": ("FP32 same rounds (ms/batch)", ms),

@@ -11,7 +11,8 @@ import ipywidgets as W
 from IPython.display import display
 
 from workbench.build_options import BuildOptions
-from workbench.errors import Busy, Cancelled, DataError, ModelError
+from workbench.cluster.choice import cluster_executor
+from workbench.errors import Busy, Cancelled, ModelError, WorkbenchError
 from workbench.model.inspect import ModelInfo
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
@@ -207,11 +208,15 @@ class Workbench:
         sweep = Sweep(str(self.model.path), **options)
         try:
             sweep.cells()
-        except DataError as exc:
+            executor = cluster_executor(*self.sweep_panel.where())
+            if executor is not None:  # here, not on the sweep's thread: Ray sets signal handlers as it starts
+                self.sweep_panel.show_message(note_html("Connecting to the Ray cluster..."))
+                executor.connect()
+        except WorkbenchError as exc:
             self.sweep_panel.show_message(error_html(exc))
             return
         self.sweep_panel.set_running(True)
-        self.sweeper.start(sweep)
+        self.sweeper.start(sweep, executor)
 
     def _sweep_progress(self, event: Any) -> None:
         self.sweep_panel.show_progress(event)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from workbench.progress import CancelToken, ProgressEvent
+from workbench.runs.executor import Executor
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, SweepResult
@@ -42,9 +43,14 @@ class SweepController(BackgroundJob[SweepOutcome]):
         super().__init__(pipeline, on_progress, on_finish)
         self.on_run = on_run
 
-    def start(self, sweep: Sweep) -> bool:
-        """Begin the sweep; False when one is already running."""
-        return self._launch("workbench-sweep", self._work, sweep)
+    def start(self, sweep: Sweep, executor: Executor | None = None) -> bool:
+        """Begin the sweep (on a cluster with a RayExecutor); False when one is already running."""
+        return self._launch("workbench-sweep", self._work, sweep, executor)
 
-    def _work(self, sweep: Sweep, token: CancelToken) -> SweepOutcome:
-        return SweepOutcome(result=sweep.run(self.pipeline, self.on_progress, token, self.on_run))
+    def _work(self, sweep: Sweep, executor: Executor | None, token: CancelToken) -> SweepOutcome:
+        try:
+            return SweepOutcome(result=sweep.run(self.pipeline, self.on_progress, token, self.on_run, executor))
+        finally:
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()

@@ -62,6 +62,10 @@ class SweepPanel:
                                                   description="Budget (points)", **wide_layout())
         self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
         self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide_layout())
+        self.ray_address = W.Text(value="", placeholder="empty: this machine; auto, HOST:PORT or local",
+                                  description="Ray cluster", **wide_layout())
+        self.ray_classes = W.Text(value="", placeholder="e.g. cpu-amx, h200 (each cell runs on each)",
+                                  description="On classes", **wide_layout())
         self.run_button = W.Button(description="Run sweep", button_style="primary", icon="play")
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
         self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
@@ -82,9 +86,14 @@ class SweepPanel:
             W.HTML("<small>Ctrl-click (⌘-click on a Mac) selects several; Shift-click a range.</small>"),
             self.backends, self.precisions, self.prune_methods, self.prune_ratios,
             heading_html_widget("Pick and measure"), self.accuracy_budget, self.batch, self.repeats,
+            heading_html_widget("Where"), self.ray_address, self.ray_classes,
             W.HBox([self.run_button, self.cancel_button]), self.bar, self.step, self.status,
             self.recommendation, self.table, self.log,
         ])
+
+    def where(self) -> tuple[str | None, list[str]]:
+        """The Ray cluster's address (None: this machine) and the hardware classes to run every cell on."""
+        return self.ray_address.value.strip() or None, [c for c in self.ray_classes.value.split(",") if c.strip()]
 
     def options(self) -> dict[str, Any]:
         """``Sweep`` keyword arguments; raises DataError, saying what to change, on an unusable grid."""
@@ -145,10 +154,12 @@ class SweepPanel:
             self.bar.value, self.bar.bar_style = 1.0, "warning" if result.failed else "success"
             self.step.value = (f"Done: {len(result.runs)} variants, {len(result.reused)} from the store, "
                                f"{len(result.failed)} failed.")
-            best = result.recommended
-            text = f"Recommended: {best.label} ({best.run_id[:8]}), {result.reason}." if best \
-                else f"No recommendation: {result.reason}."
-            self.recommendation.value = note_html(text, warn=best is None)
+            picks = result.by_target or {None: (result.recommended, result.reason)}
+            self.recommendation.value = "".join(
+                note_html(f"{f'On {target}: ' if target else ''}" + (
+                    f"Recommended: {best.label} ({best.run_id[:8]}), {reason}." if best
+                    else f"No recommendation: {reason}."), warn=best is None)
+                for target, (best, reason) in picks.items())
             self.status.value = note_html("The runs are in the Results tab.")
         else:
             self.bar.bar_style = "danger"
@@ -182,8 +193,8 @@ class SweepPanel:
 
 
 #: The Sweep tab's columns: the Results tab's names and digits, fewer of them.
-SWEEP_COLUMNS = ["label", "backend", "run_id", "latency_ms", "reference_ms", "speedup", "baseline_backend",
-                 "speedup_vs_baseline", "accuracy_loss_pts", "loss_basis", "status"]
+SWEEP_COLUMNS = ["label", "backend", "hardware_class", "run_id", "latency_ms", "reference_ms", "speedup",
+                 "baseline_backend", "speedup_vs_baseline", "accuracy_loss_pts", "loss_basis", "status"]
 
 
 def figures_frame(runs: list[Run]) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -35,6 +36,8 @@ def test_every_face_prints_the_stored_figures(cnn: Path, cli_env: dict[str, str]
     # the printed summary names its reference next to the figure
     assert f"speed-up      {speedup} vs FP32 on onnxruntime-cpu, batch 1" in done.stdout
     assert f"latency       {latency} ms median" in done.stdout
+    # without a terminal, progress is written as lines on stderr, never redrawn in place
+    assert "[100.0%] done: " in done.stderr and "\r" not in done.stderr
 
     shown = _json("show", run_id, env=cli_env)
     listed = next(r for r in _json("runs", env=cli_env) if r["run_id"] == run_id)
@@ -57,8 +60,12 @@ def test_every_face_prints_the_stored_figures(cnn: Path, cli_env: dict[str, str]
 
 
 def test_tune_pick_is_the_run_show_prints(cnn: Path, cli_env: dict[str, str]) -> None:
-    result = _json("tune", str(cnn), "--backend", "onnxruntime-cpu", "--precisions", "int8", "--repeats", "3",
-                   env=cli_env)
+    done = workbench("tune", str(cnn), "--backend", "onnxruntime-cpu", "--precisions", "int8", "--repeats", "3",
+                     "--json", env=cli_env)
+    result = json.loads(done.stdout)
+    # each trial says how many are done and how much of the time budget is left, and its own steps follow
+    assert re.search(r"trial 2 \(1 done, \d meet the budget; \d+ s of the 600 s budget left\)", done.stderr)
+    assert "] tune: trial 1 (0 done, 0 meet the budget; " in done.stderr
     pick = result["recommended"] or min(result["trials"], key=lambda t: -t["speedup"])
     shown = _json("show", pick["run_id"], env=cli_env)
     assert fmt.times(pick["speedup_same_backend"]) == fmt.times(shown["speedup"])
@@ -91,3 +98,35 @@ def test_the_bf16_note_forecasts_nothing_the_measurement_could_contradict() -> N
     note = vector_only.how("bf16")
     assert "AVX-512 BF16" in note and "AMX-BF16" in note
     assert not any(word in note for word in ("slow-down", "no gain", "expect"))
+
+
+def test_per_layer_drift_reports_each_of_its_steps(cnn: Path, workspace: Path) -> None:
+    """The app's bar moves through the per-layer drift instead of sitting at its start."""
+    from workbench.build_options import BuildOptions
+    from workbench.runs.pipeline import Pipeline
+    from workbench.workflows.layer_drift import drift_for_run
+
+    pipeline = Pipeline(workspace)
+    run = pipeline.run(cnn, BuildOptions("int8", repeats=3))
+    events = []
+    drift_for_run(run, samples=32, pipeline=pipeline, progress=events.append)
+    fractions = [event.fraction for event in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len({event.message for event in events if 0 < event.fraction < 1}) >= 4
+
+
+def test_a_log_gets_a_line_for_every_step_over_two_seconds() -> None:
+    from workbench.cli.common import LineLog
+    from workbench.progress import ProgressEvent
+
+    now = [0.0]
+    out = io.StringIO()
+    log = LineLog(out, clock=lambda: now[0])
+    for at, step, message in [(0.0, "load", "model"), (0.5, "build", "quantizing"), (1.0, "build", "calibrating"),
+                              (3.0, "build", "writing"), (4.0, "time", "warm-up"), (19.0, "evaluate", "batch 1"),
+                              (19.5, "done", "1.20x")]:
+        now[0] = at
+        log(ProgressEvent(step, at / 20, message))
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ")[1].split(":")[0] for line in lines] == ["build", "time", "done"]
+    assert lines[1].endswith("warm-up (15 s)")  # a 15 s step that sent nothing more is still logged

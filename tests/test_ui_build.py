@@ -40,7 +40,7 @@ def test_build_int8_fills_table_and_progress(cnn: Path) -> None:
     assert timing.layout.xaxis.title.text == "time per batch (ms)"
     assert {t.type for t in timing.data} == {"bar"} and sum(len(t.x) for t in timing.data) > 3
     assert drift.layout.yaxis.title.text.startswith("SQNR") and len(drift.data[0].x) > 3
-    assert [t.name for t in pareto.data] == ["int8", "Pareto front"]
+    assert [t.name for t in pareto.data] == ["int8", "FP32 reference · digits_cnn b1", "Pareto front"]
 
 
 def test_second_build_compares_layers_side_by_side(cnn: Path) -> None:

@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     pipeline = Pipeline(args.workspace)
-    run = pipeline.run(args.model, OPTIONS.parse(args), progress=stderr_progress(sys.stderr.isatty()))
-    report = drift_for_run(run, args.eval, samples=args.samples, pipeline=pipeline)
+    progress = stderr_progress(sys.stderr.isatty())
+    run = pipeline.run(args.model, OPTIONS.parse(args), progress=progress)
+    report = drift_for_run(run, args.eval, samples=args.samples, pipeline=pipeline, progress=progress)
     save_run_table(run, LAYER_DRIFT, report.table, pipeline.workspace)  # for `workbench report` and the widgets
     if args.json:
         print_json({"run_id": run.run_id, "samples": report.samples, "notes": report.notes,

@@ -119,13 +119,16 @@ def layer_drift(
         tmp = Path(tmp_dir)
         reference_path = Path(reference_model)
         is_qdq = any(node.op_type == "QuantizeLinear" for node in variant.graph.node)
+        progress_.report("drift", 0.0, "preparing the FP32 reference")
         if is_qdq:
             reference_path = tmp / "reference.onnx"
             notes += preprocess_for_quantization(Path(reference_model), reference_path)
             notes.append("reference: the FP32 model after the quantization pre-pass (same tensor names as the variant)")
-        progress_.report("drift", 0.0, "running the FP32 reference with every tensor exposed")
+        progress_.report("drift", 0.05, "exposing every tensor of the FP32 reference")
         ref_augmented = _augment(reference_path, tmp / "reference_augmented.onnx")
+        progress_.report("drift", 0.1, "exposing every tensor of the variant")
         variant_augmented = _augment(Path(variant_model), tmp / "variant_augmented.onnx")
+        progress_.report("drift", 0.15, "cutting the variant at each layer (local error)")
         cut = _cut_at_reference_tensors(variant, _saved_tensors(ref_augmented))
         onnx.save(cut, str(tmp / "cut.onnx"))
         cut_augmented = _augment(tmp / "cut.onnx", tmp / "cut_augmented.onnx")
@@ -139,7 +142,7 @@ def layer_drift(
         accumulated = {t.reference: _Stats() for t in targets}
         activation_qdq: dict[str, _Stats] = {}
         for index, feed in enumerate(feeds):
-            progress_.report("drift", index / total, f"batch {index + 1}/{total}")
+            progress_.report("drift", 0.2 + 0.7 * index / total, f"comparing every tensor, batch {index + 1}/{total}")
             ref_acts = _one_batch(ref_augmented, feed)
             var_acts = _one_batch(variant_augmented, feed)
             cut_feed = dict(feed)
@@ -159,6 +162,7 @@ def layer_drift(
                     local[target.reference].add(reference, target.requantize(own))
                 if target.scale is not None:
                     activation_qdq.setdefault(target.reference, _Stats()).add(reference, target.requantize(reference))
+        progress_.report("drift", 0.9, "weight error and the table")
         weights = _weight_sqnr(reference_path, Path(variant_model)) if is_qdq else {}
         table = _table(variant, targets, accumulated, local, activation_qdq, weights)
     progress_.report("drift", 1.0, "per-layer drift done")

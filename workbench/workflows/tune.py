@@ -149,14 +149,20 @@ class _Search:
                                   f"the search on {self.base.backend} stopped there")
             self.out_of_time = True
             return None
-        self.progress.report("tune", min(0.99, self.elapsed() / self.time_budget),
-                             f"trial {len(self.trials) + 1}: {description}")
+        fraction = min(0.99, self.elapsed() / self.time_budget)
+        passing = sum(t.met for t in self.trials)
+        left = max(0.0, self.time_budget - self.elapsed())
+        said = (f"trial {len(self.trials) + 1} ({len(self.trials)} done, {passing} meet the budget; "
+                f"{left:.0f} s of the {self.time_budget:g} s budget left): {description}")
+        self.progress.report("tune", fraction, said)
         started = time.monotonic()
         options = recipe.options(self.base, tuple(kept))
         if step in ("rank", "check"):  # these trials are judged by the metric first; fewer timing rounds do
             options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
         try:
-            run = self.pipeline.run(self.model, options, cancel=self.progress.cancel)
+            # The trial's own steps, under the search's bar: a long build or timing round is never silent.
+            run = self.pipeline.run(self.model, options, cancel=self.progress.cancel, progress=lambda event: (
+                self.progress.report(f"tune {event.step}", fraction, f"{said} · {event.message}")))
         except (Cancelled, Busy):
             raise
         except WorkbenchError as exc:

@@ -250,6 +250,18 @@ def _half_variant(src: Path, out: Path, build: VariantBuild, check: LoadCheck, p
         build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
 
 
+def _check_request(precision: str, calib: Dataset | None, calib_method: str) -> None:
+    """Refuse what no build can honour, before anything is written."""
+    if precision not in PRECISIONS:
+        raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
+    if precision in CALIBRATED_PRECISIONS and calib is None:
+        raise DataError(f"Static {'INT8' if precision == 'int8' else 'FP8'} needs calibration data.",
+                        "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
+    if calib_method not in CALIBRATION_METHODS:
+        raise BuildError(f"Unknown calibration method '{calib_method}'.",
+                         f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
+
+
 def build_variant(
     src: Path,
     dst: Path,
@@ -279,14 +291,7 @@ def build_variant(
     ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...);
     ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``)."""
     progress = progress or Progress()
-    if precision not in PRECISIONS:
-        raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
-    if precision in CALIBRATED_PRECISIONS and calib is None:
-        raise DataError(f"Static {'INT8' if precision == 'int8' else 'FP8'} needs calibration data.",
-                        "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
-    if calib_method not in CALIBRATION_METHODS:
-        raise BuildError(f"Unknown calibration method '{calib_method}'.",
-                         f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
+    _check_request(precision, calib, calib_method)
     build = VariantBuild(dst, precision)
     # In the build's scratch folder, on the workspace's file system.
     with temp_folder("wb-variant-") as tmp:
@@ -300,9 +305,7 @@ def build_variant(
         if precision == "fp8":
             assert calib is not None
             build.notes += quantize_fp8(src, out, calib, exclude_nodes=list(exclude_nodes or []), cache_dir=cache_dir,
-                                        progress=progress)
-            if finish_fp8 is not None:
-                build.notes += finish_fp8(out, src, probe)
+                                        progress=progress) + (finish_fp8(out, src, probe) if finish_fp8 else [])
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)
         elif precision in ("int8", "int8-dynamic") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):

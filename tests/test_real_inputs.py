@@ -99,3 +99,9 @@ def test_flops_inside_if_branches_are_counted_from_one_real_inference(speech_dat
         figures.append(json.loads(capsys.readouterr().out)["gflops_per_sample"])
     assert figures[0] > 1e-4  # was 0: every Conv and the LSTM sit in If branches
     assert figures[0] == pytest.approx(figures[1], rel=0.05)  # the 16 kHz branch is the op15 file's network
+
+
+def test_an_int8_variant_of_a_model_inside_if_branches_says_nothing_was_quantized(speech_data) -> None:
+    _, eval_npz = speech_data
+    run = Pipeline().run(silero_file(), BuildOptions("int8-dynamic", batch=8, repeats=2, eval=str(eval_npz)))
+    assert any(note.startswith("nothing was quantized: the model's compute ops sit inside If") for note in run.notes)

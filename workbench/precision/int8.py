@@ -20,6 +20,7 @@ from onnx import version_converter
 
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
+from workbench.model.flops import has_nested_compute
 from workbench.model.loader import model_digest
 from workbench.precision.calibration import (
     DEFAULT_PERCENTILE,
@@ -41,6 +42,24 @@ ACTIVATION_TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 #: What ``ops="compute"`` quantizes: the layers INT8 kernels speed up, nothing between them.
 COMPUTE_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 DYNAMIC_OP_TYPES = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization", "LSTM"]
+
+
+#: Ops that exist only in a quantized graph (Q/DQ and the integer kernels dynamic INT8 writes).
+_QUANTIZED_OPS = ("QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM",
+                  "QLinearConv", "QLinearMatMul")
+
+
+def nothing_quantized_note(path: Path) -> list[str]:
+    """Said when the quantizer left every op in FP32 because they sit inside control flow.
+
+    ONNX Runtime's quantizer does not enter If/Loop/Scan subgraphs, so a model that keeps its network
+    in an If branch (silero-vad) comes back unchanged: a variant that is FP32 under an INT8 name.
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    if not has_nested_compute(model) or any(n.op_type in _QUANTIZED_OPS for n in model.graph.node):
+        return []
+    return ["nothing was quantized: the model's compute ops sit inside If/Loop/Scan subgraphs, which ONNX "
+            "Runtime's quantizer leaves in FP32, so this variant computes as FP32 does"]
 
 
 def _warned(messages: list[str]) -> list[str]:
@@ -207,6 +226,7 @@ def quantize_int8_static(
             calibration_cache_path=str(ranges),
             extra_options=extra,
         ))
+        notes += nothing_quantized_note(dst)
         rewired = feed_fp32_inputs(dst, exclude_nodes, before=prepared) if exclude_nodes else 0
     shown = f"{method} {percentile or DEFAULT_PERCENTILE:g}" if method == "percentile" else method
     notes.append(
@@ -244,6 +264,7 @@ def quantize_int8_dynamic(
             weight_type="QInt8",
             nodes_to_exclude=exclude_nodes or [],
         ))
+        notes += nothing_quantized_note(dst)
     notes.append(
         f"dynamic INT8: S8 weights ({'per-channel' if per_channel else 'per-tensor'}) for "
         f"{', '.join(DYNAMIC_OP_TYPES)}; activations quantized at run time; Conv left in FP32"

@@ -46,7 +46,7 @@ def quantize_fp8(src: Path, dst: Path, calib: Dataset, *, exclude_nodes: list[st
             quant_format="QDQ", per_channel=False, activation_type="QFLOAT8E4M3FN", weight_type="QFLOAT8E4M3FN",
             calibrate_method="Distribution", op_types_to_quantize=list(COMPUTE_OP_TYPES),
             nodes_to_exclude=exclude_nodes or [], calibration_providers=["CPUExecutionProvider"],
-            calibration_cache_path=str(ranges), extra_options={"scenario": "same"},
+            calibration_cache_path=str(ranges),
         )
     # ONNX Runtime upgrades the opset to 19 for FP8 and warns that it did: that is the point, not news.
     notes += [f"ONNX Runtime's quantizer warned: {w}" for w in dict.fromkeys(warned) if "opset" not in w][:3]

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from workbench.build_options import BuildOptions
-from workbench.errors import Cancelled, DataError
+from workbench.errors import Cancelled, DataError, WorkbenchError
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.report.html import render_report
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
+from workbench.workflows.tune import tune
 
 ray = pytest.importorskip("ray")
 
@@ -92,6 +93,22 @@ def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path,
     assert result.failed == [] and len(result.runs) == 6
     assert kept <= set(result.reused)
     assert len(pipeline.workspace.runs()) == 6
+
+
+def test_a_tune_runs_on_a_node_of_its_class_and_its_runs_come_home(cnn: Path, workspace: Path,
+                                                                    cluster: LocalCluster, tmp_path: Path) -> None:
+    executor = RayExecutor(cluster.address, ["class-b"], node_workspace=str(tmp_path / "nodes"))
+    pipeline = Pipeline(workspace)
+    result = tune(cnn, BuildOptions(batch=8, repeats=1, warmup=0), backends=["onnxruntime-cpu"], precisions=["int8"],
+                  time_budget=20, pipeline=pipeline, executor=executor)
+    runs = [trial.run for trial in result.trials] + list(result.baselines.values())
+    assert result.trials and {run.spec.hardware_class for run in runs} == {"class-b"}
+    assert {run.environment["node"]["name"] for run in runs} == {"class-b-0"}
+    stored = {run.run_id for run in pipeline.workspace.runs()}
+    assert {run.run_id for run in runs} <= stored and all(run.artifact_exists for run in runs)
+    assert all(Path(run.artifact).is_relative_to(workspace) for run in runs)
+    with pytest.raises(WorkbenchError, match="one hardware class"):
+        tune(cnn, BuildOptions(), pipeline=pipeline, executor=RayExecutor(cluster.address, CLASSES))
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_nothing_partial_is_stored(cnn: Path, workspace: Path,

@@ -9,13 +9,14 @@ import pandas as pd
 
 from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
+from workbench.cli.cluster_args import add_cluster_args, executor_from
 from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.runs import format as fmt
 from workbench.runs.frame import verdict
 from workbench.runs.pipeline import Pipeline
 from workbench.tasks.verdict_text import interval_text
 from workbench.workflows.tune import DEFAULT_TIME_BUDGET, tune
-from workbench.workflows.tune_trials import Trial
+from workbench.workflows.tune_trials import Trial, TuneResult
 
 #: The shared build flags, less those the search sets itself (precision, quantization choices, kept nodes).
 OPTIONS = BuildOptionsArgs(searched=True)
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "weight MatMuls, int8, fp16 on GPUs)")
     parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
                         help=f"stop starting trials after this long (default {DEFAULT_TIME_BUDGET:g})")
+    add_cluster_args(parser)
     add_output_options(parser)
     parser.set_defaults(func=handle)
 
@@ -47,15 +49,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     options = OPTIONS.parse(args)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()] if args.precisions else None
-    result = tune(args.model, options, backends=args.backend, precisions=precisions, time_budget=args.time_budget,
-                  pipeline=Pipeline(args.workspace), progress=stderr_progress(sys.stderr.isatty()))
+    search = {"backends": args.backend, "precisions": precisions, "time_budget": args.time_budget}
+    progress = stderr_progress(sys.stderr.isatty())
+    with executor_from(args) as executor:
+        if executor is not None:
+            return _handle_on_cluster(args, executor.run_tune(args.model, options, search, Pipeline(args.workspace),
+                                                              progress))
+        result = tune(args.model, options, pipeline=Pipeline(args.workspace), progress=progress, **search)
     if args.json:
         print_json(result.to_dict())
     else:
-        if result.trials:
-            print(trials_table(result.trials))
-        print(result.explain())
+        _print_result(result)
     return 0 if result.recommended is not None else 1
+
+
+def _print_result(result: TuneResult) -> None:
+    if result.trials:
+        print(trials_table(result.trials))
+    print(result.explain())
+
+
+def _handle_on_cluster(args: argparse.Namespace, results: dict[str, TuneResult | str]) -> int:
+    """One search per hardware class, each on its own nodes: one result per class, never one across them."""
+    if args.json:
+        print_json({"by_target": {target: {"error": r} if isinstance(r, str) else r.to_dict()
+                                  for target, r in results.items()}})
+    else:
+        for target, result in results.items():
+            print(f"== on {target} ==")
+            if isinstance(result, str):
+                print(f"error: {result}")
+            else:
+                _print_result(result)
+    found = [r for r in results.values() if not isinstance(r, str) and r.recommended is not None]
+    return 0 if len(found) == len(results) else 1
 
 
 def trials_table(trials: list[Trial]) -> str:

@@ -19,8 +19,9 @@ import ray
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from workbench.build_options import BuildOptions
 from workbench.cluster.local_cluster import LOCAL, LocalCluster
-from workbench.cluster.node_task import run_trial
+from workbench.cluster.node_task import run_trial, tune_on_node
 from workbench.cluster.nodes import NodeInfo, classes_alive, cluster_nodes, shared_machines
 from workbench.cluster.shipping import outbound, payload_size, receive
 from workbench.errors import DataError, WorkbenchError
@@ -28,6 +29,7 @@ from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
 from workbench.runs.executor import Trial, TrialOutcome
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.workflows.tune_trials import TuneResult
 
 #: Times Ray starts a trial again after its worker or node died.
 RETRIES = 2
@@ -52,6 +54,12 @@ class _ProgressSink:
 
 
 _remote_trial = ray.remote(run_trial)
+_remote_tune = ray.remote(tune_on_node)
+
+
+def _asks(hardware_class: str) -> dict:
+    """What a trial asks of Ray: one unit of its class (the whole node), retried when its worker dies."""
+    return {"num_cpus": 0, "resources": {hardware_class: 1}, "max_retries": RETRIES, "retry_exceptions": False}
 
 
 class RayExecutor:
@@ -118,12 +126,7 @@ class RayExecutor:
     def run_trials(self, model: str, trials: Sequence[Trial], pipeline: Pipeline,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Iterator[TrialOutcome]:
-        shared = shared_machines(self.connect())
-        root = self.node_workspace or (str((pipeline.workspace.root / "cluster").absolute())
-                                       if self.local is not None else None)
-        # Beside the driver, so a node that leaves never takes the progress of the others with it.
-        sink = _ProgressSink.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=True)).remote()
+        shared, root, sink = self._prepare(pipeline)
         jobs: dict[ray.ObjectRef, tuple[int, Trial, str, int]] = {}
         sent: dict[int, int] = {}
         for index, trial in enumerate(trials):
@@ -131,40 +134,77 @@ class RayExecutor:
             shipped = ray.put(trip)
             for hardware_class in self.targets:
                 key = len(jobs)
-                ref = _remote_trial.options(num_cpus=0, resources={hardware_class: 1}, max_retries=RETRIES,
-                                            retry_exceptions=False, name=f"{trial.label} on {hardware_class}"
+                ref = _remote_trial.options(**_asks(hardware_class), name=f"{trial.label} on {hardware_class}"
                                             ).remote(shipped, hardware_class, root, sink, key)
                 jobs[ref] = (index, trial, hardware_class, key)
                 sent[key] = trip.size
+        for (index, trial, hardware_class, key), payload, error in self._gather(jobs, progress, sink, cancel):
+            outcome = TrialOutcome(index, trial.label, target=hardware_class, error=error)
+            if payload is not None:
+                outcome.run = self._store(payload, pipeline, Path(model), shared)
+                self.traffic.append({"trial": outcome.name, "sent_bytes": sent[key],
+                                     "received_bytes": payload_size(payload)})
+            yield outcome
+
+    def run_tune(self, model: str, options: BuildOptions, search: dict, pipeline: Pipeline,
+                 progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> dict[str, TuneResult | str]:
+        """One tune per hardware class, each on one node of its class (its trials run there in turn, timed
+        against that node's FP32); every trial's run comes back into the local store. A class whose tune
+        failed maps to the reason."""
+        shared, root, sink = self._prepare(pipeline)
+        shipped = ray.put(outbound(Path(model), options))
+        jobs = {_remote_tune.options(**_asks(c), name=f"tune on {c}").remote(shipped, search, c, root, sink, key):
+                (0, Trial("tune", options), c, key) for key, c in enumerate(self.targets)}
+        results: dict[str, TuneResult | str] = {}
+        for (_, _, hardware_class, _), payload, error in self._gather(jobs, progress, sink, cancel):
+            results[hardware_class] = error if payload is None else self._tuned(payload, pipeline, Path(model),
+                                                                                  shared)
+        return {c: results[c] for c in self.targets}
+
+    def _prepare(self, pipeline: Pipeline) -> tuple[dict[str, list[str]], str | None, object]:
+        """The nodes sharing a machine, where nodes keep their workspaces, and the progress sink."""
+        shared = shared_machines(self.connect())
+        root = self.node_workspace or (str((pipeline.workspace.root / "cluster").absolute())
+                                       if self.local is not None else None)
+        # Beside the driver, so a node that leaves never takes the progress of the others with it.
+        sink = _ProgressSink.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=True)).remote()
+        return shared, root, sink
+
+    @staticmethod
+    def _gather(jobs: dict, progress: ProgressCallback | None, sink, cancel: CancelToken | None) -> Iterator[tuple]:
+        """Each job as it ends: (job, payload, None) or (job, None, reason); cancels what is left on any exit."""
         watch = _Watch(jobs, progress, sink)
         try:
-            yield from self._gather(watch, pipeline, Path(model), shared, sent, cancel)
+            while watch.pending:
+                if cancel is not None and cancel.cancelled:
+                    watch.cancel_all()
+                    cancel.raise_if_cancelled()
+                ready, _ = ray.wait(list(watch.pending), num_returns=1, timeout=POLL_S)
+                watch.forward_progress()
+                yield from watch.fail_lost_classes()
+                for ref in ready:
+                    job = watch.pending.pop(ref)
+                    watch.finished(job[3])
+                    try:
+                        payload = ray.get(ref)
+                    except RayError as exc:
+                        yield job, None, failure_reason(exc)
+                        continue
+                    yield job, payload, None
         finally:
             watch.cancel_all()
 
-    def _gather(self, watch: _Watch, pipeline: Pipeline, model: Path, shared: dict[str, list[str]],
-                sent: dict[int, int], cancel: CancelToken | None) -> Iterator[TrialOutcome]:
-        while watch.pending:
-            if cancel is not None and cancel.cancelled:
-                watch.cancel_all()
-                cancel.raise_if_cancelled()
-            ready, _ = ray.wait(list(watch.pending), num_returns=1, timeout=POLL_S)
-            watch.forward_progress()
-            yield from watch.fail_lost_classes()
-            for ref in ready:
-                index, trial, hardware_class, key = watch.pending.pop(ref)
-                outcome = TrialOutcome(index, trial.label, target=hardware_class)
-                try:
-                    payload = ray.get(ref)
-                except RayError as exc:
-                    outcome.error = failure_reason(exc)
-                    yield outcome
-                    continue
-                outcome.run = self._store(payload, pipeline, model, shared)
-                self.traffic.append({"trial": outcome.name, "sent_bytes": sent[key],
-                                     "received_bytes": payload_size(payload)})
-                watch.finished(key)
-                yield outcome
+    def _tuned(self, payload: dict, pipeline: Pipeline, model: Path, shared: dict[str, list[str]]) -> TuneResult:
+        """The node's tune result with every run it refers to stored here and pointing at the local files."""
+        local = {run_id: self._store(run_payload, pipeline, model, shared)
+                 for run_id, run_payload in payload["runs"].items()}
+        result: TuneResult = payload["result"]
+        for trial in result.trials:
+            trial.run = local[trial.run.run_id]
+        result.baselines = {backend: local[run.run_id] for backend, run in result.baselines.items()}
+        return result
 
     @staticmethod
     def _store(payload: dict, pipeline: Pipeline, model: Path, shared: dict[str, list[str]]) -> Run:
@@ -222,19 +262,18 @@ class _Watch:
                 self.progress(ProgressEvent(step, sum(self.fractions.values()) / self.count,
                                             f"[{key + 1}/{self.count} {self.names[key]}] {text}"))
 
-    def fail_lost_classes(self) -> Iterator[TrialOutcome]:
+    def fail_lost_classes(self) -> Iterator[tuple]:
         if time.monotonic() - self.checked < NODES_EVERY_S:
             return
         self.checked = time.monotonic()
         alive = classes_alive(cluster_nodes())
-        for ref, (index, trial, hardware_class, key) in list(self.pending.items()):
-            if hardware_class not in alive:
+        for ref, job in list(self.pending.items()):
+            if job[2] not in alive:
                 ray.cancel(ref, force=True)
                 del self.pending[ref]
-                self.finished(key)
-                yield TrialOutcome(index, trial.label, target=hardware_class,
-                                   error=f"no node of class {hardware_class} is left in the cluster: its nodes left "
-                                   "before this trial could finish")
+                self.finished(job[3])
+                yield job, None, (f"no node of class {job[2]} is left in the cluster: its nodes left before this "
+                                  "trial could finish")
 
     def cancel_all(self) -> None:
         for ref in self.pending:

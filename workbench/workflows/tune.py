@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -57,6 +58,9 @@ from workbench.workflows.tune_graph import (
     quantized_by_native,
 )
 from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
+
+if TYPE_CHECKING:
+    from workbench.cluster.ray_executor import RayExecutor
 
 DEFAULT_TIME_BUDGET = 600.0
 #: Candidates are first measured in this many contiguous groups.
@@ -463,16 +467,22 @@ def tune(
     pipeline: Pipeline | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    executor: RayExecutor | None = None,
 ) -> TuneResult:
     """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
     ``options`` give the data, batch, task, metric and budget; the search sets precision, recipe
     and kept nodes itself. The pick is the fastest trial that meets the budget and beats FP32.
+    With a cluster ``executor`` of one hardware class the whole search runs on a node of that class
+    (``RayExecutor.run_tune`` tunes several classes at once).
     """
     options = options or BuildOptions()
     if time_budget <= 0:
         raise WorkbenchError(f"Time budget {time_budget:g} s leaves no time to search.", "Give seconds > 0.")
     pipeline = pipeline or Pipeline()
+    if executor is not None:
+        return tuned_on(executor, model, options, pipeline, progress, cancel,
+                        backends=backends, precisions=precisions, time_budget=time_budget)
     progress_ = Progress(progress, cancel)
     search = _Search(Path(model), options, pipeline, time_budget, progress_)
     baselines: dict[str, Run] = {}
@@ -514,3 +524,15 @@ def tune(
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TuneResult(best, search.trials, baselines, search.elapsed(), peak, search.steps, search.notes)
+
+
+def tuned_on(executor: RayExecutor, model: str | Path, options: BuildOptions, pipeline: Pipeline,
+             progress: ProgressCallback | None, cancel: CancelToken | None, **search: object) -> TuneResult:
+    """The search on a node of the executor's one hardware class, its runs stored in ``pipeline``'s workspace."""
+    if len(executor.targets) != 1:
+        raise WorkbenchError(f"tune() returns one result, for one hardware class; {len(executor.targets)} were "
+                             "named.", "Give one class, or call executor.run_tune(...) for a result per class.")
+    outcome = executor.run_tune(str(model), options, search, pipeline, progress, cancel)[executor.targets[0]]
+    if isinstance(outcome, str):
+        raise WorkbenchError(f"The tune on {executor.targets[0]} failed: {outcome}", "Fix what it says and run again.")
+    return outcome

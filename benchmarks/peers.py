@@ -319,7 +319,8 @@ def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         return child(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(zoo.names()), help="comma-separated zoo names")
+    parser.add_argument("--models", default=",".join([*zoo.names(), *zoo.LARGE]),
+                        help="comma-separated zoo names (default: all, the BERT-base-size encoder included)")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, of {', '.join(TOOLS)}")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds (at least 1 s of them)")

@@ -186,8 +186,10 @@ def test_backend_options_threads_and_pinning() -> None:
     assert config["INFERENCE_PRECISION_HINT"] == "f32" and config["PERFORMANCE_HINT"] == "LATENCY"
     with pytest.raises(DataError, match="does not know the option"):
         get_backend("openvino", {"prefer_nhwc": "1"})
-    with pytest.raises(DataError, match="not a whole number"):
+    with pytest.raises(DataError, match="is not a thread count"):
         get_backend("openvino", {"threads": "two"})
+    with pytest.raises(DataError, match="far more than this machine's"):
+        get_backend("openvino", {"threads": "100000"})
 
 
 def test_backends_json_carries_openvino_details(cli_env: dict[str, str]) -> None:

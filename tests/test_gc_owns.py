@@ -106,3 +106,12 @@ def test_a_build_leaves_the_process_temp_folder_alone(workspace: Path, cnn: Path
     made = Path(seen["folder"])
     assert made.is_dir() and not made.is_relative_to(workspace)
     made.rmdir()
+
+
+def test_a_workspace_path_too_long_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    too_long_name = tmp_path / ("a" * 300)
+    assert main(["runs", "--workspace", str(too_long_name)]) == 2
+    assert "File name too long" in capsys.readouterr().err
+    deep = tmp_path.joinpath(*["c" * 200] * 3)  # each name fits; the whole path is past SQLite's limit
+    assert main(["runs", "--workspace", str(deep)]) == 2
+    assert "more than SQLite opens (512)" in capsys.readouterr().err

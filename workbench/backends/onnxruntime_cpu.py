@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import os
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,12 +133,20 @@ class OnnxruntimeCpuBackend(Backend):
         return OnnxrtEngine(session, model_path)
 
 
+#: More threads than this many per logical CPU only queue behind each other (and thread stacks cost memory).
+MAX_THREADS_PER_CPU = 4
+
+
 def parse_threads(text: str) -> int:
-    """A thread count from a backend option, or one sentence saying what is wrong with it."""
+    """A thread count from a backend option (any engine's), or one sentence saying what is wrong with it."""
     try:
         threads = int(text)
     except ValueError:
         threads = -1
     if threads < 0:
         raise DataError(f"threads={text} is not a thread count.", "Use a whole number; 0 is the runtime's default.")
+    cpus = os.cpu_count() or 1
+    if threads > MAX_THREADS_PER_CPU * cpus:
+        raise DataError(f"threads={threads} is far more than this machine's {cpus} logical CPUs, so the build did "
+                        "not start;", f"use at most {cpus} (or 0, the runtime's default).")
     return threads

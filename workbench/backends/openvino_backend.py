@@ -33,6 +33,7 @@ import numpy as np
 import onnx
 
 from workbench.backends.base import Availability, Backend, Engine
+from workbench.backends.onnxruntime_cpu import parse_threads
 from workbench.backends.openvino_device import HINTS, DeviceProfile, device_profile
 from workbench.errors import BackendUnavailable, BuildError, DataError, ModelError
 from workbench.profiles.layer_table import EngineProfile
@@ -236,12 +237,7 @@ class OpenvinoBackend(Backend):
         pinning = options.get("pinning", "0")
         if pinning not in ("0", "1"):
             raise DataError(f"pinning={pinning!r} is not 0 or 1.", "Use pinning=1 to pin threads to cores.")
-        try:
-            threads = int(options.get("threads", 0))
-        except ValueError as exc:
-            raise DataError(f"threads={options['threads']!r} is not a whole number.", "Use e.g. threads=2.") from exc
-        if threads < 0:
-            raise DataError(f"threads={threads} is negative.", "Use 0 (OpenVINO's choice) or more.")
+        threads = parse_threads(options.get("threads", "0"))
         return cls(threads=threads, pinning=pinning == "1")
 
     @classmethod

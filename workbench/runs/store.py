@@ -24,6 +24,8 @@ from workbench.runs.spec import RunSpec
 
 STORE_FILE = "runs.sqlite"
 BUSY_TIMEOUT_MS = 60_000
+#: SQLite's longest file path (SQLITE_MAX_PATHNAME in its default build): a longer one "cannot be opened".
+SQLITE_MAX_PATH = 512
 _SQLITE_HEADER = b"SQLite format 3\x00"
 #: The folders that hold what builds made; a store that lists no run while these hold files has lost its history.
 ARTIFACT_PARENTS = ("artifacts", "pruned")
@@ -384,6 +386,10 @@ def store_error(exc: sqlite3.Error, path: Path) -> WorkbenchError:
         return WorkbenchError(f"The run store '{path}' is on a read-only file system or not writable by you, "
                               "so nothing was written;",
                               "make it writable, or choose another folder with --workspace.")
+    if "unable to open" in text and len(str(path)) >= SQLITE_MAX_PATH:
+        return WorkbenchError(f"The run store's path is {len(str(path))} characters long, more than SQLite opens "
+                              f"({SQLITE_MAX_PATH}), so the store '{str(path)[:60]}...' was not opened;",
+                              "choose a workspace folder with a shorter path (--workspace or WORKBENCH_WORKSPACE).")
     if "unable to open" in text or "disk i/o" in text:
         return WorkbenchError(f"The run store '{path}' cannot be opened or read ({exc}), so nothing was written;",
                               "check the folder exists and is readable and writable, or use another --workspace.")

@@ -60,7 +60,12 @@ def default_root() -> Path:
 def claim_root(root: Path) -> None:
     """Make ``root`` a workspace: create it (marked as the workbench's), or accept an empty folder or one
     that is a workspace already. Any other folder is refused: its files are a person's, not gc's to judge."""
-    if root.is_dir():
+    try:
+        exists = root.is_dir()
+    except OSError as exc:  # a name longer than the file system allows
+        raise WorkbenchError(f"The workspace path '{str(root)[:80]}...' cannot be used: {exc.strerror}.",
+                             "Choose a folder with a shorter path (--workspace or WORKBENCH_WORKSPACE).") from exc
+    if exists:
         if any((root / sign).exists() for sign in _WORKSPACE_SIGNS) or any((root / "runs").glob("*.json")):
             return  # a workspace already (older ones kept one runs/<id>.json per run)
         if next(root.iterdir(), None) is not None:

@@ -8,8 +8,8 @@ options the backend used before (``prefer_nhwc=1``, ``use_tf32=0``) and under to
 optimised graph still holds (ReLU, Add: each one a separate kernel).
 
 ``encoder``: a BERT-base-sized encoder (transformers, random weights, mean-pooled sentence
-embedding) exported with torch, FP32, FP16 and FP8 through ``workbench run`` at batch 1 and 32:
-latency and the embeddings' cosine against FP32 (the sentence-embedding task's metric).
+embedding, exported by ``scripts/export_hf_encoder.py``), FP32, FP16 and FP8 through ``workbench run``
+at batch 1 and 32: latency and the embeddings' cosine against FP32 (the sentence-embedding task's metric).
 
     python3 benchmarks/cuda_precisions.py resnet --out results/      # on an NVIDIA GPU machine
     python3 benchmarks/cuda_precisions.py encoder --out results/
@@ -37,6 +37,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # gpu_bench's ResNet-50 export
 
 CUDNN_ERROR = "cudnn_frontend"
 ELEMENTWISE = ("Relu", "Add", "Sigmoid", "Mul")
@@ -91,26 +92,14 @@ def workbench_run(model: Path, precision: str, batch: int, backend: str, data: d
 
 
 def export_resnet(folder: Path, samples: int) -> tuple[Any, Path, dict[str, Path]]:
-    """torchvision's ResNet-50, random weights, BatchNorm statistics set by a few training-mode passes."""
-    import torch
-    import torchvision
+    """torchvision's ResNet-50 with random weights, exported as ``gpu_bench`` does, and random image data."""
+    from gpu_bench import build_torch_resnet50, export_onnx, write_resnet_data
 
-    torch.manual_seed(0)
-    module = torchvision.models.resnet50(weights=None).cuda()
-    module.train()
-    with torch.no_grad():
-        for _ in range(4):
-            module(torch.randn(16, 3, 224, 224, device="cuda"))
-    module.eval()
+    module = build_torch_resnet50("cuda")
     path = folder / "resnet50.onnx"
-    torch.onnx.export(module, torch.randn(1, 3, 224, 224, device="cuda"), str(path), input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}}, opset_version=17, dynamo=False)
-    rng = np.random.default_rng(0)
-    data = {}
-    for name in ("calib", "eval"):
-        data[name] = folder / f"{name}.npz"
-        np.savez(data[name], input=rng.standard_normal((samples, 3, 224, 224)).astype(np.float32))
-    return module, path, data
+    log(export_onnx(module, path, "cuda"))
+    calib, evaluation = write_resnet_data(folder, samples, samples)
+    return module, path, {"calib": calib, "eval": evaluation}
 
 
 def torch_compile_rows(module: Any, batches: list[int], repeats: int) -> list[dict[str, Any]]:
@@ -204,37 +193,25 @@ def resnet(args: argparse.Namespace, report: dict[str, Any]) -> None:
 
 
 def export_encoder(folder: Path, samples: int, seq: int) -> tuple[Path, dict[str, Path]]:
-    """A BERT-base-sized encoder with random weights, whose output is the mean-pooled sentence embedding."""
+    """A BERT-base-sized encoder with random weights, saved as a Hugging Face folder and exported with its mean
+    pooling by ``scripts/export_hf_encoder.py`` (as the zoo's encoders are); token ids drawn over the vocabulary."""
     import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                intermediate_size=3072)).eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
+    config = BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    BertModel(config).eval().save_pretrained(str(folder / "encoder"))
     path = folder / "encoder.onnx"
-    ids = torch.ones(1, seq, dtype=torch.int64)
-    torch.onnx.export(Pooled(), (ids, torch.ones_like(ids)), str(path), input_names=["input_ids", "attention_mask"],
-                      output_names=["embedding"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"},
-                                    "embedding": {0: "batch"}})
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_hf_encoder.py"), str(folder / "encoder"),
+                    str(path)], check=True)
     rng = np.random.default_rng(0)
     data = {}
     for name in ("calib", "eval"):
         lengths = rng.integers(seq // 4, seq + 1, samples)
         mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
         data[name] = folder / f"{name}.npz"
-        np.savez(data[name], input_ids=rng.integers(1000, 30000, (samples, seq)) * mask, attention_mask=mask)
+        np.savez(data[name], input_ids=rng.integers(1000, config.vocab_size, (samples, seq)) * mask,
+                 attention_mask=mask)
     return path, data
 
 

@@ -98,7 +98,8 @@ def load_model(path: str | Path) -> LoadedModel:
     """Read, validate and digest a model file; raises ModelError with what to do."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"No model file at '{path}'.", "Check the path, or pick a file in the Model panel.")
+        raise ModelError(f"No model file at '{path}'.",
+                         "Check the path of the .onnx file (in the app: the Model tab's file field).")
     if path.stat().st_size == 0:
         raise ModelError(f"'{path.name}' is empty.", "Export the model again; the file was not written.")
     try:

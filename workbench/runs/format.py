@@ -46,6 +46,11 @@ def points(value: float | None) -> str:
     return NA if _missing(value) else f"{float(value):.2f}"
 
 
+def points_phrase(value: float) -> str:
+    """'1 point', '0.5 points': a budget in accuracy points, in words."""
+    return f"{value:g} point{'' if value == 1 else 's'}"
+
+
 def reference_name(backend: str, batch: int) -> str:
     """The FP32 a speed-up is against: 'FP32 on onnxruntime-cpu, batch 8' (same model, same machine)."""
     return f"FP32 on {backend}, batch {batch}"

@@ -16,10 +16,11 @@ from workbench.errors import DataError
 from workbench.precision.variants import PRECISIONS
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.runs import format as fmt
 from workbench.runs.executor import Executor, LocalExecutor, Trial
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
-from workbench.tasks import task_score
+from workbench.tasks import rejudge, task_score
 
 
 def accuracy_loss(drift: dict) -> tuple[float | None, str]:
@@ -65,6 +66,17 @@ def is_the_reference(run: Run) -> bool:
             and not other_engine)
 
 
+def judge_by_points(run: Run, points: float) -> None:
+    """Re-judge ``run`` (in memory) by the sweep's budget in points, so the verdict a sweep's table shows
+    (``ok >= 0.975``) is the one its pick obeys: accuracy with labels within ``points`` of FP32, any other
+    task's measure at least 1 - points/100 (the same points ``accuracy_loss`` counts)."""
+    score = task_score(run.drift)
+    if score is None or ":" in score.metric:
+        return
+    by_accuracy = score.task == "classification" and score.metric == "accuracy"
+    run.drift["task"] = rejudge(run.drift, points if by_accuracy else 1.0 - points / 100.0).to_dict()
+
+
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
     """The fastest run within the budget, by its speed-up against the shared baseline (FP32 on the default
     backend, timed in the same rounds as the run), so runs of different backends compare."""
@@ -85,7 +97,7 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
         noise = (f" (within the timing noise, ±{best.speedup_spread:.2f}: not measurably faster than FP32)"
                  if best.within_noise else "")
         against = f" vs FP32 on {best.baseline_backend}" if best.speedup_vs_baseline is not None else ""
-        return best, (f"fastest within {budget_points:g} points of FP32 {basis}: {best.spec.backend} "
+        return best, (f"fastest within {fmt.points_phrase(budget_points)} of FP32 {basis}: {best.spec.backend} "
                       f"{best.comparable_speedup:.2f}x{against} at {loss:.2f} points lost{noise}")
     if within:
         return None, "only FP32 itself stays within the budget: keep the original model"
@@ -93,7 +105,7 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
         return None, "no run finished"
     if unjudged == len(runs):
         return None, "no run has accuracy or top-1 agreement to judge the budget by"
-    return None, f"no variant stays within {budget_points:g} points of the FP32 reference"
+    return None, f"no variant stays within {fmt.points_phrase(budget_points)} of the FP32 reference"
 
 
 @dataclass
@@ -216,6 +228,8 @@ class Sweep:
                 failed.append((outcome.name, outcome.error or "failed"))
                 continue
             run = outcome.run
+            if self.base.budget is None and self.base.metric is None:
+                judge_by_points(run, self.accuracy_budget)
             was_reused = known.get(run.run_id) == run.created
             if was_reused:
                 reused.append(run.run_id)

@@ -50,7 +50,8 @@ def threshold_for(task: str, figures: dict, budget: float | None) -> tuple[float
     """The lowest passing value and the rule in words; accuracy with labels is points below FP32."""
     if task == "classification" and figures.get("metric") == "accuracy":
         points = ACCURACY_POINTS if budget is None else budget
-        return figures["reference_accuracy"] - points / 100.0, f"accuracy within {points:g} points of FP32"
+        unit = "point" if points == 1 else "points"
+        return figures["reference_accuracy"] - points / 100.0, f"accuracy within {points:g} {unit} of FP32"
     spec = TASKS[task]
     value = spec.budget if budget is None else budget
     return value, spec.rule.format(b=value)

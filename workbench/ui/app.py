@@ -19,7 +19,7 @@ from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, SweepResult
 from workbench.runs.workspace import Workspace
 from workbench.tasks import TaskChoice
-from workbench.ui.build_panel import BuildPanel
+from workbench.ui.build_panel import GUESS_TASK, BuildPanel
 from workbench.ui.controller import BuildController, Outcome
 from workbench.ui.graph_panel import GraphPanel
 from workbench.ui.messages import error_html, note_html
@@ -49,7 +49,7 @@ class Workbench:
         self.model = ModelPanel(self.pipeline, self._opened)
         self.build = BuildPanel(self._start_build, self._cancel_build, self._start_tune)
         TaskChoice(task, metric, budget)  # a bad task, metric or budget is said now, not at the first build
-        self.build.task.value = task
+        self.build.task.value = task or GUESS_TASK
         self.build.metric = metric
         self.build.budget.value = "" if budget is None else f"{budget:g}"
         self.results = ResultsPanel(self.pipeline)
@@ -174,8 +174,9 @@ class Workbench:
     def _opened(self, path: Path, info: ModelInfo) -> None:
         self.results.show_model(info.digest)
         self.graph.set_variants(path, self.results.runs)
-        self.build.show_message(note_html(f"Building from {path.name}."))
-        self.sweep_panel.show_message(note_html(f"Sweeping {path.name}."))
+        # The model's name, not its file's: every sample's file is called model.onnx.
+        self.build.show_message(note_html(f"Ready to build {info.name} ({path.name})."))
+        self.sweep_panel.show_message(note_html(f"Ready to sweep {info.name}: set the grid, then click Run sweep."))
 
     def _start_build(self, options: BuildOptions, analyses: dict[str, bool]) -> None:
         if not self._may_start(self.build.show_message):

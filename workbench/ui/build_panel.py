@@ -30,6 +30,7 @@ from workbench.ui.messages import error_html, heading_html, note_html
 from workbench.workflows.tune import TuneResult
 
 NO_PRUNING = "none"
+GUESS_TASK = "guess"
 LOG_LINES = 40
 #: precision choice -> its glossary term (the button's tooltip)
 PRECISION_TERMS = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "int8-dynamic": "int8-dynamic",
@@ -98,12 +99,16 @@ class BuildPanel:
                                        **wide_layout())
         self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
                                     **wide_layout())
-        self.eval_path = W.Text(placeholder="blank: eval.npz beside the model; or a path, or random",
-                                description="Evaluation data", **wide_layout())
+        self.eval_path = W.Text(placeholder="blank: eval.npz beside the model", description="Evaluation data",
+                                tooltip="Blank: eval.npz beside the model; or a path, or random (timing only)",
+                                **wide_layout())
+        self.eval_hint = W.HTML("<small>or the path of an .npz file or .npy folder, or <code>random</code> "
+                                "(timing only)</small>")
         self.batch = W.BoundedIntText(value=1, min=1, max=4096, description="Batch", **wide_layout())
         self.repeats = W.BoundedIntText(value=30, min=3, max=10000, description="Timing repeats", **wide_layout())
-        self.task = W.Dropdown(options=[("guess from the outputs", None), *[(name, name) for name in TASKS]],
-                               value=None, description="Task", **wide_layout())
+        # A None value would show as a blank box, so the guess is a string too (options() maps it to None).
+        self.task = W.Dropdown(options=[("guess from the outputs", GUESS_TASK), *[(name, name) for name in TASKS]],
+                               value=GUESS_TASK, description="Task", **wide_layout())
         self.budget = W.Text(placeholder="blank: the task's default", description="Budget", **wide_layout())
         self.budget_note = W.HTML("<small>" + "; ".join(
             f"{t.name}: {escape(t.rule.format(b=t.budget))}" for t in TASKS.values())
@@ -138,10 +143,10 @@ class BuildPanel:
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note,
-            with_help(self.precision, *PRECISION_TERMS.values()), with_help(self.batch, "batch"),
+            self.precision, with_help(self.batch, "batch"),
             heading_html_widget("Pruning"), with_help(self.prune_method, "pruning"), self.prune_note,
             self.prune_ratio,
-            heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path,
+            heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path, self.eval_hint,
             heading_html_widget("Judge"), self.task, self.budget, self.budget_note,
             heading_html_widget("Measure"), with_help(self.repeats, "latency", "speed-up"), self.profile_layers,
             self.layer_drift,
@@ -201,7 +206,7 @@ class BuildPanel:
             backend=self.backend.value,
             batch=self.batch.value,
             repeats=self.repeats.value,
-            task=self.task.value,
+            task=None if self.task.value == GUESS_TASK else self.task.value,
             metric=self.metric,
             budget=self._budget(),
         )
@@ -318,9 +323,13 @@ def unavailable_html(reasons: dict[str, str]) -> str:
 
 
 def with_help(widget: W.Widget, *terms: str) -> W.HBox:
-    """The widget with a "?" per term beside it; hovering one shows its glossary entry."""
-    return W.HBox([widget, W.HTML(" ".join(help_icon(t) for t in terms))],
-                  layout=W.Layout(align_items="center"))
+    """The widget with a "?" beside it that explains it; with several terms (one per choice), each "?" follows
+    the name of its choice, so none stands loose."""
+    if len(terms) == 1:
+        icons = help_icon(terms[0])
+    else:
+        icons = "<small>" + " · ".join(f"{escape(t)}{help_icon(t)}" for t in terms) + "</small>"
+    return W.HBox([widget, W.HTML(icons)], layout=W.Layout(align_items="center"))
 
 
 def heading_html_widget(text: str) -> W.HTML:

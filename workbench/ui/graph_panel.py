@@ -28,6 +28,7 @@ class GraphPanel:
                              layout=W.Layout(width="100%"))
 
     def set_variants(self, model_path: Path, runs: list[Run]) -> None:
+        self.message.value = note_html("Choose the original model or one of its built variants, then click Show.")
         options = [(f"original · {model_path.name}", str(model_path))]
         options += [(f"{r.label} · {r.run_id[:8]}", r.artifact) for r in reversed(runs) if r.artifact_exists]
         current = self.variant.value

@@ -82,6 +82,8 @@ class ModelPanel:
             self.message.value = error_html(exc)
             return None
         self.path, self.info = path, info
+        if str(path) in {value for _, value in self.sample.options}:
+            self.sample.value = str(path)  # the dropdown names the sample that is open, however it was opened
         self.current.value = f"<b>Model:</b> <code>{escape(str(path))}</code>"
         self.summary.value = inspection_html(info)
         self.message.value = "".join(note_html(w, warn=True) for w in info.warnings)

@@ -192,10 +192,32 @@ def profile_run(
         run_id=run.run_id,
         threads=getattr(backend, "threads", 0),
         notes=[f"eval data: {data.label}"] if data.is_random else [],
+        executor=executor_label(run.spec.backend),
     )
+    profile.notes += overlap_notes(profile)
     save_layer_table(run, measured.layers, pipeline)
     progress_.report("done", 1.0, f"layer sum {profile.layer_sum_ms:.3f} ms of {profile.end_to_end_ms:.3f} ms")
     return profile
+
+
+def executor_label(backend: str) -> str:
+    """The gap row between the layer sum and the engine's own time, in the words of that engine."""
+    if backend.startswith("onnxruntime"):
+        return "ORT executor between kernels"
+    return f"{backend} outside its layer counters (negative: counters that overlap)"
+
+
+def overlap_notes(profile: LayerProfile) -> list[str]:
+    """Why a layer sum can exceed the end-to-end time, said where it does."""
+    if profile.layer_sum_ms <= profile.end_to_end_ms:
+        return []
+    if profile.layer_sum_ms > profile.session_ms and not profile.executor.startswith("ORT"):
+        return [f"the layer sum ({profile.layer_sum_ms:.3f} ms) exceeds the engine's own time "
+                f"({profile.session_ms:.3f} ms): its per-layer counters overlap, layers running side by side on "
+                "several threads each count their own time"]
+    return [f"the layer sum ({profile.layer_sum_ms:.3f} ms) exceeds the plain end-to-end median "
+            f"({profile.end_to_end_ms:.3f} ms): with the profiler on the model runs slower "
+            f"({profile.profiled_end_to_end_ms:.3f} ms), and the layers are timed in that slower run"]
 
 
 def save_layer_table(run: Run, layers: pd.DataFrame, pipeline: Pipeline) -> None:

@@ -6,6 +6,7 @@ is mocked: trials are Ray tasks that build and time real variants of the sample 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -167,6 +168,20 @@ def test_the_sweep_tab_runs_every_cell_on_the_classes_it_names(cnn: Path, cluste
     assert "On class-b: Recommended" in unescape(panel.recommendation.value) or "On class-b: No" in unescape(
         panel.recommendation.value)
     assert ray.is_initialized()  # the tab leaves a cluster it did not start as it was
+
+
+def test_the_cluster_lists_each_node_with_its_class_and_the_engines_it_runs(
+        cluster: LocalCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli.main import main
+    from workbench.cluster.inventory import inventory
+
+    nodes = {node["name"]: node for node in inventory(cluster.address) if node["alive"]}
+    for name in ("class-a-0", "class-b-0"):
+        assert nodes[name]["classes"] == [name.rsplit("-", 1)[0]] and nodes[name]["cpus"] == 1
+        assert "onnxruntime-cpu" in nodes[name]["engines"]
+    assert main(["backends", "--ray", cluster.address, "--json"]) == 0
+    offered = json.loads(capsys.readouterr().out)["ray"]
+    assert offered["installed"] and offered["classes"]["class-a"] == ["class-a-0"]
 
 
 def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: LocalCluster) -> None:

@@ -22,11 +22,13 @@ def _engines_here() -> list[str]:
 
 def inventory(address: str) -> list[dict]:
     """Every node with its classes, CPUs/GPUs and (for live nodes) the backends that run on it."""
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise WorkbenchError(f"Cannot connect to the Ray cluster at '{address}': {exc}",
-                             "Start it with `ray start --head` (see the README).") from exc
+    joined = not ray.is_initialized()
+    if joined:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise WorkbenchError(f"Cannot connect to the Ray cluster at '{address}': {exc}",
+                                 "Start it with `ray start --head` (see the README).") from exc
     try:
         nodes = cluster_nodes()
         asking = ray.remote(num_cpus=0)(_engines_here)
@@ -43,4 +45,5 @@ def inventory(address: str) -> list[dict]:
             rows.append(row)
         return rows
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()

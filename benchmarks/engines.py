@@ -32,6 +32,7 @@ from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
 from workbench.measure.drift import collect_outputs
 from workbench.measure.latency import LatencyStats, time_rounds
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline, timing_feed
 from workbench.runs.run import Run
 
@@ -100,8 +101,8 @@ def bench_model(name: str, pipeline: Pipeline, batch: int, repeats: int) -> list
     model, calib, evaluation = files
     runs: dict[Cell, Run] = {}
     for cell in CELLS:
-        options = BuildOptions(cell.precision, backend=cell.backend, quantizer=cell.quantizer, calib=calib,
-                               eval=evaluation, batch=batch, repeats=5, warmup=1)
+        options = BuildOptions(cell.precision, backend=cell.backend, recipe=Recipe(quantizer=cell.quantizer),
+                               calib=calib, eval=evaluation, batch=batch, repeats=5, warmup=1)
         try:
             runs[cell] = pipeline.run(model, options)
         except WorkbenchError as exc:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
-from workbench.precision.variants import PRECISIONS
 from workbench.runs.pipeline import Pipeline
+from workbench.vocabulary import PRECISIONS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 

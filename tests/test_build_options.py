@@ -16,6 +16,7 @@ from workbench.build_options import BuildOptions
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.main import build_parser
 from workbench.errors import DataError
+from workbench.recipe import QUANT_OPTIONS, Recipe
 from workbench.runs.sweep import Sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,14 +39,38 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
         "--precision", "int8", "--prune-method", "channel", "--prune-ratio", "0.5", "--no-repair",
         "--calib", "c.npz", "--calib-method", "entropy", "--per-tensor", "--eval", "e.npz",
         "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
-        "--repeats", "7", "--exclude", "a", "--exclude", "b", "--quantizer", "nncf", "--task", "raw",
+        "--repeats", "7", "--exclude", "a", "--exclude", "b", "--task", "raw",
         "--metric", "m:f", "--budget", "0.9", "--quant-option", "activations=s8", "--quant-option", "symmetric=true",
+        "--quant-option", "percentile=99.9", "--quant-option", "ops=compute",
     ]))
     fields = {f.name for f in dataclasses.fields(BuildOptions)}
     moved = {name for name in fields if getattr(changed, name) != getattr(defaults, name)}
     assert moved == fields - PYTHON_ONLY
-    assert changed.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
-    assert dict(changed.quant_options) == {"activations": "s8", "symmetric": True}
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
+    moved = {name for name in recipe_fields if getattr(changed.recipe, name) != getattr(defaults.recipe, name)}
+    assert moved == recipe_fields - {"quantizer"}  # NNCF takes none of ONNX Runtime's options: set alone below
+    assert group.parse(parser.parse_args(["--quantizer", "nncf"])).recipe.quantizer == "nncf"
+    assert changed.recipe.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
+    assert changed.recipe.options() == {"activations": "s8", "symmetric": True, "percentile": 99.9, "ops": "compute"}
+
+
+def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> None:
+    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops"}
+    with pytest.raises(DataError, match="Unknown quantization option 'bits'"):
+        Recipe().with_options({"bits": "4"})
+    with pytest.raises(DataError, match="activations='u16' is not one of u8, s8"):
+        Recipe(activations="u16")
+    with pytest.raises(DataError, match="outside"):
+        Recipe().with_options({"percentile": "100.5"})
+    with pytest.raises(DataError, match="NNCF chooses its own"):
+        Recipe(quantizer="nncf", ops="compute")
+    with pytest.raises(DataError, match="Unknown calibration method 'kl'"):
+        Recipe(calib_method="kl")
+    with pytest.raises(DataError, match="Unknown precision 'int4'"):
+        BuildOptions("int4")
+    with pytest.raises(DataError, match="without a pruning method"):
+        BuildOptions(prune_ratio=0.5)
+    assert Recipe(symmetric=False).options() == {"symmetric": False} and Recipe(ops="all").options() == {}
 
 
 def test_tune_takes_the_build_flags_the_search_does_not_set() -> None:
@@ -61,7 +86,7 @@ def test_a_tuned_recipe_reproduces_from_the_command_line(cnn: Path, tmp_path: Pa
     from workbench.report.reproduce import reproduce_command
     from workbench.runs.pipeline import Pipeline
 
-    options = BuildOptions("int8", batch=4, repeats=1, quant_options={"activations": "s8", "symmetric": True})
+    options = BuildOptions("int8", batch=4, repeats=1, recipe=Recipe(activations="s8", symmetric=True))
     run = Pipeline(tmp_path / "ws").run(cnn, options)
     command = shlex.split(reproduce_command(run))
     assert command.count("--quant-option") == 2
@@ -70,7 +95,7 @@ def test_a_tuned_recipe_reproduces_from_the_command_line(cnn: Path, tmp_path: Pa
     parser.add_argument("model")
     group.add_parser_args(parser)
     again = group.parse(parser.parse_args(command[2:]))
-    assert again.quant_options == options.quant_options and again.precision == "int8"
+    assert again.recipe == options.recipe and again.precision == "int8"
 
 
 def test_a_sweep_accepts_every_option_run_accepts() -> None:
@@ -86,7 +111,7 @@ def test_profile_and_drift_take_the_same_build_flags_as_run() -> None:
 
 
 def test_a_grid_is_the_base_options_with_precision_and_pruning_replaced(cnn: Path) -> None:
-    base = BuildOptions(repair=False, exclude_nodes=("x",), batch=4, backend_options={"threads": "1"})
+    base = BuildOptions(repair=False, recipe=Recipe(exclude_nodes=("x",)), batch=4, backend_options={"threads": "1"})
     sweep = Sweep(str(cnn), base, ["fp32", "int8"], ["channel"], [0, 0.5])
     grid = sweep.grid()
     assert [(o.precision, o.prune_method, o.prune_ratio) for o in grid] == [
@@ -95,10 +120,10 @@ def test_a_grid_is_the_base_options_with_precision_and_pruning_replaced(cnn: Pat
 
 
 def test_options_are_frozen_and_checked() -> None:
-    options = BuildOptions("int8", exclude_nodes=["a"])
+    options = BuildOptions("int8", recipe=Recipe(exclude_nodes=["a", "a"]))
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.precision = "fp16"  # type: ignore[misc]
-    assert options.exclude_nodes == ("a",)
+    assert options.recipe.exclude_nodes == ("a",)
     with pytest.raises(TypeError):
         options.backend_options["threads"] = "2"  # type: ignore[index]
     with pytest.raises(DataError, match="Batch 0"):

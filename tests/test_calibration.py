@@ -18,6 +18,7 @@ from workbench.data.dataset import Dataset
 from workbench.errors import DataError
 from workbench.precision.calibration import calibration_ranges, op_types_calibrated
 from workbench.precision.int8 import prepared_model
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 
 
@@ -50,11 +51,11 @@ def test_streamed_minmax_ranges_equal_one_pass_over_the_whole_set(tmp_path: Path
 
 def test_ranges_are_computed_once_and_reused_by_every_build(tmp_path: Path):
     pipeline = Pipeline(tmp_path / "ws")
-    base = BuildOptions("int8", repeats=2, calib_method="percentile")
+    base = BuildOptions("int8", repeats=2, recipe=Recipe(calib_method="percentile"))
     first = pipeline.run(sample("digits_cnn"), base)
     node = next(n for n in onnx.load(str(sample("digits_cnn"))).graph.node if n.op_type == "Conv").name
-    second = pipeline.run(sample("digits_cnn"), base.replace(exclude_nodes=(node,),
-                                                             quant_options={"activations": "s8", "symmetric": True}))
+    second = pipeline.run(sample("digits_cnn"), base.with_recipe(exclude_nodes=(node,),
+                                                                 activations="s8", symmetric=True))
     assert any("streamed" in note for note in first.notes)
     assert any("ranges reused" in note for note in second.notes)
     assert any("S8 activations (symmetric)" in note for note in second.notes)

@@ -18,6 +18,7 @@ from workbench.data.loaders import load_data
 from workbench.errors import DataError
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 
 
@@ -100,7 +101,7 @@ def test_a_quant_option_for_another_precision_is_checked_and_said_ignored(cnn: P
                                                                           capsys: pytest.CaptureFixture) -> None:
     assert main(["run", str(cnn), "--precision", "int8-dynamic", "--quant-option", "foo=bar", "--repeats", "2"]) == 2
     assert "Unknown quantization option 'foo'" in capsys.readouterr().err
-    run = Pipeline().run(cnn, BuildOptions("fp16", batch=4, repeats=2, quant_options={"ops": "compute"}))
+    run = Pipeline().run(cnn, BuildOptions("fp16", batch=4, repeats=2, recipe=Recipe(ops="compute")))
     assert any("ignored: it chooses static INT8 settings only" in note for note in run.notes)
 
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import sample
 
 from workbench.build_options import BuildOptions
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.layer_drift import DRIFT_COLUMNS, drift_for_run
 
@@ -50,7 +51,7 @@ def test_keeping_the_worst_layer_in_fp32_lowers_the_output_error(pipeline: Pipel
     worst = report.worst(1)["node"].iloc[0]
     best = report.table.sort_values("local_sqnr_db")["node"].iloc[-1]
     assert worst != best
-    kept = pipeline.run(model, BuildOptions("int8", exclude_nodes=[worst], repeats=5))
+    kept = pipeline.run(model, BuildOptions("int8", recipe=Recipe(exclude_nodes=(worst,)), repeats=5))
     assert kept.drift["snr_db"] > plain.drift["snr_db"]
     assert kept.drift["mean_abs_error"] < plain.drift["mean_abs_error"]
 

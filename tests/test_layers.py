@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
 #: Lowest first; a module may import its own layer or any below it, never one above.
 LAYERS: list[set[str]] = [
-    {"workbench", "errors", "progress", "build_options", "files", "memory"},
+    {"workbench", "errors", "messages", "progress", "privacy", "vocabulary", "recipe", "build_options", "files",
+     "memory"},
     {"model"},
     {"data"},
     {"profiles"},

@@ -11,6 +11,7 @@ import pytest
 
 from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, WorkbenchError
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 
 pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
@@ -20,8 +21,8 @@ from workbench.workflows.profile import profile_run  # noqa: E402
 from workbench.workflows.tune import tune  # noqa: E402
 from workbench.workflows.tune_graph import quantized_by_native  # noqa: E402
 
-NATIVE = {"precision": "int8", "quantizer": "openvino-native", "backend": "openvino", "batch": 8, "repeats": 3,
-          "warmup": 1}
+OV_NATIVE = Recipe(quantizer="openvino-native")
+NATIVE = {"precision": "int8", "recipe": OV_NATIVE, "backend": "openvino", "batch": 8, "repeats": 3, "warmup": 1}
 
 
 def test_native_variant_builds_runs_and_is_judged(vit: Path, tmp_path: Path) -> None:
@@ -52,7 +53,8 @@ def test_native_variant_builds_runs_and_is_judged(vit: Path, tmp_path: Path) -> 
 def test_native_ignored_scope_takes_onnx_node_names(vit: Path, tmp_path: Path) -> None:
     matmuls = [node.name for node in onnx.load(str(vit)).graph.node if node.op_type in ("MatMul", "Gemm")]
     kept = matmuls[0]
-    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, exclude_nodes=(kept,)))
+    options = BuildOptions(**{**NATIVE, "recipe": OV_NATIVE.replace(exclude_nodes=(kept,))})
+    run = Pipeline(tmp_path / "ws").run(vit, options)
     assert any("ignored scope" in note and kept in note for note in run.notes), run.notes
     quantized = openvino.Core().read_model(run.artifact)
     from workbench.profiles.openvino_profile import quantized_ir_nodes
@@ -60,7 +62,8 @@ def test_native_ignored_scope_takes_onnx_node_names(vit: Path, tmp_path: Path) -
     names = quantized_ir_nodes(quantized)
     assert kept not in names and any(name in names for name in matmuls[1:])
     with pytest.raises(BuildError, match="not in OpenVINO's model"):
-        Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, exclude_nodes=("no_such_node",)))
+        Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "recipe": OV_NATIVE.replace(
+            exclude_nodes=("no_such_node",))}))
 
 
 def test_native_variant_is_refused_off_openvino(vit: Path, tmp_path: Path) -> None:
@@ -80,7 +83,8 @@ def test_accuracy_control_names_what_it_kept_and_keeps_to_its_time_cap(vit: Path
     from workbench.data.dataset import Dataset
     from workbench.precision.nncf_accuracy import quantize_accuracy_control
 
-    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "quantizer": "openvino-accuracy-control"}))
+    control = Recipe(quantizer="openvino-accuracy-control")
+    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**{**NATIVE, "recipe": control}))
     assert Path(run.artifact).suffix == ".xml" and "OpenVINO-native accuracy control" in run.label
     assert dict(run.spec.quant_options)["max_drop"] == pytest.approx(0.01)  # the classification budget's room
     assert any("quantize_with_accuracy_control" in note for note in run.notes), run.notes

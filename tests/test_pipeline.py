@@ -13,6 +13,7 @@ from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, Busy, Cancelled, DataError
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import CancelToken, ProgressEvent
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 
 
@@ -45,7 +46,7 @@ def test_int8_static_keeps_accuracy(cnn: Path) -> None:
 def test_int8_calibration_methods_differ(cnn: Path) -> None:
     pipeline = Pipeline()
     minmax = pipeline.run(cnn, BuildOptions("int8", batch=8, repeats=3))
-    percentile = pipeline.run(cnn, BuildOptions("int8", batch=8, repeats=3, calib_method="percentile"))
+    percentile = pipeline.run(cnn, BuildOptions("int8", batch=8, repeats=3, recipe=Recipe(calib_method="percentile")))
     assert minmax.spec.artifact_key != percentile.spec.artifact_key
     assert Path(minmax.artifact).read_bytes() != Path(percentile.artifact).read_bytes()
 
@@ -142,9 +143,9 @@ def test_second_build_while_running_is_refused(cnn: Path) -> None:
     assert len(pipeline.runs()) == 1
 
 
-def test_unknown_precision(cnn: Path) -> None:
-    with pytest.raises(BuildError, match="Unknown precision 'int4'"):
-        Pipeline().run(cnn, BuildOptions("int4", repeats=3))
+def test_unknown_precision_is_refused_where_the_options_are_made() -> None:
+    with pytest.raises(DataError, match=r"Unknown precision 'int4'.*fp32, fp16"):
+        BuildOptions("int4", repeats=3)
 
 
 def test_a_quantizer_failure_in_its_child_process_is_one_clear_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from conftest import REPO
 
 from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.tasks import task_score
 
@@ -45,8 +46,8 @@ def npz(path: Path, count: int | None = None) -> Dataset:
 
 @pytest.mark.slow
 def test_lost_detections_are_flagged_although_the_output_cosine_is_high(detector, tmp_path: Path):
-    options = BuildOptions("int8", per_channel=False, calib=npz(detector.calib_npz), eval=npz(detector.eval_npz, 16),
-                           batch=8, repeats=1, warmup=0)
+    options = BuildOptions("int8", recipe=Recipe(per_channel=False), calib=npz(detector.calib_npz),
+                           eval=npz(detector.eval_npz, 16), batch=8, repeats=1, warmup=0)
     run = Pipeline(tmp_path / "ws").run(detector.onnx_path, options)
     score = task_score(run.drift)
     assert run.drift["cosine_similarity"] > 0.999
@@ -61,7 +62,7 @@ def test_quantizing_only_compute_layers_keeps_the_detections(detector, tmp_path:
     """The detector's output concatenates pixel boxes with [0, 1] scores: quantized with everything else
     it shares one scale and the scores vanish; with only convolutions quantized the detections stay."""
     options = BuildOptions("int8", calib=npz(detector.calib_npz), eval=npz(detector.eval_npz, 16), batch=8,
-                           repeats=1, warmup=0, task="detection", quant_options={"ops": "compute"})
+                           repeats=1, warmup=0, task="detection", recipe=Recipe(ops="compute"))
     run = Pipeline(tmp_path / "ws").run(detector.onnx_path, options)
     score = task_score(run.drift)
     assert score.met and score.value >= 0.95, run.notes

@@ -14,6 +14,7 @@ from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
 from workbench.measure.drift import compare_engines
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.tasks import TaskChoice, task_score
 from workbench.tasks.detection import Detections, decode, matched, nms
@@ -61,7 +62,8 @@ def test_badly_calibrated_int8_is_reported_broken(tmp_path: Path):
     calib = resnet_data("calib")["input"][:32] * 0.02
     unnormalised = Dataset({"input": calib.astype(np.float32)}, None, "unnormalised")
     run = Pipeline(tmp_path / "ws").run(sample("digits_resnet"),
-                                        BuildOptions("int8", per_channel=False, repeats=3, calib=unnormalised))
+                                        BuildOptions("int8", recipe=Recipe(per_channel=False), repeats=3,
+                                                     calib=unnormalised))
     score = task_score(run.drift)
     assert not score.met and "cosine" in score.broken
     assert any(note.startswith("BROKEN variant") for note in run.notes)

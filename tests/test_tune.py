@@ -14,6 +14,7 @@ from conftest import REPO, sample
 
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.tune import tune
 from workbench.workflows.tune_graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
@@ -51,7 +52,7 @@ def test_fall_back_candidates_are_only_nodes_the_quantizer_changed(tmp_path: Pat
     types = {n.name: n.op_type for n in prepared.graph.node}
     assert changed and {types[name] for name in changed} <= {"MatMul", "Gemm", "Gather"}
     untouched = next(n.name for n in prepared.graph.node if n.op_type == "LayerNormalization")
-    same = pipeline.run(model, BuildOptions("int8-dynamic", repeats=1, exclude_nodes=(untouched,)))
+    same = pipeline.run(model, BuildOptions("int8-dynamic", repeats=1, recipe=Recipe(exclude_nodes=(untouched,))))
     assert [n.op_type for n in onnx.load(same.artifact).graph.node] == [n.op_type for n in built.graph.node]
 
 

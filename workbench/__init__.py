@@ -21,6 +21,7 @@ TELEMETRY_OFF = engines_offline()
 #: Public name -> the module that defines it (``None``: the name is that module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     "BuildOptions": ("workbench.build_options", "BuildOptions"),
+    "Recipe": ("workbench.recipe", "Recipe"),
     "Pipeline": ("workbench.runs.pipeline", "Pipeline"),
     "Workbench": ("workbench.ui.app", "Workbench"),
     "Sweep": ("workbench.runs.sweep", "Sweep"),
@@ -34,13 +35,14 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
-    "BuildOptions", "Pipeline", "Sweep", "Workbench", "__version__", "build_and_analyse", "drift_for_run",
+    "BuildOptions", "Pipeline", "Recipe", "Sweep", "Workbench", "__version__", "build_and_analyse", "drift_for_run",
     "plots", "profile_model", "profile_run", "sample_models", "tune",
 ]
 
 if TYPE_CHECKING:
     from workbench import plots
     from workbench.build_options import BuildOptions
+    from workbench.recipe import Recipe
     from workbench.runs.pipeline import Pipeline
     from workbench.runs.sweep import Sweep
     from workbench.samples import sample_models

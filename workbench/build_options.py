@@ -1,9 +1,14 @@
 """Every choice that defines a build, in one frozen value that each face builds once and passes whole.
 
 The CLI's option group, the Build panel and Python callers all produce a ``BuildOptions``; the
-pipeline, the profiler, the tuning search and the sweep all take one. Adding an option means
-adding a field here, its flag in ``workbench.cli.build_options`` and its widget in the Build panel,
-and nothing else. A sweep grid is a list of ``dataclasses.replace(base, ...)``.
+pipeline, the profiler, the tuning search and the sweep all take one, and ``RunSpec.from_options``
+derives the run's identity from it. Every choice is checked here, once, against the names in
+``workbench.vocabulary``. How a variant is quantized is one ``Recipe`` (``workbench.recipe``).
+
+Adding a build option means a field here and its flag in ``workbench.cli.build_options`` (which also
+writes it back for the reproduce command) and its widget in the Build panel; a quantization option
+is a field of ``Recipe`` instead, which the CLI's ``--quant-option`` and the run spec pick up by
+themselves. A sweep grid is a list of ``base.replace(...)``.
 
 This module imports nothing heavy, so ``import workbench`` stays fast and needs no ONNX Runtime.
 """
@@ -18,6 +23,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
 
 from workbench.errors import DataError
+from workbench.recipe import Recipe
+from workbench.vocabulary import CALIBRATED_PRECISIONS, PRECISIONS, PRUNE_METHODS, check_choice, check_ratio
+
+__all__ = ["CALIBRATED_PRECISIONS", "DEFAULT_BACKEND", "BuildOptions", "DataSource"]
 
 if TYPE_CHECKING:
     from workbench.data.dataset import Dataset
@@ -28,8 +37,6 @@ if TYPE_CHECKING:
 DataSource = Union[str, Path, "Dataset", None]
 
 DEFAULT_BACKEND = "onnxruntime-cpu"
-#: Precisions whose activation scales come from calibration data (which then shapes the built file).
-CALIBRATED_PRECISIONS = ("int8", "fp8")
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,10 @@ class BuildOptions:
     """What to build and how to measure it; the run spec is derived from these and the data digests.
 
     ``backend_options`` are the backend's own settings (ONNX Runtime provider or session options,
-    e.g. ``{"prefer_nhwc": "1"}`` for CUDA); ``quantizer`` names the INT8 tool. ``task`` (guessed
-    from the outputs when None), a user's ``metric`` (``"module:function"`` or the function) and
-    the ``budget`` (its lowest passing value) decide how a variant is judged.
+    e.g. ``{"prefer_nhwc": "1"}`` for CUDA); ``recipe`` is how INT8 is made (quantizer, calibration,
+    scales, nodes kept in FP32). ``task`` (guessed from the outputs when None), a user's ``metric``
+    (``"module:function"`` or the function) and the ``budget`` (its lowest passing value) decide how
+    a variant is judged.
     """
 
     precision: str = "fp32"
@@ -47,8 +55,7 @@ class BuildOptions:
     prune_ratio: float = 0.0
     repair: bool = True
     calib: DataSource = None
-    calib_method: str = "minmax"
-    per_channel: bool = True
+    recipe: Recipe = field(default_factory=Recipe)
     eval: DataSource = None
     preprocess: ImagePreprocess | None = None
     backend: str = DEFAULT_BACKEND
@@ -56,46 +63,37 @@ class BuildOptions:
     batch: int = 1
     warmup: int = 5
     repeats: int = 30
-    exclude_nodes: tuple[str, ...] = ()
-    quantizer: str = "onnxruntime"
-    #: Static INT8 choices beyond method and per-channel (the tuning search's recipes): ``activations``
-    #: "u8"/"s8", ``symmetric`` activations, calibration ``percentile``.
-    quant_options: Mapping[str, Any] = field(default_factory=dict)
     task: str | None = None
     metric: str | Callable[..., float] | None = None
     budget: float | None = None
 
     def __post_init__(self) -> None:
         # Normalised here so equal choices compare equal and nobody can mutate a shared value.
-        object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
         object.__setattr__(self, "backend_options",
                            MappingProxyType({str(k): str(v) for k, v in dict(self.backend_options).items()}))
-        object.__setattr__(self, "quant_options", MappingProxyType(dict(self.quant_options)))
         for name, low in (("batch", 1), ("repeats", 1), ("warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise DataError(f"{name.capitalize()} {value!r} is not valid.", f"Use a whole number of {low} or more.")
+        if not isinstance(self.recipe, Recipe):
+            raise TypeError(f"BuildOptions.recipe takes a Recipe, not {type(self.recipe).__name__}: "
+                            "e.g. BuildOptions('int8', recipe=Recipe(calib_method='percentile')).")
+        check_choice("precision", self.precision, PRECISIONS, "--precision")
+        object.__setattr__(self, "prune_ratio", check_ratio(self.prune_ratio))
+        if self.prune_method is not None:
+            check_choice("pruning method", self.prune_method, PRUNE_METHODS, "--prune-method")
+        elif self.prune_ratio:
+            raise DataError(f"A pruning ratio of {self.prune_ratio:g} was given without a pruning method.",
+                            f"Add --prune-method ({', '.join(PRUNE_METHODS)}), or set the ratio to 0.")
 
     def replace(self, **changes: Any) -> BuildOptions:
         """A copy with some choices changed (``dataclasses.replace``), e.g. one cell of a sweep."""
         return dataclasses.replace(self, **changes)
 
+    def with_recipe(self, **changes: Any) -> BuildOptions:
+        """A copy whose recipe has some choices changed, e.g. ``options.with_recipe(per_channel=False)``."""
+        return dataclasses.replace(self, recipe=self.recipe.replace(**changes))
+
     @property
     def pruned(self) -> bool:
         return bool(self.prune_method and self.prune_ratio)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: data sources as their labels or paths, mappings as plain dicts."""
-        data = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Mapping):
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif callable(value):
-                value = f"{value.__module__}:{value.__qualname__}"
-            elif value is not None and not isinstance(value, (str, int, float, bool)):
-                value = getattr(value, "label", None) or str(value)
-            data[f.name] = value
-        return data

@@ -13,12 +13,16 @@ import argparse
 from collections.abc import Sequence
 
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
-from workbench.precision.calibration import CALIBRATION_METHODS
-from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
-from workbench.precision.variants import PRECISIONS
-from workbench.pruning import EFFECTS
-from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.recipe import QUANT_OPTIONS, Recipe
 from workbench.tasks import TASKS
+from workbench.vocabulary import (
+    CALIBRATION_METHODS,
+    DEFAULT_QUANTIZER,
+    PRECISIONS,
+    PRUNE_EFFECTS,
+    PRUNE_METHODS,
+    QUANTIZERS,
+)
 
 
 def comma_list(text: str) -> list[str]:
@@ -39,16 +43,13 @@ def key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def quant_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with the value typed as the pipeline checks it: a bool, a number or a name."""
-    key, value = key_value(text)
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return key, lowered == "true"
-    try:
-        return key, float(value)
-    except ValueError:
-        return key, value
+def quant_options_help() -> str:
+    """Every quantization option with its choices and meaning, read from the recipe's fields."""
+    parts = []
+    for name, spec in QUANT_OPTIONS.items():
+        values = "|".join(str(c).lower() for c in spec["choices"]) or spec["kind"].__name__
+        parts.append(f"{name}={values} ({spec['help']})")
+    return "; ".join(parts).replace("%", "%%")
 
 
 def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -101,7 +102,7 @@ class BuildOptionsArgs:
             if not self.searched:
                 group.add_argument("--precision", default=self.precision, choices=PRECISIONS)
             group.add_argument("--prune-method", choices=PRUNE_METHODS,
-                               help="; ".join(f"{name}: {effect}" for name, effect in EFFECTS.items())
+                               help="; ".join(f"{name}: {effect}" for name, effect in PRUNE_EFFECTS.items())
                                .replace("%", "%%"))
             group.add_argument("--prune-ratio", type=float, default=0.0, help="fraction to remove, in [0, 1)")
         group.add_argument("--no-repair", action="store_true",
@@ -124,10 +125,9 @@ class BuildOptionsArgs:
         """The choices that shape the variant's file and where it runs: what ``workbench tune`` searches."""
         group.add_argument("--calib-method", default="minmax", choices=sorted(CALIBRATION_METHODS))
         group.add_argument("--per-tensor", action="store_true", help="INT8 scales per tensor instead of per channel")
-        group.add_argument("--quant-option", action="append", type=quant_option, default=[], metavar="KEY=VALUE",
-                           help="a static INT8 choice (repeatable): activations=u8|s8, symmetric=true|false, "
-                           "percentile=99.99, ops=all|compute (compute: only convolutions and matrix products; "
-                           "the recipes `workbench tune` tries)")
+        group.add_argument("--quant-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                           help="a static INT8 choice, the recipes `workbench tune` tries (repeatable): "
+                           + quant_options_help())
         group.add_argument("--quantizer", default=DEFAULT_QUANTIZER, choices=QUANTIZERS,
                            help="who writes static INT8 files: onnxruntime (default) or nncf (Q/DQ ONNX; transformer "
                            "preset with SmoothQuant on attention models, fast bias correction), or openvino-native "
@@ -145,10 +145,9 @@ class BuildOptionsArgs:
         single = {} if self.sweep else {"prune_method": args.prune_method, "prune_ratio": args.prune_ratio}
         if not self.sweep and not self.searched:
             single["precision"] = args.precision
-        variant = {} if self.searched else {
-            "calib_method": args.calib_method, "per_channel": not args.per_tensor, "quantizer": args.quantizer,
-            "quant_options": dict(args.quant_option), "backend": args.backend, "exclude_nodes": tuple(args.exclude),
-        }
+        variant = {} if self.searched else {"backend": args.backend, "recipe": Recipe(
+            quantizer=args.quantizer, calib_method=args.calib_method, per_channel=not args.per_tensor,
+            exclude_nodes=tuple(args.exclude)).with_options(dict(args.quant_option))}
         return BuildOptions(
             **single,
             **variant,

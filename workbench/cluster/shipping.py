@@ -102,7 +102,6 @@ def outbound(model: Path, options: BuildOptions) -> Outbound:
     """The trial as it travels: the calib.npz/eval.npz beside the model go along when none is given."""
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
     fields["backend_options"] = dict(options.backend_options)
-    fields["quant_options"] = dict(options.quant_options)
     calib = options.calib if options.calib is not None else sibling_data(model, "calib")
     eval_ = options.eval if options.eval is not None else sibling_data(model, "eval")
     fields.update(calib=None, eval=None)

@@ -28,8 +28,6 @@ from workbench.model.loader import model_digest
 from workbench.progress import Progress
 from workbench.runs.scratch import temp_folder
 
-#: Calibration methods by the names the CLI and the Build panel use.
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 _ORT_METHOD_NAMES = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
                      # FP8's scales: each tensor's spread against E4M3's (the only method ONNX Runtime has for it)
                      "distribution": "Distribution"}
@@ -76,7 +74,7 @@ def feed_reader(feeds: Iterable[dict[str, np.ndarray]]) -> Any:
 
 
 def ort_calibration_method(name: str) -> Any:
-    """ONNX Runtime's ``CalibrationMethod`` for one of ``CALIBRATION_METHODS``."""
+    """ONNX Runtime's ``CalibrationMethod`` for one of ``vocabulary.CALIBRATION_METHODS``."""
     from onnxruntime.quantization import CalibrationMethod
 
     return getattr(CalibrationMethod, _ORT_METHOD_NAMES[name])

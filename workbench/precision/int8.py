@@ -30,12 +30,13 @@ from workbench.precision.calibration import (
 from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
+from workbench.recipe import Recipe
 from workbench.runs.scratch import child_env, temp_folder
 
 #: Past a few hundred representative samples ranges barely move, while calibration time keeps growing.
 MAX_CALIB_SAMPLES = 512
 #: ONNX Runtime's ``QuantType`` names for the activation types a target wants.
-ACTIVATION_TYPES = {"u8": "QUInt8", "s8": "QInt8"}
+ORT_ACTIVATION_TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 
 #: Ops quantized by the dynamic variant: the MatMul family, where weight-only INT8 pays off.
 #: Conv is left out on purpose: ONNX Runtime's ConvInteger is slower than FP32 Conv on CPUs.
@@ -170,26 +171,24 @@ def quantize_int8_static(
     src: Path,
     dst: Path,
     calib: Dataset,
+    recipe: Recipe | None = None,
     *,
-    method: str = "minmax",
-    per_channel: bool = True,
     target: QuantTarget = "x86",
-    exclude_nodes: list[str] | None = None,
-    activations: str | None = None,
-    symmetric: bool | None = None,
-    percentile: float | None = None,
-    ops: str = "all",
     cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> list[str]:
-    """Write a Q/DQ model to ``dst``; returns notes on what was chosen and why.
+    """Write a Q/DQ model to ``dst`` as ``recipe`` says; returns notes on what was chosen and why.
 
-    ``activations`` (u8/s8) and ``symmetric`` default to what the target runs fastest; ranges come
-    from the cache in ``cache_dir`` when this model and data were calibrated before. ``ops="compute"``
-    quantizes only the convolutions and matrix products: a detector whose output concatenates box
-    coordinates in pixels with scores in [0, 1] loses every score to one shared INT8 scale otherwise.
+    The recipe's ``activations`` (u8/s8) and ``symmetric`` default to what the target runs fastest;
+    ranges come from the cache in ``cache_dir`` when this model and data were calibrated before.
+    ``ops="compute"`` quantizes only the convolutions and matrix products: a detector whose output
+    concatenates box coordinates in pixels with scores in [0, 1] loses every score to one shared INT8
+    scale otherwise.
     """
     progress = progress or Progress()
+    recipe = recipe or Recipe()
+    method, per_channel, percentile, ops = recipe.calib_method, recipe.per_channel, recipe.percentile, recipe.ops
+    exclude_nodes = list(recipe.exclude_nodes)
     notes = []
     if len(calib) > MAX_CALIB_SAMPLES:
         notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples")
@@ -204,8 +203,8 @@ def quantize_int8_static(
         ranges, range_notes = calibration_ranges(prepared, calib, method, cache, percentile=percentile,
                                                  progress=progress)
         notes += range_notes
-        symmetric = (target == "tensorrt") if symmetric is None else symmetric
-        activations = activations or ("s8" if target == "tensorrt" else "u8")
+        symmetric = (target == "tensorrt") if recipe.symmetric is None else recipe.symmetric
+        activations = recipe.activations or ("s8" if target == "tensorrt" else "u8")
         extra = {
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
@@ -217,10 +216,10 @@ def quantize_int8_static(
             calibration_data_reader=None,
             quant_format="QDQ",
             per_channel=per_channel,
-            activation_type=ACTIVATION_TYPES[activations],
+            activation_type=ORT_ACTIVATION_TYPES[activations],
             weight_type="QInt8",
             calibrate_method=ort_calibration_method(method).name,
-            nodes_to_exclude=exclude_nodes or [],
+            nodes_to_exclude=exclude_nodes,
             op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
             calibration_providers=["CPUExecutionProvider"],
             calibration_cache_path=str(ranges),
@@ -243,12 +242,14 @@ def quantize_int8_static(
 def quantize_int8_dynamic(
     src: Path,
     dst: Path,
+    recipe: Recipe | None = None,
     *,
-    per_channel: bool = True,
-    exclude_nodes: list[str] | None = None,
     cache_dir: Path | None = None,
 ) -> list[str]:
-    """Weights-only INT8 for MatMul-heavy models; activations are quantized at run time."""
+    """Weights-only INT8 for MatMul-heavy models (the recipe's scales and kept nodes); activations are
+    quantized at run time."""
+    recipe = recipe or Recipe()
+    per_channel = recipe.per_channel
     notes: list[str] = []
     with temp_folder("wb-quant-") as tmp:
         if per_channel:
@@ -262,7 +263,7 @@ def quantize_int8_dynamic(
             op_types_to_quantize=DYNAMIC_OP_TYPES,
             per_channel=per_channel,
             weight_type="QInt8",
-            nodes_to_exclude=exclude_nodes or [],
+            nodes_to_exclude=list(recipe.exclude_nodes),
         ))
         notes += nothing_quantized_note(dst)
     notes.append(

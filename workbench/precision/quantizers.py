@@ -3,15 +3,11 @@ label needs neither ONNX nor OpenVINO."""
 
 from __future__ import annotations
 
-#: ONNX Runtime's quantizer (the default) or NNCF, both writing Q/DQ ONNX, or NNCF on OpenVINO's own model
-#: writing OpenVINO IR (the OpenVINO-native variant, for the OpenVINO backends only).
-#: ``openvino-accuracy-control`` is the native variant by NNCF's accuracy-aware quantization.
-QUANTIZERS = ("onnxruntime", "nncf", "openvino-native", "openvino-accuracy-control")
-DEFAULT_QUANTIZER = "onnxruntime"
-NATIVE_QUANTIZER = "openvino-native"
-NATIVE_AC_QUANTIZER = "openvino-accuracy-control"
-#: The quantizers whose file is OpenVINO IR, for the OpenVINO backends only.
-NATIVE_QUANTIZERS = (NATIVE_QUANTIZER, NATIVE_AC_QUANTIZER)
+from workbench.vocabulary import DEFAULT_QUANTIZER, NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER, NATIVE_QUANTIZERS, QUANTIZERS
+
+__all__ = ["DEFAULT_QUANTIZER", "NATIVE_AC_QUANTIZER", "NATIVE_QUANTIZER", "NATIVE_QUANTIZERS", "QUANTIZERS",
+           "artifact_name", "quantizer_label"]
+
 #: The native variant's name in labels, tables, notes and reports.
 NATIVE_LABEL = "OpenVINO-native"
 QUANTIZER_LABELS = {DEFAULT_QUANTIZER: "", "nncf": "nncf", NATIVE_QUANTIZER: NATIVE_LABEL,

@@ -19,7 +19,6 @@ from workbench.build_options import CALIBRATED_PRECISIONS
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.files import write_atomically
-from workbench.precision.calibration import CALIBRATION_METHODS
 from workbench.precision.fallback import blame
 from workbench.precision.fp8 import quantize_fp8
 from workbench.precision.half import convert_half
@@ -31,9 +30,10 @@ from workbench.precision.nncf_openvino import quantize_openvino_native
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER
 from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only
 from workbench.progress import Progress
+from workbench.recipe import Recipe
 from workbench.runs.scratch import temp_folder
+from workbench.vocabulary import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS, "fp8")
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
@@ -161,14 +161,11 @@ def _int8_with_fallback(
     src: Path,
     out: Path,
     precision: str,
+    recipe: Recipe,
     check: LoadCheck,
     *,
     calib: Dataset | None,
-    calib_method: str,
-    per_channel: bool,
     target: QuantTarget,
-    exclude_nodes: list[str],
-    quant_options: dict,
     cache_dir: Path | None,
     progress: Progress,
 ) -> tuple[list[str], str | None]:
@@ -180,25 +177,22 @@ def _int8_with_fallback(
     for _ in range(MAX_INT8_RETRIES):
         if precision == "int8":
             assert calib is not None
-            notes = quantize_int8_static(
-                src, out, calib, method=calib_method, per_channel=per_channel, target=target,
-                exclude_nodes=exclude_nodes, cache_dir=cache_dir, progress=progress, **quant_options,
-            )
+            notes = quantize_int8_static(src, out, calib, recipe, target=target, cache_dir=cache_dir,
+                                         progress=progress)
         else:
-            notes = quantize_int8_dynamic(src, out, per_channel=per_channel, exclude_nodes=exclude_nodes,
-                                          cache_dir=cache_dir)
+            notes = quantize_int8_dynamic(src, out, recipe, cache_dir=cache_dir)
         progress.report("check", 1.0, "checking the backend loads the variant")
         error = check(out)
         if error is None:
             return ladder + notes, None
-        if per_channel:
-            per_channel = False
+        if recipe.per_channel:
+            recipe = recipe.replace(per_channel=False)
             ladder.append(f"the per-channel model did not load ({error_text(error)}); rebuilt with per-tensor weights")
             continue
-        culprits = [name for name in quantized_origin(out, blame(error).node) if name not in exclude_nodes]
+        culprits = [name for name in quantized_origin(out, blame(error).node) if name not in recipe.exclude_nodes]
         if not culprits:
             return ladder + notes, error  # nothing left to keep in FP32: the caller reports it
-        exclude_nodes = [*exclude_nodes, *culprits]
+        recipe = recipe.replace(exclude_nodes=(*recipe.exclude_nodes, *culprits))
         ladder.append(f"the INT8 model did not load ({error_text(error)}); kept {', '.join(culprits)} in FP32 "
                       "and rebuilt")
     return ladder, error
@@ -250,32 +244,25 @@ def _half_variant(src: Path, out: Path, build: VariantBuild, check: LoadCheck, p
         build.notes.append(f"nodes kept in FP32 after the converter left them mistyped: {', '.join(nodes)}")
 
 
-def _check_request(precision: str, calib: Dataset | None, calib_method: str) -> None:
+def _check_request(precision: str, calib: Dataset | None) -> None:
     """Refuse what no build can honour, before anything is written."""
     if precision not in PRECISIONS:
         raise BuildError(f"Unknown precision '{precision}'.", f"Choose one of: {', '.join(PRECISIONS)}.")
     if precision in CALIBRATED_PRECISIONS and calib is None:
         raise DataError(f"Static {'INT8' if precision == 'int8' else 'FP8'} needs calibration data.",
                         "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
-    if calib_method not in CALIBRATION_METHODS:
-        raise BuildError(f"Unknown calibration method '{calib_method}'.",
-                         f"Choose one of: {', '.join(CALIBRATION_METHODS)}.")
 
 
 def build_variant(
     src: Path,
     dst: Path,
     precision: str,
+    recipe: Recipe | None = None,
     *,
     check: LoadCheck,
     target: QuantTarget = "x86",
     calib: Dataset | None = None,
-    calib_method: str = "minmax",
-    per_channel: bool = True,
-    exclude_nodes: list[str] | None = None,
-    quant_options: dict | None = None,
     cache_dir: Path | None = None,
-    quantizer: str = DEFAULT_QUANTIZER,
     probe: Dataset | None = None,
     weight_runtime: str | None = "onnxruntime",
     weight_options: dict | None = None,
@@ -285,13 +272,15 @@ def build_variant(
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
 
-    ``probe`` (real samples, e.g. the calibration data) is what FP16/BF16 variants are checked on;
-    ``task`` is what NNCF's accuracy control judges by (guessed from the outputs when None).
-    ``weight_runtime`` is the engine family that runs the backend's weight-only files (None: it runs none);
-    ``weight_options`` are ``build_weight_only``'s choices (block size, algorithm, layers kept, ...);
-    ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``)."""
+    ``recipe`` says how INT8 is made (the default recipe when None); ``probe`` (real samples, e.g. the
+    calibration data) is what FP16/BF16 variants are checked on; ``task`` is what NNCF's accuracy control
+    judges by (guessed from the outputs when None). ``weight_runtime`` is the engine family that runs the
+    backend's weight-only files (None: it runs none); ``weight_options`` are ``build_weight_only``'s choices (block size,
+    algorithm, layers kept, ...); ``finish_fp8`` is the backend's last step for an FP8 file
+    (``Backend.finish_fp8``)."""
     progress = progress or Progress()
-    _check_request(precision, calib, calib_method)
+    recipe = recipe or Recipe()
+    _check_request(precision, calib)
     build = VariantBuild(dst, precision)
     # In the build's scratch folder, on the workspace's file system.
     with temp_folder("wb-variant-") as tmp:
@@ -304,28 +293,25 @@ def build_variant(
         error: str | None = None
         if precision == "fp8":
             assert calib is not None
-            build.notes += quantize_fp8(src, out, calib, exclude_nodes=list(exclude_nodes or []), cache_dir=cache_dir,
+            build.notes += quantize_fp8(src, out, calib, exclude_nodes=list(recipe.exclude_nodes), cache_dir=cache_dir,
                                         progress=progress) + (finish_fp8(out, src, probe) if finish_fp8 else [])
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)
-        elif precision in ("int8", "int8-dynamic") and not (precision == "int8" and quantizer != DEFAULT_QUANTIZER):
-            notes, error = _int8_with_fallback(
-                src, out, precision, check, calib=calib, calib_method=calib_method, per_channel=per_channel,
-                target=target, exclude_nodes=list(exclude_nodes or []), quant_options=quant_options or {},
-                cache_dir=cache_dir, progress=progress,
-            )
+        elif precision == "int8-dynamic" or (precision == "int8" and recipe.quantizer == DEFAULT_QUANTIZER):
+            notes, error = _int8_with_fallback(src, out, precision, recipe, check, calib=calib, target=target,
+                                               cache_dir=cache_dir, progress=progress)
             build.notes += notes
         else:
             if precision == "int8":
                 assert calib is not None
-                if quantizer == NATIVE_AC_QUANTIZER:
-                    max_drop = float(dict(quant_options or {}).get("max_drop", DEFAULT_MAX_DROP))
+                exclude = list(recipe.exclude_nodes)
+                if recipe.quantizer == NATIVE_AC_QUANTIZER:
+                    max_drop = recipe.max_drop if recipe.max_drop is not None else DEFAULT_MAX_DROP
                     build.notes += quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop,
-                                                             exclude_nodes=exclude_nodes, progress=progress)
+                                                             exclude_nodes=exclude, progress=progress)
                 else:
-                    quantize = quantize_openvino_native if quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
-                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude_nodes,
-                                            progress=progress)
+                    quantize = quantize_openvino_native if recipe.quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
+                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, progress=progress)
             elif precision in WEIGHT_PRECISIONS:
                 if weight_runtime is None:
                     raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "

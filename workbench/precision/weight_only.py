@@ -28,8 +28,8 @@ from workbench.precision.weight_layers import (
     split_by_ratio,
 )
 from workbench.progress import Progress
+from workbench.vocabulary import WEIGHT_PRECISIONS
 
-WEIGHT_PRECISIONS = ("int8-weights", "int4-weights")
 BITS = {"int8-weights": 8, "int4-weights": 4}
 #: Who writes the file: ONNX Runtime's quantizer (MatMulNBits, the default) or NNCF's ``compress_weights``.
 #: Both engines run either writer's file. ONNX Runtime's is the default for both: on all-mpnet-base-v2 NNCF's

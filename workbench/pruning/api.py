@@ -8,10 +8,8 @@ checker or ONNX Runtime never leaves this module (it is a bug, reported as a Bui
 from __future__ import annotations
 
 import copy
-import math
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from numbers import Real
 from typing import Literal
 
 import numpy as np
@@ -30,29 +28,10 @@ from workbench.pruning.reconstruct import reconstruct_targets
 from workbench.pruning.report import PruneResult
 from workbench.pruning.sparsity_2of4 import sparsify_2of4
 from workbench.pruning.targets import read_targets
+from workbench.vocabulary import PRUNE_METHODS as METHODS
+from workbench.vocabulary import check_ratio
 
 Method = Literal["magnitude", "2:4", "channel"]
-METHODS: tuple[str, ...] = ("magnitude", "2:4", "channel")
-#: What each method buys, in the words the CLI help and the Build panel show beside the choice.
-EFFECTS: dict[str, str] = {
-    "magnitude": "zeroes the smallest weights: a smaller compressed file, no speed-up on dense kernels",
-    "2:4": "2 of every 4 weights zero (50%): faster only on TensorRT sparse tensor cores (Ampere and newer)",
-    "channel": "removes whole channels: a smaller dense model, faster on every backend",
-}
-
-
-def check_ratio(ratio: object) -> float:
-    """The ratio as a float, or a WorkbenchError that says what range is allowed."""
-    if isinstance(ratio, bool) or not isinstance(ratio, Real) or not math.isfinite(float(ratio)):
-        raise WorkbenchError(f"The pruning ratio {ratio!r} is not a number.",
-                             "Give a fraction in [0, 1), e.g. 0.5 to remove half.")
-    value = float(ratio)
-    if not 0.0 <= value < 1.0:
-        raise WorkbenchError(f"The pruning ratio {value:g} is outside [0, 1).",
-                             "Use 0 for no pruning and less than 1 (e.g. 0.5) to remove that fraction.")
-    return value
-
-
 def prune(
     model: onnx.ModelProto,
     method: Method,

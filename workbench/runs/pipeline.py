@@ -31,16 +31,9 @@ from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timin
 from workbench.model.inspect import ModelInfo, inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.nncf_accuracy import DEFAULT_MAX_DROP
-from workbench.precision.quantizers import (
-    DEFAULT_QUANTIZER,
-    NATIVE_AC_QUANTIZER,
-    NATIVE_QUANTIZERS,
-    QUANTIZERS,
-    artifact_name,
-)
+from workbench.precision.quantizers import NATIVE_AC_QUANTIZER, NATIVE_QUANTIZERS, artifact_name
 from workbench.precision.variants import build_variant
 from workbench.progress import CancelToken, Progress, ProgressCallback
-from workbench.pruning import METHODS, check_ratio
 from workbench.runs.build_lock import LOCK_FILE, hold, timing_lock_path
 from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
@@ -48,7 +41,7 @@ from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.run import Run
 from workbench.runs.scratch import build_scratch
-from workbench.runs.spec import RunSpec
+from workbench.runs.spec import Digests, RunSpec
 from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
@@ -146,40 +139,21 @@ class Pipeline:
     def _run(self, model: str | Path, options: BuildOptions, force: bool, progress: Progress,
              choice: TaskChoice) -> Run:
         progress.report("load", 0.0, "loading the model and data")
-        check_unsupported(options)
         check_native_backend(options)
         precision, batch = options.precision, options.batch
-        prune_ratio = check_prune_choice(options.prune_method, options.prune_ratio)
         backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
         backend.check_precision(precision)
         hint_note = backend.precision_hint(precision)
-        wants_calib = precision in CALIBRATED_PRECISIONS or bool(prune_ratio and options.repair)
+        wants_calib = precision in CALIBRATED_PRECISIONS or (options.pruned and options.repair)
         inputs = self._inputs(model, options.calib, options.eval, wants_calib, options.preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
             raise DataError(f"The model's batch size is fixed at {first_dim}; batch {batch} cannot run.",
                             f"Use --batch {first_dim}, or re-export the model with a dynamic batch dim.")
-        quant_options = check_quant_options(options.quant_options)  # a misspelt choice is refused for any precision
-        spec = RunSpec(
-            model_digest=inputs.model.digest,
-            model_name=inputs.info.name,
-            precision=precision,
-            backend=backend.name,
-            batch=batch,
-            calib_digest=inputs.calib.digest if inputs.calib else None,
-            calib_method=options.calib_method if precision == "int8" else None,
-            per_channel=options.per_channel,
-            prune_method=options.prune_method if prune_ratio else None,
-            prune_ratio=prune_ratio if options.prune_method else 0.0,
-            prune_repair=options.repair,
-            eval_digest=inputs.eval.digest,
-            exclude_nodes=options.exclude_nodes,
-            quantizer=options.quantizer if precision == "int8" else DEFAULT_QUANTIZER,
-            task=choice.task,
-            metric=choice.metric_name,
-            backend_options=tuple(sorted(options.backend_options.items())),
-            quant_options=quant_options_of(options, choice, quant_options) if precision == "int8" else (),
-        )
+        options = with_accuracy_control_drop(options, choice)
+        spec = RunSpec.from_options(options, Digests(inputs.model.digest, inputs.info.name,
+                                                     inputs.calib.digest if inputs.calib else None,
+                                                     inputs.eval.digest))
         spec = dataclasses.replace(spec, **self.target)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         cached = self.workspace.load_run(spec.run_id)
@@ -211,18 +185,17 @@ class Pipeline:
             notes.append(hint_note)
         if precision in ("int8", "int8-dynamic") and backend.int8_accuracy_only:
             notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
+        quant_options = options.recipe.options()
         if quant_options and precision != "int8":
-            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options)} ignored: "
+            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options.items())} ignored: "
                          "it chooses static INT8 settings only")
         if not artifact.is_file() or force:
             # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
             backend.load(inputs.model.path).close()
             built = build_variant(
-                source, artifact, "fp32" if hint_note else precision,
+                source, artifact, "fp32" if hint_note else precision, options.recipe,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
-                calib_method=options.calib_method, per_channel=options.per_channel,
-                exclude_nodes=list(options.exclude_nodes), quant_options=dict(spec.quant_options),
-                quantizer=options.quantizer, cache_dir=self.workspace.root / CALIBRATION_DIR,
+                cache_dir=self.workspace.root / CALIBRATION_DIR,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval, task=choice.task,
                 weight_runtime=backend.weight_runtime, finish_fp8=backend.finish_fp8,
                 progress=progress.slice(0.15, 0.55),
@@ -303,62 +276,23 @@ def task_notes(drift: dict) -> list[str]:
     return notes
 
 
-#: Static INT8 choices beyond the calibration method and per-channel scales: the search's recipes.
-QUANT_OPTIONS = {"activations": ("u8", "s8"), "symmetric": (True, False), "percentile": (float,),
-                 "ops": ("all", "compute")}
-
-
-def check_quant_options(options) -> tuple[tuple[str, object], ...]:
-    """The static INT8 options as a sorted, hashable tuple, after checking names and values."""
-    for name, value in options.items():
-        allowed = QUANT_OPTIONS.get(name)
-        if allowed is None:
-            raise WorkbenchError(f"Unknown quantization option '{name}'.", f"Use: {', '.join(QUANT_OPTIONS)}.")
-        if allowed == (float,) and not (isinstance(value, int | float) and 0 < value <= 100):
-            raise WorkbenchError(f"Percentile {value!r} is outside (0, 100].", "Use e.g. 99.99.")
-        if allowed != (float,) and value not in allowed:
-            raise WorkbenchError(f"Quantization option {name}={value!r} is not one of {allowed}.", "Pick one of them.")
-    return tuple(sorted(options.items()))
-
-
-def check_unsupported(options: BuildOptions) -> None:
-    """Choices the dataclass can carry but this build cannot honour are refused, never ignored."""
-    if options.quantizer not in QUANTIZERS:
-        raise WorkbenchError(f"Unknown quantizer {options.quantizer!r}.", f"Choose one of {', '.join(QUANTIZERS)}.")
-    if options.quantizer != DEFAULT_QUANTIZER and options.quant_options:
-        raise WorkbenchError(f"The quantization options {', '.join(options.quant_options)} are ONNX Runtime's; "
-                             "NNCF chooses its own by preset.", "Drop them, or use --quantizer onnxruntime.")
-
-
-def quant_options_of(options: BuildOptions, choice: TaskChoice, checked: tuple[tuple[str, object], ...],
-                     ) -> tuple[tuple[str, object], ...]:
-    """The static INT8 choices that shape the file (``checked``); for NNCF's accuracy control, the largest drop
-    it may leave: what the budget allows below FP32 (the task's default budget when none is set), so the
-    budget keys the file."""
-    if options.quantizer != NATIVE_AC_QUANTIZER:
-        return checked
+def with_accuracy_control_drop(options: BuildOptions, choice: TaskChoice) -> BuildOptions:
+    """For NNCF's accuracy control without a ``max_drop`` of its own, the largest drop it may leave: what the
+    budget allows below FP32 (the task's default budget when none is set), so the budget keys the file."""
+    if options.precision != "int8" or options.recipe.quantizer != NATIVE_AC_QUANTIZER or \
+            options.recipe.max_drop is not None:
+        return options
     budget = choice.budget if choice.budget is not None else (get_task(choice.task).budget if choice.task else None)
     drop = 1.0 - budget if budget is not None and 0 < budget <= 1 else DEFAULT_MAX_DROP
-    return (("max_drop", round(drop, 6)),)
+    return options.with_recipe(max_drop=round(drop, 6))
 
 
 def check_native_backend(options: BuildOptions) -> None:
     """The OpenVINO-native variant is an OpenVINO IR file: only the OpenVINO backends run it."""
-    if options.precision == "int8" and options.quantizer in NATIVE_QUANTIZERS \
+    if options.precision == "int8" and options.recipe.quantizer in NATIVE_QUANTIZERS \
             and not options.backend.startswith("openvino"):
         raise WorkbenchError(f"The OpenVINO-native INT8 variant is OpenVINO IR, which {options.backend} cannot run.",
                              "Use --backend openvino, or --quantizer nncf for the portable ONNX file.")
-
-
-def check_prune_choice(method: str | None, ratio: object) -> float:
-    """The pruning ratio as a float, after checking the method and ratio make sense together."""
-    ratio = check_ratio(ratio)
-    if method is not None and method not in METHODS:
-        raise WorkbenchError(f"Unknown pruning method {method!r}.", f"Choose one of {', '.join(METHODS)}.")
-    if ratio and method is None:
-        raise WorkbenchError(f"A pruning ratio of {ratio:g} was given without a pruning method.",
-                             f"Add --prune-method ({', '.join(METHODS)}), or set the ratio to 0.")
-    return ratio
 
 
 def timing_feed(data: Dataset, batch: int) -> dict[str, np.ndarray]:

@@ -5,6 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from workbench.recipe import Recipe
+from workbench.tasks.custom import metric_name
+from workbench.vocabulary import DEFAULT_QUANTIZER
+
+if TYPE_CHECKING:
+    from workbench.build_options import BuildOptions
 
 from workbench.build_options import CALIBRATED_PRECISIONS
 
@@ -14,6 +22,16 @@ REPAIR_VERSION = "least-squares-1"
 
 def _digest(fields: dict) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What the loaded inputs contribute to a run's identity: the model and the data, by content."""
+
+    model: str
+    model_name: str
+    calib: str | None
+    eval: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,35 @@ class RunSpec:
     #: machine (workbench.cluster). None for a run on this machine. Two targets' runs of one spec differ.
     hardware_class: str | None = None
     machine: str | None = None
+
+    @classmethod
+    def from_options(cls, options: BuildOptions, digests: Digests) -> RunSpec:
+        """The spec the options and the data describe; the only mapping from ``BuildOptions`` to a spec.
+
+        Choices that cannot change this precision's file are dropped (a calibration method for FP16), so
+        equal builds share an id."""
+        int8 = options.precision == "int8"
+        recipe = options.recipe
+        pruned = options.pruned
+        return cls(
+            model_digest=digests.model, model_name=digests.model_name, precision=options.precision,
+            backend=options.backend, batch=options.batch, calib_digest=digests.calib,
+            calib_method=recipe.calib_method if int8 else None, per_channel=recipe.per_channel,
+            prune_method=options.prune_method if pruned else None,
+            prune_ratio=options.prune_ratio if pruned else 0.0, prune_repair=options.repair,
+            eval_digest=digests.eval, exclude_nodes=recipe.exclude_nodes,
+            quantizer=recipe.quantizer if int8 else DEFAULT_QUANTIZER,
+            task=options.task, metric=metric_name(options.metric) if options.metric is not None else None,
+            backend_options=tuple(sorted(options.backend_options.items())),
+            quant_options=tuple(sorted(recipe.options().items())) if int8 else (),
+        )
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe this run was built with (the defaults where its precision ignores a choice)."""
+        return Recipe(quantizer=self.quantizer, calib_method=self.calib_method or "minmax",
+                      per_channel=self.per_channel, exclude_nodes=self.exclude_nodes).with_options(
+                          dict(self.quant_options))
 
     def artifact_fields(self) -> dict:
         """The fields the built file depends on (not the batch or the eval data)."""

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from workbench.backends.registry import backend_names
 from workbench.build_options import BuildOptions
 from workbench.errors import DataError
-from workbench.precision.variants import PRECISIONS
 from workbench.progress import CancelToken, ProgressCallback
-from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.runs import format as fmt
 from workbench.runs.executor import Executor, LocalExecutor, Trial
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import rejudge, task_score
+from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
 
 
 def accuracy_loss(drift: dict) -> tuple[float | None, str]:

@@ -17,16 +17,20 @@ from workbench.build_options import CALIBRATED_PRECISIONS, BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import Cancelled, DataError
 from workbench.glossary import TERMS, help_icon
-from workbench.precision.calibration import CALIBRATION_METHODS
-from workbench.precision.quantizers import DEFAULT_QUANTIZER, QUANTIZERS
-from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
-from workbench.pruning import EFFECTS as PRUNE_EFFECTS
-from workbench.pruning import METHODS as PRUNE_METHODS
+from workbench.recipe import Recipe
 from workbench.runs import format as fmt
 from workbench.tasks import TASKS
 from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
+from workbench.vocabulary import (
+    CALIBRATION_METHODS,
+    DEFAULT_QUANTIZER,
+    PRECISIONS,
+    PRUNE_EFFECTS,
+    PRUNE_METHODS,
+    QUANTIZERS,
+)
 from workbench.workflows.tune import TuneResult
 
 NO_PRUNING = "none"
@@ -199,8 +203,7 @@ class BuildPanel:
             prune_method=method,
             prune_ratio=self.prune_ratio.value if method else 0.0,
             calib=calib,
-            calib_method=self.calib_method.value,
-            quantizer=self.quantizer.value,
+            recipe=Recipe(quantizer=self.quantizer.value, calib_method=self.calib_method.value),
             eval=self.eval_path.value.strip() or None,
             preprocess=preprocess,
             backend=self.backend.value,

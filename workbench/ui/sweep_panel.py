@@ -15,15 +15,14 @@ import pandas as pd
 from workbench.backends.registry import DEFAULT_BACKEND, availability
 from workbench.build_options import BuildOptions
 from workbench.errors import Cancelled, DataError
-from workbench.precision.variants import PRECISIONS
 from workbench.progress import ProgressEvent
-from workbench.pruning import METHODS as PRUNE_METHODS
 from workbench.runs.format import CELLS, shown_table
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.ui.build_panel import heading_html_widget, wide_layout
 from workbench.ui.messages import error_html, note_html
 from workbench.ui.sweep_controller import SweepOutcome
+from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
 
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
 RECOMMENDED = "★ recommended"

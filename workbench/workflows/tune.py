@@ -46,6 +46,7 @@ from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
 from workbench.precision.quantizers import NATIVE_AC_QUANTIZER, NATIVE_LABEL, NATIVE_QUANTIZER
 from workbench.progress import CancelToken, Progress, ProgressCallback
+from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.workspace import CALIBRATION_DIR
@@ -57,7 +58,7 @@ from workbench.workflows.tune_graph import (
     has_weight_matmul,
     quantized_by_native,
 )
-from workbench.workflows.tune_trials import Recipe, Trial, TuneResult
+from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
 
 if TYPE_CHECKING:
     from workbench.cluster.ray_executor import RayExecutor
@@ -104,15 +105,15 @@ def _runs_by_hint(backend: Backend, precision: str) -> bool:
         return False
 
 
-def compute_only(recipe: Recipe) -> Recipe:
+def compute_only(recipe: NamedRecipe) -> NamedRecipe:
     """``recipe`` with only convolutions and matrix products quantized (fewer Q/DQ pairs: often faster too)."""
-    return recipe.derive("compute ops only", quant_options=(*recipe.quant_options, ("ops", "compute")))
+    return recipe.derive("compute ops only", ops="compute")
 
 
 #: NNCF on OpenVINO's own model, stored as OpenVINO IR: screened on the OpenVINO backends beside the portable file.
-NATIVE_RECIPE = Recipe(NATIVE_LABEL, "int8", quantizer=NATIVE_QUANTIZER)
+NATIVE_RECIPE = NamedRecipe(NATIVE_LABEL, "int8", Recipe(quantizer=NATIVE_QUANTIZER))
 #: NNCF's accuracy-aware quantization of the same model (time-capped): tried when the native variant misses.
-NATIVE_AC_RECIPE = Recipe(f"{NATIVE_LABEL} accuracy control", "int8", quantizer=NATIVE_AC_QUANTIZER)
+NATIVE_AC_RECIPE = NamedRecipe(f"{NATIVE_LABEL} accuracy control", "int8", Recipe(quantizer=NATIVE_AC_QUANTIZER))
 
 
 def _label(nodes: Sequence[str]) -> str:
@@ -146,7 +147,7 @@ class _Search:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def trial(self, step: str, description: str, recipe: Recipe, kept: Sequence[str] = ()) -> Trial | None:
+    def trial(self, step: str, description: str, recipe: NamedRecipe, kept: Sequence[str] = ()) -> Trial | None:
         if time.monotonic() >= self.deadline:
             if not self.out_of_time:
                 self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
@@ -185,10 +186,10 @@ class _Search:
 
     # -- recipes ---------------------------------------------------------------------------------
     def plain_static(self) -> Trial | None:
-        plain = self.trial("recipe", "static INT8, MinMax, per-channel", Recipe("default", "int8"))
+        plain = self.trial("recipe", "static INT8, MinMax, per-channel", NamedRecipe("default", "int8"))
         if plain is None and not self.out_of_time:  # e.g. per-channel scales this opset cannot express
-            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", Recipe("per-tensor", "int8",
-                                                                                  per_channel=False))
+            plain = self.trial("recipe", "static INT8, MinMax, per-tensor", NamedRecipe(
+                "per-tensor", "int8", Recipe(per_channel=False)))
         return plain
 
     def static_recipes(self, plain: Trial, tried: list[Trial]) -> Trial | None:
@@ -211,18 +212,18 @@ class _Search:
         if passed is not None:
             return passed
         # NNCF picks its own scales: the variants below are ONNX Runtime's, on its best calibration.
-        best = max([t for t in tried if t.recipe.quantizer != "nncf"], key=Trial.rank_key)
+        best = max([t for t in tried if t.recipe.recipe.quantizer != "nncf"], key=Trial.rank_key)
         if best is not plain:
             passed = self.fragile_recipe(best, plain, tried)
             if passed is not None:
                 return passed
         variants = [("per-tensor scales", best.recipe.derive("per-tensor", per_channel=False)),
-                    ("S8 symmetric activations", best.recipe.derive(
-                        "S8 symmetric", quant_options=(*best.recipe.quant_options, ("activations", "s8"),
-                                                       ("symmetric", True))))]
+                    ("S8 symmetric activations", best.recipe.derive("S8 symmetric", activations="s8",
+                                                                    symmetric=True))]
         return self.first_that_pays(variants, plain, tried)
 
-    def first_that_pays(self, recipes: Sequence[tuple[str, Recipe]], plain: Trial, tried: list[Trial]) -> Trial | None:
+    def first_that_pays(self, recipes: Sequence[tuple[str, NamedRecipe]], plain: Trial,
+                        tried: list[Trial]) -> Trial | None:
         """Try ``recipes`` in order; the first that meets the budget faster than FP32 ends the recipe search."""
         kind = "dynamic" if plain.recipe.precision == "int8-dynamic" else "static"
         for what, recipe in recipes:
@@ -240,7 +241,7 @@ class _Search:
         if fragile is None:
             return None
         reasons, nodes = fragile
-        recipe = base.recipe.derive("fragile kept FP32", fragile=tuple(nodes))
+        recipe = base.recipe.derive("fragile kept FP32", exclude_nodes=tuple(nodes))
         trial = self.trial("recipe", f"static INT8, {recipe.name}", recipe)
         if trial is None:
             return None
@@ -266,10 +267,10 @@ class _Search:
         return "; ".join(f"{reason} ({len(hit)})" for reason, hit in chosen.items()), nodes
 
     def plain_dynamic(self) -> Trial | None:
-        return self.trial("recipe", "dynamic INT8, per-channel", Recipe("dynamic", "int8-dynamic"))
+        return self.trial("recipe", "dynamic INT8, per-channel", NamedRecipe("dynamic", "int8-dynamic"))
 
     def dynamic_recipes(self, plain: Trial, tried: list[Trial]) -> Trial | None:
-        recipe = Recipe("dynamic per-tensor", "int8-dynamic", per_channel=False)
+        recipe = NamedRecipe("dynamic per-tensor", "int8-dynamic", Recipe(per_channel=False))
         return self.first_that_pays([("per-tensor weight scales", recipe)], plain, tried)
 
     # -- node fall-back --------------------------------------------------------------------------
@@ -280,7 +281,7 @@ class _Search:
 
     def quantized_nodes(self, trial: Trial) -> list[str]:
         """The nodes a trial's build quantized, in ONNX names: only these can be kept in FP32."""
-        if trial.recipe.quantizer == NATIVE_QUANTIZER:
+        if trial.recipe.recipe.quantizer == NATIVE_QUANTIZER:
             return quantized_by_native(self.model_graph, trial.run.artifact)
         return changed_by_exclusion(*self.graphs(trial))
 
@@ -336,7 +337,7 @@ class _Search:
             current = self.check(start.recipe, base_kept, kept, group, current, try_whole=whole)
         return current
 
-    def check(self, recipe: Recipe, base_kept: tuple[str, ...], kept: list[str], part: list[str], current: Trial,
+    def check(self, recipe: NamedRecipe, base_kept: tuple[str, ...], kept: list[str], part: list[str], current: Trial,
               try_whole: bool = True) -> Trial:
         """Send ``part`` (or, failing that, each half of it) back to INT8 while the budget still holds."""
         if not part or self.out_of_time:
@@ -366,7 +367,7 @@ class _Search:
         quantized: fewer Q/DQ pairs can make it the faster of the two)."""
         self.base = self.base.replace(backend=backend)
         try:
-            baseline = self.pipeline.run(self.model, self.base.replace(precision="fp32", exclude_nodes=()),
+            baseline = self.pipeline.run(self.model, self.base.replace(precision="fp32", recipe=Recipe()),
                                          cancel=self.progress.cancel)
         except (Cancelled, Busy):
             raise
@@ -375,7 +376,7 @@ class _Search:
             return None, []
         self.task = self.task or task_score(baseline.drift).task
         if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
-            self.trials.append(Trial("screen", "FP32", Recipe("fp32", "fp32"), (), baseline, 0.0))
+            self.trials.append(Trial("screen", "FP32", NamedRecipe("fp32", "fp32"), (), baseline, 0.0))
         missed = []
         accuracy_only = get_backend(backend).int8_accuracy_only
         if precisions is None and accuracy_only:
@@ -386,7 +387,7 @@ class _Search:
             elif precision == "int8-dynamic":
                 plain = self.plain_dynamic()
             else:
-                plain = self.trial("recipe", precision.upper(), Recipe(precision, precision))
+                plain = self.trial("recipe", precision.upper(), NamedRecipe(precision, precision))
             if plain is None or plain.pays or not precision.startswith("int8"):
                 continue
             potential = plain.speedup
@@ -418,7 +419,7 @@ class _Search:
         """Recipes, then node fall-back, from a plain INT8 trial that missed."""
         self.base = self.base.replace(backend=plain.backend)
         self.out_of_time = False
-        if plain.recipe.quantizer == NATIVE_QUANTIZER:
+        if plain.recipe.recipe.quantizer == NATIVE_QUANTIZER:
             self.refine_native(plain)
             return
         tried = [plain]

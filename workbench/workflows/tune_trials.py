@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from workbench.build_options import BuildOptions
+from workbench.recipe import Recipe
 from workbench.runs import format as fmt
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore, task_score
@@ -13,30 +13,25 @@ from workbench.tasks.judge import metric_dict
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One quantization recipe: the precision and the choices that shape its file, before any node fall-back."""
+class NamedRecipe:
+    """One recipe the search tries: a name for the steps it reports, the precision, and the ``Recipe`` value
+    itself (its ``exclude_nodes`` are the fragile nodes it keeps, before any node fall-back)."""
 
     name: str
     precision: str
-    calib_method: str = "minmax"
-    per_channel: bool = True
-    quant_options: tuple[tuple[str, object], ...] = ()
-    fragile: tuple[str, ...] = ()
-    quantizer: str = "onnxruntime"
+    recipe: Recipe = field(default_factory=Recipe)
 
     def options(self, base: BuildOptions, kept: tuple[str, ...]) -> BuildOptions:
-        nodes = tuple(dict.fromkeys(self.fragile + kept))
-        return base.replace(precision=self.precision, calib_method=self.calib_method, per_channel=self.per_channel,
-                            quant_options=dict(self.quant_options), exclude_nodes=nodes, quantizer=self.quantizer)
+        return base.replace(precision=self.precision,
+                            recipe=self.recipe.replace(exclude_nodes=self.recipe.exclude_nodes + kept))
 
-    def derive(self, name: str, **changes: object) -> Recipe:
-        return dataclasses.replace(self, name=f"{self.name} + {name}" if self.name != "default" else name, **changes)
+    def derive(self, name: str, **changes: object) -> NamedRecipe:
+        """A recipe with some choices changed, named after this one and the change."""
+        return NamedRecipe(f"{self.name} + {name}" if self.name != "default" else name, self.precision,
+                           self.recipe.replace(**changes))
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "precision": self.precision, "quantizer": self.quantizer,
-                "calib_method": self.calib_method,
-                "per_channel": self.per_channel, "quant_options": dict(self.quant_options),
-                "fragile_kept": list(self.fragile)}
+        return {"name": self.name, "precision": self.precision, **self.recipe.to_dict()}
 
 
 @dataclass
@@ -45,7 +40,7 @@ class Trial:
 
     step: str
     description: str
-    recipe: Recipe
+    recipe: NamedRecipe
     kept: tuple[str, ...]
     run: Run
     wall_s: float

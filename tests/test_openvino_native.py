@@ -74,7 +74,7 @@ def test_native_variant_is_refused_off_openvino(vit: Path, tmp_path: Path) -> No
 def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) -> None:
     result = tune(vit, BuildOptions(batch=8, repeats=3), backends=["openvino"], precisions=["int8"],
                   time_budget=120, pipeline=Pipeline(tmp_path / "ws"))
-    native = [t for t in result.trials if t.recipe.quantizer == "openvino-native"]
+    native = [t for t in result.trials if t.recipe.recipe.quantizer == "openvino-native"]
     assert native and native[0].step == "recipe" and native[0].run.artifact.endswith(".xml"), result.explain()
     assert any("OpenVINO-native" in t.to_dict()["recipe"]["name"] for t in native)
 

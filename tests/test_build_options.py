@@ -48,14 +48,17 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
     assert moved == fields - PYTHON_ONLY
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
     moved = {name for name in recipe_fields if getattr(changed.recipe, name) != getattr(defaults.recipe, name)}
-    assert moved == recipe_fields - {"quantizer"}  # NNCF takes none of ONNX Runtime's options: set alone below
+    assert moved == recipe_fields - {"quantizer", "max_drop"}  # each quantizer takes its own options: set below
     assert group.parse(parser.parse_args(["--quantizer", "nncf"])).recipe.quantizer == "nncf"
+    control = group.parse(parser.parse_args(["--quantizer", "openvino-accuracy-control", "--quant-option",
+                                             "max_drop=0.02"])).recipe
+    assert control.quantizer == "openvino-accuracy-control" and control.max_drop == 0.02
     assert changed.recipe.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
     assert changed.recipe.options() == {"activations": "s8", "symmetric": True, "percentile": 99.9, "ops": "compute"}
 
 
 def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> None:
-    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops"}
+    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops", "max_drop"}
     with pytest.raises(DataError, match="Unknown quantization option 'bits'"):
         Recipe().with_options({"bits": "4"})
     with pytest.raises(DataError, match="activations='u16' is not one of u8, s8"):
@@ -64,6 +67,8 @@ def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> N
         Recipe().with_options({"percentile": "100.5"})
     with pytest.raises(DataError, match="NNCF chooses its own"):
         Recipe(quantizer="nncf", ops="compute")
+    with pytest.raises(DataError, match="max_drop are for openvino-accuracy-control"):
+        Recipe(max_drop=0.1)
     with pytest.raises(DataError, match="Unknown calibration method 'kl'"):
         Recipe(calib_method="kl")
     with pytest.raises(DataError, match="Unknown precision 'int4'"):

@@ -275,8 +275,8 @@ def build_variant(
     ``recipe`` says how INT8 is made (the default recipe when None); ``probe`` (real samples, e.g. the
     calibration data) is what FP16/BF16 variants are checked on; ``task`` is what NNCF's accuracy control
     judges by (guessed from the outputs when None). ``weight_runtime`` is the engine family that runs the
-    backend's weight-only files (None: it runs none); ``weight_options`` are ``build_weight_only``'s choices (block size,
-    algorithm, layers kept, ...); ``finish_fp8`` is the backend's last step for an FP8 file
+    backend's weight-only files (None: it runs none); ``weight_options`` are ``build_weight_only``'s choices
+    (block size, algorithm, layers kept, ...); ``finish_fp8`` is the backend's last step for an FP8 file
     (``Backend.finish_fp8``)."""
     progress = progress or Progress()
     recipe = recipe or Recipe()

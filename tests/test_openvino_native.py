@@ -77,6 +77,23 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
     native = [t for t in result.trials if t.recipe.recipe.quantizer == "openvino-native"]
     assert native and native[0].step == "recipe" and native[0].run.artifact.endswith(".xml"), result.explain()
     assert any("OpenVINO-native" in t.to_dict()["recipe"]["name"] for t in native)
+    # Within the native run's own spread, the portable file is the pick; measurably faster, the native one.
+    import dataclasses
+
+    from workbench.workflows.tune import portable_if_as_fast
+
+    portable = next(t for t in result.trials if t.recipe.quantizer == "onnxruntime" and t.run.spec.precision == "int8")
+
+    def timed(trial, speedup: float, spread: float):
+        run = dataclasses.replace(trial.run, speedup_vs_baseline=speedup, speedup_spread=spread)
+        return dataclasses.replace(trial, run=run)
+
+    fast_native, close_portable = timed(native[0], 3.0, 0.2), timed(portable, 2.9, 0.1)
+    notes: list[str] = []
+    assert portable_if_as_fast(fast_native, [fast_native, close_portable], notes) is close_portable
+    assert "not measurably faster than the portable" in notes[0]
+    slow_portable = timed(portable, 2.5, 0.1)
+    assert portable_if_as_fast(fast_native, [fast_native, slow_portable], []) is fast_native
 
 
 def test_accuracy_control_names_what_it_kept_and_keeps_to_its_time_cap(vit: Path, tmp_path: Path) -> None:

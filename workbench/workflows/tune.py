@@ -44,7 +44,7 @@ from workbench.backends.registry import availability, get_backend
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.precision.int8 import prepared_model
-from workbench.precision.quantizers import NATIVE_AC_QUANTIZER, NATIVE_LABEL, NATIVE_QUANTIZER
+from workbench.precision.quantizers import NATIVE_AC_QUANTIZER, NATIVE_LABEL, NATIVE_QUANTIZER, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
@@ -436,6 +436,23 @@ class _Search:
         self.fall_back(max(starts, key=Trial.rank_key))
 
 
+def portable_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:
+    """The fastest portable (ONNX) pick instead of an OpenVINO-native IR that is not measurably faster: within
+    the native run's own speed-up spread, the file that runs on every backend is the better answer."""
+    if best.recipe.quantizer not in NATIVE_QUANTIZERS:
+        return best
+    portable = [t for t in passing if t.recipe.quantizer not in NATIVE_QUANTIZERS]
+    if not portable:
+        return best
+    closest = max(portable, key=lambda t: t.speedup)
+    if closest.speedup < best.speedup - (best.run.speedup_spread or 0.0):
+        return best
+    notes.append(f"the {NATIVE_LABEL} variant ({best.speedup:.2f}x) is not measurably faster than the portable "
+                 f"{closest.run.spec.precision} file ({closest.speedup:.2f}x, within its spread of "
+                 f"{best.run.speedup_spread or 0.0:.2f}): the portable file is the pick")
+    return closest
+
+
 def closest_note(trials: Sequence[Trial]) -> str | None:
     """Where no trial qualifies, the measurably faster one nearest the budget, and for a classifier whether
     the classes it changed are those FP32 itself barely decides (then no reduced precision may keep them)."""
@@ -513,6 +530,8 @@ def tune(
         search.refine(plain)
     passing = [t for t in search.trials if t.pays]
     best = max(passing, key=lambda t: t.speedup) if passing else None
+    if best is not None:
+        best = portable_if_as_fast(best, passing, search.notes)
     if best is None:
         met = [t for t in search.trials if t.met]
         search.notes.append("no variant meets the budget and runs faster than FP32" if not met else

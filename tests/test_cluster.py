@@ -39,14 +39,15 @@ QUICK = BuildOptions(repeats=1, warmup=0)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    # The nodes' processes inherit this: their timing lock is the module's, not the user's.
-    os.environ["WORKBENCH_TIMING_LOCK"] = str(tmp_path_factory.mktemp("lock") / "timing.lock")
-    os.environ["WORKBENCH_NODE_WORKSPACE"] = str(tmp_path_factory.mktemp("nodes"))
-    local = LocalCluster((*CLASSES, LEAVING))
-    ray.init(address=local.address, log_to_driver=False)
-    yield local
-    ray.shutdown()
-    local.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        # The nodes' processes inherit these: their timing lock and workspaces are the module's, not the user's.
+        env.setenv("WORKBENCH_TIMING_LOCK", str(tmp_path_factory.mktemp("lock") / "timing.lock"))
+        env.setenv("WORKBENCH_NODE_WORKSPACE", str(tmp_path_factory.mktemp("nodes")))
+        local = LocalCluster((*CLASSES, LEAVING))
+        ray.init(address=local.address, log_to_driver=False)
+        yield local
+        ray.shutdown()
+        local.shutdown()
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class LocalCluster:
 
     def remove(self, name: str) -> None:
         """Take one node out, as a machine that leaves the cluster."""
-        self.cluster.remove_node(self.nodes.pop(name), allow_graceful=False)
+        self.cluster.remove_node(self.nodes.pop(name), allow_graceful=True)
 
     def shutdown(self) -> None:
         self.cluster.shutdown()

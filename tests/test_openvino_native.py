@@ -82,7 +82,8 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
 
     from workbench.workflows.tune import portable_if_as_fast
 
-    portable = next(t for t in result.trials if t.recipe.quantizer == "onnxruntime" and t.run.spec.precision == "int8")
+    portable = next(t for t in result.trials if t.recipe.recipe.quantizer == "onnxruntime"
+                    and t.run.spec.precision == "int8")
 
     def timed(trial, speedup: float, spread: float):
         run = dataclasses.replace(trial.run, speedup_vs_baseline=speedup, speedup_spread=spread)

@@ -439,9 +439,9 @@ class _Search:
 def portable_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:
     """The fastest portable (ONNX) pick instead of an OpenVINO-native IR that is not measurably faster: within
     the native run's own speed-up spread, the file that runs on every backend is the better answer."""
-    if best.recipe.quantizer not in NATIVE_QUANTIZERS:
+    if best.recipe.recipe.quantizer not in NATIVE_QUANTIZERS:
         return best
-    portable = [t for t in passing if t.recipe.quantizer not in NATIVE_QUANTIZERS]
+    portable = [t for t in passing if t.recipe.recipe.quantizer not in NATIVE_QUANTIZERS]
     if not portable:
         return best
     closest = max(portable, key=lambda t: t.speedup)

@@ -73,7 +73,8 @@ def workbench_run(model: Path, precision: str, batch: int, backend: str, data: d
            "--batch", str(batch), "--repeats", str(repeats), "--eval", str(data["eval"]), "--json"]
     if precision in ("int8", "fp8"):
         cmd += ["--calib", str(data["calib"])]
-    env = {**os.environ, "WORKBENCH_WORKSPACE": str(workspace), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "WORKBENCH_WORKSPACE": str(workspace),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     row: dict[str, Any] = {"engine": f"workbench {backend} {precision}", "batch": batch,
                            "cudnn_frontend_lines": done.stderr.count(CUDNN_ERROR)}

@@ -55,29 +55,30 @@ def _sender(sink, index: int) -> Callable[[ProgressEvent], None]:
     return send
 
 
-def _node_pipeline(trip: Outbound, hardware_class: str, root: str | None, sink, index: int):
+def _node_pipeline(trip: Outbound, fields: dict, hardware_class: str, root: str | None, sink, index: int):
     """This node's description, pipeline (its own workspace, its runs keyed by class and machine) and inputs."""
     node = this_node(hardware_class)
     workspace = Workspace(node_root(root) / hardware_class / node["name"].replace("/", "_"))
     sink.push.remote(index, "start", 0.0, f"on node {node['name']} ({node['hostname']})", os.getpid())
-    model, options = landed(trip, workspace.root / "inputs")
+    model, options = landed(trip, fields, workspace.root / "inputs")
     pipeline = Pipeline(workspace, target={"hardware_class": hardware_class, "machine": node["machine"]})
     return node, pipeline, model, options
 
 
-def run_trial(trip: Outbound, hardware_class: str, root: str | None, sink, index: int) -> dict:
+def run_trial(trip: Outbound, fields: dict, hardware_class: str, root: str | None, sink, index: int) -> dict:
     """The body of a trial's Ray task: one build on this node; a WorkbenchError travels back as the reason."""
-    node, pipeline, model, options = _node_pipeline(trip, hardware_class, root, sink, index)
+    node, pipeline, model, options = _node_pipeline(trip, fields, hardware_class, root, sink, index)
     run = pipeline.run(model, options, progress=_sender(sink, index))
     run.environment = {**run.environment, "node": node}
     return run_payload(run)
 
 
-def tune_on_node(trip: Outbound, search: dict, hardware_class: str, root: str | None, sink, index: int) -> dict:
+def tune_on_node(trip: Outbound, fields: dict, search: dict, hardware_class: str, root: str | None, sink,
+                 index: int) -> dict:
     """The body of a tune's Ray task: the whole search on this node, and every run it made with its files."""
     from workbench.workflows.tune import tune
 
-    node, pipeline, model, options = _node_pipeline(trip, hardware_class, root, sink, index)
+    node, pipeline, model, options = _node_pipeline(trip, fields, hardware_class, root, sink, index)
     result = tune(model, options, pipeline=pipeline, progress=_sender(sink, index), **search)
     runs = {trial.run.run_id: trial.run for trial in result.trials}
     runs.update({run.run_id: run for run in result.baselines.values()})

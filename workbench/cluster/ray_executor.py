@@ -23,7 +23,7 @@ from workbench.build_options import BuildOptions
 from workbench.cluster.local_cluster import LOCAL, LocalCluster
 from workbench.cluster.node_task import run_trial, tune_on_node
 from workbench.cluster.nodes import NodeInfo, classes_alive, cluster_nodes, shared_machines
-from workbench.cluster.shipping import outbound, payload_size, receive
+from workbench.cluster.shipping import inputs_key, option_fields, outbound, payload_size, receive
 from workbench.errors import DataError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
 from workbench.runs.executor import Trial, TrialOutcome
@@ -129,15 +129,19 @@ class RayExecutor:
         shared, root, sink = self._prepare(pipeline)
         jobs: dict[ray.ObjectRef, tuple[int, Trial, str, int]] = {}
         sent: dict[int, int] = {}
+        shipments: dict[tuple, tuple[ray.ObjectRef, int]] = {}
         for index, trial in enumerate(trials):
-            trip = outbound(Path(model), trial.options)
-            shipped = ray.put(trip)
+            if inputs_key(trial.options) not in shipments:  # one copy of the model and data for the whole grid
+                trip = outbound(Path(model), trial.options)
+                shipments[inputs_key(trial.options)] = (ray.put(trip), trip.size)
+            shipped, size = shipments[inputs_key(trial.options)]
             for hardware_class in self.targets:
                 key = len(jobs)
                 ref = _remote_trial.options(**_asks(hardware_class), name=f"{trial.label} on {hardware_class}"
-                                            ).remote(shipped, hardware_class, root, sink, key)
+                                            ).remote(shipped, option_fields(trial.options), hardware_class, root,
+                                                     sink, key)
                 jobs[ref] = (index, trial, hardware_class, key)
-                sent[key] = trip.size
+                sent[key] = size
         for (index, trial, hardware_class, key), payload, error in self._gather(jobs, progress, sink, cancel):
             outcome = TrialOutcome(index, trial.label, target=hardware_class, error=error)
             if payload is not None:
@@ -154,7 +158,9 @@ class RayExecutor:
         failed maps to the reason."""
         shared, root, sink = self._prepare(pipeline)
         shipped = ray.put(outbound(Path(model), options))
-        jobs = {_remote_tune.options(**_asks(c), name=f"tune on {c}").remote(shipped, search, c, root, sink, key):
+        fields = option_fields(options)
+        jobs = {_remote_tune.options(**_asks(c), name=f"tune on {c}").remote(shipped, fields, search, c, root, sink,
+                                                                             key):
                 (0, Trial("tune", options), c, key) for key, c in enumerate(self.targets)}
         results: dict[str, TuneResult | str] = {}
         for (_, _, hardware_class, _), payload, error in self._gather(jobs, progress, sink, cancel):

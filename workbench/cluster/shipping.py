@@ -86,10 +86,9 @@ def source_files(source: object) -> Files | object:
 
 @dataclass
 class Outbound:
-    """One trial's model, data and options as they travel; ``size`` is the bytes sent to a node."""
+    """The model and data as they travel, shared by every trial that uses them; ``size`` is their bytes."""
 
     model: Files
-    options: dict
     calib: object = None
     eval: object = None
 
@@ -99,21 +98,29 @@ class Outbound:
 
 
 def outbound(model: Path, options: BuildOptions) -> Outbound:
-    """The trial as it travels: the calib.npz/eval.npz beside the model go along when none is given."""
-    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
-    fields["backend_options"] = dict(options.backend_options)
+    """The trial's inputs as they travel: the calib.npz/eval.npz beside the model go along when none is given."""
     calib = options.calib if options.calib is not None else sibling_data(model, "calib")
     eval_ = options.eval if options.eval is not None else sibling_data(model, "eval")
-    fields.update(calib=None, eval=None)
-    return Outbound(model_files(model), fields, source_files(calib), source_files(eval_))
+    return Outbound(model_files(model), source_files(calib), source_files(eval_))
 
 
-def landed(trip: Outbound, folder: Path) -> tuple[Path, BuildOptions]:
+def inputs_key(options: BuildOptions) -> tuple:
+    """Trials with equal keys read the same model and data: they share one copy in the object store."""
+    return tuple(s if isinstance(s, str | Path | None) else id(s) for s in (options.calib, options.eval))
+
+
+def option_fields(options: BuildOptions) -> dict:
+    """The options as plain values (a read-only mapping does not pickle), data sources left to ``Outbound``."""
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    return {**fields, "backend_options": dict(options.backend_options), "calib": None, "eval": None}
+
+
+def landed(trip: Outbound, fields: dict, folder: Path) -> tuple[Path, BuildOptions]:
     """On the node: the model's path and the options pointing at the data written under ``folder``."""
     def local(source: object) -> object:
         return source.write_under(folder) if isinstance(source, Files) else source
 
-    options = BuildOptions(**{**trip.options, "calib": local(trip.calib), "eval": local(trip.eval)})
+    options = BuildOptions(**{**fields, "calib": local(trip.calib), "eval": local(trip.eval)})
     return trip.model.write_under(folder), options
 
 

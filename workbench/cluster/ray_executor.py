@@ -201,6 +201,7 @@ class RayExecutor:
                     yield job, payload, None
         finally:
             watch.cancel_all()
+            ray.kill(sink)  # each sweep's own; left alive it would hold a worker process on the cluster
 
     def _tuned(self, payload: dict, pipeline: Pipeline, model: Path, shared: dict[str, list[str]]) -> TuneResult:
         """The node's tune result with every run it refers to stored here and pointing at the local files."""

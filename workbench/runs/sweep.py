@@ -246,6 +246,7 @@ class Sweep:
 
 
 def run_sweep(model: str, base: BuildOptions | None = None, *, pipeline: Pipeline | None = None,
-              progress: ProgressCallback | None = None, cancel: CancelToken | None = None, **grid) -> SweepResult:
+              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+              executor: Executor | None = None, **grid) -> SweepResult:
     """``Sweep(model, base, **grid).run(...)`` in one call, for scripts and notebooks."""
-    return Sweep(model, base or BuildOptions(), **grid).run(pipeline, progress, cancel)
+    return Sweep(model, base or BuildOptions(), **grid).run(pipeline, progress, cancel, executor=executor)

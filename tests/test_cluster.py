@@ -185,6 +185,16 @@ def test_the_cluster_lists_each_node_with_its_class_and_the_engines_it_runs(
     assert offered["installed"] and offered["classes"]["class-a"] == ["class-a-0"]
 
 
+def test_a_trial_the_node_refuses_fails_with_the_pipelines_own_words(cnn: Path, workspace: Path,
+                                                                      cluster: LocalCluster, tmp_path: Path) -> None:
+    executor = RayExecutor(cluster.address, ["class-a"], node_workspace=str(tmp_path / "nodes"))
+    result = Sweep(str(cnn), QUICK.replace(batch=16, eval="random:4"), precisions=("fp32",)).run(
+        Pipeline(workspace), executor=executor)
+    assert result.runs == [] and [cell for cell, _ in result.failed] == ["fp32 on class-a"]
+    assert "Batch 16 is larger than the 4 evaluation samples" in result.failed[0][1]
+    assert "use --batch 4 or less" in result.failed[0][1]
+
+
 def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: LocalCluster) -> None:
     with pytest.raises(DataError, match="class-z") as refused:
         RayExecutor(cluster.address, ["class-z"]).connect()

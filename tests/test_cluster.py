@@ -81,20 +81,20 @@ def test_a_sweep_runs_every_cell_once_on_each_class(cnn: Path, workspace: Path, 
 def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path, workspace: Path,
                                                                        executor: RayExecutor) -> None:
     pipeline = Pipeline(workspace)
-    sweep = Sweep(str(cnn), QUICK.replace(batch=2), precisions=("fp32", "fp16", "int8"))
+    sweep = Sweep(str(cnn), QUICK.replace(batch=2), precisions=("fp32", "fp16"))
     cancel = CancelToken()
     with pytest.raises(Cancelled):
         sweep.run(pipeline, cancel=cancel, on_run=lambda run, reused: cancel.cancel(), executor=executor)
     kept = {run.run_id for run in pipeline.workspace.runs()}
-    assert 1 <= len(kept) < 6
+    assert 1 <= len(kept) < 4
     deadline = time.monotonic() + 60
     while ray.available_resources().get("class-a", 0) + ray.available_resources().get("class-b", 0) < 2:
         assert time.monotonic() < deadline, "cancelled tasks still hold their nodes"
         time.sleep(0.5)
     result = sweep.run(pipeline, executor=executor)
-    assert result.failed == [] and len(result.runs) == 6
+    assert result.failed == [] and len(result.runs) == 4
     assert kept <= set(result.reused)
-    assert len(pipeline.workspace.runs()) == 6
+    assert len(pipeline.workspace.runs()) == 4
 
 
 def test_a_tune_runs_on_a_node_of_its_class_and_its_runs_come_home(cnn: Path, workspace: Path,

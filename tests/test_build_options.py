@@ -41,7 +41,10 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
         "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
         "--repeats", "7", "--exclude", "a", "--exclude", "b", "--task", "raw",
         "--metric", "m:f", "--budget", "0.9", "--quant-option", "activations=s8", "--quant-option", "symmetric=true",
-        "--quant-option", "percentile=99.9", "--quant-option", "ops=compute",
+        "--quant-option", "percentile=99.9", "--quant-option", "ops=compute", "--quant-option", "block_size=32",
+        "--quant-option", "weight_symmetric=true", "--quant-option", "weight_algorithm=awq",
+        "--quant-option", "accuracy_level=4", "--quant-option", "keep_last=false", "--quant-option", "int4_ratio=0.8",
+        "--quant-option", "backup=fp32", "--quant-option", "weight_writer=nncf",
     ]))
     fields = {f.name for f in dataclasses.fields(BuildOptions)}
     moved = {name for name in fields if getattr(changed, name) != getattr(defaults, name)}
@@ -54,11 +57,17 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
                                              "max_drop=0.02"])).recipe
     assert control.quantizer == "openvino-accuracy-control" and control.max_drop == 0.02
     assert changed.recipe.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
-    assert changed.recipe.options() == {"activations": "s8", "symmetric": True, "percentile": 99.9, "ops": "compute"}
+    assert changed.recipe.options_for("int8") == {"activations": "s8", "symmetric": True, "percentile": 99.9,
+                                                  "ops": "compute"}
+    assert changed.recipe.options_for("int4-weights") == {
+        "block_size": 32, "weight_symmetric": True, "weight_algorithm": "awq", "accuracy_level": 4,
+        "keep_last": False, "int4_ratio": 0.8, "backup": "fp32", "weight_writer": "nncf"}
 
 
 def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> None:
-    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops", "max_drop"}
+    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops", "max_drop", "block_size",
+                                  "weight_symmetric", "weight_algorithm", "accuracy_level", "keep_last", "int4_ratio",
+                                  "backup", "weight_writer"}
     with pytest.raises(DataError, match="Unknown quantization option 'bits'"):
         Recipe().with_options({"bits": "4"})
     with pytest.raises(DataError, match="activations='u16' is not one of u8, s8"):
@@ -76,6 +85,13 @@ def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> N
     with pytest.raises(DataError, match="without a pruning method"):
         BuildOptions(prune_ratio=0.5)
     assert Recipe(symmetric=False).options() == {"symmetric": False} and Recipe(ops="all").options() == {}
+    # Each option shapes its own precisions' files: the static ones INT8, the weight-only ones the weight precisions.
+    mixed = Recipe(ops="compute").with_options({"int4_ratio": "0.5", "keep_last": "false"})
+    assert mixed.options_for("int8") == {"ops": "compute"}
+    assert mixed.options_for("int4-weights") == {"int4_ratio": 0.5, "keep_last": False}
+    assert mixed.options_for("int8-weights") == {"keep_last": False}
+    with pytest.raises(DataError, match="weight_algorithm='gptq4' is not one of rtn, awq, gptq, hqq"):
+        Recipe().with_options({"weight_algorithm": "gptq4"})
 
 
 def test_tune_takes_the_build_flags_the_search_does_not_set() -> None:

@@ -102,7 +102,7 @@ def test_a_quant_option_for_another_precision_is_checked_and_said_ignored(cnn: P
     assert main(["run", str(cnn), "--precision", "int8-dynamic", "--quant-option", "foo=bar", "--repeats", "2"]) == 2
     assert "Unknown quantization option 'foo'" in capsys.readouterr().err
     run = Pipeline().run(cnn, BuildOptions("fp16", batch=4, repeats=2, recipe=Recipe(ops="compute")))
-    assert any("ignored: it chooses static INT8 settings only" in note for note in run.notes)
+    assert any("ops=compute ignored: it does not shape a fp16 file" in note for note in run.notes)
 
 
 def test_an_all_nan_variant_is_an_infinite_error_without_a_numpy_warning() -> None:

@@ -19,6 +19,8 @@ from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
 from workbench.precision.weight_layers import REFUSAL, weight_layers
 from workbench.precision.weight_only import build_weight_only
+from workbench.recipe import Recipe
+from workbench.report.reproduce import reproduce_command
 from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 
@@ -66,37 +68,42 @@ def _calib(model: Path):
     return load_data(model.parent / "calib.npz", inspect_model(load_model(model)).inputs, None)
 
 
-def test_mixed_four_and_eight_bits_by_ratio_and_layers_kept(vit: Path, tmp_path: Path) -> None:
-    out = tmp_path / "mixed.onnx"
+def test_recipe_options_mix_four_and_eight_bits_and_keep_layers(vit: Path) -> None:
+    """The recipe's weight-only options reach the file, the run's identity and its reproduce command."""
     names = [layer.name for layer in weight_layers(onnx.load(str(vit)))]
-    notes = build_weight_only(vit, out, "int4-weights", ratio=0.5, keep=("last", names[0]), backup="fp32",
-                              block_size=32, accuracy_level=4)
-    bits = _bits(out)
-    quantized = len(names) - 2
+    recipe = Recipe(exclude_nodes=(names[0],)).with_options(
+        {"int4_ratio": "0.5", "backup": "fp32", "block_size": "32", "accuracy_level": "4"})
+    run = Pipeline().run(vit, BuildOptions("int4-weights", recipe=recipe, batch=8, repeats=3, warmup=1))
+    bits = _bits(run.artifact)
+    quantized = len(names) - 2  # the first layer kept by name, the last by default, both FP32 (backup fp32)
     assert bits[4] + bits[8] == quantized and 0 < bits[4] < quantized, bits
-    assert _ops(out)["Gemm"] == 1  # the last layer (the head) kept FP32, untouched
+    assert _ops(run.artifact)["Gemm"] == 1
     levels = {next(a.i for a in n.attribute if a.name == "accuracy_level")
-              for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulNBits"}
+              for n in onnx.load(run.artifact).graph.node if n.op_type == "MatMulNBits"}
     assert levels == {4}
-    assert any("kept FP32" in note and names[0] in note for note in notes), notes
+    assert dict(run.spec.quant_options) == {"int4_ratio": 0.5, "backup": "fp32", "block_size": 32, "accuracy_level": 4}
+    command = reproduce_command(run)
+    assert "--quant-option int4_ratio=0.5" in command and f"--exclude {names[0]}" in command
+    plain = Pipeline().run(vit, BuildOptions("int4-weights", batch=8, repeats=3, warmup=1))
+    assert plain.run_id != run.run_id and "--calib" not in reproduce_command(plain)
 
 
-def test_awq_is_calibrated_by_nncf_and_its_file_runs_on_both_engines(vit: Path, tmp_path: Path) -> None:
+def test_awq_is_calibrated_by_nncf_and_its_file_runs_on_both_engines(vit: Path) -> None:
     pytest.importorskip("nncf", reason="NNCF is not installed")
     import onnxruntime as ort
-    import openvino as ov
 
-    out = tmp_path / "awq.onnx"
-    notes = build_weight_only(vit, out, "int4-weights", algorithm="awq", block_size=32, calib=_calib(vit))
-    assert any("AWQ with scale estimation" in note for note in notes), notes
-    model = onnx.load(str(out))
+    options = BuildOptions("int4-weights", backend="openvino", recipe=Recipe(weight_algorithm="awq", block_size=32),
+                           batch=8, repeats=3, warmup=1)
+    run = Pipeline().run(vit, options)
+    assert any("AWQ with scale estimation" in note for note in run.notes), run.notes
+    assert run.spec.calib_digest is not None and "--calib" in reproduce_command(run)
+    model = onnx.load(run.artifact)
     int4 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.INT4}
     assert sum(node.op_type == "DequantizeLinear" and node.input[0] in int4 for node in model.graph.node) > 10
+    assert run.drift["accuracy"] >= 0.95
     x = np.load(vit.parent / "eval.npz")["input"][:64]
     ref = ort.InferenceSession(str(vit)).run(None, {"input": x})[0].argmax(1)
-    got = ort.InferenceSession(str(out)).run(None, {"input": x})[0].argmax(1)
-    on_openvino = ov.Core().compile_model(str(out), "CPU")({"input": x})[0].argmax(1)
-    assert (ref == got).mean() >= 0.95 and (ref == on_openvino).mean() >= 0.95
+    assert (ref == ort.InferenceSession(run.artifact).run(None, {"input": x})[0].argmax(1)).mean() >= 0.95
 
 
 def test_choices_that_cannot_be_honoured_are_refused(vit: Path, tmp_path: Path) -> None:

@@ -23,24 +23,35 @@ from workbench.vocabulary import (
     NATIVE_AC_QUANTIZER,
     QUANTIZED_OPS,
     QUANTIZERS,
+    WEIGHT_ALGORITHMS,
+    WEIGHT_BACKUPS,
+    WEIGHT_PRECISIONS,
+    WEIGHT_WRITERS,
     check_choice,
 )
 
+#: The precision whose file the static INT8 options shape.
+_STATIC = ("int8",)
+
 
 def option(default: Any, *, choices: tuple = (), kind: type | None = None, low: float | None = None,
-           high: float | None = None, quantizers: tuple[str, ...] = (DEFAULT_QUANTIZER,), help: str) -> Any:
+           high: float | None = None, quantizers: tuple[str, ...] = (DEFAULT_QUANTIZER,),
+           precisions: tuple[str, ...] = _STATIC, help: str) -> Any:
     """A quantization option field: its allowed ``choices`` or its number ``kind`` within (``low``, ``high``],
-    and the ``quantizers`` that take it (set for another, it is refused rather than ignored)."""
+    the ``quantizers`` that take it (set for another, it is refused rather than ignored) and the ``precisions``
+    whose file it shapes (for another precision the run says it was ignored, and its spec leaves it out)."""
     return field(default=default, metadata={"choices": choices, "kind": kind, "low": low, "high": high,
-                                            "quantizers": quantizers, "help": help})
+                                            "quantizers": quantizers, "precisions": precisions, "help": help})
 
 
 @dataclass(frozen=True)
 class Recipe:
     """The quantizer and every choice it is given; defaults are what measurement found fastest per target.
 
-    ``exclude_nodes`` are kept in higher precision (FP32). ``None`` for ``activations`` and ``symmetric``
-    means the target's own choice (U8 asymmetric on x86 CPUs, S8 symmetric for TensorRT).
+    ``exclude_nodes`` are kept in higher precision (FP32; for int4-weights, the ``backup`` precision). ``None``
+    for ``activations`` and ``symmetric`` means the target's own choice (U8 asymmetric on x86 CPUs, S8
+    symmetric for TensorRT). The ``weight_*``, ``block_size``, ``accuracy_level``, ``keep_last``, ``int4_ratio``
+    and ``backup`` options shape weight-only files (``precision.weight_only``).
     """
 
     quantizer: str = DEFAULT_QUANTIZER
@@ -56,6 +67,25 @@ class Recipe:
     max_drop: float | None = option(None, kind=float, low=0.0, high=1.0, quantizers=(NATIVE_AC_QUANTIZER,),
                                     help="the largest metric drop NNCF's accuracy control may leave (default: "
                                     "what the budget allows)")
+    block_size: int = option(128, kind=int, low=8, high=4096, precisions=WEIGHT_PRECISIONS,
+                             help="weight-only: rows per block of 8/4-bit weights, a power of two of 16 or more")
+    weight_symmetric: bool | None = option(None, choices=(True, False), precisions=WEIGHT_PRECISIONS,
+                                           help="weight-only: symmetric blocks (default asymmetric, NNCF's 4 bits "
+                                           "symmetric)")
+    weight_algorithm: str = option("rtn", choices=WEIGHT_ALGORITHMS, precisions=WEIGHT_PRECISIONS,
+                                   help="weight-only: rtn, awq (NNCF, on the calibration data), gptq (calibrated) "
+                                   "or hqq (ONNX Runtime's, need PyTorch)")
+    accuracy_level: int | None = option(None, kind=int, low=-1, high=4, precisions=WEIGHT_PRECISIONS,
+                                        help="weight-only: ONNX Runtime's MatMulNBits compute type 0-4 (4: int8 "
+                                        "activations per block)")
+    keep_last: bool = option(True, choices=(True, False), precisions=WEIGHT_PRECISIONS,
+                             help="weight-only: keep the last matrix layer (FP32, or int4-weights' backup)")
+    int4_ratio: float = option(1.0, kind=float, low=0.0, high=1.0, precisions=("int4-weights",),
+                               help="the share of the weights int4-weights stores in 4 bits, the rest in 8")
+    backup: str = option("int8", choices=WEIGHT_BACKUPS, precisions=("int4-weights",),
+                         help="the precision of the layers int4-weights keeps: int8 or fp32")
+    weight_writer: str | None = option(None, choices=WEIGHT_WRITERS, precisions=WEIGHT_PRECISIONS,
+                                       help="who writes the weight-only file: onnxruntime (default) or nncf (AWQ's)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_nodes", tuple(dict.fromkeys(self.exclude_nodes)))
@@ -77,6 +107,11 @@ class Recipe:
         """The quantization options set away from their defaults, by name: what the run spec records."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name in QUANT_OPTIONS and getattr(self, f.name) != f.default}
+
+    def options_for(self, precision: str) -> dict[str, Any]:
+        """The options set away from their defaults that shape a ``precision`` file: what its spec records."""
+        return {name: value for name, value in self.options().items()
+                if precision in QUANT_OPTIONS[name]["precisions"]}
 
     def with_options(self, options: Mapping[str, Any]) -> Recipe:
         """A copy with quantization options set by name; a value may be the CLI's text (``"true"``, ``"99.9"``)."""

@@ -16,6 +16,22 @@ WEIGHT_PRECISIONS = ("int8-weights", "int4-weights")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-dynamic", *WEIGHT_PRECISIONS, "fp8")
 #: Precisions whose activation scales come from calibration data (which then shapes the built file).
 CALIBRATED_PRECISIONS = ("int8", "fp8")
+#: Weight-only algorithms: round-to-nearest per block (data-free, the default), AWQ with scale estimation
+#: (NNCF), GPTQ and HQQ (ONNX Runtime's, on PyTorch); the calibrated ones fit the weights to calibration data.
+WEIGHT_ALGORITHMS = ("rtn", "awq", "gptq", "hqq")
+CALIBRATED_WEIGHT_ALGORITHMS = ("awq", "gptq")
+
+
+def uses_calibration(precision: str, weight_algorithm: str | None = None) -> bool:
+    """Whether calibration data shapes the file: INT8/FP8 ranges, or weight-only weights fitted to it (AWQ, GPTQ)."""
+    return precision in CALIBRATED_PRECISIONS or (
+        precision in WEIGHT_PRECISIONS and weight_algorithm in CALIBRATED_WEIGHT_ALGORITHMS)
+
+
+#: Who writes a weight-only file (both engines run either): ONNX Runtime's quantizer or NNCF.
+WEIGHT_WRITERS = ("onnxruntime", "nncf")
+#: The precision of the layers int4-weights keeps out of 4 bits.
+WEIGHT_BACKUPS = ("int8", "fp32")
 #: Who writes a static INT8 file: ONNX Runtime's quantizer (the default) or NNCF, both writing Q/DQ ONNX, or NNCF
 #: on OpenVINO's own model writing OpenVINO IR (the OpenVINO-native variant, for the OpenVINO backends only).
 #: ``openvino-accuracy-control`` is the native variant by NNCF's accuracy-aware quantization.

@@ -28,7 +28,7 @@ from workbench.precision.nncf_accuracy import DEFAULT_MAX_DROP, quantize_accurac
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.precision.nncf_openvino import quantize_openvino_native
 from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER
-from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only
+from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only, weight_choices
 from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.runs.scratch import temp_folder
@@ -265,7 +265,6 @@ def build_variant(
     cache_dir: Path | None = None,
     probe: Dataset | None = None,
     weight_runtime: str | None = "onnxruntime",
-    weight_options: dict | None = None,
     finish_fp8: Fp8Finish | None = None,
     task: str | None = None,
     progress: Progress | None = None,
@@ -275,8 +274,7 @@ def build_variant(
     ``recipe`` says how INT8 is made (the default recipe when None); ``probe`` (real samples, e.g. the
     calibration data) is what FP16/BF16 variants are checked on; ``task`` is what NNCF's accuracy control
     judges by (guessed from the outputs when None). ``weight_runtime`` is the engine family that runs the
-    backend's weight-only files (None: it runs none); ``weight_options`` are ``build_weight_only``'s choices
-    (block size, algorithm, layers kept, ...); ``finish_fp8`` is the backend's last step for an FP8 file
+    backend's weight-only files (None: it runs none); ``finish_fp8`` is the backend's last step for an FP8 file
     (``Backend.finish_fp8``)."""
     progress = progress or Progress()
     recipe = recipe or Recipe()
@@ -317,7 +315,7 @@ def build_variant(
                     raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "
                                      "DequantizeLinear weights).", "Use onnxruntime-cpu, onnxruntime-cuda or openvino.")
                 build.notes += build_weight_only(src, out, precision, runtime=weight_runtime, calib=calib,
-                                                 progress=progress, **(weight_options or {}))
+                                                 progress=progress, **weight_choices(recipe, precision))
             progress.report("check", 1.0, "checking the backend loads the variant")
             error = check(out)
         if error is not None:

@@ -135,7 +135,7 @@ def refusal_reason(model: onnx.ModelProto, layers: list[WeightLayer], kept: set[
     if not layers:
         return f"{REFUSAL}: {where}"
     return (f"{REFUSAL}: {where}, and its only matrix layers ({', '.join(sorted(kept))}) are kept "
-            "(the last layer is kept by default; --weights-keep none quantizes it)")
+            "(the last layer is kept by default; --quant-option keep_last=false quantizes it)")
 
 
 def compute_share(model: onnx.ModelProto, names: Sequence[str]) -> float | None:

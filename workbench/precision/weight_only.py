@@ -28,31 +28,39 @@ from workbench.precision.weight_layers import (
     split_by_ratio,
 )
 from workbench.progress import Progress
-from workbench.vocabulary import WEIGHT_PRECISIONS
+from workbench.recipe import Recipe
+from workbench.vocabulary import (
+    CALIBRATED_WEIGHT_ALGORITHMS,
+    WEIGHT_ALGORITHMS,
+    WEIGHT_BACKUPS,
+    WEIGHT_PRECISIONS,
+    WEIGHT_WRITERS,
+)
 
 BITS = {"int8-weights": 8, "int4-weights": 4}
-#: Who writes the file: ONNX Runtime's quantizer (MatMulNBits, the default) or NNCF's ``compress_weights``.
-#: Both engines run either writer's file. ONNX Runtime's is the default for both: on all-mpnet-base-v2 NNCF's
-#: ONNX writer (3.4) gave INT4 sentence embeddings at cosine 0.51 to FP32 in both engines where ONNX Runtime's
-#: round-to-nearest gave 0.96 on the same layers (see ``weight_only_nncf``).
-WEIGHT_TOOLS = ("onnxruntime", "nncf")
-#: Engine families that run weight-only files (``Backend.weight_runtime``).
+#: Engine families that run weight-only files (``Backend.weight_runtime``). Both run either writer's file
+#: (``vocabulary.WEIGHT_WRITERS``); ONNX Runtime's is the default for both (see ``weight_only_nncf`` for why).
 RUNTIMES = ("onnxruntime", "openvino")
-#: Round-to-nearest per block (the default, data-free), AWQ with scale estimation (NNCF, calibrated), GPTQ
-#: (ONNX Runtime, calibrated) and HQQ (ONNX Runtime, data-free).
-ALGORITHMS = ("rtn", "awq", "gptq", "hqq")
 #: The writer an algorithm needs where only one library has it.
 ALGORITHM_TOOL = {"awq": "nncf", "gptq": "onnxruntime", "hqq": "onnxruntime"}
-CALIBRATED = ("gptq", "awq")
-DEFAULT_BLOCK_SIZE = 128
-BACKUPS = ("int8", "fp32")
+DEFAULT_BLOCK_SIZE = Recipe.block_size
+
+
+def weight_choices(recipe: Recipe, precision: str) -> dict:
+    """``build_weight_only``'s choices from the recipe: its weight-only options and its kept layers (the
+    embedding tables always, the last layer unless ``keep_last`` is off, and ``exclude_nodes``)."""
+    return {"block_size": recipe.block_size, "symmetric": recipe.weight_symmetric,
+            "algorithm": recipe.weight_algorithm, "accuracy_level": recipe.accuracy_level,
+            "keep": (*recipe.exclude_nodes, "embeddings", *(("last",) if recipe.keep_last else ())),
+            "ratio": recipe.int4_ratio if precision == "int4-weights" else 1.0,
+            "backup": recipe.backup, "writer": recipe.weight_writer}
 
 
 def writer_for(algorithm: str, writer: str | None) -> str:
     """The writer asked for, else the one the algorithm needs, else ONNX Runtime's; a mismatch is refused."""
     needed = ALGORITHM_TOOL.get(algorithm)
-    if writer is not None and writer not in WEIGHT_TOOLS:
-        raise BuildError(f"No weight-only writer '{writer}'.", f"Use {' or '.join(WEIGHT_TOOLS)}.")
+    if writer is not None and writer not in WEIGHT_WRITERS:
+        raise BuildError(f"No weight-only writer '{writer}'.", f"Use {' or '.join(WEIGHT_WRITERS)}.")
     if writer is not None and needed is not None and writer != needed:
         raise BuildError(f"{algorithm.upper()} is {needed}'s algorithm, not {writer}'s.",
                          f"Drop weight_writer={writer}, or use weight_algorithm=rtn.")
@@ -68,14 +76,15 @@ def _check(precision: str, runtime: str, *, block_size: int, algorithm: str, acc
         raise BuildError(f"No weight-only runtime '{runtime}'.", f"Use {' or '.join(RUNTIMES)}.")
     if not isinstance(block_size, int) or block_size < 16 or block_size & (block_size - 1):
         raise BuildError(f"Block size {block_size!r} is not a power of two of 16 or more.", "Use e.g. 32, 64 or 128.")
-    if algorithm not in ALGORITHMS:
-        raise BuildError(f"No weight-only algorithm '{algorithm}'.", f"Use one of {', '.join(ALGORITHMS)}.")
-    if algorithm in CALIBRATED and calib is None:
+    if algorithm not in WEIGHT_ALGORITHMS:
+        raise BuildError(f"No weight-only algorithm '{algorithm}'.", f"Use one of {', '.join(WEIGHT_ALGORITHMS)}.")
+    if algorithm in CALIBRATED_WEIGHT_ALGORITHMS and calib is None:
         raise DataError(f"{algorithm.upper()} needs calibration data.",
-                        "Pass --calib with an .npz of representative inputs, or use --weights-algorithm rtn.")
-    if calib is not None and algorithm in CALIBRATED and calib.is_random:
+                        "Pass --calib with an .npz of representative inputs, or use "
+                        "--quant-option weight_algorithm=rtn.")
+    if calib is not None and algorithm in CALIBRATED_WEIGHT_ALGORITHMS and calib.is_random:
         raise DataError(f"{algorithm.upper()} fitted to random data would fit the noise.",
-                        "Pass real calibration data with --calib, or use --weights-algorithm rtn.")
+                        "Pass real calibration data with --calib, or use --quant-option weight_algorithm=rtn.")
     if algorithm in ("gptq", "hqq") and precision == "int8-weights":
         raise BuildError(f"ONNX Runtime's {algorithm.upper()} writes 4-bit weights only.",
                          "Use int4-weights, or rtn for int8-weights.")
@@ -87,8 +96,8 @@ def _check(precision: str, runtime: str, *, block_size: int, algorithm: str, acc
         raise BuildError(f"Ratio {ratio!r} of layers in 4 bits is outside (0, 1].", "Use e.g. 0.8 or 1.")
     if ratio < 1 and precision != "int4-weights":
         raise BuildError("A ratio of layers in 4 bits applies to int4-weights only.", "Drop it, or use int4-weights.")
-    if backup not in BACKUPS:
-        raise BuildError(f"Backup precision '{backup}' is not one of {', '.join(BACKUPS)}.", "Use int8 or fp32.")
+    if backup not in WEIGHT_BACKUPS:
+        raise BuildError(f"Backup precision '{backup}' is not one of {', '.join(WEIGHT_BACKUPS)}.", "Use int8 or fp32.")
 
 
 def set_accuracy_level(model: onnx.ModelProto, level: int) -> onnx.ModelProto:

@@ -65,13 +65,13 @@ def _algo_config(algorithm: str, bits: int, block_size: int, calib: Dataset | No
     if algorithm == "hqq":
         if importlib.util.find_spec("torch") is None:
             raise BuildError("HQQ in ONNX Runtime's quantizer runs on PyTorch, which is not installed.",
-                             "pip install torch (the CPU wheel), or use --weights-algorithm rtn.")
+                             "pip install torch (the CPU wheel), or use --quant-option weight_algorithm=rtn.")
         return mnq.HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits)
     if algorithm == "gptq":
         assert calib is not None
         if importlib.util.find_spec("torch") is None:  # its data loader converts every feed through PyTorch
             raise BuildError("GPTQ in ONNX Runtime's quantizer needs PyTorch, which is not installed.",
-                             "pip install torch (the CPU wheel), or use --weights-algorithm awq (NNCF, "
+                             "pip install torch (the CPU wheel), or use --quant-option weight_algorithm=awq (NNCF, "
                              "calibrated as well).")
         count = min(GPTQ_SAMPLES, len(calib))
         feeds = [{name: np.asarray(array, order="C") for name, array in calib.samples(i, i + 1).items()}
@@ -130,5 +130,5 @@ def quantize_weights_ort(
     if skipped:
         raise BuildError(f"ONNX Runtime's quantizer left {len(skipped)} of the {len(chosen)} chosen layers "
                          f"unquantized: {', '.join(skipped[:5])}.",
-                         "Keep them with --weights-keep, or try another --weights-block-size.")
+                         "Keep them with --exclude, or try another --quant-option block_size.")
     return model, notes

@@ -6,7 +6,6 @@ import re
 import shlex
 from pathlib import Path
 
-from workbench.build_options import CALIBRATED_PRECISIONS
 from workbench.runs.run import Run
 
 _RANDOM = re.compile(r"(\d+) samples, seed 0\b")
@@ -33,7 +32,7 @@ def reproduce_command(run: Run) -> str:
     args = ["workbench", "run", run.model_path, "--precision", spec.precision]
     pruned = bool(spec.prune_method and spec.prune_ratio)
     calib = data_argument(run.calib_source, run.model_path)
-    if calib and (spec.precision in CALIBRATED_PRECISIONS or (pruned and spec.prune_repair)):  # ranges, repair
+    if calib and (spec.calibrated or (pruned and spec.prune_repair)):  # ranges, fitted weights, repair
         args += ["--calib", calib]
     if spec.precision == "int8" and spec.calib_method:
         args += ["--calib-method", spec.calib_method]

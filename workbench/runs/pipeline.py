@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backends.registry import get_backend
-from workbench.build_options import CALIBRATED_PRECISIONS, BuildOptions, DataSource
+from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
@@ -47,6 +47,7 @@ from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
 from workbench.tasks.custom import load_metric
 from workbench.tasks.registry import get_task
+from workbench.vocabulary import uses_calibration
 
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
@@ -144,7 +145,8 @@ class Pipeline:
         backend = get_backend(options.backend, options.backend_options).for_workspace(self.workspace.root)
         backend.check_precision(precision)
         hint_note = backend.precision_hint(precision)
-        wants_calib = precision in CALIBRATED_PRECISIONS or (options.pruned and options.repair)
+        wants_calib = uses_calibration(precision, options.recipe.weight_algorithm) or (
+            options.pruned and options.repair)
         inputs = self._inputs(model, options.calib, options.eval, wants_calib, options.preprocess)
         first_dim = inputs.info.inputs[0].shape[0] if inputs.info.inputs[0].shape else None
         if isinstance(first_dim, int) and first_dim not in (batch, -1, 0):
@@ -185,10 +187,10 @@ class Pipeline:
             notes.append(hint_note)
         if precision in ("int8", "int8-dynamic") and backend.int8_accuracy_only:
             notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
-        quant_options = options.recipe.options()
-        if quant_options and precision != "int8":
-            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options.items())} ignored: "
-                         "it chooses static INT8 settings only")
+        ignored = {k: v for k, v in options.recipe.options().items() if k not in options.recipe.options_for(precision)}
+        if ignored:
+            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in ignored.items())} ignored: it does not "
+                         f"shape a {precision} file")
         if not artifact.is_file() or force:
             # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
             backend.load(inputs.model.path).close()

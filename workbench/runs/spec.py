@@ -9,12 +9,10 @@ from typing import TYPE_CHECKING
 
 from workbench.recipe import Recipe
 from workbench.tasks.custom import metric_name
-from workbench.vocabulary import DEFAULT_QUANTIZER
+from workbench.vocabulary import DEFAULT_QUANTIZER, uses_calibration
 
 if TYPE_CHECKING:
     from workbench.build_options import BuildOptions
-
-from workbench.build_options import CALIBRATED_PRECISIONS
 
 #: Bumped when the pruning repair changes what it writes, so cached pruned files are rebuilt.
 REPAIR_VERSION = "least-squares-1"
@@ -81,7 +79,7 @@ class RunSpec:
             quantizer=recipe.quantizer if int8 else DEFAULT_QUANTIZER,
             task=options.task, metric=metric_name(options.metric) if options.metric is not None else None,
             backend_options=tuple(sorted(options.backend_options.items())),
-            quant_options=tuple(sorted(recipe.options().items())) if int8 else (),
+            quant_options=tuple(sorted(recipe.options_for(options.precision).items())),
         )
 
     @property
@@ -100,8 +98,7 @@ class RunSpec:
             "precision": self.precision,
             "backend": self.backend,
             # Calibration data shapes the file when it sets INT8 ranges or repairs a pruned model.
-            "calib": self.calib_digest if self.precision in CALIBRATED_PRECISIONS or (pruned and self.prune_repair)
-            else None,
+            "calib": self.calib_digest if self.calibrated or (pruned and self.prune_repair) else None,
             "calib_method": self.calib_method if quantized else None,
             "per_channel": self.per_channel if self.precision in ("int8", "int8-dynamic") else None,
             "prune": [self.prune_method, self.prune_ratio, REPAIR_VERSION if self.prune_repair else None]
@@ -116,6 +113,11 @@ class RunSpec:
             if self.quantizer == "openvino-accuracy-control":  # its file is chosen by the task's metric
                 fields["task"] = self.task
         return fields
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether calibration data shapes this precision's file (``vocabulary.uses_calibration``)."""
+        return uses_calibration(self.precision, dict(self.quant_options).get("weight_algorithm"))
 
     @property
     def prune_key(self) -> str | None:

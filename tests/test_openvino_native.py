@@ -111,3 +111,20 @@ def test_accuracy_control_names_what_it_kept_and_keeps_to_its_time_cap(vit: Path
     calib = Dataset(dict(np.load(vit.parent / "calib.npz")), None, "calib")
     with pytest.raises(BuildError, match="stopped after 1 s"):
         quantize_accuracy_control(vit, tmp_path / "ac.xml", calib, task="classification", time_cap_s=1)
+
+
+def test_int8_hint_mixes_bf16_into_the_native_variant(vit: Path, tmp_path: Path) -> None:
+    """``int8_hint=bf16``: the INT8 IR compiled with the BF16 hint (the FP32 reference stays FP32)."""
+    from workbench.backends.openvino_backend import OpenvinoBackend
+
+    refusal = OpenvinoBackend().profile().refusal("bf16")
+    if refusal:
+        pytest.skip(refusal)
+    run = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, backend_options={"int8_hint": "bf16"}))
+    hints = [note for note in run.notes if "INFERENCE_PRECISION_HINT" in note]
+    assert any("INFERENCE_PRECISION_HINT=bf16" in note for note in hints), hints
+    assert any(note.startswith("FP32 reference") and "INFERENCE_PRECISION_HINT=f32" in note for note in run.notes)
+    assert "ran dequantized" not in next(note for note in run.notes if note.startswith("INT8 check"))
+    assert run.drift["top1_agreement"] >= 0.9, run.drift
+    with pytest.raises(WorkbenchError, match="int8_hint='fp16' is not bf16"):
+        OpenvinoBackend.from_options({"int8_hint": "fp16"})

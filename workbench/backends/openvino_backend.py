@@ -216,11 +216,12 @@ class OpenvinoBackend(Backend):
     description = "OpenVINO on the CPU: FP32/BF16/FP16 by precision hint, INT8 from Q/DQ files (AMX, VNNI)"
 
     def __init__(self, precision: str = "fp32", threads: int = 0, cache_dir: Path | None = None,
-                 pinning: bool = False) -> None:
+                 pinning: bool = False, int8_hint: str | None = None) -> None:
         self.precision = precision
         self.threads = threads
         self.cache_dir = cache_dir
         self.pinning = pinning
+        self.int8_hint = int8_hint
 
     @property
     def device(self) -> str:
@@ -229,16 +230,21 @@ class OpenvinoBackend(Backend):
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> OpenvinoBackend:
         """``threads=N`` sets INFERENCE_NUM_THREADS (default: OpenVINO's choice for the latency hint);
-        ``pinning=1`` pins its threads to cores (off by default, see the module docstring)."""
-        unknown = sorted(set(options) - {"threads", "pinning"})
+        ``pinning=1`` pins its threads to cores (off by default, see the module docstring); ``int8_hint=bf16``
+        compiles an INT8 file with the BF16 hint, so the layers it keeps out of INT8 run in BF16 (BF16+INT8
+        mixing, where the CPU has BF16; the FP32 reference stays FP32)."""
+        unknown = sorted(set(options) - {"threads", "pinning", "int8_hint"})
         if unknown:
             raise DataError(f"Backend '{cls.name}' does not know the option(s) {', '.join(unknown)}.",
-                            "Its options are threads=N and pinning=0/1.")
+                            "Its options are threads=N, pinning=0/1 and int8_hint=bf16.")
+        int8_hint = options.get("int8_hint")
+        if int8_hint not in (None, "bf16"):
+            raise DataError(f"int8_hint={int8_hint!r} is not bf16.", "Use int8_hint=bf16, or leave it out.")
         pinning = options.get("pinning", "0")
         if pinning not in ("0", "1"):
             raise DataError(f"pinning={pinning!r} is not 0 or 1.", "Use pinning=1 to pin threads to cores.")
         threads = parse_threads(options.get("threads", "0"))
-        return cls(threads=threads, pinning=pinning == "1")
+        return cls(threads=threads, pinning=pinning == "1", int8_hint=int8_hint)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -272,6 +278,11 @@ class OpenvinoBackend(Backend):
                 "OpenVINO keeps the layers that need FP32 in FP32")
 
     def for_precision(self, precision: str) -> OpenvinoBackend:
+        if precision == "int8" and self.int8_hint:
+            refusal = self.profile().refusal(self.int8_hint)
+            if refusal:
+                raise BuildError(refusal, "Leave out --backend-option int8_hint=bf16 on this machine.")
+            return replace_backend(self, precision=self.int8_hint)
         return replace_backend(self, precision=precision if precision in HINTS else "fp32")
 
     def for_workspace(self, root: Path) -> OpenvinoBackend:
@@ -323,7 +334,7 @@ def _static_shape(port: Any) -> tuple[int, ...] | None:
 def replace_backend(backend: OpenvinoBackend, **changes: Any) -> OpenvinoBackend:
     """A copy with some options changed; backends are treated as values."""
     fields = {"precision": backend.precision, "threads": backend.threads, "cache_dir": backend.cache_dir,
-              "pinning": backend.pinning}
+              "pinning": backend.pinning, "int8_hint": backend.int8_hint}
     return type(backend)(**{**fields, **changes})
 
 

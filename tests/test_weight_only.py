@@ -142,3 +142,20 @@ def test_a_cnn_with_a_large_head_shrinks_but_is_told_it_will_not_speed_up(cnn: P
     notes = build_weight_only(cnn, out, "int8-weights")
     assert any("expect a smaller file, not a faster model" in note for note in notes), notes
     assert out.stat().st_size < 0.5 * cnn.stat().st_size
+
+
+def test_build_panel_shows_and_passes_the_weight_only_choices() -> None:
+    from workbench.ui.build_panel import BuildPanel
+
+    panel = BuildPanel(lambda options, analyses: None, lambda: None)
+    assert panel.weights_box.layout.display == "none"
+    panel.precision.value = "int4-weights"
+    assert panel.weights_box.layout.display is None and panel.calib_box.layout.display == "none"
+    panel.int4_ratio.value, panel.block_size.value, panel.keep_last.value = 0.8, 32, False
+    panel.weight_algorithm.value = "awq"  # calibrated: the calibration fields appear
+    assert panel.calib_box.layout.display is None and panel.calib_method.layout.display == "none"
+    recipe = panel.options().recipe
+    assert recipe.options_for("int4-weights") == {"int4_ratio": 0.8, "block_size": 32, "keep_last": False,
+                                                  "weight_algorithm": "awq"}
+    panel.precision.value = "int8"
+    assert panel.options().recipe.options() == {} and panel.weights_box.layout.display == "none"

@@ -32,6 +32,9 @@ from workbench.vocabulary import (
 
 #: The precision whose file the static INT8 options shape.
 _STATIC = ("int8",)
+#: Weight-only options shape the weight precisions' files, whichever INT8 quantizer is chosen.
+_WEIGHTS = {"precisions": WEIGHT_PRECISIONS, "quantizers": QUANTIZERS}
+_INT4 = {"precisions": ("int4-weights",), "quantizers": QUANTIZERS}
 
 
 def option(default: Any, *, choices: tuple = (), kind: type | None = None, low: float | None = None,
@@ -67,24 +70,24 @@ class Recipe:
     max_drop: float | None = option(None, kind=float, low=0.0, high=1.0, quantizers=(NATIVE_AC_QUANTIZER,),
                                     help="the largest metric drop NNCF's accuracy control may leave (default: "
                                     "what the budget allows)")
-    block_size: int = option(128, kind=int, low=8, high=4096, precisions=WEIGHT_PRECISIONS,
+    block_size: int = option(128, kind=int, low=8, high=4096, **_WEIGHTS,
                              help="weight-only: rows per block of 8/4-bit weights, a power of two of 16 or more")
-    weight_symmetric: bool | None = option(None, choices=(True, False), precisions=WEIGHT_PRECISIONS,
+    weight_symmetric: bool | None = option(None, choices=(True, False), **_WEIGHTS,
                                            help="weight-only: symmetric blocks (default asymmetric, NNCF's 4 bits "
                                            "symmetric)")
-    weight_algorithm: str = option("rtn", choices=WEIGHT_ALGORITHMS, precisions=WEIGHT_PRECISIONS,
+    weight_algorithm: str = option("rtn", choices=WEIGHT_ALGORITHMS, **_WEIGHTS,
                                    help="weight-only: rtn, awq (NNCF, on the calibration data), gptq (calibrated) "
                                    "or hqq (ONNX Runtime's, need PyTorch)")
-    accuracy_level: int | None = option(None, kind=int, low=-1, high=4, precisions=WEIGHT_PRECISIONS,
+    accuracy_level: int | None = option(None, kind=int, low=-1, high=4, **_WEIGHTS,
                                         help="weight-only: ONNX Runtime's MatMulNBits compute type 0-4 (4: int8 "
                                         "activations per block)")
-    keep_last: bool = option(True, choices=(True, False), precisions=WEIGHT_PRECISIONS,
+    keep_last: bool = option(True, choices=(True, False), **_WEIGHTS,
                              help="weight-only: keep the last matrix layer (FP32, or int4-weights' backup)")
-    int4_ratio: float = option(1.0, kind=float, low=0.0, high=1.0, precisions=("int4-weights",),
+    int4_ratio: float = option(1.0, kind=float, low=0.0, high=1.0, **_INT4,
                                help="the share of the weights int4-weights stores in 4 bits, the rest in 8")
-    backup: str = option("int8", choices=WEIGHT_BACKUPS, precisions=("int4-weights",),
+    backup: str = option("int8", choices=WEIGHT_BACKUPS, **_INT4,
                          help="the precision of the layers int4-weights keeps: int8 or fp32")
-    weight_writer: str | None = option(None, choices=WEIGHT_WRITERS, precisions=WEIGHT_PRECISIONS,
+    weight_writer: str | None = option(None, choices=WEIGHT_WRITERS, **_WEIGHTS,
                                        help="who writes the weight-only file: onnxruntime (default) or nncf (AWQ's)")
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as W
 
 from workbench.backends.registry import DEFAULT_BACKEND, availability
-from workbench.build_options import CALIBRATED_PRECISIONS, BuildOptions
+from workbench.build_options import BuildOptions
 from workbench.data.images import ImagePreprocess
 from workbench.errors import Cancelled, DataError
 from workbench.glossary import TERMS, help_icon
@@ -30,6 +30,10 @@ from workbench.vocabulary import (
     PRUNE_EFFECTS,
     PRUNE_METHODS,
     QUANTIZERS,
+    WEIGHT_ALGORITHMS,
+    WEIGHT_BACKUPS,
+    WEIGHT_PRECISIONS,
+    uses_calibration,
 )
 from workbench.workflows.tune import TuneResult
 
@@ -103,6 +107,18 @@ class BuildPanel:
                                        **wide_layout())
         self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
                                     **wide_layout())
+        # Weight-only choices (the Recipe's weight options), shown for int8-weights and int4-weights.
+        self.block_size = W.Dropdown(options=[16, 32, 64, 128, 256], value=Recipe.block_size,
+                                     description="Block size", **wide_layout())
+        self.weight_algorithm = W.Dropdown(options=list(WEIGHT_ALGORITHMS), value=Recipe.weight_algorithm,
+                                           description="Algorithm", **wide_layout())
+        self.int4_ratio = W.FloatSlider(value=Recipe.int4_ratio, min=0.1, max=1.0, step=0.05,
+                                        description="Share in 4 bits", **wide_layout())
+        self.keep_last = W.Checkbox(value=Recipe.keep_last, description="Keep the last layer", indent=False)
+        self.backup = W.Dropdown(options=list(WEIGHT_BACKUPS), value=Recipe.backup, description="Kept layers in",
+                                 **wide_layout())
+        self.weights_box = W.VBox([self.block_size, self.weight_algorithm, self.int4_ratio, self.keep_last,
+                                   self.backup])
         self.eval_path = W.Text(placeholder="blank: eval.npz beside the model", description="Evaluation data",
                                 tooltip="Blank: eval.npz beside the model; or a path, or random (timing only)",
                                 **wide_layout())
@@ -138,6 +154,7 @@ class BuildPanel:
         self.prune_method.observe(lambda _: self._show_prune_note(), names="value")
         self.calib_source.observe(lambda _: self._show_calib_fields(), names="value")
         self.precision.observe(lambda _: self._show_calib_fields(), names="value")
+        self.weight_algorithm.observe(lambda _: self._show_calib_fields(), names="value")
         self.build_button.on_click(lambda _: self._build_clicked(on_build))
         if on_tune is not None:
             self.tune_button.on_click(lambda _: self._tune_clicked(on_tune))
@@ -147,7 +164,7 @@ class BuildPanel:
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note,
-            self.precision, with_help(self.batch, "batch"),
+            self.precision, with_help(self.weights_box, *WEIGHT_PRECISIONS), with_help(self.batch, "batch"),
             heading_html_widget("Pruning"), with_help(self.prune_method, "pruning"), self.prune_note,
             self.prune_ratio,
             heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path, self.eval_hint,
@@ -177,10 +194,26 @@ class BuildPanel:
     def _show_calib_fields(self) -> None:
         """Show only the fields the chosen precision and calibration source use."""
         source = self.calib_source.value
-        self.calib_box.layout.display = None if self.precision.value in CALIBRATED_PRECISIONS else "none"
+        weights = self.precision.value in WEIGHT_PRECISIONS
+        self.weights_box.layout.display = None if weights else "none"
+        self.int4_ratio.layout.display = self.backup.layout.display = \
+            None if self.precision.value == "int4-weights" else "none"
+        self.calib_box.layout.display = None if self._calibrated() else "none"
+        self.calib_method.layout.display = self.quantizer.layout.display = None if not weights else "none"
         self.calib_path.layout.display = None if source in (CALIB_FILE, CALIB_IMAGES) else "none"
         self.calib_count.layout.display = None if source == CALIB_RANDOM else "none"
         self.preprocess_box.layout.display = None if source == CALIB_IMAGES else "none"
+
+    def _calibrated(self) -> bool:
+        return uses_calibration(self.precision.value, self.weight_algorithm.value)
+
+    def _recipe(self) -> Recipe:
+        """INT8's quantizer and calibration, or the weight-only choices: each precision's own fields."""
+        if self.precision.value not in WEIGHT_PRECISIONS:
+            return Recipe(quantizer=self.quantizer.value, calib_method=self.calib_method.value)
+        ratio = self.int4_ratio.value if self.precision.value == "int4-weights" else Recipe.int4_ratio
+        return Recipe(block_size=self.block_size.value, weight_algorithm=self.weight_algorithm.value,
+                      int4_ratio=round(ratio, 4), keep_last=self.keep_last.value, backup=self.backup.value)
 
     def options(self) -> BuildOptions:
         """The build the widgets describe (raises DataError on unreadable fields)."""
@@ -188,7 +221,7 @@ class BuildPanel:
         calib: str | None = None
         preprocess = None
         source = self.calib_source.value
-        if self.precision.value in CALIBRATED_PRECISIONS and source != CALIB_BESIDE:
+        if self._calibrated() and source != CALIB_BESIDE:
             if source == CALIB_RANDOM:
                 calib = f"random:{self.calib_count.value}"
             elif not self.calib_path.value.strip():
@@ -203,7 +236,7 @@ class BuildPanel:
             prune_method=method,
             prune_ratio=self.prune_ratio.value if method else 0.0,
             calib=calib,
-            recipe=Recipe(quantizer=self.quantizer.value, calib_method=self.calib_method.value),
+            recipe=self._recipe(),
             eval=self.eval_path.value.strip() or None,
             preprocess=preprocess,
             backend=self.backend.value,

@@ -231,7 +231,7 @@ def test_int8_on_cuda_says_accuracy_only_and_elsewhere_nothing() -> None:
 @needs_gpu
 def test_tune_skips_int8_on_cuda_unless_asked_and_runs_say_why(cnn: Path) -> None:
     from workbench.runs.pipeline import Pipeline
-    from workbench.workflows.tune import precisions_for
+    from workbench.workflows.tune_runner import precisions_for
 
     model = onnx.load(str(cnn), load_external_data=False)
     searched = precisions_for("onnxruntime-cuda", model)

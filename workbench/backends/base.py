@@ -98,6 +98,12 @@ class Backend(ABC):
     #: The FP32 every run here is also compared with (its cross-engine figure): the default engine of the
     #: same kind of device, so a GPU's headline is against FP32 on the GPU, never against the CPU.
     baseline_backend: ClassVar[str] = "onnxruntime-cpu"
+    #: Runs dynamic INT8's integer MatMul kernels (MatMulInteger, DynamicQuantizeLinear) fast: worth screening.
+    integer_matmul: ClassVar[bool] = False
+    #: FP16 files pay on its device (GPU tensor cores), so the search screens them.
+    half_files: ClassVar[bool] = False
+    #: Has its own INT8 quantizer on its own model (NNCF on OpenVINO's model, stored as IR): the search screens it.
+    native_int8: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -79,6 +79,7 @@ class OnnxrtEngine(Engine):
 class OnnxruntimeCpuBackend(Backend):
     name = "onnxruntime-cpu"
     quant_target = "x86"
+    integer_matmul = True
     description = "ONNX Runtime, CPU execution provider (default; runs everywhere, fully offline)"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     #: Intra-op threads; 0 is ONNX Runtime's default pool (one thread per core).

@@ -280,6 +280,7 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     name = "onnxruntime-cuda"
     baseline_backend = "onnxruntime-cuda"
     quant_target = "tensorrt"
+    half_files = True
     description = "ONNX Runtime, CUDA execution provider (NVIDIA GPUs; needs onnxruntime-gpu)"
     providers = (CUDA_PROVIDER, "CPUExecutionProvider")
     int8_accuracy_only = ("the CUDA provider runs INT8 Q/DQ pairs around FP32 kernels (it has no fused INT8 "

@@ -213,6 +213,7 @@ class OpenvinoBackend(Backend):
     device_name: ClassVar[str] = "CPU"
     quant_target = "x86"
     weight_runtime = "openvino"
+    native_int8 = True
     description = "OpenVINO on the CPU: FP32/BF16/FP16 by precision hint, INT8 from Q/DQ files (AMX, VNNI)"
 
     def __init__(self, precision: str = "fp32", threads: int = 0, cache_dir: Path | None = None,

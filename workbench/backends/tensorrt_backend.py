@@ -167,6 +167,7 @@ class TensorrtBackend(Backend):
     baseline_backend = "onnxruntime-cuda"
     quant_target = "tensorrt"
     weight_runtime = None  # TensorRT runs no MatMulNBits
+    half_files = True
     description = "NVIDIA TensorRT 10/11 through Polygraphy (strongly typed; needs the tensorrt package and a GPU)"
 
     def __init__(self, options: TrtBuildOptions | None = None, engine_dir: Path | None = None) -> None:

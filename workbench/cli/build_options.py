@@ -1,8 +1,11 @@
-"""The one CLI option group for ``BuildOptions``: it declares every flag and builds the dataclass.
+"""The one CLI option group for ``BuildOptions``: it declares every flag, builds the dataclass, and
+writes a dataclass back as flags.
 
 As with Polygraphy's argument groups, a command calls ``add_parser_args(parser)`` when it
 registers and ``parse(args)`` when it runs, so run, profile, drift, sweep and tune accept the
-same flags with the same meaning. ``sweep=True`` turns precision and pruning into comma-separated
+same flags with the same meaning. ``to_args`` is ``parse``'s inverse: the reproduce command is
+``to_args`` of the options a run was built with, so it cannot drop a flag that ``parse`` reads.
+``sweep=True`` turns precision and pruning into comma-separated
 grid axes (``--precisions``, ``--prune-methods``, ``--prune-ratios``); every other flag stays a
 single value shared by the whole grid.
 """
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
 from workbench.recipe import QUANT_OPTIONS, Recipe
 from workbench.tasks import TASKS
+from workbench.tasks.custom import metric_name
 from workbench.vocabulary import (
     CALIBRATION_METHODS,
     DEFAULT_QUANTIZER,
@@ -23,6 +27,15 @@ from workbench.vocabulary import (
     PRUNE_METHODS,
     QUANTIZERS,
 )
+
+
+def _flag(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _text(value: object) -> str:
+    """A quantization option's value as ``--quant-option`` reads it back."""
+    return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
 
 
 def comma_list(text: str) -> list[str]:
@@ -162,6 +175,37 @@ class BuildOptionsArgs:
             metric=args.metric,
             budget=args.budget,
         )
+
+    def to_args(self, options: BuildOptions) -> list[str]:
+        """The flags that ``parse`` turns back into ``options`` (a single build's group, not a sweep's).
+
+        Only choices away from their defaults are written, except the precision, batch and backend, which
+        a reader of the command wants to see."""
+        recipe, default = options.recipe, Recipe()
+        args = ["--precision", options.precision]
+        if options.prune_method:
+            args += ["--prune-method", options.prune_method, "--prune-ratio", repr(options.prune_ratio)]
+        args += ["--no-repair"] if not options.repair else []
+        args += _flag("--calib", options.calib) + _flag("--eval", options.eval)
+        if recipe.calib_method != default.calib_method:
+            args += ["--calib-method", recipe.calib_method]
+        args += ["--per-tensor"] if not recipe.per_channel else []
+        if recipe.quantizer != default.quantizer:
+            args += ["--quantizer", recipe.quantizer]
+        for name, value in recipe.options().items():
+            args += ["--quant-option", f"{name}={_text(value)}"]
+        for node in recipe.exclude_nodes:
+            args += ["--exclude", node]
+        args += ["--backend", options.backend]
+        for key, value in options.backend_options.items():
+            args += ["--backend-option", f"{key}={value}"]
+        args += ["--batch", str(options.batch)]
+        args += ["--warmup", str(options.warmup)] if options.warmup != self.warmup else []
+        args += ["--repeats", str(options.repeats)] if options.repeats != self.repeats else []
+        args += _flag("--task", options.task)
+        args += _flag("--metric", metric_name(options.metric) if options.metric is not None else None)
+        args += _flag("--budget", repr(options.budget) if options.budget is not None else None)
+        return args
 
     @staticmethod
     def grid_axes(args: argparse.Namespace) -> tuple[Sequence[str], Sequence[str], Sequence[float]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +154,19 @@ def opset_for_per_channel(src: Path, dst: Path) -> tuple[Path, bool, list[str]]:
                        "weights, which need per-axis DequantizeLinear"]
 
 
+def keep_graph(src: Path, dst: Path | None) -> None:
+    """Keep the graph a quantizer saw at ``dst`` (the run records it): a hard link to the cached file where the
+    file system allows one (no second copy on disk, and it outlives the cache), else a copy."""
+    if dst is None:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def prepared_model(src: Path, cache_dir: Path) -> tuple[Path, list[str]]:
     """The quantization pre-pass of ``src``, done once per model (its external data included), kept in ``cache_dir``."""
     digest = model_digest(src)
@@ -175,9 +190,13 @@ def quantize_int8_static(
     *,
     target: QuantTarget = "x86",
     cache_dir: Path | None = None,
+    keep_seen: Path | None = None,
     progress: Progress | None = None,
 ) -> list[str]:
     """Write a Q/DQ model to ``dst`` as ``recipe`` says; returns notes on what was chosen and why.
+
+    ``keep_seen`` receives the graph the quantizer actually saw (opset-upgraded, pre-processed): node and
+    tensor names of the built file are that graph's.
 
     The recipe's ``activations`` (u8/s8) and ``symmetric`` default to what the target runs fastest;
     ranges come from the cache in ``cache_dir`` when this model and data were calibrated before.
@@ -227,6 +246,7 @@ def quantize_int8_static(
         ))
         notes += nothing_quantized_note(dst)
         rewired = feed_fp32_inputs(dst, exclude_nodes, before=prepared) if exclude_nodes else 0
+        keep_graph(prepared, keep_seen)
     shown = f"{method} {percentile or DEFAULT_PERCENTILE:g}" if method == "percentile" else method
     notes.append(
         f"static INT8 Q/DQ: {activations.upper()} activations ({'symmetric' if symmetric else 'asymmetric'}), "
@@ -245,9 +265,10 @@ def quantize_int8_dynamic(
     recipe: Recipe | None = None,
     *,
     cache_dir: Path | None = None,
+    keep_seen: Path | None = None,
 ) -> list[str]:
     """Weights-only INT8 for MatMul-heavy models (the recipe's scales and kept nodes); activations are
-    quantized at run time."""
+    quantized at run time. ``keep_seen`` receives the graph the quantizer saw, as for static INT8."""
     recipe = recipe or Recipe()
     per_channel = recipe.per_channel
     notes: list[str] = []
@@ -266,6 +287,7 @@ def quantize_int8_dynamic(
             nodes_to_exclude=list(recipe.exclude_nodes),
         ))
         notes += nothing_quantized_note(dst)
+        keep_graph(prepared, keep_seen)
     notes.append(
         f"dynamic INT8: S8 weights ({'per-channel' if per_channel else 'per-tensor'}) for "
         f"{', '.join(DYNAMIC_OP_TYPES)}; activations quantized at run time; Conv left in FP32"

@@ -23,7 +23,7 @@ from workbench.precision.fallback import blame
 from workbench.precision.fp8 import quantize_fp8
 from workbench.precision.half import convert_half
 from workbench.precision.half_guard import MAX_ROUNDS, PROBE_SAMPLES, SANE_COSINE, HalfGuard
-from workbench.precision.int8 import quantize_int8_dynamic, quantize_int8_static
+from workbench.precision.int8 import keep_graph, quantize_int8_dynamic, quantize_int8_static
 from workbench.precision.nncf_accuracy import DEFAULT_MAX_DROP, quantize_accuracy_control
 from workbench.precision.nncf_int8 import quantize_int8_nncf
 from workbench.precision.nncf_openvino import quantize_openvino_native
@@ -167,6 +167,7 @@ def _int8_with_fallback(
     calib: Dataset | None,
     target: QuantTarget,
     cache_dir: Path | None,
+    keep_seen: Path | None,
     progress: Progress,
 ) -> tuple[list[str], str | None]:
     """Quantize, and when the backend refuses the result, climb the ladder: per-tensor weights first
@@ -178,9 +179,9 @@ def _int8_with_fallback(
         if precision == "int8":
             assert calib is not None
             notes = quantize_int8_static(src, out, calib, recipe, target=target, cache_dir=cache_dir,
-                                         progress=progress)
+                                         keep_seen=keep_seen, progress=progress)
         else:
-            notes = quantize_int8_dynamic(src, out, recipe, cache_dir=cache_dir)
+            notes = quantize_int8_dynamic(src, out, recipe, cache_dir=cache_dir, keep_seen=keep_seen)
         progress.report("check", 1.0, "checking the backend loads the variant")
         error = check(out)
         if error is None:
@@ -263,6 +264,7 @@ def build_variant(
     target: QuantTarget = "x86",
     calib: Dataset | None = None,
     cache_dir: Path | None = None,
+    keep_seen: Path | None = None,
     probe: Dataset | None = None,
     weight_runtime: str | None = "onnxruntime",
     finish_fp8: Fp8Finish | None = None,
@@ -275,7 +277,8 @@ def build_variant(
     calibration data) is what FP16/BF16 variants are checked on; ``task`` is what NNCF's accuracy control
     judges by (guessed from the outputs when None). ``weight_runtime`` is the engine family that runs the
     backend's weight-only files (None: it runs none); ``finish_fp8`` is the backend's last step for an FP8 file
-    (``Backend.finish_fp8``)."""
+    (``Backend.finish_fp8``). An INT8 build keeps the graph its quantizer saw at ``keep_seen`` (pruned,
+    opset-upgraded, pre-processed: the built file's names are its)."""
     progress = progress or Progress()
     recipe = recipe or Recipe()
     _check_request(precision, calib)
@@ -297,7 +300,7 @@ def build_variant(
             error = check(out)
         elif precision == "int8-dynamic" or (precision == "int8" and recipe.quantizer == DEFAULT_QUANTIZER):
             notes, error = _int8_with_fallback(src, out, precision, recipe, check, calib=calib, target=target,
-                                               cache_dir=cache_dir, progress=progress)
+                                               cache_dir=cache_dir, keep_seen=keep_seen, progress=progress)
             build.notes += notes
         else:
             if precision == "int8":
@@ -310,6 +313,7 @@ def build_variant(
                 else:
                     quantize = quantize_openvino_native if recipe.quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
                     build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, progress=progress)
+                keep_graph(src, keep_seen)  # NNCF quantizes the file as given
             elif precision in WEIGHT_PRECISIONS:
                 if weight_runtime is None:
                     raise BuildError(f"This backend runs no weight-only file ({precision}: MatMulNBits or blocked "

@@ -6,6 +6,8 @@ import re
 import shlex
 from pathlib import Path
 
+from workbench.build_options import BuildOptions
+from workbench.cli.build_options import BuildOptionsArgs
 from workbench.runs.run import Run
 
 _RANDOM = re.compile(r"(\d+) samples, seed 0\b")
@@ -27,31 +29,26 @@ def data_argument(source: str | None, model_path: str) -> str | None:
     return str(beside) if beside.exists() else source
 
 
-def reproduce_command(run: Run) -> str:
+def options_of(run: Run) -> BuildOptions:
+    """The options ``run`` was built and judged with, as far as the CLI can give them again.
+
+    Data is named by where it was found (the spec's digests say whether it is still the same); the
+    calibration data only where it shaped the file (INT8 ranges, a pruning repair)."""
     spec = run.spec
-    args = ["workbench", "run", run.model_path, "--precision", spec.precision]
     pruned = bool(spec.prune_method and spec.prune_ratio)
-    calib = data_argument(run.calib_source, run.model_path)
-    if calib and (spec.calibrated or (pruned and spec.prune_repair)):  # ranges, fitted weights, repair
-        args += ["--calib", calib]
-    if spec.precision == "int8" and spec.calib_method:
-        args += ["--calib-method", spec.calib_method]
-    if spec.precision == "int8" and spec.quantizer != "onnxruntime":
-        args += ["--quantizer", spec.quantizer]
-    if spec.precision in ("int8", "int8-dynamic") and not spec.per_channel:
-        args.append("--per-tensor")
-    for key, value in spec.quant_options:
-        args += ["--quant-option", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
-    evaluation = data_argument(run.eval_source, run.model_path)
-    if evaluation:
-        args += ["--eval", evaluation]
-    args += ["--batch", str(spec.batch), "--backend", spec.backend]
-    for key, value in spec.backend_options:
-        args += ["--backend-option", f"{key}={value}"]
-    if pruned:
-        args += ["--prune-method", spec.prune_method, "--prune-ratio", f"{spec.prune_ratio:g}"]
-        if not spec.prune_repair:
-            args.append("--no-repair")
-    for node in spec.exclude_nodes:
-        args += ["--exclude", node]
-    return shlex.join(args)
+    uses_calib = spec.calibrated or (pruned and spec.prune_repair)  # ranges, fitted weights, repair
+    measured = run.measurement
+    return BuildOptions(
+        precision=spec.precision, prune_method=spec.prune_method if pruned else None,
+        prune_ratio=spec.prune_ratio if pruned else 0.0, repair=spec.prune_repair,
+        calib=data_argument(run.calib_source, run.model_path) if uses_calib else None, recipe=spec.recipe,
+        eval=data_argument(run.eval_source, run.model_path), backend=spec.backend,
+        backend_options=dict(spec.backend_options), batch=spec.batch,
+        warmup=measured.get("warmup", BuildOptions.warmup), repeats=measured.get("repeats", BuildOptions.repeats),
+        task=spec.task, metric=spec.metric, budget=measured.get("budget"),
+    )
+
+
+def reproduce_command(run: Run) -> str:
+    """The `workbench run` command that rebuilds ``run``: the CLI option group's inverse of its options."""
+    return shlex.join(["workbench", "run", run.model_path, *BuildOptionsArgs().to_args(options_of(run))])

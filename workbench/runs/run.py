@@ -43,6 +43,12 @@ class Run:
     reference_file_mb: float | None = None
     engine_rss_mb: float | None = None
     reference_rss_mb: float | None = None
+    #: The choices that shaped the measurement but not the run's identity: ``warmup``, ``repeats`` and the
+    #: user's ``budget`` (None: the task's own), so the reproduce command can give them again.
+    measurement: dict = field(default_factory=dict)
+    #: The graph the INT8 quantizer actually saw (the pruned model, upgraded to opset 13 for per-channel
+    #: scales, after the quantization pre-pass): the built file's node and tensor names are its own.
+    quantized_from: str | None = None
 
     @property
     def comparable_speedup(self) -> float:

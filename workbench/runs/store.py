@@ -33,7 +33,8 @@ ARTIFACT_PARENTS = ("artifacts", "pruned")
 #: The Run fields that are results (not identity, not environment): kept together as one JSON column.
 _RESULT_FIELDS = ("latency_ms", "reference_latency_ms", "speedup", "drift", "notes", "model_gflops",
                   "calib_source", "eval_source", "baseline_latency_ms", "speedup_vs_baseline", "baseline_backend",
-                  "speedup_spread", "file_mb", "reference_file_mb", "engine_rss_mb", "reference_rss_mb")
+                  "speedup_spread", "file_mb", "reference_file_mb", "engine_rss_mb", "reference_rss_mb",
+                  "measurement", "quantized_from")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ def _upsert(db: sqlite3.Connection, run: Run, root: Path) -> None:
     spec = run.spec
     artifact = _portable(run.artifact, root)
     results = {name: getattr(run, name) for name in _RESULT_FIELDS}
+    if run.quantized_from is not None:  # inside the workspace, like the artifact: stored relative to it
+        results["quantized_from"] = _portable(run.quantized_from, root)
     db.execute(
         """INSERT INTO runs (run_id, created, model_name, model_digest, precision, prune_method, prune_ratio,
                              batch, backend, artifact_dir, artifact, model_path, spec, environment, results)
@@ -170,9 +173,12 @@ def _row_to_run(db: sqlite3.Connection, row: tuple, root: Path) -> Run:
     run_id, created, artifact, model_path, spec, environment, results = row
     rows = db.execute("SELECT name, path FROM run_tables WHERE run_id = ? ORDER BY name", (run_id,))
     tables = {name: _local(path, root) for name, path in rows}
+    fields = json.loads(results)
+    if fields.get("quantized_from"):
+        fields["quantized_from"] = _local(fields["quantized_from"], root)
     return Run(run_id=run_id, spec=RunSpec.from_dict(json.loads(spec)), artifact=_local(artifact, root),
                model_path=_local_model(model_path, root),
-               environment=json.loads(environment), created=created, tables=tables, **json.loads(results))
+               environment=json.loads(environment), created=created, tables=tables, **fields)
 
 
 class RunStore:

@@ -107,10 +107,15 @@ def layer_drift(
     *,
     samples: int = 32,
     batch: int = 16,
+    quantized_from: str | Path | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> DriftReport:
-    """Per-tensor local and accumulated error of ``variant_model`` versus ``reference_model``."""
+    """Per-tensor local and accumulated error of ``variant_model`` versus ``reference_model``.
+
+    A Q/DQ variant is compared with the graph its quantizer saw, which names its tensors: ``quantized_from``
+    where the run recorded it (pruned, opset-upgraded, pre-processed), else ``reference_model`` pre-processed
+    here the way the quantizer would have."""
     progress_ = Progress(progress, cancel)
     data = data.take(samples)
     variant = onnx.load(str(variant_model))
@@ -120,7 +125,10 @@ def layer_drift(
         reference_path = Path(reference_model)
         is_qdq = any(node.op_type == "QuantizeLinear" for node in variant.graph.node)
         progress_.report("drift", 0.0, "preparing the FP32 reference")
-        if is_qdq:
+        if is_qdq and quantized_from is not None:
+            reference_path = Path(quantized_from)
+            notes.append("reference: the FP32 graph the quantizer saw (same tensor names as the variant)")
+        elif is_qdq:
             reference_path = tmp / "reference.onnx"
             notes += preprocess_for_quantization(Path(reference_model), reference_path)
             notes.append("reference: the FP32 model after the quantization pre-pass (same tensor names as the variant)")
@@ -423,4 +431,5 @@ def drift_for_run(
         raise DataError("Per-layer drift needs real evaluation inputs, and none were found beside the model.",
                         "Pass eval data (an .npz with one array per model input).")
     dataset = pipeline.load_data(source, pipeline.inspect(run.model_path), "evaluation")
-    return layer_drift(run.model_path, run.artifact, dataset, samples=samples, progress=progress, cancel=cancel)
+    return layer_drift(run.model_path, run.artifact, dataset, samples=samples, quantized_from=run.quantized_from,
+                       progress=progress, cancel=cancel)

@@ -1,0 +1,155 @@
+"""The search policy against a scripted trial runner: no ONNX model, no engine, every outcome chosen here.
+
+The end-to-end searches on real models are in test_tune.py; these pin down the policy's own decisions
+(which recipe comes next, which nodes stay in FP32, when a search is skipped or stops) in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from workbench.runs.run import Run
+from workbench.runs.spec import RunSpec
+from workbench.tasks.base import TaskScore
+from workbench.workflows import tune_policy
+from workbench.workflows.tune import search_missed
+from workbench.workflows.tune_policy import ALTERNATIVES, Search, refine, screen
+from workbench.workflows.tune_trials import NamedRecipe, Trial
+
+NODES = [f"n{i}" for i in range(16)]
+BUDGET = 0.85
+#: (recipe, every node kept in FP32) -> (speed-up, metric value)
+Script = Callable[[NamedRecipe, frozenset], "tuple[float, float]"]
+
+
+class ScriptedRunner:
+    """A runner whose trials are what ``script`` says; one tick of a clock per trial built."""
+
+    def __init__(self, script: Script, fragile: dict[str, list[str]] | None = None, budget_trials: int = 1000):
+        self.script = script
+        self._fragile = fragile or {}
+        self.trials: list[Trial] = []
+        self.notes: list[str] = []
+        self.clock = 0
+        self.budget_trials = budget_trials
+        self.asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def out_of_time(self, until: float) -> bool:
+        return self.clock >= until
+
+    def time_left(self) -> float:
+        return max(0.0, self.budget_trials - self.clock)
+
+    def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
+        return list(precisions or ["int8"])
+
+    def quantized_nodes(self, trial: Trial) -> list[str]:
+        return list(NODES)
+
+    def fragile(self, trial: Trial) -> dict[str, list[str]]:
+        return self._fragile
+
+    def add(self, trial: Trial) -> Trial:
+        self.trials.append(trial)
+        return trial
+
+    def baseline(self, backend: str) -> Run | None:
+        return None
+
+    def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
+              kept: Sequence[str] = ()) -> Trial | None:
+        if self.out_of_time(until):
+            self.notes.append("time budget reached")
+            return None
+        nodes = tuple(dict.fromkeys(recipe.recipe.exclude_nodes + tuple(kept)))
+        self.asked.append((recipe.name, nodes))
+        run = _run(recipe, nodes, *self.script(recipe, frozenset(nodes)), backend)
+        known = next((t for t in self.trials if t.run.run_id == run.run_id), None)
+        if known is not None:
+            return known
+        self.clock += 1
+        return self.add(Trial(step, description, recipe, tuple(kept), run, 0.0))
+
+
+def _run(recipe: NamedRecipe, nodes: tuple[str, ...], speedup: float, value: float, backend: str) -> Run:
+    spec = RunSpec("m", "m", recipe.precision, backend=backend, exclude_nodes=nodes,
+                   calib_method=recipe.recipe.calib_method, quantizer=recipe.recipe.quantizer,
+                   per_channel=recipe.recipe.per_channel, quant_options=tuple(sorted(recipe.recipe.options().items())))
+    score = TaskScore("classification", "top1_agreement", value, BUDGET, value >= BUDGET, f">= {BUDGET}")
+    key = hashlib.sha256(repr((spec.artifact_key, backend)).encode()).hexdigest()[:8]
+    return Run(key, spec, "", "", {"median": 1.0 / speedup}, {"median": 1.0}, speedup, {"task": score.to_dict()})
+
+
+def _search(runner: ScriptedRunner, until: float = 1000) -> Search:
+    return Search(runner, "onnxruntime-cpu", until)
+
+
+def _plain(runner: ScriptedRunner) -> Trial:
+    trial = _search(runner).trial("recipe", "static INT8, MinMax, per-channel", NamedRecipe("default", "int8"))
+    assert trial is not None and not trial.met
+    return trial
+
+
+def test_fragile_nodes_that_do_not_pay_go_back_to_int8() -> None:
+    """Keeping the fragile n3 and n5 passes; only n3 is needed, so n5 is sent back."""
+    runner = ScriptedRunner(lambda recipe, kept: (2.0 - 0.1 * len(kept), 0.9 if "n3" in kept else 0.5),
+                            fragile={"fragile op types": ["n3", "n5"]})
+    search = _search(runner)
+    found = refine(search, _plain(runner))
+    assert found is not None and found.met and found.kept_nodes == ["n3"]
+    assert any("kept FP32: fragile op types (2)" in step for step in search.steps)
+    assert any("with n5 back in INT8 the budget still holds" in step for step in search.steps)
+
+
+def test_a_calibration_recipe_that_pays_ends_the_recipe_search() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (1.5, 0.9 if recipe.recipe.calib_method == "percentile" else 0.5))
+    found = refine(_search(runner), _plain(runner))
+    assert found is not None and found.recipe.recipe.calib_method == "percentile"
+    assert [name for name, _ in runner.asked] == ["default", "compute ops only", "percentile calibration"]
+
+
+def test_fall_back_keeps_only_the_nodes_that_are_needed() -> None:
+    """n9 and n10 (in two different groups) are both needed: the groups are kept greedily, then halved."""
+    def script(recipe: NamedRecipe, kept: frozenset) -> tuple[float, float]:
+        value = 0.5 + 0.2 * ("n9" in kept) + 0.2 * ("n10" in kept)
+        return 3.0 - 0.05 * len(kept), value if recipe.name == "default" else 0.4
+
+    runner = ScriptedRunner(script)
+    found = refine(_search(runner), _plain(runner))
+    assert found is not None and found.met and sorted(found.kept_nodes) == ["n10", "n9"]
+    ranked = [nodes for name, nodes in runner.asked if name == "default" and len(nodes) == 2]
+    assert ranked[:8] == [tuple(NODES[i:i + 2]) for i in range(0, 16, 2)]  # eight contiguous groups
+
+
+def test_fall_back_starts_from_no_recipe_slower_than_fp32() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (1.02, 0.5))
+    assert refine(_search(runner), _plain(runner)) is None
+    assert any("node fall-back skipped" in note for note in runner.notes)
+    assert not any(len(nodes) for _, nodes in runner.asked)
+
+
+def test_a_search_out_of_time_stops_between_trials() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (2.0, 0.5))
+    plain = _plain(runner)
+    assert refine(_search(runner, until=runner.clock + 2), plain) is None
+    assert runner.clock == 3 and "time budget reached" in runner.notes
+
+
+def test_the_screen_counts_a_faster_alternative_as_the_search_s_promise() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (2.5 if recipe.recipe.ops == "compute" else 1.5, 0.5))
+    ((plain, potential),) = screen(_search(runner), None)
+    assert plain.recipe.name == "default" and potential == pytest.approx(2.5)
+    assert ALTERNATIVES["int8"] == [tune_policy.compute_only]
+
+
+def test_a_search_that_cannot_beat_the_best_pass_is_skipped() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (3.0, 0.9) if recipe.precision == "fp16" else (1.5, 0.5))
+    best = _search(runner).trial("recipe", "FP16", NamedRecipe("fp16", "fp16"))
+    assert best is not None and best.pays
+    plain = _plain(runner)
+    search_missed(runner, [(plain, 2.0)], [])
+    assert any("not searched" in note and "3.00x found" in note for note in runner.notes)
+    assert len(runner.trials) == 2

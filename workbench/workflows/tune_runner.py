@@ -1,0 +1,178 @@
+"""The tuning search's trial runner: a recipe and kept nodes in; a new trial, a trial already made, or
+nothing out. It owns the pipeline, the deadline and the de-duplication; which trial to run next is the
+policy's (``workflows.tune_policy``), which only ever talks to a runner through ``TrialRunner``'s methods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import onnx
+
+from workbench.backends.base import Backend
+from workbench.backends.registry import get_backend
+from workbench.build_options import BuildOptions
+from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.progress import Progress
+from workbench.recipe import Recipe
+from workbench.runs.pipeline import Pipeline
+from workbench.runs.run import Run
+from workbench.tasks import task_score
+from workbench.vocabulary import NATIVE_QUANTIZERS
+from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul, quantized_by_native
+from workbench.workflows.tune_policy import NATIVE
+from workbench.workflows.tune_trials import NamedRecipe, Trial
+
+#: Timed rounds for trials that rank candidates (the pick's own timing is whatever trial found it).
+RANKING_REPEATS = 10
+#: Steps whose trials are judged by the metric first: fewer timing rounds do for them.
+RANKING_STEPS = ("rank", "check")
+#: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
+HINT_PRECISIONS = ("bf16", "fp16")
+
+
+def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
+    """The precisions worth trying on a backend, cheapest first, as its capabilities say: those it runs from
+    the FP32 file by a setting where its hardware has them (no file to build); dynamic INT8 where it has
+    integer MatMul kernels and the model has weight MatMul/Gemm layers; static INT8; FP16 files where they
+    pay (GPUs). No INT8 where the backend runs it for accuracy only (``Backend.int8_accuracy_only``): it
+    cannot be the fastest."""
+    instance = get_backend(backend)
+    found = [precision for precision in HINT_PRECISIONS if _runs_by_hint(instance, precision)]
+    if instance.int8_accuracy_only is None:  # INT8 that cannot be faster is not worth a trial (ask with precisions)
+        if instance.integer_matmul and has_weight_matmul(model):
+            found.append("int8-dynamic")
+        found.append("int8")
+    if instance.half_files:
+        found.append("fp16")
+    return found
+
+
+def _runs_by_hint(backend: Backend, precision: str) -> bool:
+    try:
+        return backend.precision_hint(precision) is not None
+    except WorkbenchError:  # the hardware lacks it: nothing to screen
+        return False
+
+
+class TrialRunner:
+    """Runs the search's trials through one pipeline, each a stored run, until a deadline.
+
+    ``until`` (monotonic seconds) is the deadline of the search a trial belongs to; the policy gives each
+    search its share of the time. A trial that reaches a run already tried returns that trial, not a second.
+    """
+
+    def __init__(self, model: Path, base: BuildOptions, pipeline: Pipeline, time_budget: float,
+                 progress: Progress) -> None:
+        self.model = model
+        self.base = base
+        self.pipeline = pipeline
+        self.time_budget = time_budget
+        self.progress = progress
+        self.started = time.monotonic()
+        self.trials: list[Trial] = []
+        self.notes: list[str] = []
+        self.task: str | None = base.task
+        self._stopped: set[tuple[str, float]] = set()
+
+    @cached_property
+    def model_graph(self) -> onnx.ModelProto:
+        """The model without its weights' values: what every backend's screen reads, loaded once."""
+        return onnx.load(str(self.model), load_external_data=False)
+
+    def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
+        """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and
+        its own INT8 quantizer on its own model where it has one (``Backend.native_int8``) and INT8 is tried."""
+        instance = get_backend(backend)
+        if precisions is None and instance.int8_accuracy_only:
+            self.notes.append(f"{backend}: INT8 not tried, {instance.int8_accuracy_only} "
+                              "(ask for it with --precisions int8)")
+        keys = list(precisions or precisions_for(backend, self.model_graph))
+        return [*keys, NATIVE] if instance.native_int8 and "int8" in keys else keys
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def time_left(self) -> float:
+        return max(0.0, self.started + self.time_budget - time.monotonic())
+
+    def out_of_time(self, until: float) -> bool:
+        return time.monotonic() >= until
+
+    def baseline(self, backend: str) -> Run | None:
+        """The backend's FP32 run (it also settles the task when none was given), or None with a note."""
+        try:
+            run = self.pipeline.run(self.model, self.base.replace(backend=backend, precision="fp32", recipe=Recipe()),
+                                    cancel=self.progress.cancel)
+        except (Cancelled, Busy):
+            raise
+        except WorkbenchError as exc:
+            self.notes.append(f"{backend}: FP32 baseline failed: {exc}")
+            return None
+        self.task = self.task or task_score(run.drift).task
+        return run
+
+    def add(self, trial: Trial) -> Trial:
+        """A trial made elsewhere (a backend's FP32 run as a candidate answer) joins the search's record."""
+        self.trials.append(trial)
+        return trial
+
+    def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
+              kept: Sequence[str] = ()) -> Trial | None:
+        """Build and measure ``recipe`` with ``kept`` in FP32 on ``backend``; None when out of time or not built."""
+        if self.out_of_time(until):
+            if (backend, until) not in self._stopped:
+                self._stopped.add((backend, until))
+                self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
+                                  f"the search on {backend} stopped there")
+            return None
+        fraction = min(0.99, self.elapsed() / self.time_budget)
+        passing = sum(t.met for t in self.trials)
+        said = (f"trial {len(self.trials) + 1} ({len(self.trials)} done, {passing} meet the budget; "
+                f"{self.time_left():.0f} s of the {self.time_budget:g} s budget left): {description}")
+        self.progress.report("tune", fraction, said)
+        started = time.monotonic()
+        # The task is settled by the first baseline: NNCF's accuracy control validates by it.
+        options = recipe.options(self.base.replace(backend=backend, task=self.task), tuple(kept))
+        if step in RANKING_STEPS:
+            options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
+        try:
+            # The trial's own steps, under the search's bar: a long build or timing round is never silent.
+            run = self.pipeline.run(self.model, options, cancel=self.progress.cancel, progress=lambda event: (
+                self.progress.report(f"tune {event.step}", fraction, f"{said} · {event.message}")))
+        except (Cancelled, Busy):
+            raise
+        except WorkbenchError as exc:
+            self.notes.append(f"{description} on {backend}: not built: {exc}")
+            return None
+        known = next((t for t in self.trials if t.run.run_id == run.run_id), None)
+        if known is not None:  # the same file and settings reached again: one trial, not two
+            return known
+        return self.add(Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started))
+
+    # -- what the graphs say about a trial ---------------------------------------------------------------
+    def _graphs(self, trial: Trial) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+        """The graph the quantizer saw (pruned, opset-upgraded, pre-processed: the run records it) and the
+        file it wrote."""
+        seen = trial.run.quantized_from
+        if seen is None:
+            raise WorkbenchError(f"Run {trial.run.run_id} does not record the graph its quantizer saw.",
+                                 "Rebuild it (workbench run ... --force) and tune again.")
+        return (onnx.load(seen, load_external_data=False), onnx.load(trial.run.artifact, load_external_data=False))
+
+    def quantized_nodes(self, trial: Trial) -> list[str]:
+        """The nodes whose exclusion changes ``trial``'s file (those its quantizer touched), in ONNX names and
+        graph order: only these can be kept in FP32."""
+        if trial.recipe.recipe.quantizer in NATIVE_QUANTIZERS:  # OpenVINO IR: its layers mapped to ONNX nodes
+            return quantized_by_native(self.model_graph, trial.run.artifact)
+        return changed_by_exclusion(*self._graphs(trial))
+
+    def fragile(self, trial: Trial) -> dict[str, list[str]]:
+        """The fragile nodes ``trial``'s quantizer touched, by the reason they were picked."""
+        seen, built = self._graphs(trial)
+        changed = set(changed_by_exclusion(seen, built))
+        found = {reason: [n for n in nodes if n in changed] for reason, nodes in fragile_nodes(seen, self.task).items()}
+        return {reason: nodes for reason, nodes in found.items() if nodes}

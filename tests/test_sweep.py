@@ -43,12 +43,16 @@ def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, cap
     out = json.loads(capsys.readouterr().out)
     assert [r["spec"]["precision"] for r in out["runs"]] == ["fp32", "fp16", "int8"]
     by_id = {r["run_id"]: r for r in out["runs"]}
-    best = by_id[out["recommended"]]  # digits_cnn keeps its accuracy in every precision
-    # FP32 itself is never the pick: its speed-up against FP32 is timing noise
-    within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5 and r["spec"]["precision"] != "fp32"]
-    assert best["speedup"] == max(r["speedup"] for r in within)
-    assert {"latency_ms", "reference_latency_ms", "drift", "artifact", "spec"} <= set(best)
     assert [r.run_id for r in Workspace().runs()] == list(by_id)  # all of them stored
+    # FP32 itself is never the pick: its speed-up against FP32 is timing noise; nor is a variant no faster
+    within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5 and r["spec"]["precision"] != "fp32"]
+    paying = [r for r in within if r["speedup"] - 1 > (r["speedup_spread"] or 0)]
+    if not paying:  # on a busy machine nothing may be measurably faster: then the answer is FP32
+        assert out["recommended"] is None and "keep FP32" in out["reason"], out["reason"]
+        return
+    best = by_id[out["recommended"]]
+    assert best["speedup"] == max(r["speedup"] for r in paying)
+    assert {"latency_ms", "reference_latency_ms", "drift", "artifact", "spec"} <= set(best)
 
 
 def test_without_labels_the_budget_is_judged_on_top1_agreement(cnn: Path) -> None:
@@ -57,7 +61,8 @@ def test_without_labels_the_budget_is_judged_on_top1_agreement(cnn: Path) -> Non
     assert {accuracy_loss(run.drift)[1] for run in result.runs} == {"top-1 agreement"}
     losses = {run.run_id: accuracy_loss(run.drift)[0] for run in result.runs}
     if result.recommended is None:
-        assert all(loss > 1.0 for loss in losses.values()) and "within 1 point of" in result.reason
+        assert "keep FP32" in result.reason or (
+            all(loss > 1.0 for loss in losses.values()) and "within 1 point of" in result.reason)
     else:
         assert losses[result.recommended.run_id] <= 1.0
 

@@ -172,10 +172,13 @@ def compare_layers(
         frame = table.assign(key=[layer_key(a, b) for a, b in zip(table["name"], table["onnx_nodes"], strict=True)])
         keyed[label] = frame.groupby("key", sort=False).agg(
             time_ms=("time_ms", "sum"), name=("name", " + ".join), precision=("precision", "first"))
-        ops.update({key: op for key, op in zip(frame["key"], frame["op_type"], strict=True) if key not in ops})
+        for key, op in zip(frame["key"], frame["op_type"], strict=True):
+            ops.setdefault(key, [])
+            if op not in ops[key]:
+                ops[key].append(op)  # e.g. Conv in FP32, QLinearConv in INT8: both named
     longest = pd.concat([frame["time_ms"] for frame in keyed.values()], axis=1).max(axis=1)
     keys = longest.sort_values(ascending=False).head(n).index.tolist()[::-1]
-    labels = unique_labels([f"{key} ({ops[key]})" for key in keys])
+    labels = unique_labels([f"{key} ({' / '.join(ops[key])})" for key in keys])
     precisions = dict(precisions or {})
     distinct = len(set(precisions.values())) == len(precisions) == len(tables)
     figure = go.Figure()
@@ -225,7 +228,7 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
         xaxis={"title": "layer (ONNX node), in graph order" + (f"; one name in {step}, hover for all" if step > 1
                                                                   else ""),
                "tickmode": "array", "tickvals": list(ticks["order"]),
-               "ticktext": unique_labels([short_node_name(n) for n in ticks["node"]]), "tickangle": -45},
+               "ticktext": unique_labels(list(ticks["node"]), width=28), "tickangle": -45},
         yaxis_title="SQNR vs FP32 (dB, higher: better)",
         legend_title="error",
         margin={"b": 140, "t": 70},
@@ -235,15 +238,6 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
 
 #: Names under a per-layer axis: more overlap at a notebook's width, whatever the angle.
 MAX_TICKS = 24
-
-
-def short_node_name(node: str, width: int = 28) -> str:
-    """'/features/features.2/features.2.0/Conv' -> 'features.2.0/Conv': the part that tells layers apart."""
-    parts = [p for p in str(node).split("/") if p]
-    short = "/".join(parts[-2:]) if len(parts) > 1 else str(node)
-    return _short(short, width)
-
-
 _RANDOM_NOTE = "<br>RANDOM eval data: drift means nothing"
 _HIGHER_IS_BETTER = {"accuracy": True, "top1_agreement": True, "cosine": True, "max_abs_error": False,
                      "task_value": True}

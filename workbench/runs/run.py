@@ -66,6 +66,12 @@ class Run:
         return self.speedup_spread is not None and self.speedup_spread > abs(self.speedup - 1)
 
     @property
+    def measurably_faster(self) -> bool:
+        """The ratio runs are ranked by (``comparable_speedup``) is above 1 by more than this run's timing noise
+        (``speedup_spread``, from its paired rounds): one ratio both ranks a run and says it pays."""
+        return self.comparable_speedup - 1.0 > (self.speedup_spread or 0.0)
+
+    @property
     def label(self) -> str:
         """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8', 'int8 · ops=compute · b1':
         two runs with different recipes never share a label."""

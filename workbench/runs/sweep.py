@@ -77,8 +77,9 @@ def judge_by_points(run: Run, points: float) -> None:
 
 
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
-    """The fastest run within the budget, by its speed-up against the shared baseline (FP32 on the default
-    backend, timed in the same rounds as the run), so runs of different backends compare."""
+    """The fastest run within the budget that is measurably faster than FP32, by its speed-up against the shared
+    baseline (FP32 on the device's default engine), so runs of different backends compare; the same FP32 model
+    on a faster engine is such a run. None ("keep FP32") where no variant within the budget pays."""
     within, unjudged = [], 0
     for run in runs:
         loss, _ = accuracy_loss(run.drift)
@@ -90,14 +91,17 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
         elif loss <= budget_points + 1e-9:
             within.append(run)
     variants = [run for run in within if not is_the_reference(run)]
-    if variants:
-        best = max(variants, key=lambda r: r.comparable_speedup)
+    paying = [run for run in variants if run.measurably_faster]
+    if paying:
+        best = max(paying, key=lambda r: r.comparable_speedup)
         loss, basis = accuracy_loss(best.drift)
-        noise = (f" (within the timing noise, ±{best.speedup_spread:.2f}: not measurably faster than FP32)"
-                 if best.within_noise else "")
-        against = f" vs FP32 on {best.baseline_backend}" if best.speedup_vs_baseline is not None else ""
         return best, (f"fastest within {fmt.points_phrase(budget_points)} of FP32 {basis}: {best.spec.backend} "
-                      f"{best.comparable_speedup:.2f}x{against} at {loss:.2f} points lost{noise}")
+                      f"{fmt.comparable_text(best)} at {loss:.2f} points lost")
+    if variants:
+        fastest = max(variants, key=lambda r: r.comparable_speedup)
+        return None, (f"none of the variants within the budget runs measurably faster than FP32 (the fastest, "
+                      f"{fastest.label} on {fastest.spec.backend}, {fmt.comparable_text(fastest)}, spread "
+                      f"±{fastest.speedup_spread or 0:.2f}): keep FP32")
     if within:
         return None, "only FP32 itself stays within the budget: keep the original model"
     if not runs:

@@ -91,11 +91,17 @@ def test_cli_prints_the_documented_json(cli_env: dict[str, str]):
     assert set(data) >= {"recommended", "trials", "baseline", "wall_s"}
     assert data["baseline"]["backend"] == "onnxruntime-cpu" and data["trials"]
     trial = data["trials"][0]
-    assert set(trial["metric"]) >= {"name", "value", "budget", "met"} and trial["metric"]["name"] == "accuracy"
+    assert set(trial["metric"]) >= {"name", "value", "budget", "met", "interval"}
+    assert trial["metric"]["name"] == "accuracy"
+    assert all(len(t["metric"]["interval"]) == 2 and t["metric"]["samples"] == 180 for t in data["trials"])
+    assert set(data["stability"]) >= {"metric", "value", "how"} and data["split"]["confirm_samples"] == 180
     if data["recommended"] is not None:
         assert set(data["recommended"]) >= {"run_id", "backend", "precision", "speedup", "metric", "artifact",
-                                            "kept_nodes", "recipe"}
+                                            "kept_nodes", "recipe", "confirm"}
         assert Path(data["recommended"]["artifact"]).is_file() and data["recommended"]["metric"]["met"]
+        assert set(data["recommended"]["metric"]) >= {"interval", "samples", "verdict", "samples_needed"}
+        confirm = data["recommended"]["confirm"]
+        assert confirm["samples"] == 180 and confirm["metric"]["met"] and confirm["metric"]["verdict"]
     assert (done.returncode == 0) == (data["recommended"] is not None)
 
 

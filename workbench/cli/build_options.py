@@ -16,6 +16,7 @@ import argparse
 from collections.abc import Sequence
 
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions
+from workbench.errors import WorkbenchError
 from workbench.recipe import QUANT_OPTIONS, Recipe
 from workbench.tasks import TASKS
 from workbench.tasks.custom import metric_name
@@ -73,9 +74,20 @@ def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
                         help="your own metric fn(reference_outputs, variant_outputs, labels) -> float "
                         "(higher is better); like a plugin, this imports MODULE, which runs that module's code, "
                         "once the build starts after every other check")
-    parser.add_argument("--budget", type=float, help="lowest passing metric value (default: the task's; "
+    parser.add_argument("--budget", type=budget_value, help="lowest passing metric value (default: the task's; "
                         + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
-                        + "; with labels, classification allows 1 point of accuracy lost)")
+                        + "; with labels, classification allows 1 point of accuracy lost); tune also takes "
+                        "'stable': the budget at FP32's own stability on the evaluation data")
+
+
+def budget_value(text: str) -> float | str:
+    """A number, or 'stable' (tune sets the budget at FP32's own stability)."""
+    if text.strip().lower() == "stable":
+        return "stable"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget {text!r} is neither a number nor 'stable'") from None
 
 
 class BuildOptionsArgs:
@@ -173,7 +185,7 @@ class BuildOptionsArgs:
             repeats=args.repeats,
             task=args.task,
             metric=args.metric,
-            budget=args.budget,
+            budget=self.budget(args),
         )
 
     def to_args(self, options: BuildOptions) -> list[str]:
@@ -206,6 +218,15 @@ class BuildOptionsArgs:
         args += _flag("--metric", metric_name(options.metric) if options.metric is not None else None)
         args += _flag("--budget", repr(options.budget) if options.budget is not None else None)
         return args
+
+    def budget(self, args: argparse.Namespace) -> float | None:
+        """The numeric budget; 'stable' is the search's to resolve (it measures FP32's stability first)."""
+        if args.budget != "stable":
+            return args.budget
+        if not self.searched:
+            raise WorkbenchError("--budget stable is set by tune, which measures FP32's stability first.",
+                                 "Give a number here, or run workbench tune --budget stable.")
+        return None
 
     @staticmethod
     def grid_axes(args: argparse.Namespace) -> tuple[Sequence[str], Sequence[str], Sequence[float]]:

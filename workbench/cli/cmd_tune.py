@@ -11,6 +11,7 @@ from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.cluster_args import add_cluster_args, executor_from
 from workbench.cli.common import add_output_options, print_json, stderr_progress
+from workbench.errors import WorkbenchError
 from workbench.runs import format as fmt
 from workbench.runs.frame import verdict
 from workbench.runs.pipeline import Pipeline
@@ -39,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precisions", help="comma-separated precisions to search (default: what each backend "
                         "speeds up: bf16/fp16 where it runs them by a setting, int8-dynamic where the model has "
                         "weight MatMuls, int8, fp16 on GPUs)")
+    parser.add_argument("--confirm", metavar="DATA",
+                        help="confirm the pick on this data instead of on the half of --eval the search leaves out "
+                        "(default: a seeded 50/50 split of the evaluation data, stratified by FP32's class)")
+    parser.add_argument("--no-confirm", action="store_true",
+                        help="search on all the evaluation data and confirm the pick nowhere")
+    parser.add_argument("--exclude-unstable", action="store_true",
+                        help="leave out of every verdict the samples whose FP32 outcome flips under another "
+                        "engine or one 8-bit step of input noise (every figure says how many it left out)")
     parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
                         help=f"stop starting trials after this long (default {DEFAULT_TIME_BUDGET:g})")
     add_cluster_args(parser)
@@ -49,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     options = OPTIONS.parse(args)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()] if args.precisions else None
-    search = {"backends": args.backend, "precisions": precisions, "time_budget": args.time_budget}
+    if args.confirm and args.no_confirm:
+        raise WorkbenchError("--confirm and --no-confirm contradict each other.", "Give one of them.")
+    confirm = False if args.no_confirm else (args.confirm or True)
+    search = {"backends": args.backend, "precisions": precisions, "time_budget": args.time_budget,
+              "confirm": confirm, "budget_stable": args.budget == "stable", "exclude_unstable": args.exclude_unstable}
     progress = stderr_progress(sys.stderr.isatty())
     with executor_from(args) as executor:
         if executor is not None:

@@ -29,7 +29,9 @@ def interval_cell(interval: list[float] | None, samples: int | None, unit: str =
 def interval_text(score: TaskScore) -> str:
     """'0.9750 [0.9125, 0.9931] on 80 samples': the value, its interval and what it counts."""
     cell = interval_cell(score.interval, score.samples, score.unit)
-    return f"{score.value:.4f} {cell}" if cell else f"{score.value:.4f}"
+    text = f"{score.value:.4f} {cell}" if cell else f"{score.value:.4f}"
+    left_out = score.details.get("left_out")
+    return f"{text} ({left_out})" if left_out else text
 
 
 def state_flag(score: TaskScore) -> str:

@@ -40,13 +40,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.backends.registry import availability, get_backend
-from workbench.build_options import DEFAULT_BACKEND, BuildOptions
+from workbench.build_options import DEFAULT_BACKEND, BuildOptions, DataSource
 from workbench.errors import WorkbenchError
 from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
+from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
+from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
 from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen
 from workbench.workflows.tune_runner import TrialRunner
 from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
@@ -88,7 +90,7 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
             continue
         baselines[backend] = baseline
         if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
-            runner.add(Trial("screen", "FP32", NamedRecipe("fp32", "fp32"), (), baseline, 0.0))
+            runner.add(Trial("screen", "FP32", NamedRecipe("fp32", "fp32"), (), baseline, 0.0, runner.judging))
         missed += screen(Search(runner, backend, until, steps), precisions)
     return baselines, sorted(missed, key=lambda item: item[1], reverse=True)
 
@@ -116,11 +118,17 @@ def tune(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     executor: RayExecutor | None = None,
+    confirm: DataSource | bool = True,
+    budget_stable: bool = False,
+    exclude_unstable: bool = False,
 ) -> TuneResult:
     """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
     ``options`` give the data, batch, task, metric and budget; the search sets precision, recipe
-    and kept nodes itself. The pick is the fastest trial that meets the budget and beats FP32.
+    and kept nodes itself. The pick is the fastest trial that meets the budget and beats FP32 on the
+    search part of the data and meets it on the confirmation part too (``confirm``: True splits the
+    data 50/50, a data source confirms on it, False does not confirm). ``budget_stable`` sets the
+    budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict.
     With a cluster ``executor`` of one hardware class the whole search runs on a node of that class
     (``RayExecutor.run_tune`` tunes several classes at once).
     """
@@ -130,9 +138,13 @@ def tune(
     pipeline = pipeline or Pipeline()
     if executor is not None:
         return tuned_on(executor, model, options, pipeline, progress, cancel,
-                        backends=backends, precisions=precisions, time_budget=time_budget)
+                        backends=backends, precisions=precisions, time_budget=time_budget, confirm=confirm,
+                        budget_stable=budget_stable, exclude_unstable=exclude_unstable)
     progress_ = Progress(progress, cancel)
-    runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_)
+    options, judging = prepare(model, options, pipeline, confirm=confirm, budget_stable=budget_stable,
+                               exclude_unstable=exclude_unstable, progress=progress_)
+    runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_, judging)
+    runner.notes += judging.notes
     names = list(backends or searchable_backends())
     for name in names:
         get_backend(name)  # an unknown or missing backend is the user's to fix, said at once
@@ -143,12 +155,32 @@ def tune(
                              f"{'; '.join(note.rstrip('.') for note in runner.notes)}.",
                              "Fix what the message says (the model or its data) and run tune again.")
     search_missed(runner, missed, steps)
-    best = recommend(runner.trials, runner.notes)
+    best, confirmed = confirmed_pick(runner.trials, runner.notes, judging, pipeline, model, options)
     if best is not None:
         steps.append(pick_step(best))
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return TuneResult(best, runner.trials, baselines, runner.elapsed(), peak, steps, runner.notes)
+    return TuneResult(best, runner.trials, baselines, runner.elapsed(), peak, steps, runner.notes, confirmed, judging)
+
+
+def confirmed_pick(trials: Sequence[Trial], notes: list[str], judging: Judging, pipeline: Pipeline,
+                   model: str | Path, options: BuildOptions) -> tuple[Trial | None, TaskScore | None]:
+    """The pick (``recommend``) confirmed on the data the search never chose on: one that misses there gives way
+    to the fastest of the passing trials left, until one holds or none is left."""
+    left = list(trials)
+    while True:
+        best = recommend(left, notes)
+        if best is None:
+            if len(left) < len(trials):
+                notes.append("no variant that met the budget on the search part met it on the confirmation part")
+            return None, None
+        score = confirmation_of(best, judging, pipeline, model, options)
+        if score is None or score.met:
+            return best, score
+        notes.append(f"{best.run.run_id} ({best.run.spec.precision}, {best.recipe.name}, {best.speedup:.2f}x on "
+                     f"{best.backend}) met the budget on the search part ({best.score.value:.4f}) but not on the "
+                     f"confirmation part ({score.value:.4f}): the next-fastest passing trial is confirmed instead")
+        left = [t for t in left if t is not best]
 
 
 def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:

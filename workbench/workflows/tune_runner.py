@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -25,6 +26,9 @@ from workbench.vocabulary import NATIVE_QUANTIZERS
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul, quantized_by_native
 from workbench.workflows.tune_policy import NATIVE
 from workbench.workflows.tune_trials import NamedRecipe, Trial
+
+if TYPE_CHECKING:
+    from workbench.workflows.tune_confirm import Judging
 
 #: Timed rounds for trials that rank candidates (the pick's own timing is whatever trial found it).
 RANKING_REPEATS = 10
@@ -66,8 +70,10 @@ class TrialRunner:
     """
 
     def __init__(self, model: Path, base: BuildOptions, pipeline: Pipeline, time_budget: float,
-                 progress: Progress) -> None:
+                 progress: Progress, judging: Judging | None = None) -> None:
         self.model = model
+        #: Where every trial is judged (the search's part of the data) and its pick confirmed.
+        self.judging = judging
         self.base = base
         self.pipeline = pipeline
         self.time_budget = time_budget
@@ -151,7 +157,7 @@ class TrialRunner:
         known = next((t for t in self.trials if t.run.run_id == run.run_id), None)
         if known is not None:  # the same file and settings reached again: one trial, not two
             return known
-        return self.add(Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started))
+        return self.add(Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started, self.judging))
 
     # -- what the graphs say about a trial ---------------------------------------------------------------
     def _graphs(self, trial: Trial) -> tuple[onnx.ModelProto, onnx.ModelProto]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from workbench.build_options import BuildOptions
 from workbench.recipe import Recipe
@@ -10,6 +12,11 @@ from workbench.runs import format as fmt
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore, task_score
 from workbench.tasks.judge import metric_dict
+from workbench.tasks.verdict_text import interval_text
+
+if TYPE_CHECKING:
+    from workbench.measure.stability import Stability
+    from workbench.workflows.tune_confirm import Judging
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,15 @@ class Trial:
     kept: tuple[str, ...]
     run: Run
     wall_s: float
+    #: The part of the evaluation data the search judges on (None: all of it, as the run stores it).
+    judging: Judging | None = None
 
-    @property
+    @cached_property
     def score(self) -> TaskScore:
-        return task_score(self.run.drift)
+        """The verdict the search decides by: on its part of the data only, where a confirmation part is kept."""
+        if self.judging is None:
+            return task_score(self.run.drift)
+        return self.judging.search_score(self.run.drift)
 
     @property
     def met(self) -> bool:
@@ -81,7 +93,7 @@ class Trial:
         return metric_dict(score)
 
     def short_metric(self) -> str:
-        return f"{self.score.metric} {self.score.value:.4f}"
+        return f"{self.score.metric} {interval_text(self.score)}"
 
     def to_dict(self) -> dict:
         return {"step": self.step, "description": self.description, "run_id": self.run.run_id,
@@ -102,6 +114,13 @@ class TuneResult:
     peak_rss_mb: float
     steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The pick judged on the data the search never looked at, and where the trials were judged.
+    confirm: TaskScore | None = None
+    judging: Judging | None = None
+
+    @property
+    def stability(self) -> Stability | None:
+        return self.judging.stability if self.judging is not None else None
 
     def to_dict(self) -> dict:
         best = self.recommended
@@ -112,6 +131,8 @@ class TuneResult:
                 "speedup": best.speedup, "speedup_same_backend": float(best.run.speedup),
                 "metric": best.metric(), "artifact": best.run.artifact,
                 "kept_nodes": best.kept_nodes, "recipe": best.recipe.to_dict(),
+                "confirm": None if self.confirm is None else {"metric": metric_dict(self.confirm),
+                                                              "samples": self.confirm.samples},
             }
         backend = best.backend if best is not None else next(iter(self.baselines), None)
         baseline = self.baselines.get(backend) if backend else None
@@ -127,6 +148,8 @@ class TuneResult:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "steps": self.steps,
             "notes": self.notes,
+            "stability": None if self.stability is None else self.stability.to_dict(),
+            "split": None if self.judging is None else self.judging.to_dict(),
         }
 
     def explain(self) -> str:
@@ -138,11 +161,15 @@ class TuneResult:
         else:
             lines.append(f"recommended: {best.run.run_id} on {best.backend}: {best.run.spec.precision} "
                          f"({best.recipe.name}), {fmt.comparable_text(best.run)}, "
-                         f"{best.score.metric} {best.score.value:.4f} (budget {best.score.rule})")
+                         f"{best.score.verdict}")
+            if self.confirm is not None:
+                lines.append(f"  confirmed on data the search never saw: {self.confirm.verdict}")
             lines.append(f"  artifact: {best.run.artifact}")
             kept = best.kept_nodes
             shown = ", ".join(kept[:12]) + (" ..." if len(kept) > 12 else "")
             lines.append(f"  kept in FP32: {len(kept)} node(s)" + (f": {shown}" if kept else ""))
+        if self.stability is not None:
+            lines.append(f"  stability: {self.stability.text()}")
         lines += [f"  step: {step}" for step in self.steps]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(f"  {len(self.trials)} trials in {self.wall_s:.0f} s, peak RSS {self.peak_rss_mb:.0f} MB")

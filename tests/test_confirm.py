@@ -1,0 +1,56 @@
+"""The search's judging: a budget at FP32's own stability, unstable samples left out, a pick replaced at confirmation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from conftest import sample
+from test_stability import digits
+
+from workbench.build_options import BuildOptions
+from workbench.cli.build_options import BuildOptionsArgs
+from workbench.errors import WorkbenchError
+from workbench.runs.pipeline import Pipeline
+from workbench.workflows.tune import confirmed_pick
+from workbench.workflows.tune_confirm import prepare
+from workbench.workflows.tune_trials import NamedRecipe, Trial
+
+
+def test_budget_stable_sets_the_budget_at_fp32s_floor_and_unstable_samples_can_be_left_out(tmp_path: Path):
+    blends = digits("digits_cnn", 200, blended=True)
+    options, judging = prepare(sample("digits_cnn"), BuildOptions(batch=8, eval=blends), Pipeline(tmp_path / "ws"),
+                               budget_stable=True, exclude_unstable=True)
+    assert options.budget == judging.stability.value < 1.0
+    assert any(note.startswith("budget set at FP32's own stability") for note in judging.notes)
+    assert len(judging.search) == len(judging.confirm) == 100 and not set(judging.search) & set(judging.confirm)
+    assert judging.to_dict()["search_samples"] + judging.to_dict()["confirm_samples"] == 200 - len(judging.excluded)
+    parser = argparse.ArgumentParser()
+    BuildOptionsArgs(searched=True).add_parser_args(parser)
+    assert BuildOptionsArgs(searched=True).parse(parser.parse_args(["--budget", "stable"])).budget is None
+    plain = argparse.ArgumentParser()
+    BuildOptionsArgs().add_parser_args(plain)
+    with pytest.raises(WorkbenchError, match="set by tune"):
+        BuildOptionsArgs().parse(plain.parse_args(["--budget", "stable"]))
+
+
+def test_a_pick_that_fails_confirmation_gives_way_to_the_next_fastest(tmp_path: Path):
+    """digits_resnet on clean digits: static INT8 (several times faster) and dynamic INT8 (only the classifier
+    quantized) both keep every class; on blends static INT8 changes some, dynamic INT8 none."""
+    pipeline, model = Pipeline(tmp_path / "ws"), sample("digits_resnet")
+    base = BuildOptions(batch=8, repeats=5, budget=0.99, eval=digits("digits_resnet", 120, blended=False))
+    base, judging = prepare(model, base, pipeline, confirm=digits("digits_resnet", 200, blended=True))
+    trials = []
+    for precision in ("int8", "int8-dynamic"):
+        recipe = NamedRecipe(precision, precision)
+        run = pipeline.run(model, recipe.options(base, ()))
+        trials.append(Trial("recipe", precision, recipe, (), run, 0.0, judging))
+    static, dynamic = trials
+    assert static.met and dynamic.met and static.speedup > dynamic.speedup, [t.short_metric() for t in trials]
+    notes: list[str] = []
+    pick, confirmed = confirmed_pick(trials, notes, judging, pipeline, model, base)
+    assert notes[0].startswith(static.run.run_id) and "next-fastest" in notes[0], notes
+    # dynamic INT8 is the next pick only where it runs measurably faster than FP32 (it quantizes one layer)
+    assert (pick is dynamic and confirmed.met and confirmed.samples == 200) if dynamic.pays else pick is None

@@ -1,0 +1,174 @@
+"""Where a search judges its trials and where its pick is confirmed, with FP32's own stability beside both.
+
+Before any variant is judged: FP32's stability on the evaluation data (``measure.stability``) is
+measured, a budget stricter than it is flagged (or, asked for with ``--budget stable``, set at
+it), and the data is split, seeded and stratified by FP32's class, into a search part and a
+confirmation part (or a separate confirmation file is named). Every trial is evaluated once on
+all the data and judged on the search part only, from its stored per-sample evidence; the pick is
+then judged on the confirmation part, which the search never looked at. A pick that does not meet
+the budget there gives way to the next-fastest passing trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.build_options import BuildOptions, DataSource
+from workbench.data.dataset import Dataset
+from workbench.data.split import confirmation_split
+from workbench.errors import WorkbenchError
+from workbench.measure.stability import Stability, measure_stability
+from workbench.model.inspect import inspect_model
+from workbench.model.loader import load_model
+from workbench.progress import Progress
+from workbench.runs.pipeline import Pipeline, sibling_data
+from workbench.tasks import TaskChoice, TaskScore, task_score
+from workbench.tasks.judge import score_on
+from workbench.tasks.registry import ACCURACY_POINTS, TASKS
+
+#: What ``--budget stable`` is spelled as.
+STABLE = "stable"
+
+
+@dataclass
+class Judging:
+    """The search's part of the data, the confirmation's, and FP32's stability on the whole."""
+
+    data: Dataset
+    search: np.ndarray
+    confirm: np.ndarray | None
+    confirm_data: DataSource = None
+    stability: Stability | None = None
+    excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    notes: list[str] = field(default_factory=list)
+
+    def _kept(self, part: np.ndarray) -> np.ndarray:
+        return np.setdiff1d(part, self.excluded)
+
+    def left_out(self, part: np.ndarray) -> str | None:
+        count = len(part) - len(self._kept(part))
+        return f"{count} FP32-unstable sample{'s' if count != 1 else ''} left out" if count else None
+
+    def on(self, score: TaskScore, part: np.ndarray) -> TaskScore:
+        """``score`` judged on ``part`` of the data less the excluded samples, saying what it left out."""
+        judged = score_on(score, self._kept(part))
+        if self.left_out(part):
+            judged.details["left_out"] = self.left_out(part)
+        if self.stability is not None:
+            failed = np.asarray(_failed_of(judged), dtype=np.int64)
+            unstable = np.intersect1d(self._kept(part)[failed] if len(failed) else failed, self.stability.unstable)
+            judged.details["unstable_changed"] = len(unstable)
+        return judged
+
+    def search_score(self, drift: dict) -> TaskScore:
+        return self.on(task_score(drift), self.search)
+
+    def to_dict(self) -> dict:
+        return {"search_samples": len(self._kept(self.search)),
+                "confirm_samples": None if self.confirm is None else len(self._kept(self.confirm)),
+                "confirm_data": None if self.confirm_data is None else str(getattr(self.confirm_data, "label",
+                                                                                   self.confirm_data)),
+                "excluded_unstable": len(self.excluded)}
+
+
+def _failed_of(score: TaskScore) -> list[int]:
+    stored = score.details.get("per_sample", {})
+    if "failed" in stored:
+        return stored["failed"]
+    if stored.get("kind") == "share":
+        return [i for i, (held, of) in enumerate(zip(stored["values"], stored["trials"], strict=True)) if held < of]
+    return []
+
+
+def evaluation_data(model: str | Path, options: BuildOptions, pipeline: Pipeline) -> Dataset:
+    """The evaluation data as the pipeline would load it (the ``eval.npz`` beside the model when none is given)."""
+    if isinstance(options.eval, Dataset):
+        return options.eval
+    loaded = load_model(model)
+    source = options.eval if options.eval is not None else sibling_data(loaded.path, "eval")
+    if source is None:
+        raise WorkbenchError("tune needs evaluation data to judge variants on.",
+                             "Pass --eval PATH (an .npz with one array per input and optional labels).")
+    return pipeline.load_data(source, inspect_model(loaded), "evaluation", options.preprocess)
+
+
+def stable_budget(stability: Stability, labelled: bool) -> float:
+    """The budget at FP32's own floor: its worst agreement, or with labels the points its flips may cost."""
+    if labelled and stability.metric == "top1_agreement":
+        return round((1 - stability.value) * 100, 4)
+    return stability.value
+
+
+def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> str | None:
+    """Said before the search: a budget stricter than what FP32 itself keeps under changes that are none."""
+    if options.metric is not None:
+        return None
+    if labelled and stability.metric == "top1_agreement":
+        points = ACCURACY_POINTS if options.budget is None else options.budget
+        if points >= (1 - stability.value) * 100 - 1e-9:
+            return None
+        return (f"the budget (accuracy within {points:g} points of FP32) is stricter than FP32's own stability: "
+                f"{stability.text()}. Use --budget stable to set it at that floor")
+    task = next((t for t in TASKS.values() if t.metric == stability.metric), None)
+    threshold = options.budget if options.budget is not None else (task.budget if task else None)
+    return None if threshold is None else stability.floor_note(threshold, stability.metric)
+
+
+def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, confirm: DataSource | bool = True,
+            budget_stable: bool = False, exclude_unstable: bool = False,
+            progress: Progress | None = None) -> tuple[BuildOptions, Judging]:
+    """FP32's stability, the budget it implies (when asked), and the split; returns the options trials run with.
+
+    ``confirm``: True splits the data 50/50; a data source confirms on it instead; False confirms nowhere.
+    """
+    data = evaluation_data(model, options, pipeline)
+    notes: list[str] = []
+    stability = None
+    if not data.is_random:
+        try:
+            stability = measure_stability(str(model), data, options.batch,
+                                          TaskChoice(options.task, options.metric, options.budget), progress=progress)
+        except WorkbenchError as exc:
+            notes.append(f"FP32's stability not measured: {exc}")
+    labelled = data.labels is not None and data.labels.ndim == 1
+    if budget_stable:
+        if stability is None:
+            raise WorkbenchError("--budget stable needs FP32's stability, which could not be measured here.",
+                                 "Give a number as the budget.")
+        options = options.replace(budget=stable_budget(stability, labelled))
+        notes.append(f"budget set at FP32's own stability: {options.budget:g} ({stability.text()})")
+    elif stability is not None and (note := floor_note(stability, options, labelled)):
+        notes.append(note)
+    everything = np.arange(len(data))
+    search, confirm_part, confirm_data = everything, None, None
+    if confirm is True:
+        if len(data) < 4:
+            raise WorkbenchError(f"{len(data)} evaluation samples cannot be split into a search and a "
+                                 "confirmation part.", "Give more samples, or --no-confirm.")
+        search, confirm_part = confirmation_split(len(data), stability.classes if stability else None)
+    elif confirm is not False and confirm is not None:
+        confirm_data = confirm
+    excluded = np.asarray(stability.unstable if exclude_unstable and stability else [], dtype=np.int64)
+    judging = Judging(data, search, confirm_part, confirm_data, stability, excluded, notes)
+    return options.replace(eval=data), judging
+
+
+def confirmation_of(trial, judging: Judging, pipeline: Pipeline, model: str | Path,
+                    base: BuildOptions) -> TaskScore | None:
+    """The trial's confirmation score, or None where the search keeps no confirmation data."""
+    if judging.confirm is None and judging.confirm_data is None:
+        return None
+    return confirmation_score(trial, judging, pipeline, model, base)
+
+
+def confirmation_score(trial, judging: Judging, pipeline: Pipeline, model: str | Path,
+                       base: BuildOptions) -> TaskScore:
+    """The trial judged on the data the search never looked at: the split's other part, or the named file."""
+    if judging.confirm is not None:
+        return judging.on(task_score(trial.run.drift), judging.confirm)
+    options = trial.recipe.options(base.replace(backend=trial.backend), tuple(trial.kept))
+    run = pipeline.run(model, options.replace(eval=judging.confirm_data))
+    return task_score(run.drift)

@@ -6,7 +6,12 @@ each step. Each step is a ``workbench`` command in its own process, and its peak
 ``ru_maxrss`` (``os.wait4``), so one step's memory never hides another's. Batch 8 by default; ONNX Runtime
 uses its default thread count (one per core: 2 on the development machine).
 
-    python benchmarks/real_models.py [--models a,b] [--batch 8] [--time-budget 600] [--workspace DIR]
+With ``--quarter`` every search judges on a quarter of the evaluation data: where that is too few
+samples to show the budget, the table says "cannot tell" instead of a pass or a miss. Every tune
+search confirms its pick on the half of the (quartered) data it did not search on; the table shows
+both figures with their 95% intervals, and FP32's own stability on the data.
+
+    python benchmarks/real_models.py [--models a,b] [--batch 8] [--time-budget 600] [--workspace DIR] [--quarter]
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo
+
+from workbench.tasks.verdict_text import metric_cell
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +97,7 @@ def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> Row:
     backends = ["--backend", args.backend] if args.backend else []
     row.steps.append(run_step("tune", [*python, __file__, "--tune-child", str(model.onnx_path), *backends,
                                        "--time-budget", str(args.time_budget), "--repeats",
-                                       str(args.repeats), *data], env))
+                                       str(args.repeats), *data, *(["--quarter"] if args.quarter else [])], env))
     return row
 
 
@@ -103,25 +110,33 @@ def tune_child(argv: list[str]) -> None:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--time-budget", type=float)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quarter", action="store_true")
     parser.add_argument("model")
     args = parser.parse_args(argv)
     from workbench.build_options import BuildOptions
+    from workbench.data.loaders import load_npz
     from workbench.workflows.tune import tune
 
-    options = BuildOptions(calib=args.calib, eval=args.eval, batch=args.batch, repeats=args.repeats, task=args.task)
+    evaluation = args.eval
+    if args.quarter:
+        whole = load_npz(args.eval)
+        evaluation = whole.take(max(4, len(whole) // 4))
+        evaluation.source = f"the first quarter of {whole.source}"
+    options = BuildOptions(calib=args.calib, eval=evaluation, batch=args.batch, repeats=args.repeats, task=args.task)
     backends = [args.backend] if args.backend else None
     result = tune(args.model, options, backends=backends, time_budget=args.time_budget)
     json.dump(result.to_dict(), sys.stdout, default=str)
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| model | task | FP32 ms | INT8 speed-up | INT8 metric | tuned speed-up | tuned metric "
+    head = ("| model | task | FP32 ms | INT8 speed-up | INT8 metric | tuned speed-up | tuned metric, search part "
+            "[95% interval] | confirmation part [95% interval] | FP32 stability "
             "| tuned engine, precision (recipe), kept FP32 | search s (trials) | peak RSS MB (prepare / int8 / tune) |")
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for row in rows:
         steps = {s.name: s for s in row.steps}
         plain, tuned = steps.get("int8"), steps.get("tune")
-        fp32 = speed = metric = t_speed = t_metric = t_what = wall = "n/a"
+        fp32 = speed = metric = t_speed = t_metric = t_what = wall = confirm = stability = "n/a"
         if plain and plain.result:
             run = plain.result
             fp32 = f"{run['reference_latency_ms']['median']:.1f}"
@@ -131,11 +146,13 @@ def table(rows: list[Row]) -> str:
         if tuned and tuned.result:
             best = tuned.result.get("recommended")
             wall = f"{tuned.result.get('wall_s', tuned.wall_s):.0f} ({len(tuned.result.get('trials', []))})"
+            found = tuned.result.get("stability")
+            stability = f"{found['metric']} {found['value']:.4f}, {found['flipped_share']:.1%} flip" if found else "n/a"
             if best:
                 m = best["metric"]
                 t_speed = f"{best['speedup']:.2f}x"
-                t_metric = f"{m.get('name', '?')} {m.get('value', float('nan')):.3f}" + ("" if m.get("met") else
-                                                                                         " (misses)")
+                t_metric = f"{m.get('name', '?')} {metric_cell(m)}"
+                confirm = metric_cell(best["confirm"]["metric"]) if best.get("confirm") else "not confirmed"
                 t_what = (f"{best['backend']} {best['precision']} ({best['recipe'].get('name', '')}), "
                           f"{len(best['kept_nodes'])} nodes")
             else:
@@ -143,8 +160,8 @@ def table(rows: list[Row]) -> str:
         elif tuned:
             t_speed = f"failed: {tuned.error}"
         rss = " / ".join(f"{steps[n].peak_rss_mb:.0f}" if n in steps else "-" for n in ("prepare", "int8", "tune"))
-        lines.append(f"| {row.model} | {row.task} | {fp32} | {speed} | {metric} | {t_speed} | {t_metric} | {t_what} "
-                     f"| {wall} | {rss} |")
+        lines.append(f"| {row.model} | {row.task} | {fp32} | {speed} | {metric} | {t_speed} | {t_metric} | {confirm} "
+                     f"| {stability} | {t_what} | {wall} | {rss} |")
     return "\n".join(lines)
 
 
@@ -159,6 +176,8 @@ def main() -> None:
     parser.add_argument("--backend", help="search only this backend (default: every one that runs here; plain "
                         "INT8 always runs on the default backend)")
     parser.add_argument("--workspace", help="workspace for the runs (default: a fresh temporary one)")
+    parser.add_argument("--quarter", action="store_true", help="judge every search on a quarter of the evaluation "
+                        "data: 'cannot tell' wherever that is too little to show the budget")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="real-models-") as fresh:
         env = {**os.environ, "WORKBENCH_WORKSPACE": args.workspace or fresh,
@@ -172,7 +191,8 @@ def main() -> None:
                 print(f"# {row.model} {step.name}: {step.wall_s:.0f} s, peak RSS {step.peak_rss_mb:.0f} MB"
                       + (f", {step.error}" if step.error else ""), file=sys.stderr, flush=True)
         print(f"batch {args.batch}, tune backends {args.backend or 'all that run here'}, {os.cpu_count()} cores, "
-              f"tune time budget {args.time_budget:g} s")
+              f"tune time budget {args.time_budget:g} s"
+              + (", every search on a quarter of the evaluation data" if args.quarter else ""))
         print(table(rows))
 
 

@@ -14,6 +14,7 @@ from workbench.build_options import BuildOptions
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.errors import WorkbenchError
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.sweep import Sweep
 from workbench.workflows.tune import confirmed_pick
 from workbench.workflows.tune_confirm import prepare
 from workbench.workflows.tune_trials import NamedRecipe, Trial
@@ -54,3 +55,8 @@ def test_a_pick_that_fails_confirmation_gives_way_to_the_next_fastest(tmp_path: 
     assert notes[0].startswith(static.run.run_id) and "next-fastest" in notes[0], notes
     # dynamic INT8 is the next pick only where it runs measurably faster than FP32 (it quantizes one layer)
     assert (pick is dynamic and confirmed.met and confirmed.samples == 200) if dynamic.pays else pick is None
+    # a sweep with --confirm: the same rule (1 point of top-1 agreement is 0.99), the same runs from the store
+    sweep = Sweep(str(model), base, precisions=("int8", "int8-dynamic"), accuracy_budget=1.0,
+                  confirm=judging.confirm_data).run(pipeline)
+    assert sweep.recommended.run_id == dynamic.run.run_id and sweep.confirm_notes[0].startswith(static.run.run_id)
+    assert sweep.to_dict()["confirm"]["samples"] == 200

@@ -14,6 +14,7 @@ from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.runs.sweep import Sweep, SweepResult, accuracy_loss
+from workbench.tasks import task_score
 
 OPTIONS = BuildOptionsArgs(sweep=True)
 
@@ -25,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--accuracy-budget", type=float, default=0.5, metavar="POINTS",
                         help="accuracy points a variant may lose against FP32 (top-1 agreement without labels)")
     add_cluster_args(parser)
+    parser.add_argument("--confirm", metavar="DATA",
+                        help="confirm the pick on this data (never chosen on): a pick that loses more than the "
+                        "budget there gives way to the next-fastest")
     add_output_options(parser)
     parser.set_defaults(func=handle)
 
@@ -43,7 +47,7 @@ def _announce(run: Run, reused: bool) -> None:
 def handle(args: argparse.Namespace) -> int:
     precisions, prune_methods, prune_ratios = OPTIONS.grid_axes(args)
     sweep = Sweep(args.model, OPTIONS.parse(args), precisions, prune_methods, prune_ratios,
-                  accuracy_budget=args.accuracy_budget, backends=args.backends)
+                  accuracy_budget=args.accuracy_budget, backends=args.backends, confirm=args.confirm)
     print(f"sweep: {len(sweep.cells())} variants of {args.model}", file=sys.stderr)
     with executor_from(args) as executor:
         if executor is not None:
@@ -56,6 +60,10 @@ def handle(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
     else:
         _print_picks(result)
+        for note in result.confirm_notes:
+            print(f"  note: {note}")
+        if result.confirm is not None:
+            print(f"  confirmed on {result.confirm.eval_source}: {task_score(result.confirm.drift).verdict}")
     return 2 if result.failed else 0
 
 

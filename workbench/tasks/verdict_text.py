@@ -34,6 +34,15 @@ def interval_text(score: TaskScore) -> str:
     return f"{text} ({left_out})" if left_out else text
 
 
+def metric_cell(metric: dict) -> str:
+    """A JSON verdict (``tasks.judge.metric_dict``: tune's and sweep's) as '0.9480 [0.8838, 0.9776] on 96 samples
+    cannot tell': what benchmark tables and notebooks print from a search's JSON."""
+    cell = interval_cell(metric.get("interval"), metric.get("samples"), metric.get("unit", "samples"))
+    flag = "BROKEN" if metric.get("broken") else FLAGS.get(metric.get("verdict"), "ok" if metric.get("met") else
+                                                             "MISSES")
+    return " ".join(part for part in (f"{metric['value']:.4f}", cell, flag) if part)
+
+
 def state_flag(score: TaskScore) -> str:
     """'ok', 'MISSES', 'cannot tell' or 'BROKEN': one cell of a table."""
     if score.broken:

@@ -31,6 +31,7 @@ NAMES = [
     "workshop_2_layer_profile",
     "workshop_3_pruning",
     "workshop_4_breaking_layer",
+    "workshop_5_trust",
     "tensorrt_profile_explorer",
 ]
 

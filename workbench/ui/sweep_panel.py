@@ -188,8 +188,14 @@ class SweepPanel:
 
     def _draw_table(self) -> None:
         frame = self.frame()
-        self.table.value = "" if frame.empty else frame.to_html(index=False, classes="wb-sweep", na_rep="—", border=0)
+        # Headers on one line and the table scrolling inside the panel, as the Results tab's does.
+        self.table.value = "" if frame.empty else SWEEP_STYLE + "<div class='wb-runs-box'>" + frame.to_html(
+            index=False, classes="wb-sweep", na_rep="—", border=0) + "</div>"
 
+
+SWEEP_STYLE = ("<style>.wb-runs-box{overflow-x:auto;max-width:100%}.wb-sweep{border-collapse:collapse;"
+               "font-size:0.85em}.wb-sweep th,.wb-sweep td{padding:2px 6px;white-space:nowrap;text-align:right}"
+               ".wb-sweep td:first-child,.wb-sweep th:first-child{text-align:left}</style>")
 
 #: The Sweep tab's columns: the Results tab's names and digits, fewer of them.
 SWEEP_COLUMNS = ["label", "backend", "hardware_class", "run_id", "latency_ms", "reference_ms", "speedup",

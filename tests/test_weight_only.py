@@ -159,3 +159,24 @@ def test_build_panel_shows_and_passes_the_weight_only_choices() -> None:
                                                   "weight_algorithm": "awq"}
     panel.precision.value = "int8"
     assert panel.options().recipe.options() == {} and panel.weights_box.layout.display == "none"
+
+
+def test_tune_screens_weight_only_after_the_cheaper_ones_and_searches_a_miss(vit: Path, tmp_path: Path) -> None:
+    """On a transformer weight-only joins the screen last; a 4-bit trial that does not pay is searched by
+    the weight-only recipes (int8 compute, mixed 4/8 bits), never by static INT8's. A CNN gets none."""
+    import onnx as onnx_
+
+    from workbench.workflows.tune import tune
+    from workbench.workflows.tune_runner import precisions_for
+
+    assert precisions_for("onnxruntime-cpu", onnx_.load(str(vit)))[-2:] == ["int8-weights", "int4-weights"]
+    assert not {"int8-weights", "int4-weights"} & set(precisions_for("onnxruntime-cpu", onnx_.load(
+        str(vit.parents[1] / "digits_cnn" / "model.onnx"))))
+    result = tune(vit, BuildOptions(batch=8, repeats=3, warmup=1), backends=["onnxruntime-cpu"],
+                  precisions=["int4-weights"], time_budget=25, pipeline=Pipeline(tmp_path / "ws"))
+    first = next(t for t in result.trials if t.run.spec.precision == "int4-weights")
+    assert first.recipe.name == "RTN" and first.description == "int4-weights, round-to-nearest"
+    searched = [t for t in result.trials if t.step == "recipe" and t is not first]
+    assert first.pays or searched, result.explain()
+    assert all(t.recipe.recipe.options_for("int4-weights") for t in searched)
+    assert all(t.run.spec.precision == "int4-weights" for t in result.trials if t.recipe.name != "fp32")

@@ -24,6 +24,12 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
    of the task metric, and kept greedily until the budget is met; then every kept group is split
    in halves that go back to INT8 while the budget still holds, so each node left in FP32 pays.
 
+3. **Weight-only** (``tune_weights``), after the cheaper screens, where the backend runs MatMulNBits
+   files and the model's matrix layers do a real share of its work: int8-weights and int4-weights by
+   round-to-nearest; one that does not pay tries int8 compute (ONNX Runtime's accuracy level 4), for
+   4 bits mixed 4/8 bits by ratio (the layers 4 bits hurt most in 8) and AWQ, then falls back layer by
+   layer to the backup precision (8 bits), ranked by the task metric as the node fall-back above.
+
 Calibration ranges and the quantization pre-pass are computed once per model and data and reused
 by every trial (``precision.calibration``). A time budget stops the search between trials.
 

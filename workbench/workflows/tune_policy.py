@@ -20,8 +20,9 @@ from typing import Protocol
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.recipe import Recipe
 from workbench.runs.run import Run
-from workbench.vocabulary import NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER, NATIVE_QUANTIZERS
+from workbench.vocabulary import NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER, NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_trials import NamedRecipe, Trial
+from workbench.workflows.tune_weights import kept_precision, weight_recipes
 
 #: Candidates are first measured in this many contiguous groups.
 GROUPS = 8
@@ -78,7 +79,7 @@ def compute_only(recipe: NamedRecipe) -> NamedRecipe:
 
 
 def _kind(recipe: NamedRecipe) -> str:
-    return "dynamic INT8" if recipe.precision == "int8-dynamic" else "static INT8"
+    return {"int8-dynamic": "dynamic INT8", "int8": "static INT8"}.get(recipe.precision, recipe.precision)
 
 
 #: The screen key of OpenVINO's own quantizer on its own model (``Backend.native_int8``).
@@ -101,6 +102,8 @@ SCREEN: dict[str, list[tuple[str, NamedRecipe]]] = {
              ("static INT8, MinMax, per-tensor", NamedRecipe("per-tensor", "int8", Recipe(per_channel=False)))],
     "int8-dynamic": [("dynamic INT8, per-channel", NamedRecipe("dynamic", "int8-dynamic"))],
     NATIVE: [(f"static INT8, {NATIVE_LABEL} (NNCF on OpenVINO's model)", NATIVE_RECIPE)],
+    **{precision: [(f"{precision}, round-to-nearest", NamedRecipe("RTN", precision))]
+       for precision in WEIGHT_PRECISIONS},
 }
 #: Per precision, variants of the plain trial screened beside it: a faster one raises the search's promise.
 ALTERNATIVES: dict[str, list[Callable[[NamedRecipe], NamedRecipe]]] = {"int8": [compute_only]}
@@ -220,9 +223,16 @@ def native_recipes(search: Search, native: Trial, tried: list[Trial]) -> Trial |
     return None
 
 
+def weight_only_recipes(search: Search, plain: Trial, tried: list[Trial]) -> Trial | None:
+    """A weight-only trial that does not pay: int8 compute, mixed 4/8 bits, AWQ (``tune_weights``); AWQ without
+    real calibration data is refused by the build and noted."""
+    return first_that_pays(search, weight_recipes(plain), plain, tried)
+
+
 #: Per screen key, the recipe search run from its plain trial when that misses the budget.
 RECIPES: dict[str, Callable[[Search, Trial, list[Trial]], Trial | None]] = {
-    "int8": static_recipes, "int8-dynamic": dynamic_recipes, NATIVE: native_recipes}
+    "int8": static_recipes, "int8-dynamic": dynamic_recipes, NATIVE: native_recipes,
+    **dict.fromkeys(WEIGHT_PRECISIONS, weight_only_recipes)}
 
 
 def refine(search: Search, plain: Trial) -> Trial | None:
@@ -249,14 +259,15 @@ def label_nodes(nodes: Sequence[str]) -> str:
 def rank_groups(search: Search, start: Trial) -> list[tuple[tuple[str, ...], Trial]] | None:
     """Each contiguous group of ``start``'s quantized nodes kept in FP32 alone, the helpful ones best first;
     None when time ran out before every group was measured."""
+    kept_in = kept_precision(start)
     candidates = [n for n in search.runner.quantized_nodes(start) if n not in start.kept_nodes]
     if not candidates:
-        search.note(f"{start.recipe.name}: no quantized node left to keep in FP32")
+        search.note(f"{start.recipe.name}: no quantized node left to keep in {kept_in}")
         return []
     size = -(-len(candidates) // min(GROUPS, len(candidates)))
     measured = []
     for group in (tuple(candidates[i:i + size]) for i in range(0, len(candidates), size)):
-        trial = search.trial("rank", f"{start.recipe.name}: keep {label_nodes(group)} in FP32", start.recipe,
+        trial = search.trial("rank", f"{start.recipe.name}: keep {label_nodes(group)} in {kept_in}", start.recipe,
                              start.kept + group)
         if trial is None:
             break
@@ -265,12 +276,13 @@ def rank_groups(search: Search, start: Trial) -> list[tuple[tuple[str, ...], Tri
         return None
     helpful = [(g, t) for g, t in measured if t.score.value > start.score.value]
     if not helpful:
-        search.note(f"{start.recipe.name}: no group of quantized nodes kept in FP32 improved {start.score.metric}")
+        search.note(f"{start.recipe.name}: no group of quantized nodes kept in {kept_in} improved {start.score.metric}")
     return sorted(helpful, key=lambda item: item[1].rank_key(), reverse=True)
 
 
 def fall_back(search: Search, start: Trial) -> Trial | None:
     """Keep the fewest quantized nodes in FP32 that bring ``start`` within the budget."""
+    kept_in = kept_precision(start)
     helpful = rank_groups(search, start)
     if not helpful:
         return None
@@ -280,19 +292,19 @@ def fall_back(search: Search, start: Trial) -> Trial | None:
         kept_groups.append(group)
         nodes = tuple(n for g in kept_groups for n in g)
         trial = alone if len(kept_groups) == 1 else search.trial(
-            "greedy", f"{start.recipe.name}: keep {len(nodes)} nodes in FP32", start.recipe, start.kept + nodes)
+            "greedy", f"{start.recipe.name}: keep {len(nodes)} nodes in {kept_in}", start.recipe, start.kept + nodes)
         if trial is None:
             return None
-        search.bought(current, trial, f"kept {label_nodes(group)} in FP32")
+        search.bought(current, trial, f"kept {label_nodes(group)} in {kept_in}")
         current = trial
         if trial.met:
             break
         if trial.speedup <= max(1.0, best_speedup(search.runner.trials)):
-            search.note(f"{start.recipe.name}: stopped keeping groups in FP32 at {trial.speedup:.2f}x, "
+            search.note(f"{start.recipe.name}: stopped keeping groups in {kept_in} at {trial.speedup:.2f}x, "
                         "no faster than FP32 or the best pass")
             return trial
     if not current.met:
-        search.note(f"{start.recipe.name}: even with every helpful group in FP32 the budget is missed")
+        search.note(f"{start.recipe.name}: even with every helpful group in {kept_in} the budget is missed")
         return current
     kept = tuple(n for g in kept_groups for n in g)
     for index, group in enumerate(reversed(kept_groups)):

@@ -22,10 +22,11 @@ from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
-from workbench.vocabulary import NATIVE_QUANTIZERS
+from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul, quantized_by_native
 from workbench.workflows.tune_policy import NATIVE
 from workbench.workflows.tune_trials import NamedRecipe, Trial
+from workbench.workflows.tune_weights import weight_candidates, weight_precisions
 
 if TYPE_CHECKING:
     from workbench.workflows.tune_confirm import Judging
@@ -52,7 +53,7 @@ def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
         found.append("int8")
     if instance.half_files:
         found.append("fp16")
-    return found
+    return found + weight_precisions(backend, model)  # after the cheaper screens: a weight-only file takes longer
 
 
 def _runs_by_hint(backend: Backend, precision: str) -> bool:
@@ -172,6 +173,8 @@ class TrialRunner:
     def quantized_nodes(self, trial: Trial) -> list[str]:
         """The nodes whose exclusion changes ``trial``'s file (those its quantizer touched), in ONNX names and
         graph order: only these can be kept in FP32."""
+        if trial.recipe.precision in WEIGHT_PRECISIONS:  # the matrix layers at the precision's bits
+            return weight_candidates(self.model_graph, trial)
         if trial.recipe.recipe.quantizer in NATIVE_QUANTIZERS:  # OpenVINO IR: its layers mapped to ONNX nodes
             return quantized_by_native(self.model_graph, trial.run.artifact)
         return changed_by_exclusion(*self._graphs(trial))

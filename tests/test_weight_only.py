@@ -137,7 +137,7 @@ def test_a_cnn_is_refused_in_one_sentence(resnet: Path, tmp_path: Path) -> None:
 
 
 def test_a_cnn_with_a_large_head_shrinks_but_is_told_it_will_not_speed_up(cnn: Path, tmp_path: Path) -> None:
-    """digits_cnn's first Gemm holds most of its weights but does 3% of its multiply-adds."""
+    """digits_cnn's first Gemm holds most of its weights but does 2.5% of its multiply-adds."""
     out = tmp_path / "cnn.onnx"
     notes = build_weight_only(cnn, out, "int8-weights")
     assert any("expect a smaller file, not a faster model" in note for note in notes), notes

@@ -16,7 +16,9 @@ from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.errors import DataError
 from workbench.runs.pipeline import Pipeline
-from workbench.runs.sweep import Cell, Sweep, accuracy_loss, run_sweep
+from workbench.runs.recommend import accuracy_loss, measurably_faster, pick
+from workbench.runs.run import Run
+from workbench.runs.sweep import Cell, Sweep
 from workbench.runs.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +45,13 @@ def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, cap
     out = json.loads(capsys.readouterr().out)
     assert [r["spec"]["precision"] for r in out["runs"]] == ["fp32", "fp16", "int8"]
     by_id = {r["run_id"]: r for r in out["runs"]}
+    # The shared rule: FP32 itself is never the pick, nor a variant slower than FP32 or within its noise
+    within = [Run.from_dict(r) for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5]
+    best = pick(within)
+    assert out["recommended"] == (best.run_id if best else None), out["reason"]
+    assert best is None or (measurably_faster(best) and best.spec.precision != "fp32")
+    assert best is not None or "keep FP32" in out["reason"]
+    assert {"latency_ms", "reference_latency_ms", "drift", "artifact", "spec"} <= set(by_id[out["runs"][0]["run_id"]])
     assert [r.run_id for r in Workspace().runs()] == list(by_id)  # all of them stored
     # FP32 itself is never the pick: its speed-up against FP32 is timing noise; nor is a variant no faster
     within = [r for r in out["runs"] if accuracy_loss(r["drift"])[0] <= 0.5 and r["spec"]["precision"] != "fp32"]
@@ -56,15 +65,14 @@ def test_sweep_json_lists_runs_and_a_recommendation_within_budget(cnn: Path, cap
 
 
 def test_without_labels_the_budget_is_judged_on_top1_agreement(cnn: Path) -> None:
-    result = run_sweep(str(cnn), BuildOptions(eval="random:64", batch=8, repeats=3), precisions=["int8", "fp16"],
-                       accuracy_budget=1.0)
+    result = Sweep(str(cnn), BuildOptions(eval="random:64", batch=8, repeats=3), precisions=["int8", "fp16"],
+                   accuracy_budget=1.0).run()
     assert {accuracy_loss(run.drift)[1] for run in result.runs} == {"top-1 agreement"}
     losses = {run.run_id: accuracy_loss(run.drift)[0] for run in result.runs}
-    if result.recommended is None:
-        assert "keep FP32" in result.reason or (
-            all(loss > 1.0 for loss in losses.values()) and "within 1 point of" in result.reason)
-    else:
-        assert losses[result.recommended.run_id] <= 1.0
+    within = [run for run in result.runs if losses[run.run_id] <= 1.0]
+    assert result.recommended is pick(within)
+    assert within or "within 1 point of" in result.reason
+    assert result.recommended is not None or "keep FP32" in result.reason
 
 
 def test_killed_sweep_resumes_with_only_the_missing_cells(cnn: Path, workspace: Path) -> None:

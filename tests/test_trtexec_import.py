@@ -88,15 +88,16 @@ def test_fp16_engine_converts_back_to_fp32_at_the_output():
 @pytest.mark.parametrize("stem", STEMS)
 def test_fused_names_map_to_onnx_nodes(stem):
     table = _imported(stem).layers
-    for row in table.itertuples():
-        if row.name.startswith("Reformatting CopyNode"):
-            continue
-        for node in row.onnx_nodes:
-            assert node in row.name
-            assert not node.endswith((".weight", ".bias")), row.name
-            assert "Unnamed Layer" not in node
-        if "Conv_" in row.name or "Gemm_" in row.name:
-            assert any(n.startswith(("Conv_", "Gemm_")) for n in row.onnx_nodes), row.name
+    layers = [row for row in table.itertuples() if not row.name.startswith("Reformatting CopyNode")]
+    mapped = [(row.name, node) for row in layers for node in row.onnx_nodes]
+    assert mapped, f"no layer of {stem} maps to an ONNX node"
+    for name, node in mapped:
+        assert node in name and "Unnamed Layer" not in node
+        assert not node.endswith((".weight", ".bias")), name
+    compute = [row for row in layers if "Conv_" in row.name or "Gemm_" in row.name]
+    assert compute, f"{stem} has no Conv or Gemm layer to check"
+    for row in compute:
+        assert any(n.startswith(("Conv_", "Gemm_")) for n in row.onnx_nodes), row.name
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 from workbench.privacy import engines_offline
+from workbench.version import __version__
 
-__version__ = "0.1.0"
 #: Before any engine is imported, by any face (CLI, app, lab kernel, Python API): nothing leaves the machine.
 TELEMETRY_OFF = engines_offline()
 

@@ -19,10 +19,6 @@ _BACKENDS: dict[str, type[Backend]] = {
 }
 
 
-def register_backend(backend: type[Backend]) -> None:
-    _BACKENDS[backend.name] = backend
-
-
 def backend_names() -> list[str]:
     return list(_BACKENDS)
 

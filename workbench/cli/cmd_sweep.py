@@ -12,8 +12,9 @@ from workbench.cli.runs_text import format_table
 from workbench.runs import format as fmt
 from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.recommend import accuracy_loss
 from workbench.runs.run import Run
-from workbench.runs.sweep import Sweep, SweepResult, accuracy_loss
+from workbench.runs.sweep import Sweep, SweepResult
 from workbench.tasks import task_score
 
 OPTIONS = BuildOptionsArgs(sweep=True)

@@ -13,10 +13,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from workbench import __version__
 from workbench.cli.json_stdout import json_only_stdout
 from workbench.errors import Cancelled, WorkbenchError
 from workbench.messages import library_message
+from workbench.version import __version__
 
 #: Command modules under workbench.cli; each exposes ``register(subparsers)``.
 COMMANDS = [

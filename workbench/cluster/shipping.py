@@ -156,6 +156,8 @@ def receive(payload: dict, workspace: Workspace, model: Path) -> tuple[Run, bool
         write_atomically(path, lambda tmp, data=data: tmp.write_bytes(data))
         tables[name] = str(path)
     run.artifact = str(folder / Path(run.artifact).name)
+    if run.quantized_from is not None:  # it travelled beside the artifact
+        run.quantized_from = str(folder / Path(run.quantized_from).name)
     run.model_path = str(model.absolute())
     run.tables = tables
     return run, False

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench import __version__
 from workbench.plots import drift_along_graph, latency_vs_drift, task_drift_column, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
 from workbench.runs.format import shown_table
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import read_table
+from workbench.version import __version__
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import pandas as pd
 
+from workbench.runs.recommend import accuracy_loss
 from workbench.runs.run import Run
 from workbench.runs.store import missing_files
-from workbench.runs.sweep import accuracy_loss
 from workbench.tasks import TaskScore, task_score
 from workbench.tasks.verdict_text import interval_cell, state_flag
 

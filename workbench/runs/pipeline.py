@@ -11,10 +11,12 @@ import dataclasses
 import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from workbench.backends.base import Backend
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
@@ -162,117 +164,173 @@ class Pipeline:
                                                      inputs.eval.digest))
         spec = dataclasses.replace(spec, **self.target)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
-        cached = self.workspace.load_run(spec.run_id)
-        # A run stored before runs recorded the graph their quantizer saw is rebuilt once, so every INT8 run has it.
-        recorded = cached is not None and (cached.quantized_from is not None or precision not in QUANTIZED)
-        if recorded and cached.artifact_exists and not force and task_score(cached.drift) is not None:
-            score = rejudge(cached.drift, choice.budget)
-            cached.drift["task"] = score.to_dict()
-            cached.measurement = {**cached.measurement, "budget": choice.budget}
+        cached = self._cached(spec, choice, force)
+        if cached is not None:
             progress.report("done", 1.0, "identical run found in the workspace")
             return cached
-
         check_batch_within_eval(batch, len(inputs.eval), inputs.eval.label)
         check_timing_fits(inputs.model.proto, timing_feed(inputs.eval, batch), batch,
                           engines=ENGINES + (backend.name != backend.baseline_backend))
         if choice.metric is not None:
             load_metric(choice.metric)  # runs the user's module: only now, after every other check passed
+        built = self._build(inputs, options, spec, backend, hint_note, choice, force, progress)
+        measured = _measure(inputs, options, spec, backend, built.artifact, choice, progress)
+        run = _record(inputs, options, spec, backend, built, measured)
+        self.workspace.save_run(run)
+        progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32 on {backend.name}")
+        return run
 
+    def _cached(self, spec: RunSpec, choice: TaskChoice, force: bool) -> Run | None:
+        """The stored run of this spec, re-judged by the budget asked now, unless it must be rebuilt."""
+        cached = self.workspace.load_run(spec.run_id)
+        # A run stored before runs recorded the graph their quantizer saw is rebuilt once, so every INT8 run has it.
+        recorded = cached is not None and (cached.quantized_from is not None or spec.precision not in QUANTIZED)
+        if not recorded or not cached.artifact_exists or force or task_score(cached.drift) is None:
+            return None
+        cached.drift["task"] = rejudge(cached.drift, choice.budget).to_dict()
+        cached.measurement = {**cached.measurement, "budget": choice.budget}
+        return cached
+
+    def _build(self, inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, hint_note: str | None,
+               choice: TaskChoice, force: bool, progress: Progress) -> _Built:
+        """The variant's file (pruned first where asked), built or reused from the workspace, and its notes."""
+        precision = options.precision
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
-        artifact = artifact_dir / artifact_name(precision, spec.quantizer)
-        notes: list[str] = [f"{role} data converted to the model's types ({data.cast_from})"
-                            for role, data in (("calibration", inputs.calib), ("evaluation", inputs.eval))
-                            if data is not None and data.cast_from]
-        tables: dict[str, str] = {}
-        source, gflops = inputs.model.path, inputs.info.flops / 1e9
+        built = _Built(artifact_dir / artifact_name(precision, spec.quantizer), inputs.info.flops / 1e9)
+        built.notes += [f"{role} data converted to the model's types ({data.cast_from})"
+                        for role, data in (("calibration", inputs.calib), ("evaluation", inputs.eval))
+                        if data is not None and data.cast_from]
+        source = inputs.model.path
         if spec.prune_key is not None:
             pruned = pruned_source(inputs, spec, self.workspace.pruned_dir(spec.prune_key),
                                    progress.slice(0.02, 0.15), reuse=not force)
-            notes += pruned.notes
-            source, gflops, tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
-        if hint_note:
-            notes.append(hint_note)
-        if precision in ("int8", "int8-dynamic") and backend.int8_accuracy_only:
-            notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
-        ignored = {k: v for k, v in options.recipe.options().items() if k not in options.recipe.options_for(precision)}
-        if ignored:
-            notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in ignored.items())} ignored: it does not "
-                         f"shape a {precision} file")
-        unrecorded = precision in QUANTIZED and not hint_note and not (artifact_dir / QUANTIZED_FROM).is_file()
-        if not artifact.is_file() or force or unrecorded:
+            built.notes += pruned.notes
+            source, built.gflops, built.tables[PRUNED_LAYERS] = pruned.path, pruned.gflops, str(pruned.layers_table)
+        built.notes += option_notes(options, backend, hint_note)
+        seen = artifact_dir / QUANTIZED_FROM
+        unrecorded = precision in QUANTIZED and not hint_note and not seen.is_file()
+        if not built.artifact.is_file() or force or unrecorded:
             # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
             backend.load(inputs.model.path).close()
-            built = build_variant(
-                source, artifact, "fp32" if hint_note else precision, options.recipe,
+            variant = build_variant(
+                source, built.artifact, "fp32" if hint_note else precision, options.recipe,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
-                cache_dir=self.workspace.root / CALIBRATION_DIR, keep_seen=artifact_dir / QUANTIZED_FROM,
+                cache_dir=self.workspace.root / CALIBRATION_DIR, keep_seen=seen,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval, task=choice.task,
                 weight_runtime=backend.weight_runtime, finish_fp8=backend.finish_fp8,
                 progress=progress.slice(0.15, 0.55),
             )
-            notes += [] if hint_note else built.notes
-            write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": notes})
+            built.notes += [] if hint_note else variant.notes
+            write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": built.notes})
         else:
-            notes.append("variant reused from the workspace cache")
+            built.notes.append("variant reused from the workspace cache")
         if inputs.eval.is_random:
-            notes.append("evaluated on RANDOM data: latency is meaningful, accuracy and drift are not")
+            built.notes.append("evaluated on RANDOM data: latency is meaningful, accuracy and drift are not")
+        built.quantized_from = seen if seen.is_file() else None
+        return built
 
-        timing = progress.slice(0.55, 0.8)
-        timing.report("time", 0.0, "loading engines")
-        with ExitStack() as stack:
-            feed = timing_feed(inputs.eval, batch)
-            engines, rss_mb = {}, {}
-            for name, path, runs_as in (("reference", inputs.model.path, "fp32"), ("variant", artifact, precision)):
-                engines[name], rss_mb[name] = loaded_with_rss(
-                    lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
-                    first_batch(feed))
-            if backend.name != backend.baseline_backend:
-                # FP32 on the device's default engine, timed in blocks alternating with the others' rounds
-                # (workbench.measure.latency): the cross-engine figure every backend's runs share.
-                engines["baseline"] = stack.enter_context(
-                    get_backend(backend.baseline_backend).load(inputs.model.path))
-            # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
-            notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
-            with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
-                rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
-                                     min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",))
-            latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
-            drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
-                                    progress.slice(0.8, 1.0))
-            notes += engines["variant"].execution_notes()
-            # An FP32 reference timed differently (e.g. without CUDA graphs) changes the speed-up: say so.
-            notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
-        notes += task_notes(drift) + [note for note in [load_note(load)] if note]
-        baseline = latency.get("baseline", latency["reference"])
-        run = Run(
-            run_id=spec.run_id,
-            spec=spec,
-            artifact=str(artifact),
-            model_path=str(inputs.model.path.absolute()),
-            latency_ms=latency["variant"].to_dict(),
-            reference_latency_ms=latency["reference"].to_dict(),
-            speedup=latency["reference"].median / latency["variant"].median,
-            speedup_spread=speedup_spread(rounds["reference"], rounds["variant"]),
-            baseline_latency_ms=baseline.to_dict(),
-            speedup_vs_baseline=baseline.median / latency["variant"].median,
-            baseline_backend=backend.baseline_backend,
-            drift=drift,
-            calib_source=inputs.calib.label if inputs.calib else None,
-            eval_source=inputs.eval.label,
-            notes=notes,
-            model_gflops=gflops,
-            tables=tables,
-            file_mb=file_megabytes(artifact),
-            reference_file_mb=file_megabytes(inputs.model.path),
-            engine_rss_mb=rss_mb["variant"],
-            reference_rss_mb=rss_mb["reference"],
-            environment={**environment(), "machine_load": load},
-            measurement={"warmup": options.warmup, "repeats": options.repeats, "budget": options.budget},
-            quantized_from=str(artifact_dir / QUANTIZED_FROM) if (artifact_dir / QUANTIZED_FROM).is_file() else None,
-        )
-        self.workspace.save_run(run)
-        progress.report("done", 1.0, f"{run.label}: {run.speedup:.2f}x vs FP32 on {backend.name}")
-        return run
+
+@dataclass
+class _Built:
+    """What building the variant left: its file, the graph its quantizer saw, its FLOPs, tables and notes."""
+
+    artifact: Path
+    gflops: float
+    quantized_from: Path | None = None
+    tables: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Measured:
+    """The timing rounds, their statistics, the drift and what loading each engine cost."""
+
+    rounds: dict
+    latency: dict[str, LatencyStats]
+    drift: dict
+    rss_mb: dict
+    load: dict
+    notes: list[str]
+
+
+def option_notes(options: BuildOptions, backend: Backend, hint_note: str | None) -> list[str]:
+    """What the run's notes say about choices this precision or backend treats specially."""
+    notes = [hint_note] if hint_note else []
+    if options.precision in QUANTIZED and backend.int8_accuracy_only:
+        notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
+    quant_options = options.recipe.options()
+    if quant_options and options.precision != "int8":
+        notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options.items())} ignored: "
+                     "it chooses static INT8 settings only")
+    return notes
+
+
+def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, artifact: Path,
+             choice: TaskChoice, progress: Progress) -> _Measured:
+    """FP32 and the variant (and the device's default engine's FP32 on another engine) timed in the same
+    rounds, then the variant judged against FP32 on the evaluation data."""
+    batch, precision = options.batch, options.precision
+    timing = progress.slice(0.55, 0.8)
+    timing.report("time", 0.0, "loading engines")
+    notes: list[str] = []
+    with ExitStack() as stack:
+        feed = timing_feed(inputs.eval, batch)
+        engines, rss_mb = {}, {}
+        for name, path, runs_as in (("reference", inputs.model.path, "fp32"), ("variant", artifact, precision)):
+            engines[name], rss_mb[name] = loaded_with_rss(
+                lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
+                first_batch(feed))
+        if backend.name != backend.baseline_backend:
+            # FP32 on the device's default engine, timed in blocks alternating with the others' rounds
+            # (workbench.measure.latency): the cross-engine figure every backend's runs share.
+            engines["baseline"] = stack.enter_context(get_backend(backend.baseline_backend).load(inputs.model.path))
+        # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
+        notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
+        with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
+            rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
+                                 min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",))
+        latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
+        drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
+                                progress.slice(0.8, 1.0))
+        notes += engines["variant"].execution_notes()
+        # An FP32 reference timed differently (e.g. without CUDA graphs) changes the speed-up: say so.
+        notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
+    return _Measured(rounds, latency, drift, rss_mb, load, notes)
+
+
+def _record(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, built: _Built,
+            measured: _Measured) -> Run:
+    """The run as stored: every figure once, from the measurement."""
+    latency, rounds = measured.latency, measured.rounds
+    baseline = latency.get("baseline", latency["reference"])
+    notes = built.notes + measured.notes + task_notes(measured.drift)
+    notes += [note for note in [load_note(measured.load)] if note]
+    return Run(
+        run_id=spec.run_id,
+        spec=spec,
+        artifact=str(built.artifact),
+        model_path=str(inputs.model.path.absolute()),
+        latency_ms=latency["variant"].to_dict(),
+        reference_latency_ms=latency["reference"].to_dict(),
+        speedup=latency["reference"].median / latency["variant"].median,
+        speedup_spread=speedup_spread(rounds["reference"], rounds["variant"]),
+        baseline_latency_ms=baseline.to_dict(),
+        speedup_vs_baseline=baseline.median / latency["variant"].median,
+        baseline_backend=backend.baseline_backend,
+        drift=measured.drift,
+        calib_source=inputs.calib.label if inputs.calib else None,
+        eval_source=inputs.eval.label,
+        notes=notes,
+        model_gflops=built.gflops,
+        tables=built.tables,
+        file_mb=file_megabytes(built.artifact),
+        reference_file_mb=file_megabytes(inputs.model.path),
+        engine_rss_mb=measured.rss_mb["variant"],
+        reference_rss_mb=measured.rss_mb["reference"],
+        environment={**environment(), "machine_load": measured.load},
+        measurement={"warmup": options.warmup, "repeats": options.repeats, "budget": options.budget},
+        quantized_from=str(built.quantized_from) if built.quantized_from else None,
+    )
 
 
 def task_notes(drift: dict) -> list[str]:

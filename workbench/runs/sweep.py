@@ -17,28 +17,11 @@ from workbench.progress import CancelToken, ProgressCallback
 from workbench.runs import format as fmt
 from workbench.runs.executor import Executor, LocalExecutor, Trial
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.recommend import accuracy_loss, is_the_reference, pick
 from workbench.runs.run import Run
 from workbench.tasks import rejudge, task_score
 from workbench.tasks.judge import metric_dict
 from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
-
-
-def accuracy_loss(drift: dict) -> tuple[float | None, str]:
-    """Points of accuracy lost against the FP32 reference, and on what basis.
-
-    With labels: reference accuracy minus variant accuracy. Without: the share of samples whose
-    top-1 class changed, which bounds the accuracy change and needs no labels.
-    """
-    accuracy, reference = drift.get("accuracy"), drift.get("reference_accuracy")
-    score = task_score(drift)
-    if score is not None and score.task != "classification" and ":" not in score.metric:
-        return (1.0 - score.value) * 100.0, score.metric.replace("_", " ")
-    if accuracy is not None and reference is not None:
-        return (reference - accuracy) * 100.0, "accuracy"
-    agreement = drift.get("top1_agreement")
-    if agreement is not None:
-        return (1.0 - agreement) * 100.0, "top-1 agreement"
-    return None, "none"
 
 
 @dataclass(frozen=True)
@@ -57,15 +40,6 @@ class Cell:
         return f"{name} on {self.backend}" if self.backend else name
 
 
-def is_the_reference(run: Run) -> bool:
-    """Unpruned FP32 with nothing kept on the baseline's backend: the reference itself, whose speed-up is 1
-    plus timing noise. FP32 on another backend is a real choice (another engine for the same file)."""
-    spec = run.spec
-    other_engine = run.speedup_vs_baseline is not None and spec.backend != run.baseline_backend
-    return (spec.precision == "fp32" and not (spec.prune_method and spec.prune_ratio) and not spec.exclude_nodes
-            and not other_engine)
-
-
 def judge_by_points(run: Run, points: float) -> None:
     """Re-judge ``run`` (in memory) by the sweep's budget in points, so the verdict a sweep's table shows
     (``ok >= 0.975``) is the one its pick obeys: accuracy with labels within ``points`` of FP32, any other
@@ -80,21 +54,18 @@ def judge_by_points(run: Run, points: float) -> None:
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
     """The fastest run within the budget that is measurably faster than FP32, by its speed-up against the shared
     baseline (FP32 on the device's default engine), so runs of different backends compare; the same FP32 model
-    on a faster engine is such a run. None ("keep FP32") where no variant within the budget pays."""
+    on a faster engine is such a run. None ("keep FP32") where no variant within the budget pays. The rule is
+    ``runs.recommend.pick``, the one ``workbench tune`` picks by."""
     within, unjudged = [], 0
     for run in runs:
         loss, _ = accuracy_loss(run.drift)
-        score = task_score(run.drift)
-        if score is not None and not score.met:
-            continue  # a variant that misses its task's budget is never recommended
         if loss is None:
             unjudged += 1
         elif loss <= budget_points + 1e-9:
             within.append(run)
     variants = [run for run in within if not is_the_reference(run)]
-    paying = [run for run in variants if run.measurably_faster]
-    if paying:
-        best = max(paying, key=lambda r: r.comparable_speedup)
+    best = pick(variants)
+    if best is not None:
         loss, basis = accuracy_loss(best.drift)
         return best, (f"fastest within {fmt.points_phrase(budget_points)} of FP32 {basis}: {best.spec.backend} "
                       f"{fmt.comparable_text(best)} at {loss:.2f} points lost")
@@ -109,7 +80,7 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
         return None, "no run finished"
     if unjudged == len(runs):
         return None, "no run has accuracy or top-1 agreement to judge the budget by"
-    return None, f"no variant stays within {fmt.points_phrase(budget_points)} of the FP32 reference"
+    return None, f"no variant stays within {fmt.points_phrase(budget_points)} of the FP32 reference: keep FP32"
 
 
 @dataclass
@@ -280,9 +251,3 @@ class Sweep:
             best, reason = recommend(runs, self.accuracy_budget)
         return best, reason, None, notes
 
-
-def run_sweep(model: str, base: BuildOptions | None = None, *, pipeline: Pipeline | None = None,
-              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-              executor: Executor | None = None, **grid) -> SweepResult:
-    """``Sweep(model, base, **grid).run(...)`` in one call, for scripts and notebooks."""
-    return Sweep(model, base or BuildOptions(), **grid).run(pipeline, progress, cancel, executor=executor)

@@ -7,7 +7,6 @@ set's outputs in memory.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -66,10 +65,6 @@ class TaskScore:
         from workbench.tasks.verdict_text import verdict_line
 
         return verdict_line(self)
-
-
-def finite_or_nan(value: float) -> float:
-    return float(value) if value is not None and math.isfinite(value) else float("nan")
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

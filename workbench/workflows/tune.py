@@ -51,6 +51,7 @@ from workbench.errors import WorkbenchError
 from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.recommend import keep_fp32_reason, measurably_faster, pick
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
@@ -73,7 +74,7 @@ def searchable_backends() -> list[str]:
 def closest_note(trials: Sequence[Trial]) -> str | None:
     """Where no trial qualifies, the measurably faster one nearest the budget, and for a classifier whether
     the classes it changed are those FP32 itself barely decides (then no reduced precision may keep them)."""
-    faster = [t for t in trials if t.speedup > 1.0 and not t.run.within_noise and not t.met and not t.score.broken]
+    faster = [t for t in trials if measurably_faster(t.run) and not t.met and not t.score.broken]
     if not faster:
         return None
     closest = max(faster, key=lambda t: (t.score.value, t.speedup))
@@ -192,12 +193,11 @@ def confirmed_pick(trials: Sequence[Trial], notes: list[str], judging: Judging, 
 def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:
     """The fastest trial that meets the budget and runs measurably faster than FP32; where none does, the
     notes say why and name the closest."""
-    passing = [t for t in trials if t.pays]
-    if passing:
-        return portable_if_as_fast(max(passing, key=lambda t: t.speedup), passing, notes)
-    met = [t for t in trials if t.met]
-    notes.append("no variant meets the budget and runs faster than FP32" if not met else
-                 "variants that meet the budget run no measurably faster than FP32 here")
+    best = pick([t.run for t in trials])
+    if best is not None:
+        passing = [t for t in trials if t.pays]
+        return portable_if_as_fast(next(t for t in trials if t.run is best), passing, notes)
+    notes.append(keep_fp32_reason([t.run for t in trials]))
     closest = closest_note(trials)
     if closest:
         notes.append(closest)

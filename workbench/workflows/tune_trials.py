@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from workbench.build_options import BuildOptions
 from workbench.recipe import Recipe
 from workbench.runs import format as fmt
+from workbench.runs.recommend import qualifies
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore, task_score
 from workbench.tasks.judge import metric_dict
@@ -69,7 +70,7 @@ class Trial:
     def pays(self) -> bool:
         """Meets the budget and runs measurably faster than FP32: a recipe search may stop here, and only
         such a trial is recommended (a 1.01x whose rounds scatter by more than 1% is no speed-up)."""
-        return self.met and self.speedup > 1.0 and not self.run.within_noise
+        return qualifies(self.run)
 
     @property
     def speedup(self) -> float:

@@ -1,4 +1,5 @@
-"""Small things that went wrong quietly: a nameless model, private files, float64 data taken for float32."""
+"""What a run is named after and what it writes: the model's folder as its name, files that follow the umask,
+and float64 calibration data kept as its own data (its own digest, its own reproduce command)."""
 
 from __future__ import annotations
 

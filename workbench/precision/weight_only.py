@@ -115,8 +115,8 @@ def _layer_notes(model: onnx.ModelProto, plan: LayerPlan, four: Sequence, eight:
     notes = [f"{len(four)} layers in 4 bits, {len(eight)} in 8 bits, {len(kept_fp32)} kept FP32"
              + (f": {', '.join(layer.name for layer in kept_fp32)}" if kept_fp32 else "")]
     if plan.embeddings:
-        notes.append(f"embeddings kept FP32 (both writers' quantized tables are unpacked at run time, so they save "
-                     f"file size only): {', '.join(plan.embeddings)}")
+        notes.append(f"embeddings kept FP32 (ONNX Runtime's writer quantizes tables to 4 bits only, NNCF's ONNX "
+                     f"writer breaks 4-bit tables): {', '.join(plan.embeddings)}")
     share = compute_share(model, [layer.name for layer in (*four, *eight)])
     if share is not None and share < SMALL_COMPUTE_SHARE:
         notes.append(f"the quantized layers do {share:.1%} of this model's multiply-adds (the rest is in other "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import sample
 from test_stability import digits
@@ -63,3 +64,19 @@ def test_a_pick_that_fails_confirmation_gives_way_to_the_next_fastest(tmp_path: 
         assert sweep.recommended.run_id == dynamic.run.run_id and sweep.to_dict()["confirm"]["samples"] == 200
     else:
         assert "keep FP32" in sweep.reason and not dynamic.run.measurably_faster
+
+
+def top3_agreement(reference, variant, labels) -> float:
+    ref, var = reference["logits"], variant["logits"]
+    return float(np.mean([set(np.argsort(-r)[:3]) == set(np.argsort(-v)[:3]) for r, v in zip(ref, var, strict=True)]))
+
+
+def test_a_users_metric_is_judged_on_all_the_data(tmp_path: Path):
+    """A user's metric keeps no per-sample figures: the search judges it on all the data, and says so."""
+    pipeline, model = Pipeline(tmp_path / "ws"), sample("digits_cnn")
+    base = BuildOptions(batch=8, repeats=3, metric=top3_agreement, budget=0.5, eval=digits("digits_cnn", 40, False))
+    base, judging = prepare(model, base, pipeline, exclude_unstable=True)
+    assert judging.confirm is None and len(judging.search) == 40 and not len(judging.excluded)
+    assert any(note.startswith("a custom metric is judged on all") for note in judging.notes)
+    run = pipeline.run(model, base.replace(precision="int8"))
+    assert judging.search_score(run.drift).value == run.drift["task"]["value"]

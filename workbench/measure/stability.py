@@ -106,11 +106,12 @@ def measure_stability(model: str, data: Dataset, batch: int, choice: TaskChoice 
                       engines: list[str] | None = None, progress: Progress | None = None) -> Stability:
     """FP32 on the default engine against FP32 on ``engines`` (default: every other here) and on perturbed inputs.
 
-    Judged without labels: what is measured is whether FP32's own outcome holds, not whether it is right.
+    Judged without labels, by the task's own metric (a user's metric keeps no per-sample outcomes): what is
+    measured is whether FP32's own outcome holds, not whether it is right.
     """
     progress = progress or Progress()
     choice = choice or TaskChoice()
-    unlabelled = TaskChoice(choice.task, choice.metric, None if choice.metric is None else choice.budget)
+    unlabelled = TaskChoice(choice.task)
     names = other_engines() if engines is None else engines
     ranges = {name: float(np.ptp(array)) for name, array in data.inputs.items()
               if np.issubdtype(array.dtype, np.floating)}

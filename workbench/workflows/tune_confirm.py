@@ -53,7 +53,12 @@ class Judging:
         return f"{count} FP32-unstable sample{'s' if count != 1 else ''} left out" if count else None
 
     def on(self, score: TaskScore, part: np.ndarray) -> TaskScore:
-        """``score`` judged on ``part`` of the data less the excluded samples, saying what it left out."""
+        """``score`` judged on ``part`` of the data less the excluded samples, saying what it left out.
+
+        All of the data is the run's own verdict: a user's metric, which keeps no per-sample figures, is
+        judged so."""
+        if len(self._kept(part)) == len(self.data) or "per_sample" not in score.details:
+            return score
         judged = score_on(score, self._kept(part))
         if self.left_out(part):
             judged.details["left_out"] = self.left_out(part)
@@ -142,6 +147,11 @@ def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, con
         notes.append(f"budget set at FP32's own stability: {options.budget:g} ({stability.text()})")
     elif stability is not None and (note := floor_note(stability, options, labelled)):
         notes.append(note)
+    if options.metric is not None and (confirm is True or exclude_unstable):
+        # A user's metric sees whole arrays: it keeps no per-sample figures to judge a part of the data by.
+        notes.append("a custom metric is judged on all the evaluation data: no confirmation split and no "
+                     "unstable samples left out (give --confirm DATA to confirm the pick on other data)")
+        confirm, exclude_unstable = (False if confirm is True else confirm), False
     everything = np.arange(len(data))
     search, confirm_part, confirm_data = everything, None, None
     if confirm is True:

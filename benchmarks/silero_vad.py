@@ -21,9 +21,9 @@ from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
 from workbench.errors import WorkbenchError
 from workbench.model.flops import has_nested_compute
-from workbench.model.flops_measured import measured_flops
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
+from workbench.profiles.flops_measured import measured_flops
 from workbench.runs.pipeline import Pipeline
 
 FILES = ("silero_vad.onnx", "silero_vad_16k_op15.onnx", "silero_vad_op18_ifless.onnx")

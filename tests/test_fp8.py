@@ -19,6 +19,7 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 from workbench.backends.fp8_support import fp8_refusal, parse_gpu_query
+from workbench.backends.gemm_float8 import MS_DOMAIN, rewrite_gemm_float8
 from workbench.backends.onnxruntime_cuda import OnnxruntimeCudaBackend
 from workbench.backends.registry import get_backend
 from workbench.backends.tensorrt_backend import TensorrtBackend
@@ -27,7 +28,6 @@ from workbench.data.loaders import load_data
 from workbench.errors import BuildError
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
-from workbench.precision.gemm_float8 import MS_DOMAIN, rewrite_gemm_float8
 from workbench.precision.variants import build_variant
 from workbench.runs.pipeline import Pipeline
 

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
 #: Lowest first; a module may import its own layer or any below it, never one above.
 LAYERS: list[set[str]] = [
-    {"workbench", "errors", "messages", "progress", "privacy", "vocabulary", "recipe", "build_options", "files",
-     "memory"},
+    {"workbench", "version", "errors", "messages", "progress", "privacy", "vocabulary", "recipe", "build_options",
+     "files", "memory", "scratch"},
     {"model"},
     {"data"},
     {"profiles"},
@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"measure"},
     {"precision", "pruning"},
     {"runs"},
-    {"workflows", "tuning", "cluster"},
+    {"workflows", "cluster"},
     {"plots", "samples", "glossary"},
     # The faces: the report is a page of runs for people, and its reproduce command is the CLI's own flags.
     {"cli", "ui", "report", "lab", "__main__", "examples"},

@@ -17,9 +17,9 @@ from workbench.runs.pipeline import Pipeline
 pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
 openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
 
+from workbench.profiles.openvino_profile import quantized_by_native  # noqa: E402
 from workbench.workflows.profile import profile_run  # noqa: E402
 from workbench.workflows.tune import tune  # noqa: E402
-from workbench.workflows.tune_graph import quantized_by_native  # noqa: E402
 
 OV_NATIVE = Recipe(quantizer="openvino-native")
 NATIVE = {"precision": "int8", "recipe": OV_NATIVE, "backend": "openvino", "batch": 8, "repeats": 3, "warmup": 1}

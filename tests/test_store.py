@@ -17,9 +17,9 @@ from workbench.build_options import BuildOptions
 from workbench.cli.main import main
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
-from workbench.runs.scratch import SCRATCH_MARKER, build_scratch
 from workbench.runs.store import MIGRATIONS, SCHEMA_VERSION, STORE_FILE, RunStore, missing_files
 from workbench.runs.workspace import SCRATCH_DIR, Workspace
+from workbench.scratch import SCRATCH_MARKER, build_scratch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_newer_schema_is_refused_clearly(workspace: Path) -> None:
 WRITER = """
 import dataclasses, json, sys, time
 from workbench.runs.run import Run
-from workbench.runs.scratch import SCRATCH_MARKER, build_scratch
+from workbench.scratch import SCRATCH_MARKER, build_scratch
 from workbench.runs.workspace import SCRATCH_DIR, Workspace
 root, tag, count, template = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 seed = Run.from_dict(json.load(open(template)))

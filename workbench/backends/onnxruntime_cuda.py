@@ -307,7 +307,7 @@ class OnnxruntimeCudaBackend(OnnxruntimeCpuBackend):
     def finish_fp8(self, path: Path, source: Path, probe: Dataset | None) -> list[str]:
         """Matrix products rewritten to GemmFloat8 (cuBLASLt FP8) where they fit and where ONNX Runtime then
         computes what the Q/DQ file does; the rest of the file stays a simulation (``gemm_float8``)."""
-        from workbench.precision.gemm_float8 import rewrite_gemm_float8
+        from workbench.backends.gemm_float8 import rewrite_gemm_float8
 
         simulated = super().finish_fp8(path, source, probe)
         model = onnx.load(str(path))

@@ -10,9 +10,9 @@ from workbench.cli.common import print_json
 from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
 from workbench.model.flops import has_nested_compute
-from workbench.model.flops_measured import measured_flops
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
+from workbench.profiles.flops_measured import measured_flops
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

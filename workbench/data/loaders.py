@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.data.batch_axes import AXES_KEY, declared_axes, guessed_axes
 from workbench.data.dataset import Dataset
 from workbench.data.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from workbench.data.npy_header import check_npy, check_npz
 from workbench.errors import DataError
 from workbench.memory.guard import check_input_fits
+from workbench.model.batch_axes import AXES_KEY, declared_axes, guessed_axes
 from workbench.model.inspect import TensorInfo
 
 LABELS_KEY = "labels"

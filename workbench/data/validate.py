@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from workbench.data.batch_axes import AXES_KEY, resolve_axes
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
+from workbench.model.batch_axes import AXES_KEY, resolve_axes
 from workbench.model.inspect import TensorInfo
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from workbench.data.batch_axes import guessed_axes
+from workbench.model.batch_axes import guessed_axes
 from workbench.model.flops import node_flops, parameter_count
 from workbench.model.loader import LoadedModel
 

@@ -26,7 +26,7 @@ from workbench.errors import BuildError, DataError
 from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
 from workbench.model.loader import model_digest
 from workbench.progress import Progress
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 
 _ORT_METHOD_NAMES = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
                      # FP8's scales: each tensor's spread against E4M3's (the only method ONNX Runtime has for it)

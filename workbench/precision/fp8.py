@@ -21,7 +21,7 @@ from workbench.precision.calibration import calibration_ranges
 from workbench.precision.int8 import COMPUTE_OP_TYPES, MAX_CALIB_SAMPLES, prepared_model
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 
 #: The first ONNX opset with FLOAT8E4M3FN QuantizeLinear/DequantizeLinear.
 FP8_OPSET = 19

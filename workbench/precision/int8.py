@@ -33,7 +33,7 @@ from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
 from workbench.recipe import Recipe
-from workbench.runs.scratch import child_env, temp_folder
+from workbench.scratch import child_env, temp_folder
 
 #: Past a few hundred representative samples ranges barely move, while calibration time keeps growing.
 MAX_CALIB_SAMPLES = 512

@@ -77,7 +77,7 @@ def quantize_accuracy_control(
 
 def reverted_nodes(src: Path, ir: Path) -> list[str]:
     """The ONNX nodes with weights (Conv/MatMul/Gemm) that the IR does not run on INT8 weights."""
-    from workbench.workflows.tune_graph import quantized_by_native
+    from workbench.profiles.openvino_profile import quantized_by_native
 
     model = onnx.load(str(src), load_external_data=False)
     weights = {init.name for init in model.graph.initializer}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workbench.errors import BuildError
 from workbench.messages import library_message
-from workbench.runs.scratch import child_env, temp_folder
+from workbench.scratch import child_env, temp_folder
 
 #: Keyword arguments that are ONNX Runtime enums, passed by member name.
 _ENUMS = {"quant_format": "QuantFormat", "activation_type": "QuantType", "weight_type": "QuantType",

@@ -31,7 +31,7 @@ from workbench.precision.quantizers import DEFAULT_QUANTIZER, NATIVE_AC_QUANTIZE
 from workbench.precision.weight_only import WEIGHT_PRECISIONS, build_weight_only, weight_choices
 from workbench.progress import Progress
 from workbench.recipe import Recipe
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 from workbench.vocabulary import PRECISIONS
 
 MAX_FALLBACKS = 40

@@ -235,3 +235,13 @@ def layer_table_from_counters(
             "flops": sum(counted) * batch if counted else float("nan"),
         })
     return make_layer_table(rows)
+
+
+def quantized_by_native(source: onnx.ModelProto, ir_path: str) -> list[str]:
+    """Nodes of the ONNX ``source`` whose layers the OpenVINO-native INT8 IR at ``ir_path`` quantized, in graph
+    order: what its node fall-back may keep in FP32 (OpenVINO names a split node's layers ``<node>/...``)."""
+    import openvino
+
+    layers = quantized_ir_nodes(openvino.Core().read_model(ir_path))
+    return [node.name for node in source.graph.node
+            if node.name and any(layer == node.name or layer.startswith(node.name + "/") for layer in layers)]

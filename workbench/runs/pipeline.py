@@ -42,9 +42,9 @@ from workbench.runs.environment import environment
 from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
 from workbench.runs.run import Run
-from workbench.runs.scratch import build_scratch
 from workbench.runs.spec import Digests, RunSpec
 from workbench.runs.workspace import CALIBRATION_DIR, Workspace
+from workbench.scratch import build_scratch
 from workbench.tasks import TaskChoice, rejudge, task_score
 from workbench.tasks.classification import margin_note
 from workbench.tasks.custom import load_metric

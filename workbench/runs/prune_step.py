@@ -22,8 +22,8 @@ from workbench.model.flops import node_flops
 from workbench.progress import Progress
 from workbench.pruning import prune, repair
 from workbench.runs.inputs import Inputs
-from workbench.runs.scratch import temp_folder
 from workbench.runs.spec import RunSpec
+from workbench.scratch import temp_folder
 
 #: The run table listing what pruning did to each layer.
 PRUNED_LAYERS = "pruned_layers"

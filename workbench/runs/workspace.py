@@ -19,8 +19,8 @@ from workbench.errors import WorkbenchError
 from workbench.progress import Progress
 from workbench.runs.build_lock import LOCK_FILE, hold
 from workbench.runs.run import Run
-from workbench.runs.scratch import is_scratch, scratch_is_live
 from workbench.runs.store import ARTIFACT_PARENTS, STORE_FILE, RunStore, artifact_folders
+from workbench.scratch import is_scratch, scratch_is_live
 
 DEFAULT_ROOT = "workbench-workspace"
 #: Folders younger than this are left alone by gc: a build in another process may be writing them.
@@ -29,7 +29,7 @@ GC_MIN_AGE_S = 3600.0
 _TEMP_PREFIXES = ("wb-variant-", ".tmp-")
 #: Under the root: every temporary file of a build (the workbench's and its libraries'), so renames
 #: stay on one file system and gc finds what a killed build left. A name no person would choose for
-#: their own files: gc removes only what a build marked there (``runs.scratch.SCRATCH_MARKER``).
+#: their own files: gc removes only what a build marked there (``scratch.SCRATCH_MARKER``).
 SCRATCH_DIR = ".workbench-tmp"
 #: Written into a workspace folder the workbench created: only such a folder, an empty one, or one
 #: that already holds a store or artifacts is taken as a workspace.

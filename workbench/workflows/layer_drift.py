@@ -44,7 +44,7 @@ from workbench.precision.int8 import preprocess_for_quantization
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import DataSource, Pipeline, sibling_data
 from workbench.runs.run import Run
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 
 DRIFT_COLUMNS = [
     "order", "tensor", "node", "op_type",

@@ -41,7 +41,7 @@ from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline, sibling_data, timing_feed
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import LAYERS, load_run_table, save_run_table
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 
 #: Timing-only evaluation inputs when a model comes without eval data.
 RANDOM_EVAL = "random:16"

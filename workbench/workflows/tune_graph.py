@@ -90,15 +90,3 @@ def has_weight_matmul(model: onnx.ModelProto) -> bool:
     weights = {init.name for init in model.graph.initializer}
     weights |= {out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
     return any(n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input) for n in model.graph.node)
-
-
-def quantized_by_native(source: onnx.ModelProto, ir_path: str) -> list[str]:
-    """Nodes of the ONNX ``source`` whose layers the OpenVINO-native INT8 IR at ``ir_path`` quantized, in graph
-    order: what its node fall-back may keep in FP32 (OpenVINO names a split node's layers ``<node>/...``)."""
-    import openvino
-
-    from workbench.profiles.openvino_profile import quantized_ir_nodes
-
-    layers = quantized_ir_nodes(openvino.Core().read_model(ir_path))
-    return [node.name for node in source.graph.node
-            if node.name and any(layer == node.name or layer.startswith(node.name + "/") for layer in layers)]

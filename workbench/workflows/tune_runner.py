@@ -17,13 +17,14 @@ from workbench.backends.base import Backend
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
-from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul, quantized_by_native
+from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_policy import NATIVE
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import weight_candidates, weight_precisions

@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench.model.flops import shape_flops
 from workbench.profiles.ort_profile import KERNEL_SUFFIX
-from workbench.runs.scratch import temp_folder
+from workbench.scratch import temp_folder
 
 
 def _dims(type_shapes: list[dict]) -> list[list[int]]:

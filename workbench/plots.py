@@ -228,7 +228,7 @@ def drift_along_graph(drift: pd.DataFrame, title: str | None = None) -> go.Figur
         xaxis={"title": "layer (ONNX node), in graph order" + (f"; one name in {step}, hover for all" if step > 1
                                                                   else ""),
                "tickmode": "array", "tickvals": list(ticks["order"]),
-               "ticktext": unique_labels(list(ticks["node"]), width=28), "tickangle": -45, "automargin": True},
+               "ticktext": unique_labels(list(ticks["node"]), width=28), "tickangle": 45, "automargin": True},
         yaxis={"title": {"text": "SQNR vs FP32 (dB, higher: better)", "standoff": 8}, "automargin": True},
         legend_title="error",
         margin={"b": 40, "t": 70, "l": 90},

@@ -106,6 +106,9 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
                                        calibrate_method=ort_calibration_method(method),
                                        providers=["CPUExecutionProvider"], extra_options=options)
         calibrator.infer_session = _arena_free_session(calibrator.augmented_model_path)
+        skipped: set[str] = set()
+        if method == "distribution":
+            calibrator.collector = _skipping_collector(calibrator, skipped)
         batch = _calibration_batch(calibrator, calib, histogram)
         total = -(-len(calib) // batch)
         try:
@@ -113,16 +116,56 @@ def calibration_ranges(prepared: Path, calib: Dataset, method: str, cache_dir: P
                 progress.report("calibrate", index / total, f"calibration batch {index + 1}/{total} ({method})")
                 calibrator.collect_data(feed_reader([feed]))
             ranges = calibrator.compute_data()
-        except ValueError as exc:  # numpy's histogram refuses a range too narrow for its bins (seen on MiniLM)
+        except ValueError as exc:  # numpy cannot bin a range too narrow, or too wide for float32 (seen on MiniLM)
             if "bins" not in str(exc):
                 raise
-            raise BuildError(f"{method} calibration could not bin a tensor whose values span almost no range "
-                             f"({exc}); calibrate with --calib-method minmax instead.") from exc
+            raise BuildError(f"{method} calibration could not bin a tensor whose values span a range too narrow "
+                             f"or too wide for its histogram ({exc}).",
+                             "Calibrate INT8 with --calib-method minmax instead.") from exc
         del calibrator
     tmp_path = path.with_suffix(".tmp")
     save_tensors_data(ranges, tmp_path)
+    if skipped:
+        _skipped_path(path).write_text(json.dumps(sorted(skipped)))
     tmp_path.replace(path)
     return path, [f"calibration ({method}) streamed over {len(calib)} samples in batches of {batch}"]
+
+
+def unbinnable_tensors(ranges: Path) -> list[str]:
+    """The tensors Distribution calibration left out of ``ranges`` because numpy could not bin them."""
+    skipped = _skipped_path(ranges)
+    return json.loads(skipped.read_text()) if skipped.is_file() else []
+
+
+def _skipped_path(ranges: Path) -> Path:
+    return ranges.with_name(ranges.name.replace("ranges-", "unbinnable-", 1))
+
+
+def _skipping_collector(calibrator: Any, skipped: set[str]) -> Any:
+    """ONNX Runtime's histogram collector, one tensor at a time, leaving out (into ``skipped``) a tensor
+    numpy cannot bin into 2048 finite-sized bins, which otherwise fails the whole model: a range too
+    narrow to split, or one wider than float32 holds, such as a transformer's attention mask added as
+    float32's lowest value (-3.4e38) at the padded positions. Such a tensor has no spread an E4M3
+    scale could fit, so FP8 keeps the convolutions and matrix products it touches in FP32."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    class SkippingCollector(HistogramCollector):
+        def collect_value(self, name_to_arr: dict) -> None:
+            for name, arr in name_to_arr.items():
+                if name in skipped:
+                    continue
+                try:
+                    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the failure caught below
+                        super().collect_value({name: arr})
+                except ValueError as exc:
+                    if "bins" not in str(exc):
+                        raise
+                    skipped.add(name)
+                    self.histogram_dict.pop(name, None)
+
+    return SkippingCollector(method=calibrator.method, symmetric=getattr(calibrator, "symmetric", False),
+                             num_bins=calibrator.num_bins, num_quantized_bins=calibrator.num_quantized_bins,
+                             percentile=calibrator.percentile, scenario=calibrator.scenario)
 
 
 def _arena_free_session(path: str) -> Any:

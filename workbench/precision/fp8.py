@@ -17,7 +17,7 @@ import onnx
 
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError
-from workbench.precision.calibration import calibration_ranges
+from workbench.precision.calibration import calibration_ranges, unbinnable_tensors
 from workbench.precision.int8 import COMPUTE_OP_TYPES, MAX_CALIB_SAMPLES, prepared_model
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
@@ -41,11 +41,19 @@ def quantize_fp8(src: Path, dst: Path, calib: Dataset, *, exclude_nodes: list[st
         notes += prep_notes
         ranges, range_notes = calibration_ranges(prepared, calib, "distribution", cache, progress=progress)
         notes += range_notes
+        unbinnable = unbinnable_tensors(ranges)
+        unbinned = _nodes_touching(prepared, set(unbinnable))
+        if unbinnable:
+            notes.append(f"left out of FP8 calibration: {len(unbinnable)} tensors whose range is too narrow or too "
+                         "wide for a histogram (such as an attention mask at float32's lowest value), so no E4M3 "
+                         "scale fits them; " + (f"kept in FP32 the nodes they touch: {_listed(unbinned)}" if unbinned
+                                     else "no quantized node reads or writes them"))
+        exclude_nodes = list(dict.fromkeys([*(exclude_nodes or []), *unbinned]))
         warned = run_quantizer(
             "quantize_static", model_input=str(prepared), model_output=str(dst), calibration_data_reader=None,
             quant_format="QDQ", per_channel=False, activation_type="QFLOAT8E4M3FN", weight_type="QFLOAT8E4M3FN",
             calibrate_method="Distribution", op_types_to_quantize=list(COMPUTE_OP_TYPES),
-            nodes_to_exclude=exclude_nodes or [], calibration_providers=["CPUExecutionProvider"],
+            nodes_to_exclude=exclude_nodes, calibration_providers=["CPUExecutionProvider"],
             calibration_cache_path=str(ranges),
         )
     # ONNX Runtime upgrades the opset to 19 for FP8 and warns that it did: that is the point, not news.
@@ -62,3 +70,17 @@ def quantize_fp8(src: Path, dst: Path, calib: Dataset, *, exclude_nodes: list[st
                  "samples, ONNX Runtime's Distribution calibration, the one it has for FP8)"
                  + (f"; kept in FP32: {', '.join(exclude_nodes)}" if exclude_nodes else ""))
     return notes
+
+
+def _nodes_touching(model_path: Path, tensors: set[str]) -> list[str]:
+    """The convolutions and matrix products that read or write one of ``tensors``: ONNX Runtime's quantizer
+    needs a scale for each tensor around a node it quantizes, so these stay in FP32."""
+    if not tensors:
+        return []
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return [node.name for node in graph.node if node.op_type in COMPUTE_OP_TYPES
+            and tensors.intersection([*node.input, *node.output])]
+
+
+def _listed(names: list[str], most: int = 6) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,32 @@ def resnet(args: argparse.Namespace, report: dict[str, Any]) -> None:
                                           provider)]
 
 
+def cpu_placed(path: Path, provider: str) -> dict[str, int]:
+    """The op types ONNX Runtime places on the CPU when ``path`` loads on ``provider``, from its verbose node
+    placement log: where there are any, CUDA graphs are refused, so they say what keeps a model launch-bound."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.log_severity_level = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        log_file = Path(tmp) / "stderr.txt"
+        saved = os.dup(2)
+        with log_file.open("w") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                ort.InferenceSession(str(path), session_options, providers=[provider])
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+        placed, on_cpu = Counter(), False
+        for line in log_file.read_text(errors="replace").splitlines():
+            if "placed on [" in line:
+                on_cpu = "placed on [CPUExecutionProvider]" in line and "All nodes" not in line
+            elif on_cpu and (node := re.search(r"\]\s+(\w+) \(", line)):
+                placed[node.group(1)] += 1
+    return dict(placed.most_common())
+
+
 # ---------------------------------------------------------------- transformer encoder
 
 
@@ -229,6 +256,9 @@ def encoder(args: argparse.Namespace, report: dict[str, Any]) -> None:
             rows.append(workbench_run(model, precision, batch, args.backend, data, work / "workspace", args.repeats))
             log(f"{precision} b{batch}: {rows[-1].get('median_ms', rows[-1].get('error'))}")
     report["rows"] = rows
+    provider = "CPUExecutionProvider" if args.smoke else "CUDAExecutionProvider"
+    artifacts = {row["engine"]: row["artifact"] for row in rows if "artifact" in row}
+    report["cpu_placed"] = {engine: cpu_placed(Path(path), provider) for engine, path in artifacts.items()}
 
 
 # ---------------------------------------------------------------- report
@@ -253,6 +283,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"- {profile['options']}: {profile['cudnn_frontend_lines']} cudnn_frontend lines on load; "
                       f"unfused elementwise nodes {profile['unfused_elementwise']}; "
                       f"convolutions {profile['convolutions']}"]
+    for engine, placed in report.get("cpu_placed", {}).items():
+        lines += ["", f"- {engine}: nodes ONNX Runtime places on the CPU {placed or 'none'}"]
     notes = sorted({note for row in report.get("rows", []) for note in row.get("notes", [])})
     lines += ["", "Run notes:", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import onnx
 
 from workbench.errors import DataError
+from workbench.model.op_types import QDQ_OP_TYPES
 
 #: Options every session gets unless the user sets them.
 BASE_OPTIONS: dict[str, str] = {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC"}
 _HALF_TYPES = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
 _TRUE = ("1", "true")
 
 
@@ -43,7 +43,7 @@ def file_compute(model: onnx.ModelProto) -> str:
     """What the file computes in: "half" (FP16/BF16 weights), "quantized" (Q/DQ pairs) or "fp32"."""
     if any(init.data_type in _HALF_TYPES for init in model.graph.initializer):
         return "half"
-    if any(node.op_type in _QDQ for node in model.graph.node):
+    if any(node.op_type in QDQ_OP_TYPES for node in model.graph.node):
         return "quantized"
     return "fp32"
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from workbench.cli.common import add_workspace_option
 from workbench.runs.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("delete", help="delete runs and their artifacts")
     parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids or unique prefixes")
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.set_defaults(func=handle)
 
 

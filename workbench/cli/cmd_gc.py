@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from workbench.cli.common import add_workspace_option
 from workbench.progress import Progress, ProgressEvent
 from workbench.runs.workspace import GC_MIN_AGE_S, Workspace
 
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--caches", action="store_true",
                         help="also remove the caches, which only cost time to rebuild: OpenVINO's compiled models "
                         "and the calibration ranges every INT8 build and tune trial reuses")
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.set_defaults(func=handle)
 
 

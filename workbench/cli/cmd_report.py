@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from workbench.cli.common import add_workspace_option
 from workbench.cli.run_selection import select_runs
 from workbench.errors import WorkbenchError
 from workbench.report.html import write_report
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csv", help="also write the runs table as CSV")
     parser.add_argument("--parquet", help="also write the runs table as Parquet")
     parser.add_argument("--title", default="Workbench report")
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.set_defaults(func=handle)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli.common import print_json
+from workbench.cli.common import add_workspace_option, print_json
 from workbench.cli.run_selection import select_runs
 from workbench.cli.runs_text import format_table
 from workbench.runs.frame import runs_frame
@@ -15,7 +15,7 @@ from workbench.runs.workspace import Workspace
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("runs", help="list the runs in the workspace")
     parser.add_argument("--model", help="only runs of this model (its name, or the path of its .onnx)")
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON list of run objects")
     parser.set_defaults(func=handle)
 

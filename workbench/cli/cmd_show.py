@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from workbench.cli.cmd_run import format_run
-from workbench.cli.common import print_json
+from workbench.cli.common import add_workspace_option, print_json
 from workbench.report.reproduce import reproduce_command
 from workbench.runs.store import missing_files
 from workbench.runs.workspace import Workspace
@@ -14,7 +14,7 @@ from workbench.runs.workspace import Workspace
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="print one run (an id or a unique prefix of one)")
     parser.add_argument("run_id")
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.add_argument("--json", action="store_true", help="print the run object as JSON")
     parser.set_defaults(func=handle)
 

@@ -13,9 +13,14 @@ from workbench.cli import json_stdout
 from workbench.progress import ProgressCallback, ProgressEvent
 
 
+def add_workspace_option(parser: argparse.ArgumentParser) -> None:
+    """Where runs are kept: the one declaration every command that reads or writes runs shares."""
+    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """Where runs are kept and how results are printed: shared by every command that builds."""
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
+    add_workspace_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 

@@ -24,6 +24,7 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.model.flops import has_nested_compute
 from workbench.model.loader import model_digest
+from workbench.model.op_types import COMPUTE_OP_TYPES
 from workbench.precision.calibration import (
     DEFAULT_PERCENTILE,
     calibration_ranges,
@@ -42,8 +43,6 @@ ORT_ACTIVATION_TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 
 #: Ops quantized by the dynamic variant: the MatMul family, where weight-only INT8 pays off.
 #: Conv is left out on purpose: ONNX Runtime's ConvInteger is slower than FP32 Conv on CPUs.
-#: What ``ops="compute"`` quantizes: the layers INT8 kernels speed up, nothing between them.
-COMPUTE_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 DYNAMIC_OP_TYPES = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization", "LSTM"]
 
 

@@ -19,6 +19,7 @@ from workbench.build_options import CALIBRATED_PRECISIONS
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.files import write_atomically
+from workbench.model.op_types import QDQ_OP_TYPES
 from workbench.precision.fallback import blame
 from workbench.precision.fp8 import quantize_fp8
 from workbench.precision.half import convert_half
@@ -37,7 +38,6 @@ from workbench.vocabulary import PRECISIONS
 MAX_FALLBACKS = 40
 #: Rebuilds of an INT8 model the backend refuses: per-tensor, then a few blamed nodes kept in FP32.
 MAX_INT8_RETRIES = 6
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 #: Returns None when the backend loads the file, else its error text.
 LoadCheck = Callable[[Path], "str | None"]
@@ -213,12 +213,12 @@ def quantized_origin(model_path: Path, node_name: str | None) -> list[str]:
     node = by_name.get(node_name)
     if node is None:
         return []
-    if node.op_type not in _QDQ:
+    if node.op_type not in QDQ_OP_TYPES:
         return [node_name.removesuffix("_quant")]
     found, frontier = [], list(node.output)
     while frontier:
         for user in consumers.get(frontier.pop(), []):
-            if user.op_type in _QDQ:
+            if user.op_type in QDQ_OP_TYPES:
                 frontier += list(user.output)
             elif user.name not in found:
                 found.append(user.name)

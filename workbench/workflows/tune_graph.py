@@ -10,10 +10,10 @@ from collections import defaultdict
 
 import onnx
 
+from workbench.model.op_types import COMPUTE_OP_TYPES, QDQ_OP_TYPES
+
 #: Op types whose INT8 error is often out of proportion to their cost.
 FRAGILE_OP_TYPES = ("Softmax", "LayerNormalization", "Gelu", "Erf", "Sigmoid", "Exp")
-COMPUTE_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -56,7 +56,7 @@ def fragile_nodes(model: onnx.ModelProto, task: str | None) -> dict[str, list[st
         reasons["first conv"] = [first]
     depth = compute_depth_to_output(graph)
     if task == "detection":
-        head = [n.name for n in graph.node if n.name and depth.get(n.name, 99) <= 2 and n.op_type not in _QDQ]
+        head = [n.name for n in graph.node if n.name and depth.get(n.name, 99) <= 2 and n.op_type not in QDQ_OP_TYPES]
         if head:
             reasons["the last layers before the detection decode"] = head
     else:
@@ -75,7 +75,7 @@ def changed_by_exclusion(prepared: onnx.ModelProto, built: onnx.ModelProto) -> l
     built_by_name = {node.name: node for node in built.graph.node}
     changed = []
     for node in prepared.graph.node:
-        if not node.name or node.op_type in _QDQ:
+        if not node.name or node.op_type in QDQ_OP_TYPES:
             continue
         twin = built_by_name.get(node.name)
         replaced = twin is None or twin.op_type != node.op_type

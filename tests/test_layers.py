@@ -106,3 +106,13 @@ def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     source.write_text("def f():\n    from workbench.runs import pipeline\n    return pipeline\n")
     known = module_names()
     assert imported(source, known) == {"workbench.runs", "workbench.runs.pipeline"}
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    """The developer guide's limit, read from the source like the imports above."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert long == []

@@ -139,6 +139,16 @@ def channel_prune(
 
     _apply(plan, kept, progress)
 
+    report, pruned_nodes = _report(model, plan, ratio, layers_before, params_before)
+    _record_targets(model, plan, kept, pruned_nodes)
+    progress.report("prune", 1.0, report.summary)
+    return report
+
+
+def _report(model: onnx.ModelProto, plan: ChannelPlan, ratio: float, layers_before: dict, params_before: int,
+            ) -> tuple[PruneReport, set[int]]:
+    """What pruning did, layer by layer, and why each layer left whole was; with the ids of the nodes slimmed."""
+    index = plan.index
     report = PruneReport("channel", ratio)
     pruned_nodes: set[int] = set()
     for node_id, (layer, (cin, cout, params), zeros_before) in layers_before.items():
@@ -184,9 +194,7 @@ def channel_prune(
         f"channel: {len(report.layers)} layers slimmed, {len(report.skipped)} left whole; "
         f"{removed:.0%} fewer parameters; dense kernels get smaller, so it runs faster on every backend."
     )
-    _record_targets(model, plan, kept, pruned_nodes)
-    progress.report("prune", 1.0, report.summary)
-    return report
+    return report, pruned_nodes
 
 
 def _apply(plan: ChannelPlan, kept: dict[int, np.ndarray], progress: Progress) -> None:

@@ -103,22 +103,7 @@ class BuildPanel:
         self.image_layout = W.Dropdown(options=["NCHW", "NHWC"], description="Layout", **wide_layout())
         self.preprocess_box = W.VBox([self.image_size, self.image_scale, self.image_mean, self.image_std,
                                       self.image_layout])
-        self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method",
-                                       **wide_layout())
-        self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
-                                    **wide_layout())
-        # Weight-only choices (the Recipe's weight options), shown for int8-weights and int4-weights.
-        self.block_size = W.Dropdown(options=[16, 32, 64, 128, 256], value=Recipe.block_size,
-                                     description="Block size", **wide_layout())
-        self.weight_algorithm = W.Dropdown(options=list(WEIGHT_ALGORITHMS), value=Recipe.weight_algorithm,
-                                           description="Algorithm", **wide_layout())
-        self.int4_ratio = W.FloatSlider(value=Recipe.int4_ratio, min=0.1, max=1.0, step=0.05,
-                                        description="Share in 4 bits", **wide_layout())
-        self.keep_last = W.Checkbox(value=Recipe.keep_last, description="Keep the last layer", indent=False)
-        self.backup = W.Dropdown(options=list(WEIGHT_BACKUPS), value=Recipe.backup, description="Kept layers in",
-                                 **wide_layout())
-        self.weights_box = W.VBox([self.block_size, self.weight_algorithm, self.int4_ratio, self.keep_last,
-                                   self.backup])
+        self._recipe_widgets()
         self.eval_path = W.Text(placeholder="blank: eval.npz beside the model", description="Evaluation data",
                                 tooltip="Blank: eval.npz beside the model; or a path, or random (timing only)",
                                 **wide_layout())
@@ -139,17 +124,7 @@ class BuildPanel:
                                             **wide_layout())
         self.tune_button = W.Button(description="Find the fastest variant within the budget", icon="search",
                                     layout=W.Layout(width="320px"))
-        self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
-        self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
-        self.build_button = W.Button(description="Build", button_style="primary", icon="play")
-        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
-        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
-                                   layout=W.Layout(width="460px"))
-        self.step = W.Label("Idle.")
-        self.status = W.HTML()
-        self.log = W.HTML(layout=W.Layout(width="460px"))
-        self._log_lines: list[str] = []
-        self._last_step = ""
+        self._action_widgets()
 
         self.prune_method.observe(lambda _: self._show_prune_note(), names="value")
         self.calib_source.observe(lambda _: self._show_calib_fields(), names="value")
@@ -174,6 +149,39 @@ class BuildPanel:
             W.HBox([self.build_button, self.cancel_button]),
             W.HBox([self.tune_button, self.time_budget]), self.bar, self.step, self.status, self.log,
         ])
+
+    def _recipe_widgets(self) -> None:
+        """The Recipe's fields: calibration method, quantizer, and the weight-only options."""
+        self.calib_method = W.Dropdown(options=list(CALIBRATION_METHODS), description="Calibration method",
+                                       **wide_layout())
+        self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
+                                    **wide_layout())
+        # Weight-only choices (the Recipe's weight options), shown for int8-weights and int4-weights.
+        self.block_size = W.Dropdown(options=[16, 32, 64, 128, 256], value=Recipe.block_size,
+                                     description="Block size", **wide_layout())
+        self.weight_algorithm = W.Dropdown(options=list(WEIGHT_ALGORITHMS), value=Recipe.weight_algorithm,
+                                           description="Algorithm", **wide_layout())
+        self.int4_ratio = W.FloatSlider(value=Recipe.int4_ratio, min=0.1, max=1.0, step=0.05,
+                                        description="Share in 4 bits", **wide_layout())
+        self.keep_last = W.Checkbox(value=Recipe.keep_last, description="Keep the last layer", indent=False)
+        self.backup = W.Dropdown(options=list(WEIGHT_BACKUPS), value=Recipe.backup, description="Kept layers in",
+                                 **wide_layout())
+        self.weights_box = W.VBox([self.block_size, self.weight_algorithm, self.int4_ratio, self.keep_last,
+                                   self.backup])
+
+    def _action_widgets(self) -> None:
+        """What runs after the build, the buttons, and the progress the controller reports."""
+        self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
+        self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
+        self.build_button = W.Button(description="Build", button_style="primary", icon="play")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
+                                   layout=W.Layout(width="460px"))
+        self.step = W.Label("Idle.")
+        self.status = W.HTML()
+        self.log = W.HTML(layout=W.Layout(width="460px"))
+        self._log_lines: list[str] = []
+        self._last_step = ""
 
     def _prune_method(self) -> str | None:
         return None if self.prune_method.value == NO_PRUNING else self.prune_method.value

@@ -1,5 +1,6 @@
 """The one topological sort: ONNX graphs rewritten by a converter or cut for analysis need their
-nodes put back in an order where every tensor is produced before it is read."""
+nodes put back in an order where every tensor is produced before it is read; and the one map of
+which nodes read each tensor."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def topological_order(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto] |
             if waiting[reader] == 0:
                 ready.append(reader)
     return [nodes[i] for i in order] if len(order) == len(nodes) else None
+
+
+def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Every tensor name with the nodes that read it, in graph order."""
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users

@@ -19,6 +19,7 @@ from workbench.build_options import CALIBRATED_PRECISIONS
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
 from workbench.files import write_atomically
+from workbench.model.graph_order import consumers
 from workbench.model.op_types import QDQ_OP_TYPES
 from workbench.precision.fallback import blame
 from workbench.precision.fp8 import quantize_fp8
@@ -206,10 +207,7 @@ def quantized_origin(model_path: Path, node_name: str | None) -> list[str]:
         return []
     graph = onnx.load(str(model_path), load_external_data=False).graph
     by_name = {node.name: node for node in graph.node}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    users = consumers(graph)
     node = by_name.get(node_name)
     if node is None:
         return []
@@ -217,7 +215,7 @@ def quantized_origin(model_path: Path, node_name: str | None) -> list[str]:
         return [node_name.removesuffix("_quant")]
     found, frontier = [], list(node.output)
     while frontier:
-        for user in consumers.get(frontier.pop(), []):
+        for user in users.get(frontier.pop(), []):
             if user.op_type in QDQ_OP_TYPES:
                 frontier += list(user.output)
             elif user.name not in found:

@@ -38,7 +38,7 @@ from onnx import helper, numpy_helper
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
 from workbench.memory.system import available_bytes, fits_text, per_sample_bytes
-from workbench.model.graph_order import topological_order
+from workbench.model.graph_order import consumers, topological_order
 from workbench.precision.calibration import feed_reader
 from workbench.precision.int8 import preprocess_for_quantization
 from workbench.progress import CancelToken, Progress, ProgressCallback
@@ -343,10 +343,7 @@ def _targets(variant: onnx.ModelProto) -> list[_Target]:
 
     graph = variant.graph
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    users = consumers(graph)
     targets = []
     for index, node in enumerate(graph.node):
         if node.op_type in _SKIP_OPS:
@@ -356,9 +353,9 @@ def _targets(variant: onnx.ModelProto) -> list[_Target]:
                 continue
             reference = output.removesuffix(QUANT_INPUT_SUFFIX)
             target = _Target(index, node, output, reference, output)
-            quant = next((n for n in consumers.get(output, []) if n.op_type == "QuantizeLinear"), None)
+            quant = next((n for n in users.get(output, []) if n.op_type == "QuantizeLinear"), None)
             if quant is not None and quant.input[1] in constants and len(quant.input) > 2:
-                dequant = next((n for n in consumers.get(quant.output[0], []) if n.op_type == "DequantizeLinear"),
+                dequant = next((n for n in users.get(quant.output[0], []) if n.op_type == "DequantizeLinear"),
                                None)
                 if dequant is not None:
                     target.observed = dequant.output[0]

@@ -6,27 +6,18 @@ Node names are those of the model the quantizer saw (the cached quantization pre
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import onnx
 
+from workbench.model.graph_order import consumers
 from workbench.model.op_types import COMPUTE_OP_TYPES, QDQ_OP_TYPES
 
 #: Op types whose INT8 error is often out of proportion to their cost.
 FRAGILE_OP_TYPES = ("Softmax", "LayerNormalization", "Gelu", "Erf", "Sigmoid", "Exp")
 
 
-def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    users: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            users[name].append(node)
-    return users
-
-
 def compute_depth_to_output(graph: onnx.GraphProto) -> dict[str, int]:
     """For each node, the fewest compute layers (Conv, Gemm, MatMul) between it and a graph output, itself included."""
-    users = _consumers(graph)
+    users = consumers(graph)
     outputs = {o.name for o in graph.output}
     depth: dict[str, int] = {}
     for node in reversed(list(graph.node)):  # graphs are stored in topological order

@@ -41,7 +41,8 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
         "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
         "--repeats", "7", "--exclude", "a", "--exclude", "b", "--task", "raw",
         "--metric", "m:f", "--budget", "0.9", "--quant-option", "activations=s8", "--quant-option", "symmetric=true",
-        "--quant-option", "percentile=99.9", "--quant-option", "ops=compute", "--quant-option", "block_size=32",
+        "--quant-option", "percentile=99.9", "--quant-option", "ops=compute",
+        "--quant-option", "reduce_range=true", "--quant-option", "block_size=32",
         "--quant-option", "weight_symmetric=true", "--quant-option", "weight_algorithm=awq",
         "--quant-option", "accuracy_level=4", "--quant-option", "keep_last=false", "--quant-option", "int4_ratio=0.8",
         "--quant-option", "backup=fp32", "--quant-option", "weight_writer=nncf",
@@ -58,16 +59,16 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
     assert control.quantizer == "openvino-accuracy-control" and control.max_drop == 0.02
     assert changed.recipe.exclude_nodes == ("a", "b") and dict(changed.backend_options) == {"threads": "2"}
     assert changed.recipe.options_for("int8") == {"activations": "s8", "symmetric": True, "percentile": 99.9,
-                                                  "ops": "compute"}
+                                                  "ops": "compute", "reduce_range": True}
     assert changed.recipe.options_for("int4-weights") == {
         "block_size": 32, "weight_symmetric": True, "weight_algorithm": "awq", "accuracy_level": 4,
         "keep_last": False, "int4_ratio": 0.8, "backup": "fp32", "weight_writer": "nncf"}
 
 
 def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> None:
-    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops", "max_drop", "block_size",
-                                  "weight_symmetric", "weight_algorithm", "accuracy_level", "keep_last", "int4_ratio",
-                                  "backup", "weight_writer"}
+    assert set(QUANT_OPTIONS) == {"activations", "symmetric", "percentile", "ops", "reduce_range", "max_drop",
+                                  "block_size", "weight_symmetric", "weight_algorithm", "accuracy_level", "keep_last",
+                                  "int4_ratio", "backup", "weight_writer"}
     with pytest.raises(DataError, match="Unknown quantization option 'bits'"):
         Recipe().with_options({"bits": "4"})
     with pytest.raises(DataError, match="activations='u16' is not one of u8, s8"):

@@ -72,6 +72,7 @@ def test_every_option_reproduces_the_same_run_id(cnn: Path, tmp_path: Path, metr
         pipeline.run(cnn, BuildOptions(
             "int8", prune_method="channel", prune_ratio=0.25, recipe=Recipe(
                 calib_method="percentile", percentile=99.9, activations="s8", symmetric=True, ops="compute",
+                reduce_range=True,
                 exclude_nodes=(conv,)), backend_options={"threads": "1"}, task="classification",
             metric="my_metric:agreement", budget=0.5, **quick)),
         pipeline.run(cnn, BuildOptions("int8-dynamic", prune_method="magnitude", prune_ratio=0.5, repair=False,
@@ -91,4 +92,4 @@ def test_every_option_reproduces_the_same_run_id(cnn: Path, tmp_path: Path, metr
         assert json.loads(done.stdout)["run_id"] == run.run_id, command
     first = shlex.split(reproduce_command(runs[0]))
     assert {"--metric", "--exclude", "--backend-option", "--prune-method", "--calib-method"} <= set(first)
-    assert first.count("--quant-option") == 4
+    assert first.count("--quant-option") == 5

@@ -236,6 +236,7 @@ def quantize_int8_static(
             per_channel=per_channel,
             activation_type=ORT_ACTIVATION_TYPES[activations],
             weight_type="QInt8",
+            reduce_range=recipe.reduce_range,
             calibrate_method=ort_calibration_method(method).name,
             nodes_to_exclude=exclude_nodes,
             op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
@@ -251,6 +252,7 @@ def quantize_int8_static(
         f"static INT8 Q/DQ: {activations.upper()} activations ({'symmetric' if symmetric else 'asymmetric'}), "
         f"S8 weights, {'per-channel' if per_channel else 'per-tensor'}, {shown} calibration on {calib.label} "
         f"({len(calib)} samples)" + ("; convolutions and matrix products only" if ops == "compute" else "")
+        + ("; 7-bit weights (reduce_range)" if recipe.reduce_range else "")
     )
     if exclude_nodes:
         notes.append(f"kept in FP32: {', '.join(exclude_nodes)}"

@@ -135,7 +135,8 @@ class BuildPanel:
             self.tune_button.on_click(lambda _: self._tune_clicked(on_tune))
         self.cancel_button.on_click(lambda _: on_cancel())
         self.calib_box = W.VBox([self.calib_source, self.calib_path, self.calib_count, self.preprocess_box,
-                                 with_help(self.calib_method, "minmax", "entropy", "percentile"), self.quantizer])
+                                 with_help(self.calib_method, "minmax", "entropy", "percentile"), self.quantizer,
+                                 self.reduce_range])
         self._show_calib_fields()
         self.widget = W.VBox([
             heading_html_widget("Target"), self.backend, self.backend_details, self.backend_note,
@@ -156,6 +157,8 @@ class BuildPanel:
                                        **wide_layout())
         self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
                                     **wide_layout())
+        self.reduce_range = W.Checkbox(value=Recipe.reduce_range, indent=False,
+                                       description="7-bit weights (CPUs without VNNI)")
         # Weight-only choices (the Recipe's weight options), shown for int8-weights and int4-weights.
         self.block_size = W.Dropdown(options=[16, 32, 64, 128, 256], value=Recipe.block_size,
                                      description="Block size", **wide_layout())
@@ -218,7 +221,8 @@ class BuildPanel:
     def _recipe(self) -> Recipe:
         """INT8's quantizer and calibration, or the weight-only choices: each precision's own fields."""
         if self.precision.value not in WEIGHT_PRECISIONS:
-            return Recipe(quantizer=self.quantizer.value, calib_method=self.calib_method.value)
+            return Recipe(quantizer=self.quantizer.value, calib_method=self.calib_method.value,
+                          reduce_range=self.reduce_range.value)
         ratio = self.int4_ratio.value if self.precision.value == "int4-weights" else Recipe.int4_ratio
         return Recipe(block_size=self.block_size.value, weight_algorithm=self.weight_algorithm.value,
                       int4_ratio=round(ratio, 4), keep_last=self.keep_last.value, backup=self.backup.value)

@@ -103,6 +103,8 @@ def test_a_quant_option_for_another_precision_is_checked_and_said_ignored(cnn: P
     assert "Unknown quantization option 'foo'" in capsys.readouterr().err
     run = Pipeline().run(cnn, BuildOptions("fp16", batch=4, repeats=2, recipe=Recipe(ops="compute")))
     assert any("ops=compute ignored: it does not shape a fp16 file" in note for note in run.notes)
+    shaped = Pipeline().run(cnn, BuildOptions("int8", batch=4, repeats=2, recipe=Recipe(ops="compute")))
+    assert not any("ignored" in note for note in shaped.notes)
 
 
 def test_an_all_nan_variant_is_an_infinite_error_without_a_numpy_warning() -> None:

@@ -38,6 +38,11 @@ print(json.dumps({"codes": codes, "seen": seen, "openvino": statuses["openvino"]
 """
 
 
+#: The variables by which ONNX Runtime 1.32 recognises a CI machine and sends nothing (read from its library).
+CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL",
+                "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER")
+
+
 def _home_files(home: Path) -> list[str]:
     return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
 
@@ -48,7 +53,7 @@ def test_a_build_a_tune_and_the_backend_list_stay_on_the_machine(tmp_path: Path,
     pytest.importorskip("openvino")
     home = tmp_path / "home"
     home.mkdir()
-    env = {name: value for name, value in cli_env.items() if name not in ("ORT_DISABLE_TELEMETRY", "CI")}
+    env = {name: value for name, value in cli_env.items() if name not in ("ORT_DISABLE_TELEMETRY", *CI_VARIABLES)}
     env.update(HOME=str(home), PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-c", _SCRIPT, str(cnn)], env=env, capture_output=True, text=True,
                           timeout=600, cwd=tmp_path)
@@ -66,8 +71,10 @@ def test_opting_back_in_leaves_the_engines_to_their_defaults(tmp_path: Path) -> 
     script = ("import workbench, onnxruntime, sys\n"
               "onnxruntime.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n")
     model = REPO / "sample_models" / "digits_cnn" / "model.onnx"
-    env = {**{k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}, "HOME": str(home),
-           "PYTHONPATH": str(REPO)}
+    # ONNX Runtime stays quiet by itself on a CI machine (it reads these variables), so they are left out
+    # here: the check is that the workbench's switch, not the machine, decides.
+    quiet = {"ORT_DISABLE_TELEMETRY", *CI_VARIABLES}
+    env = {**{k: v for k, v in os.environ.items() if k not in quiet}, "HOME": str(home), "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-c", script, str(model)], env=env, check=True, timeout=120)
     assert _home_files(home) == []
     subprocess.run([sys.executable, "-c", script, str(model)], env={**env, "WORKBENCH_TELEMETRY": "on"},

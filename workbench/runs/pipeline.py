@@ -258,10 +258,11 @@ def option_notes(options: BuildOptions, backend: Backend, hint_note: str | None)
     notes = [hint_note] if hint_note else []
     if options.precision in QUANTIZED and backend.int8_accuracy_only:
         notes.append(f"INT8 on {backend.name} measures accuracy, not speed: {backend.int8_accuracy_only}")
-    quant_options = options.recipe.options()
-    if quant_options and options.precision != "int8":
-        notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in quant_options.items())} ignored: "
-                     "it chooses static INT8 settings only")
+    shaping = options.recipe.options_for(options.precision)
+    unused = {k: v for k, v in options.recipe.options().items() if k not in shaping}
+    if unused:
+        notes.append(f"--quant-option {', '.join(f'{k}={v}' for k, v in unused.items())} ignored: "
+                     f"it does not shape a {options.precision} file")
     return notes
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def test_a_metric_module_runs_only_when_the_build_starts(
         f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
         "def agree(reference, variant, labels):\n    return 1.0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_metric", raising=False)  # imported by this test, gone after it
     args = ["run", str(cnn), "--precision", "fp16", "--repeats", "2", "--metric", "my_metric:agree", "--budget", "0.5"]
     assert main([*args, "--eval", str(tmp_path / "missing.npz")]) == 2
     assert "No data at" in capsys.readouterr().err and not marker.exists()

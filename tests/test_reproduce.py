@@ -55,11 +55,12 @@ def test_to_args_is_the_inverse_of_parse() -> None:
 def metric_module(tmp_path: Path) -> Path:
     folder = tmp_path / "metrics"
     folder.mkdir()
-    (folder / "my_metric.py").write_text(METRIC)
+    (folder / "reproduce_metric.py").write_text(METRIC)
+    sys.modules.pop("reproduce_metric", None)  # a module of that name imported earlier would stand in for it
     sys.path.insert(0, str(folder))
     yield folder
     sys.path.remove(str(folder))
-    sys.modules.pop("my_metric", None)
+    sys.modules.pop("reproduce_metric", None)
 
 
 def test_every_option_reproduces_the_same_run_id(cnn: Path, tmp_path: Path, metric_module: Path) -> None:
@@ -74,7 +75,7 @@ def test_every_option_reproduces_the_same_run_id(cnn: Path, tmp_path: Path, metr
                 calib_method="percentile", percentile=99.9, activations="s8", symmetric=True, ops="compute",
                 reduce_range=True,
                 exclude_nodes=(conv,)), backend_options={"threads": "1"}, task="classification",
-            metric="my_metric:agreement", budget=0.5, **quick)),
+            metric="reproduce_metric:agreement", budget=0.5, **quick)),
         pipeline.run(cnn, BuildOptions("int8-dynamic", prune_method="magnitude", prune_ratio=0.5, repair=False,
                                        recipe=Recipe(per_channel=False), eval="random:16", task="raw", budget=0.9,
                                        **quick)),

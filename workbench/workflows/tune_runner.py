@@ -17,6 +17,7 @@ from workbench.backends.base import Backend
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.messages import library_message
 from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe
@@ -119,6 +120,9 @@ class TrialRunner:
             raise
         except WorkbenchError as exc:
             self.notes.append(f"{backend}: FP32 baseline failed: {exc}")
+            return None
+        except Exception as exc:  # the engine refused the unchanged model on this data: its own words, whole
+            self.notes.append(f"{backend}: FP32 baseline failed: {library_message(exc)}")
             return None
         self.task = self.task or task_score(run.drift).task
         return run

@@ -14,6 +14,7 @@ import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -50,6 +51,23 @@ def calibration_items(model: onnx.ModelProto, calib: Dataset) -> list[dict[str, 
     return list(_samples(calib, fixed_batch))
 
 
+def quantize_options(transformer: bool, target: QuantTarget, subset_size: int, ignored: list[str]) -> dict[str, Any]:
+    """``nncf.quantize``'s settings, the same for the portable Q/DQ file and OpenVINO's own model: the preset by
+    model type (transformer: SmoothQuant, mixed preset), fast bias correction, the nodes kept as ignored scope."""
+    import nncf
+
+    options: dict[str, Any] = {
+        "preset": nncf.QuantizationPreset.MIXED if transformer else nncf.QuantizationPreset.PERFORMANCE,
+        "target_device": nncf.TargetDevice.CPU if target == "x86" else nncf.TargetDevice.ANY,
+        "subset_size": subset_size,
+        "fast_bias_correction": True,
+        "ignored_scope": nncf.IgnoredScope(names=ignored),
+    }
+    if transformer:
+        options["model_type"] = nncf.ModelType.TRANSFORMER
+    return options
+
+
 def quantize_int8_nncf(
     src: Path,
     dst: Path,
@@ -75,15 +93,7 @@ def quantize_int8_nncf(
         raise BuildError(f"Nodes to keep in FP32 are not in the model: {', '.join(missing[:5])}.",
                          "Use node names as `workbench inspect` or the layer table shows them.")
     progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
-    options = {
-        "preset": nncf.QuantizationPreset.MIXED if transformer else nncf.QuantizationPreset.PERFORMANCE,
-        "target_device": nncf.TargetDevice.CPU if target == "x86" else nncf.TargetDevice.ANY,
-        "subset_size": len(items),
-        "fast_bias_correction": True,
-        "ignored_scope": nncf.IgnoredScope(names=list(exclude_nodes or [])),
-    }
-    if transformer:
-        options["model_type"] = nncf.ModelType.TRANSFORMER
+    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []))
     try:
         # NNCF draws progress bars on stdout, which must stay clean for `--json`.
         with contextlib.redirect_stdout(io.StringIO()):

@@ -23,7 +23,7 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
-from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer
+from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.progress import Progress
 
@@ -65,15 +65,7 @@ def quantize_openvino_native(
     ignored = openvino_names(ov_model, list(exclude_nodes or []))
     items = calibration_items(proto, calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model, calibration on {len(items)} inferences")
-    options: dict[str, Any] = {
-        "preset": nncf.QuantizationPreset.MIXED if transformer else nncf.QuantizationPreset.PERFORMANCE,
-        "target_device": nncf.TargetDevice.CPU if target == "x86" else nncf.TargetDevice.ANY,
-        "subset_size": len(items),
-        "fast_bias_correction": True,
-        "ignored_scope": nncf.IgnoredScope(names=ignored),
-    }
-    if transformer:
-        options["model_type"] = nncf.ModelType.TRANSFORMER
+    options = quantize_options(transformer, target, len(items), ignored)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars would spoil `--json`
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), **options)

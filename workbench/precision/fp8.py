@@ -18,7 +18,7 @@ import onnx
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError
 from workbench.precision.calibration import calibration_ranges, unbinnable_tensors
-from workbench.precision.int8 import COMPUTE_OP_TYPES, MAX_CALIB_SAMPLES, prepared_model
+from workbench.precision.int8 import COMPUTE_OP_TYPES, capped_calibration, prepared_model
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
 from workbench.scratch import temp_folder
@@ -31,10 +31,7 @@ def quantize_fp8(src: Path, dst: Path, calib: Dataset, *, exclude_nodes: list[st
                  cache_dir: Path | None = None, progress: Progress | None = None) -> list[str]:
     """Write the E4M3 Q/DQ model of ``src`` to ``dst``, calibrated on ``calib``; returns notes."""
     progress = progress or Progress()
-    notes = []
-    if len(calib) > MAX_CALIB_SAMPLES:
-        notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples")
-        calib = calib.take(MAX_CALIB_SAMPLES)
+    calib, notes = capped_calibration(calib)
     with temp_folder("wb-fp8-") as tmp:
         cache = cache_dir or Path(tmp)
         prepared, prep_notes = prepared_model(src, cache)

@@ -181,6 +181,14 @@ def prepared_model(src: Path, cache_dir: Path) -> tuple[Path, list[str]]:
     return prepared, notes
 
 
+def capped_calibration(calib: Dataset) -> tuple[Dataset, list[str]]:
+    """The calibration set cut to ``MAX_CALIB_SAMPLES`` (more samples barely move the ranges and cost memory),
+    with the note that says so when it was cut."""
+    if len(calib) <= MAX_CALIB_SAMPLES:
+        return calib, []
+    return calib.take(MAX_CALIB_SAMPLES), [f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples"]
+
+
 def quantize_int8_static(
     src: Path,
     dst: Path,
@@ -207,10 +215,7 @@ def quantize_int8_static(
     recipe = recipe or Recipe()
     method, per_channel, percentile, ops = recipe.calib_method, recipe.per_channel, recipe.percentile, recipe.ops
     exclude_nodes = list(recipe.exclude_nodes)
-    notes = []
-    if len(calib) > MAX_CALIB_SAMPLES:
-        notes.append(f"calibrated on the first {MAX_CALIB_SAMPLES} of {len(calib)} samples")
-        calib = calib.take(MAX_CALIB_SAMPLES)
+    calib, notes = capped_calibration(calib)
     with temp_folder("wb-quant-") as tmp:
         cache = cache_dir or Path(tmp)
         if per_channel:

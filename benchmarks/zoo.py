@@ -30,10 +30,14 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo_data
@@ -236,15 +240,7 @@ def _minilm_l3(out: Path) -> tuple[str, dict]:
         dims = [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
         model.graph.output.append(helper.make_tensor_value_info(renames[o.name], o.type.tensor_type.elem_type, dims))
     onnx.save(model, out / "model.onnx")
-    tokenizer = _tokenizer()
-    tokenizer.enable_truncation(64)
-    tokenizer.enable_padding(length=64)
-    for split in ("calib", "eval"):
-        enc = tokenizer.encode_batch(zoo_data.sentences(split))
-        np.savez(out / f"{split}.npz", input_ids=np.array([e.ids for e in enc], np.int64),
-                 attention_mask=np.array([e.attention_mask for e in enc], np.int64))
-    return "embedding", {"attention_mask": "attention_mask", "token_embeddings": "token_embeddings",
-                         "sentence_embedding": "sentence_embedding", "pooling": "mean", "seq_len": 64}
+    return _sentence_sets(out, _tokenizer())
 
 
 def _mpnet_folder() -> Path:
@@ -277,7 +273,12 @@ def _mpnet_base(out: Path) -> tuple[str, dict]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     _run([sys.executable, str(REPO / "scripts" / "export_hf_encoder.py"), str(folder), str(out / "model.onnx")],
          "exporting all-mpnet-base-v2", env)
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return _sentence_sets(out, Tokenizer.from_file(str(folder / "tokenizer.json")))
+
+
+def _sentence_sets(out: Path, tokenizer: Tokenizer) -> tuple[str, dict]:
+    """The written sentences' calibration and evaluation halves, tokenized to 64 tokens, and a sentence
+    encoder's task metadata (mean pooling over the real tokens)."""
     tokenizer.enable_truncation(64)
     tokenizer.enable_padding(length=64)
     for split in ("calib", "eval"):

@@ -7,7 +7,10 @@ The end-to-end searches on real models are in test_tune.py; these pin down the p
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import pytest
 
@@ -16,6 +19,7 @@ from workbench.runs.spec import RunSpec
 from workbench.tasks.base import TaskScore
 from workbench.workflows import tune_policy
 from workbench.workflows.tune import search_missed
+from workbench.workflows.tune_batch import in_turn, side_by_side
 from workbench.workflows.tune_policy import ALTERNATIVES, Search, refine, screen
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 
@@ -58,6 +62,8 @@ class ScriptedRunner:
 
     def baseline(self, backend: str) -> Run | None:
         return None
+
+    together = staticmethod(in_turn)
 
     def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
               kept: Sequence[str] = ()) -> Trial | None:
@@ -109,6 +115,36 @@ def test_a_calibration_recipe_that_pays_ends_the_recipe_search() -> None:
     found = refine(_search(runner), _plain(runner))
     assert found is not None and found.recipe.recipe.calib_method == "percentile"
     assert [name for name, _ in runner.asked] == ["default", "compute ops only", "percentile calibration"]
+
+
+def test_side_by_side_the_ladder_reaches_the_pick_it_reaches_in_turn() -> None:
+    """Over several nodes every calibration recipe starts at once; the answers are read in order, so the pick
+    is the first that pays, as in turn, though the recipes after it ran too."""
+    def script(recipe: NamedRecipe, kept: frozenset) -> tuple[float, float]:
+        return 1.5, 0.9 if recipe.recipe.calib_method in ("percentile", "entropy") else 0.5
+
+    picks = []
+    for together in (in_turn, lambda jobs, enough=None: side_by_side(jobs, enough, width=4)):
+        runner = ScriptedRunner(script)
+        runner.together = together
+        found = refine(_search(runner), _plain(runner))
+        assert found is not None
+        picks.append((found.recipe.name, [name for name, _ in runner.asked]))
+    assert picks[0] == ("percentile calibration", ["default", "compute ops only", "percentile calibration"])
+    assert picks[1][0] == "percentile calibration"
+
+
+def test_side_by_side_runs_its_jobs_at_once_and_answers_in_their_order() -> None:
+    """Three jobs that each wait for the other two finish only if they run at the same time."""
+    meeting = threading.Barrier(3, timeout=30)
+
+    def job(answer: int) -> int:
+        meeting.wait()
+        time.sleep(0.01 * (3 - answer))  # the last job ends first: the answers still come in the jobs' order
+        return answer
+
+    assert side_by_side([partial(job, i) for i in range(3)], None, width=3) == [0, 1, 2]
+    assert in_turn([partial(int, i) for i in range(5)], enough=lambda answer: answer == 2) == [0, 1, 2]
 
 
 def test_fall_back_keeps_only_the_nodes_that_are_needed() -> None:

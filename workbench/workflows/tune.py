@@ -62,6 +62,7 @@ from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
 
 if TYPE_CHECKING:
     from workbench.cluster.ray_executor import RayExecutor
+    from workbench.workflows.tune_runner import TrialPool
 
 DEFAULT_TIME_BUDGET = 600.0
 
@@ -128,6 +129,7 @@ def tune(
     confirm: DataSource | bool = True,
     budget_stable: bool = False,
     exclude_unstable: bool = False,
+    pool: TrialPool | None = None,
 ) -> TuneResult:
     """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
@@ -137,7 +139,8 @@ def tune(
     data 50/50, a data source confirms on it, False does not confirm). ``budget_stable`` sets the
     budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict.
     With a cluster ``executor`` of one hardware class the whole search runs on a node of that class
-    (``RayExecutor.run_tune`` tunes several classes at once).
+    (``RayExecutor.run_tune`` tunes several classes at once); on that node a ``pool`` of the class's nodes runs
+    the screen's and the recipe ladder's independent trials side by side.
     """
     options = options or BuildOptions()
     if time_budget <= 0:
@@ -150,7 +153,7 @@ def tune(
     progress_ = Progress(progress, cancel)
     options, judging = prepare(model, options, pipeline, confirm=confirm, budget_stable=budget_stable,
                                exclude_unstable=exclude_unstable, progress=progress_)
-    runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_, judging)
+    runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_, judging, pool)
     runner.notes += judging.notes
     names = list(backends or searchable_backends())
     for name in names:

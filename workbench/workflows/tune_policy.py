@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.recipe import Recipe
 from workbench.runs.run import Run
 from workbench.vocabulary import NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER, NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
+from workbench.workflows.tune_batch import T
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import kept_precision, weight_recipes
 
@@ -47,6 +49,7 @@ class Runner(Protocol):
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]: ...
     def quantized_nodes(self, trial: Trial) -> list[str]: ...
     def fragile(self, trial: Trial) -> dict[str, list[str]]: ...
+    def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Search:
 
     def out_of_time(self) -> bool:
         return self.runner.out_of_time(self.until)
+
+    def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]:
+        """Independent jobs (``tune_batch``): on one machine in turn, stopping after the first ``enough``
+        answer; over several nodes of a class side by side. The answers come back in the jobs' order."""
+        return self.runner.together(jobs, enough)
 
     def note(self, text: str) -> None:
         self.runner.notes.append(text)
@@ -143,28 +151,34 @@ def plain_trial(search: Search, key: str) -> Trial | None:
 def screen(search: Search, precisions: Sequence[str] | None) -> list[tuple[Trial, float]]:
     """One plain trial per precision the backend may speed up (and its own quantizer, where it has one);
     returns the trials that miss and have a recipe search, each with the best speed-up its search may start
-    from (its own, or a screened alternative's)."""
-    missed = []
-    for key in search.runner.screens(search.backend, precisions):
-        plain = plain_trial(search, key)
-        if plain is None or plain.pays or key not in RECIPES:
-            continue
-        potential = plain.speedup
-        for alternative in ALTERNATIVES.get(key, []):
-            recipe = alternative(plain.recipe)
-            trial = search.trial("recipe", f"{_kind(recipe)}, {recipe.name}", recipe)
-            if trial is not None and not trial.pays:
-                potential = max(potential, trial.speedup)
-        missed.append((plain, potential))
-    return missed
+    from (its own, or a screened alternative's). The screen keys are independent: they run together."""
+    keys = search.runner.screens(search.backend, precisions)
+    found = search.together([partial(screen_key, search, key) for key in keys])
+    return [item for item in found if item is not None]
+
+
+def screen_key(search: Search, key: str) -> tuple[Trial, float] | None:
+    """One screen key's plain trial and alternatives; the plain trial and its promise where it misses."""
+    plain = plain_trial(search, key)
+    if plain is None or plain.pays or key not in RECIPES:
+        return None
+    potential = plain.speedup
+    for alternative in ALTERNATIVES.get(key, []):
+        recipe = alternative(plain.recipe)
+        trial = search.trial("recipe", f"{_kind(recipe)}, {recipe.name}", recipe)
+        if trial is not None and not trial.pays:
+            potential = max(potential, trial.speedup)
+    return plain, potential
 
 
 # -- recipe searches -------------------------------------------------------------------------------------
 def first_that_pays(search: Search, recipes: Sequence[tuple[str, NamedRecipe]], plain: Trial,
                     tried: list[Trial]) -> Trial | None:
-    """Try ``recipes`` in order; the first that meets the budget faster than FP32 ends the recipe search."""
-    for what, recipe in recipes:
-        trial = search.trial("recipe", f"{_kind(recipe)}, {recipe.name}", recipe)
+    """Try ``recipes`` in order (together: they are independent); the first that meets the budget faster than
+    FP32 ends the recipe search."""
+    jobs = [partial(search.trial, "recipe", f"{_kind(recipe)}, {recipe.name}", recipe) for _, recipe in recipes]
+    answers = search.together(jobs, enough=lambda trial: trial is not None and trial.pays)
+    for (what, _), trial in zip(recipes, answers, strict=False):
         if trial is not None:
             tried.append(trial)
             if trial.pays:
@@ -265,13 +279,12 @@ def rank_groups(search: Search, start: Trial) -> list[tuple[tuple[str, ...], Tri
         search.note(f"{start.recipe.name}: no quantized node left to keep in {kept_in}")
         return []
     size = -(-len(candidates) // min(GROUPS, len(candidates)))
-    measured = []
-    for group in (tuple(candidates[i:i + size]) for i in range(0, len(candidates), size)):
-        trial = search.trial("rank", f"{start.recipe.name}: keep {label_nodes(group)} in {kept_in}", start.recipe,
-                             start.kept + group)
-        if trial is None:
-            break
-        measured.append((group, trial))
+    groups = [tuple(candidates[i:i + size]) for i in range(0, len(candidates), size)]
+    # Each group is measured alone, so they run together; the ranking stops at the first not measured.
+    answers = search.together([partial(search.trial, "rank", f"{start.recipe.name}: keep {label_nodes(group)} in "
+                                       f"{kept_in}", start.recipe, start.kept + group) for group in groups],
+                              enough=lambda trial: trial is None)
+    measured = [(group, trial) for group, trial in zip(groups, answers, strict=False) if trial is not None]
     if search.out_of_time():
         return None
     helpful = [(g, t) for g, t in measured if t.score.value > start.score.value]

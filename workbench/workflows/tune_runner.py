@@ -6,10 +6,10 @@ policy's (``workflows.tune_policy``), which only ever talks to a runner through 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import onnx
 
@@ -25,6 +25,7 @@ from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
+from workbench.workflows.tune_batch import T, in_turn, side_by_side
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_policy import NATIVE
 from workbench.workflows.tune_trials import NamedRecipe, Trial
@@ -65,15 +66,24 @@ def _runs_by_hint(backend: Backend, precision: str) -> bool:
         return False
 
 
+class TrialPool(Protocol):
+    """Where a cluster runs a search's trials: ``width`` at a time, each as ``Pipeline.run`` would."""
+
+    width: int
+
+    def run(self, model: Path, options: BuildOptions, *, cancel=None, progress=None) -> Run: ...
+
+
 class TrialRunner:
     """Runs the search's trials through one pipeline, each a stored run, until a deadline.
 
     ``until`` (monotonic seconds) is the deadline of the search a trial belongs to; the policy gives each
     search its share of the time. A trial that reaches a run already tried returns that trial, not a second.
+    With a ``pool`` (the nodes of one hardware class) independent trials run side by side on its nodes.
     """
 
     def __init__(self, model: Path, base: BuildOptions, pipeline: Pipeline, time_budget: float,
-                 progress: Progress, judging: Judging | None = None) -> None:
+                 progress: Progress, judging: Judging | None = None, pool: TrialPool | None = None) -> None:
         self.model = model
         #: Where every trial is judged (the search's part of the data) and its pick confirmed.
         self.judging = judging
@@ -81,6 +91,7 @@ class TrialRunner:
         self.pipeline = pipeline
         self.time_budget = time_budget
         self.progress = progress
+        self.pool = pool
         self.started = time.monotonic()
         self.trials: list[Trial] = []
         self.notes: list[str] = []
@@ -101,6 +112,12 @@ class TrialRunner:
                               "(ask for it with --precisions int8)")
         keys = list(precisions or precisions_for(backend, self.model_graph))
         return [*keys, NATIVE] if instance.native_int8 and "int8" in keys else keys
+
+    def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]:
+        """Independent jobs in turn on this machine; side by side where a pool has several nodes."""
+        if self.pool is None or self.pool.width <= 1:
+            return in_turn(jobs, enough)
+        return side_by_side(jobs, enough, self.pool.width)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -153,7 +170,8 @@ class TrialRunner:
             options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
         try:
             # The trial's own steps, under the search's bar: a long build or timing round is never silent.
-            run = self.pipeline.run(self.model, options, cancel=self.progress.cancel, progress=lambda event: (
+            builder = self.pool or self.pipeline  # a pool builds on whichever of its nodes is free
+            run = builder.run(self.model, options, cancel=self.progress.cancel, progress=lambda event: (
                 self.progress.report(f"tune {event.step}", fraction, f"{said} · {event.message}")))
         except (Cancelled, Busy):
             raise

@@ -97,15 +97,22 @@ def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path,
     assert len(pipeline.workspace.runs()) == 4
 
 
-def test_a_tune_runs_on_a_node_of_its_class_and_its_runs_come_home(cnn: Path, workspace: Path,
-                                                                    cluster: LocalCluster, tmp_path: Path) -> None:
-    executor = RayExecutor(cluster.address, ["class-b"], node_workspace=str(tmp_path / "nodes"))
-    pipeline = Pipeline(workspace)
-    result = tune(cnn, BuildOptions(batch=8, repeats=1, warmup=0), backends=["onnxruntime-cpu"], precisions=["int8"],
-                  time_budget=20, pipeline=pipeline, executor=executor)
+def test_a_tune_spreads_its_trials_over_the_nodes_of_its_class_and_its_runs_come_home(
+        cnn: Path, workspace: Path, cluster: LocalCluster, tmp_path: Path) -> None:
+    """With two nodes of class-b the screen's two keys run side by side, one on each node; every run comes home."""
+    second = cluster.cluster.add_node(num_cpus=1, resources={"class-b": 1}, node_name="class-b-1")
+    try:
+        cluster.cluster.wait_for_nodes()
+        executor = RayExecutor(cluster.address, ["class-b"], node_workspace=str(tmp_path / "nodes"))
+        pipeline = Pipeline(workspace)
+        result = tune(cnn, BuildOptions(batch=8, repeats=1, warmup=0), backends=["onnxruntime-cpu"],
+                      precisions=["int8", "fp16"], time_budget=20, pipeline=pipeline, executor=executor)
+    finally:
+        cluster.cluster.remove_node(second, allow_graceful=True)
     runs = [trial.run for trial in result.trials] + list(result.baselines.values())
     assert result.trials and {run.spec.hardware_class for run in runs} == {"class-b"}
-    assert {run.environment["node"]["name"] for run in runs} == {"class-b-0"}
+    assert {run.environment["node"]["name"] for run in runs} == {"class-b-0", "class-b-1"}
+    assert {run.spec.precision for run in runs} >= {"fp32", "int8", "fp16"}
     stored = {run.run_id for run in pipeline.workspace.runs()}
     assert {run.run_id for run in runs} <= stored and all(run.artifact_exists for run in runs)
     assert all(Path(run.artifact).is_relative_to(workspace) for run in runs)

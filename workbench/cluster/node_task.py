@@ -43,7 +43,9 @@ def this_node(hardware_class: str) -> dict:
             "cpus": info.get("Resources", {}).get("CPU"), "gpus": info.get("Resources", {}).get("GPU")}
 
 
-def _sender(sink, index: int) -> Callable[[ProgressEvent], None]:
+def _sender(sink, index: int) -> Callable[[ProgressEvent], None] | None:
+    if sink is None:  # a tune's trial on another node: the search reports its trials itself
+        return None
     last = {"step": None, "at": 0.0}
 
     def send(event: ProgressEvent) -> None:
@@ -59,7 +61,8 @@ def _node_pipeline(trip: Outbound, fields: dict, hardware_class: str, root: str 
     """This node's description, pipeline (its own workspace, its runs keyed by class and machine) and inputs."""
     node = this_node(hardware_class)
     workspace = Workspace(node_root(root) / hardware_class / node["name"].replace("/", "_"))
-    sink.push.remote(index, "start", 0.0, f"on node {node['name']} ({node['hostname']})", os.getpid())
+    if sink is not None:
+        sink.push.remote(index, "start", 0.0, f"on node {node['name']} ({node['hostname']})", os.getpid())
     model, options = landed(trip, fields, workspace.root / "inputs")
     pipeline = Pipeline(workspace, target={"hardware_class": hardware_class, "machine": node["machine"]})
     return node, pipeline, model, options
@@ -75,13 +78,17 @@ def run_trial(trip: Outbound, fields: dict, hardware_class: str, root: str | Non
 
 def tune_on_node(trip: Outbound, fields: dict, search: dict, hardware_class: str, root: str | None, sink,
                  index: int) -> dict:
-    """The body of a tune's Ray task: the whole search on this node, and every run it made with its files."""
+    """The body of a tune's Ray task: the search on this node, its independent trials side by side on the
+    other nodes of the class where there are any, and every run it made with its files."""
+    from workbench.cluster.tune_pool import NodePool, class_width
     from workbench.workflows.tune import tune
 
     node, pipeline, model, options = _node_pipeline(trip, fields, hardware_class, root, sink, index)
-    result = tune(model, options, pipeline=pipeline, progress=_sender(sink, index), **search)
+    width = class_width(hardware_class)
+    pool = NodePool(pipeline, hardware_class, root, width) if width > 1 else None
+    result = tune(model, options, pipeline=pipeline, progress=_sender(sink, index), pool=pool, **search)
     runs = {trial.run.run_id: trial.run for trial in result.trials}
     runs.update({run.run_id: run for run in result.baselines.values()})
-    for run in runs.values():
-        run.environment = {**run.environment, "node": node}
+    for run in runs.values():  # a trial built on another node of the class keeps that node's description
+        run.environment = {"node": node, **run.environment}
     return {"result": result, "runs": {run_id: run_payload(run) for run_id, run in runs.items()}}

@@ -53,11 +53,11 @@ class _ProgressSink:
         return events
 
 
-_remote_trial = ray.remote(run_trial)
+remote_trial = ray.remote(run_trial)
 _remote_tune = ray.remote(tune_on_node)
 
 
-def _asks(hardware_class: str) -> dict:
+def trial_asks(hardware_class: str) -> dict:
     """What a trial asks of Ray: one unit of its class (the whole node), retried when its worker dies."""
     return {"num_cpus": 0, "resources": {hardware_class: 1}, "max_retries": RETRIES, "retry_exceptions": False}
 
@@ -137,7 +137,7 @@ class RayExecutor:
             shipped, size = shipments[inputs_key(trial.options)]
             for hardware_class in self.targets:
                 key = len(jobs)
-                ref = _remote_trial.options(**_asks(hardware_class), name=f"{trial.label} on {hardware_class}"
+                ref = remote_trial.options(**trial_asks(hardware_class), name=f"{trial.label} on {hardware_class}"
                                             ).remote(shipped, option_fields(trial.options), hardware_class, root,
                                                      sink, key)
                 jobs[ref] = (index, trial, hardware_class, key)
@@ -159,9 +159,9 @@ class RayExecutor:
         shared, root, sink = self._prepare(pipeline)
         shipped = ray.put(outbound(Path(model), options))
         fields = option_fields(options)
-        jobs = {_remote_tune.options(**_asks(c), name=f"tune on {c}").remote(shipped, fields, search, c, root, sink,
-                                                                             key):
-                (0, Trial("tune", options), c, key) for key, c in enumerate(self.targets)}
+        jobs = {_remote_tune.options(**trial_asks(c), name=f"tune on {c}").remote(
+            shipped, fields, search, c, root, sink, key): (0, Trial("tune", options), c, key)
+            for key, c in enumerate(self.targets)}
         results: dict[str, TuneResult | str] = {}
         for (_, _, hardware_class, _), payload, error in self._gather(jobs, progress, sink, cancel):
             results[hardware_class] = error if payload is None else self._tuned(payload, pipeline, Path(model),

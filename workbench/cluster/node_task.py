@@ -43,7 +43,7 @@ def this_node(hardware_class: str) -> dict:
             "cpus": info.get("Resources", {}).get("CPU"), "gpus": info.get("Resources", {}).get("GPU")}
 
 
-def _sender(sink, index: int) -> Callable[[ProgressEvent], None] | None:
+def progress_sender(sink, index: int) -> Callable[[ProgressEvent], None] | None:
     if sink is None:  # a tune's trial on another node: the search reports its trials itself
         return None
     last = {"step": None, "at": 0.0}
@@ -57,7 +57,7 @@ def _sender(sink, index: int) -> Callable[[ProgressEvent], None] | None:
     return send
 
 
-def _node_pipeline(trip: Outbound, fields: dict, hardware_class: str, root: str | None, sink, index: int):
+def node_pipeline(trip: Outbound, fields: dict, hardware_class: str, root: str | None, sink, index: int):
     """This node's description, pipeline (its own workspace, its runs keyed by class and machine) and inputs."""
     node = this_node(hardware_class)
     workspace = Workspace(node_root(root) / hardware_class / node["name"].replace("/", "_"))
@@ -70,25 +70,7 @@ def _node_pipeline(trip: Outbound, fields: dict, hardware_class: str, root: str 
 
 def run_trial(trip: Outbound, fields: dict, hardware_class: str, root: str | None, sink, index: int) -> dict:
     """The body of a trial's Ray task: one build on this node; a WorkbenchError travels back as the reason."""
-    node, pipeline, model, options = _node_pipeline(trip, fields, hardware_class, root, sink, index)
-    run = pipeline.run(model, options, progress=_sender(sink, index))
+    node, pipeline, model, options = node_pipeline(trip, fields, hardware_class, root, sink, index)
+    run = pipeline.run(model, options, progress=progress_sender(sink, index))
     run.environment = {**run.environment, "node": node}
     return run_payload(run)
-
-
-def tune_on_node(trip: Outbound, fields: dict, search: dict, hardware_class: str, root: str | None, sink,
-                 index: int) -> dict:
-    """The body of a tune's Ray task: the search on this node, its independent trials side by side on the
-    other nodes of the class where there are any, and every run it made with its files."""
-    from workbench.cluster.tune_pool import NodePool, class_width
-    from workbench.workflows.tune import tune
-
-    node, pipeline, model, options = _node_pipeline(trip, fields, hardware_class, root, sink, index)
-    width = class_width(hardware_class)
-    pool = NodePool(pipeline, hardware_class, root, width) if width > 1 else None
-    result = tune(model, options, pipeline=pipeline, progress=_sender(sink, index), pool=pool, **search)
-    runs = {trial.run.run_id: trial.run for trial in result.trials}
-    runs.update({run.run_id: run for run in result.baselines.values()})
-    for run in runs.values():  # a trial built on another node of the class keeps that node's description
-        run.environment = {"node": node, **run.environment}
-    return {"result": result, "runs": {run_id: run_payload(run) for run_id, run in runs.items()}}

@@ -16,14 +16,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ray
-from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from workbench.build_options import BuildOptions
 from workbench.cluster.local_cluster import LOCAL, LocalCluster
-from workbench.cluster.node_task import run_trial, tune_on_node
 from workbench.cluster.nodes import NodeInfo, classes_alive, cluster_nodes, shared_machines
+from workbench.cluster.remote_tasks import failure_reason, remote_trial, trial_asks
 from workbench.cluster.shipping import inputs_key, option_fields, outbound, payload_size, receive
+from workbench.cluster.tune_pool import tune_on_node
 from workbench.errors import DataError, WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback, ProgressEvent
 from workbench.runs.executor import Trial, TrialOutcome
@@ -31,8 +32,6 @@ from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.workflows.tune_trials import TuneResult
 
-#: Times Ray starts a trial again after its worker or node died.
-RETRIES = 2
 #: How often the wait loop looks at progress, cancellation and nodes that left.
 POLL_S = 0.25
 NODES_EVERY_S = 2.0
@@ -53,13 +52,7 @@ class _ProgressSink:
         return events
 
 
-remote_trial = ray.remote(run_trial)
 _remote_tune = ray.remote(tune_on_node)
-
-
-def trial_asks(hardware_class: str) -> dict:
-    """What a trial asks of Ray: one unit of its class (the whole node), retried when its worker dies."""
-    return {"num_cpus": 0, "resources": {hardware_class: 1}, "max_retries": RETRIES, "retry_exceptions": False}
 
 
 class RayExecutor:
@@ -226,20 +219,6 @@ class RayExecutor:
                              f"{', '.join(others)}, whose trials ran at the same time")
         pipeline.workspace.save_run(run)
         return run
-
-
-def failure_reason(exc: RayError) -> str:
-    """The trial's own error where it raised one; else what Ray says happened to its worker or node."""
-    if isinstance(exc, TaskCancelledError):
-        return "cancelled"
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, WorkbenchError):
-            return str(cause)
-        if cause is not None:
-            return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__} after {RETRIES} retries: {first}"
 
 
 class _Watch:

@@ -1,4 +1,4 @@
-"""A tune's trials spread over the nodes of its hardware class.
+"""A tune on the cluster's side: the search on one node of its class, its trials spread over the class's nodes.
 
 The search runs on one node of the class (it holds that node, as any trial does); with more nodes of
 the class, the trials the policy hands over together (the screen's keys, a recipe ladder's rungs, the
@@ -15,9 +15,10 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 
 from workbench.build_options import BuildOptions
+from workbench.cluster.node_task import node_pipeline, progress_sender
 from workbench.cluster.nodes import cluster_nodes
-from workbench.cluster.ray_executor import failure_reason, remote_trial, trial_asks
-from workbench.cluster.shipping import inputs_key, option_fields, outbound, receive
+from workbench.cluster.remote_tasks import failure_reason, remote_trial, trial_asks
+from workbench.cluster.shipping import Outbound, inputs_key, option_fields, outbound, receive, run_payload
 from workbench.errors import WorkbenchError
 from workbench.progress import CancelToken, ProgressCallback
 from workbench.runs.pipeline import Pipeline
@@ -74,3 +75,20 @@ class NodePool:
         if not stored:
             self.pipeline.workspace.save_run(run)
         return run
+
+
+def tune_on_node(trip: Outbound, fields: dict, search: dict, hardware_class: str, root: str | None, sink,
+                 index: int) -> dict:
+    """The body of a tune's Ray task: the search on this node, its independent trials side by side on the
+    other nodes of the class where there are any, and every run it made with its files."""
+    from workbench.workflows.tune import tune  # the build stack only where a tune runs
+
+    node, pipeline, model, options = node_pipeline(trip, fields, hardware_class, root, sink, index)
+    width = class_width(hardware_class)
+    pool = NodePool(pipeline, hardware_class, root, width) if width > 1 else None
+    result = tune(model, options, pipeline=pipeline, progress=progress_sender(sink, index), pool=pool, **search)
+    runs = {trial.run.run_id: trial.run for trial in result.trials}
+    runs.update({run.run_id: run for run in result.baselines.values()})
+    for run in runs.values():  # a trial built on another node of the class keeps that node's description
+        run.environment = {"node": node, **run.environment}
+    return {"result": result, "runs": {run_id: run_payload(run) for run_id, run in runs.items()}}

@@ -78,12 +78,24 @@ def peak_rss_mb(artifact: str, backend: str, precision: str, eval_npz: Path, bat
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def failure_cell(exc: Exception) -> str:
+    """Why a variant has no figures, in one table cell: the workbench's own sentence for a refusal or a
+    failed build, the exception's type and first line for anything else."""
+    from workbench.errors import BuildError, WorkbenchError
+
+    if isinstance(exc, WorkbenchError):
+        text = f"{'failed' if isinstance(exc, BuildError) else 'refused'}: {exc}"
+    else:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = f"failed ({type(exc).__name__}): {first}"
+    return " ".join(text.replace("|", "/").split())[:400]
+
+
 def measure(name: str, args: argparse.Namespace) -> list[str]:
     """One table row per (backend, batch, variant) of the zoo model ``name``."""
     import zoo
 
     from workbench.build_options import BuildOptions
-    from workbench.errors import WorkbenchError
     from workbench.recipe import Recipe
     from workbench.runs.pipeline import Pipeline
     from workbench.tasks import task_score
@@ -105,9 +117,9 @@ def measure(name: str, args: argparse.Namespace) -> list[str]:
                                        recipe=Recipe().with_options(dict(variant.options)))
                 try:
                     run = pipeline.run(entry.onnx_path, options)
-                except WorkbenchError as exc:
-                    rows.append(f"| {name} | {backend} | {batch} | {variant.label} | refused: {exc.problem} "
-                                "| | | | |")
+                except Exception as exc:  # a variant that fails is a row of the table, and the others still run
+                    rows.append(f"| {name} | {backend} | {batch} | {variant.label} | {failure_cell(exc)} | | | | |")
+                    print(rows[-1], flush=True)
                     continue
                 score = task_score(run.drift)
                 peak = peak_rss_mb(run.artifact, backend, variant.precision, entry.eval_npz, batch)

@@ -96,6 +96,7 @@ def _main(src: str, dst: str, calib_npz: str, request_json: str) -> None:
     import nncf
     import openvino as ov
 
+    from workbench.precision.index_paths import index_arithmetic
     from workbench.precision.nncf_int8 import is_transformer
     from workbench.precision.nncf_openvino import openvino_names
     from workbench.tasks.judge import Judge, TaskChoice
@@ -117,13 +118,17 @@ def _main(src: str, dst: str, calib_npz: str, request_json: str) -> None:
             judge.update(references[id(item[next(iter(item))])], outputs, None, item)
         return float(judge.result()["task"]["value"])
 
-    transformer = is_transformer(onnx.load(src, load_external_data=False))
+    proto = onnx.load(src, load_external_data=False)
+    transformer = is_transformer(proto)
+    # Index arithmetic stays FP32 here too (``precision.index_paths``): Q/DQ on it turns Gather indices into garbage.
+    ignored = openvino_names(model, request["exclude_nodes"])
+    ignored += [name for name in openvino_names(model, index_arithmetic(proto), strict=False) if name not in ignored]
     options = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
     with contextlib.redirect_stdout(io.StringIO()):
         quantized = nncf.quantize_with_accuracy_control(
             model, nncf.Dataset(items), nncf.Dataset(items), validate, max_drop=request["max_drop"],
             drop_type=nncf.DropType.ABSOLUTE, subset_size=len(items),
-            ignored_scope=nncf.IgnoredScope(names=openvino_names(model, request["exclude_nodes"])), **options)
+            ignored_scope=nncf.IgnoredScope(names=ignored), **options)
     ov.save_model(quantized, dst, compress_to_fp16=False)
 
 

@@ -23,20 +23,22 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
+from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
 from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.progress import Progress
 
 
-def openvino_names(ov_model: Any, onnx_nodes: list[str]) -> list[str]:
+def openvino_names(ov_model: Any, onnx_nodes: list[str], *, strict: bool = True) -> list[str]:
     """OpenVINO's layer names for ONNX nodes: the node's own name, or the layers it was split into
-    (``<node>/...``, e.g. a Gemm's ``<node>/WithoutBiases``). A node with neither is refused."""
+    (``<node>/...``, e.g. a Gemm's ``<node>/WithoutBiases``). A node with neither is refused when ``strict``
+    (the user named it), else skipped (OpenVINO folded it away, so no quantizer can land on it)."""
     names = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() != "Constant"]
     mapped, missing = [], []
     for node in onnx_nodes:
         found = [name for name in names if name == node or name.startswith(node + "/")]
         (mapped.extend(found) if found else missing.append(node))
-    if missing:
+    if missing and strict:
         raise BuildError(f"Nodes to keep in FP32 are not in OpenVINO's model: {', '.join(missing[:5])}.",
                          "Use node names as `workbench inspect` or the layer table shows them.")
     return mapped
@@ -63,9 +65,11 @@ def quantize_openvino_native(
     transformer = is_transformer(proto)
     ov_model = ov.Core().read_model(str(src))
     ignored = openvino_names(ov_model, list(exclude_nodes or []))
+    indices = [name for name in index_arithmetic(proto) if name not in (exclude_nodes or [])]
+    index_layers = [name for name in openvino_names(ov_model, indices, strict=False) if name not in ignored]
     items = calibration_items(proto, calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model, calibration on {len(items)} inferences")
-    options = quantize_options(transformer, target, len(items), ignored)
+    options = quantize_options(transformer, target, len(items), ignored + index_layers)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars would spoil `--json`
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), **options)
@@ -80,4 +84,4 @@ def quantize_openvino_native(
              "stored as OpenVINO IR, runs on the OpenVINO backends only"]
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope, {len(ignored)} OpenVINO layers): {', '.join(exclude_nodes)}")
-    return notes
+    return notes + index_arithmetic_note(indices if index_layers else [], "NNCF ignored scope")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backends.base import Backend
+from workbench.backends.error_text import error_text
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.images import ImagePreprocess
 from workbench.data.loaders import load_data
 from workbench.data.validate import validate_dataset
-from workbench.errors import Busy, DataError, WorkbenchError
+from workbench.errors import BuildError, Busy, DataError, WorkbenchError
 from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.footprint import file_megabytes, first_batch, loaded_with_rss
@@ -278,9 +279,10 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
         feed = timing_feed(inputs.eval, batch)
         engines, rss_mb = {}, {}
         for name, path, runs_as in (("reference", inputs.model.path, "fp32"), ("variant", artifact, precision)):
+            run_once = first_batch(feed) if name == "reference" else variant_first_batch(feed, precision, backend.name)
             engines[name], rss_mb[name] = loaded_with_rss(
                 lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
-                first_batch(feed))
+                run_once)
         if backend.name != backend.baseline_backend:
             # FP32 on the device's default engine, timed in blocks alternating with the others' rounds
             # (workbench.measure.latency): the cross-engine figure every backend's runs share.
@@ -297,6 +299,27 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
         # An FP32 reference timed differently (e.g. without CUDA graphs) changes the speed-up: say so.
         notes += [f"FP32 reference: {n}" for n in engines["reference"].execution_notes() if n not in notes]
     return _Measured(rounds, latency, drift, rss_mb, load, notes)
+
+
+def variant_first_batch(feed: dict[str, np.ndarray], precision: str, backend: str) -> Callable[[object], object]:
+    """The built variant's first batch. A file the engine loads can still fail when it runs (a quantizer that
+    broke an index computation gives a Gather out of bounds): that is the build's failure, said in the
+    engine's words with what to do, not an unexpected error; no stored run is touched."""
+    infer = first_batch(feed)
+
+    def run_once(engine: object) -> object:
+        try:
+            return infer(engine)
+        except WorkbenchError:
+            raise
+        except Exception as exc:  # engines raise their own types; the text is what the user needs
+            raise BuildError(
+                f"The {precision} variant was built and loads on {backend}, but its first inference fails: "
+                f"{error_text(str(exc))}",
+                "Try another precision, quantizer or calibration method, or keep the named node in FP32 "
+                "(--exclude); the FP32 model is unaffected.",
+            ) from exc
+    return run_once
 
 
 def _record(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, built: _Built,

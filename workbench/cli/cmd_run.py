@@ -50,6 +50,10 @@ def format_run(run: Run) -> str:
         f"{fmt.reference_name(run.spec.backend, run.spec.batch)}, timed in the same rounds",
         f"  speed-up      {fmt.speedup_text(run)}{slower}{noise}",
     ]
+    if run.spec.hardware_class:
+        node = (run.environment.get("node") or {}).get("name")
+        lines.append(f"  timed on      {fmt.target_text(run.spec.hardware_class)}" + (f", node {node}" if node else "")
+                     + f" ({run.spec.machine}), against that node's own FP32")
     if cross:
         lines.append(f"  cross-engine  {cross}; that FP32 at {fmt.ms(baseline.get('median'))} ms median, "
                      "timed in alternating blocks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.runs.format import shown_table
+from workbench.runs.format import shown_table, target_columns
 
 #: The runs-frame columns the CLI prints (the names and digits come from ``workbench.runs.format``).
 COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "reference_ms", "speedup", "baseline_backend",
@@ -13,9 +13,11 @@ COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "reference_ms", 
 
 
 def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:
-    """The human table: fixed columns and digits, ``*`` beside the ``marked`` run id."""
+    """The human table: fixed columns and digits, ``*`` beside the ``marked`` run id; the hardware class (and node)
+    after the backend where the runs were timed on more than one target."""
     if frame.empty:
         return "(no runs)"
-    shown = shown_table(frame, COLUMNS)
+    at = COLUMNS.index("backend") + 1
+    shown = shown_table(frame, [*COLUMNS[:at], *target_columns(frame), *COLUMNS[at:]])
     shown.insert(0, "", ["*" if rid == marked else "" for rid in frame["run_id"]])
     return shown.to_string(index=False)

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from workbench.plots import drift_along_graph, latency_vs_drift, task_drift_column, time_by_op_type, top_layers
 from workbench.report.reproduce import reproduce_command
-from workbench.runs.format import shown_table
+from workbench.runs.format import shown_table, target_text
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
 from workbench.runs.saved_tables import read_table
@@ -97,7 +97,7 @@ def _by_target(frame: pd.DataFrame, keys: list[str]):
 
 
 def _group_title(model: object, target: str | None) -> str:
-    where = f"on {target} (timed on its own nodes; speed-ups compare only within it)" if target else ""
+    where = f"on {target_text(target)} (timed on its own nodes; speed-ups compare only within it)" if target else ""
     return " ".join(part for part in (str(model) if model is not None else "", where) if part)
 
 

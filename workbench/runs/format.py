@@ -73,6 +73,27 @@ def comparable_text(run: Run) -> str:
     return cross_engine_text(run) or speedup_text(run)
 
 
+#: Where a run not timed on a cluster was timed, as tables and titles name it.
+THIS_MACHINE = "this machine"
+
+
+def target_text(hardware_class: object) -> str:
+    """Where a run was timed: its hardware class on a cluster ('cpu-amx'), else 'this machine'. The runs table's
+    column, a run's summary and the report's per-class titles name a target through this one function."""
+    return THIS_MACHINE if _missing(hardware_class) or not hardware_class else str(hardware_class)
+
+
+def target_columns(frame: pd.DataFrame) -> list[str]:
+    """The runs-frame columns that tell its rows' targets apart, where they have more than one: the hardware
+    class, and the node where one class's runs come from several. A ratio compares only within one target,
+    so a table mixing targets must say which row is which."""
+    classes = frame["hardware_class"].map(target_text)
+    shown = ["hardware_class"] if classes.nunique() > 1 else []
+    if (frame["node"].fillna("").groupby(classes).nunique() > 1).any():
+        shown.append("node")
+    return shown
+
+
 #: runs-frame column -> (shown name with its unit, formatter). The order is the order tables show them in.
 CELLS = {
     "run_id": ("run", str),
@@ -83,7 +104,8 @@ CELLS = {
     "prune_ratio": ("pruned share", lambda v: NA if _missing(v) else f"{float(v):g}"),
     "batch": ("batch", lambda v: str(int(v))),
     "backend": ("backend", str),
-    "hardware_class": ("hardware class", lambda v: v if isinstance(v, str) else "here"),
+    "hardware_class": ("hardware class", target_text),
+    "node": ("node", lambda v: "" if _missing(v) else str(v)),
     "latency_ms": ("latency (ms/batch)", ms),
     "latency_p90_ms": ("p90 (ms/batch)", ms),
     "reference_ms": ("FP32 same rounds (ms/batch)", ms),

@@ -22,7 +22,6 @@ from workbench.build_options import BuildOptions
 from workbench.errors import BuildError
 from workbench.precision import int8 as int8_module
 from workbench.precision.index_paths import index_arithmetic
-from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 
 BUCKETS, MAX_DISTANCE = 32, 128
@@ -108,24 +107,41 @@ def test_index_arithmetic_is_found_by_walking_the_graph(relative_vit: Path, vit:
     assert index_arithmetic(onnx.load(str(vit))) == []
 
 
-def _options(quantizer: str | None = None) -> BuildOptions:
-    recipe = Recipe(quantizer=quantizer) if quantizer else Recipe()
-    return BuildOptions("int8", batch=8, repeats=2, warmup=1, recipe=recipe)
+def _options() -> BuildOptions:
+    return BuildOptions("int8", batch=8, repeats=2, warmup=1)
 
 
-@pytest.mark.parametrize("quantizer", [None, "nncf"])
-def test_static_int8_with_relative_position_bias_builds_runs_and_is_judged(relative_vit: Path,
-                                                                           quantizer: str | None) -> None:
-    if quantizer:
-        pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
-    run = Pipeline().run(relative_vit, _options(quantizer))
+def _no_dequantized_input(path: str | Path) -> None:
+    """The bucket arithmetic is all there, and none of it reads a DequantizeLinear's output."""
+    graph = onnx.load(str(path)).graph
+    dequantized = {name for node in graph.node if node.op_type == "DequantizeLinear" for name in node.output}
+    arithmetic = [node for node in graph.node if node.name in FLOAT_NODES]
+    assert len(arithmetic) == len(FLOAT_NODES) and not any(name in dequantized for n in arithmetic for name in n.input)
+
+
+def test_static_int8_with_relative_position_bias_builds_runs_and_is_judged(relative_vit: Path) -> None:
+    run = Pipeline().run(relative_vit, _options())
     notes = [note for note in run.notes if "only computes integer indices" in note]
     assert len(notes) == 1 and all(name in notes[0] for name in FLOAT_NODES), run.notes
-    quantized = onnx.load(run.artifact).graph
-    fed = {name for node in quantized.node if node.op_type == "DequantizeLinear" for name in node.output}
-    arithmetic = [node for node in quantized.node if node.name in FLOAT_NODES]
-    assert len(arithmetic) == len(FLOAT_NODES) and not any(name in fed for n in arithmetic for name in n.input)
+    _no_dequantized_input(run.artifact)
     assert run.drift["task"]["task"] == "classification" and run.drift["accuracy"] >= 0.9, run.drift["task"]
+
+
+def test_nncf_keeps_the_index_arithmetic_in_its_ignored_scope(relative_vit: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
+    import onnxruntime as ort
+
+    from workbench.data.loaders import load_npz
+    from workbench.precision.nncf_int8 import quantize_int8_nncf
+
+    out = tmp_path / "nncf.onnx"
+    notes = quantize_int8_nncf(relative_vit, out, load_npz(relative_vit.parent / "calib.npz").take(16))
+    assert any("NNCF ignored scope" in note and "rel/Log" in note for note in notes), notes
+    _no_dequantized_input(out)
+    feed = {"input": np.load(relative_vit.parent / "eval.npz")["input"][:32]}
+    int8, fp32 = (ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+                  for path in (out, relative_vit))
+    assert (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.9
 
 
 def test_a_variant_that_fails_at_first_inference_is_a_build_error(relative_vit: Path, vit: Path,

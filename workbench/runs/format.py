@@ -94,6 +94,11 @@ def target_columns(frame: pd.DataFrame) -> list[str]:
     return shown
 
 
+def megabytes(value: object) -> str:
+    """A size in MB (a file on disk, or the memory an engine added): one decimal, n/a when not measured."""
+    return NA if _missing(value) else f"{float(value):.1f}"
+
+
 #: runs-frame column -> (shown name with its unit, formatter). The order is the order tables show them in.
 CELLS = {
     "run_id": ("run", str),
@@ -126,10 +131,10 @@ CELLS = {
     "accuracy_loss_pts": ("accuracy lost (points)", points),
     "loss_basis": ("lost on", str),
     "kept_fp32": ("layers kept FP32", lambda v: str(int(v))),
-    "file_mb": ("file MB", lambda v: NA if _missing(v) else f"{float(v):.1f}"),
-    "reference_file_mb": ("FP32 file MB", lambda v: NA if _missing(v) else f"{float(v):.1f}"),
-    "engine_rss_mb": ("RSS MB", lambda v: NA if _missing(v) else f"{float(v):.1f}"),
-    "reference_rss_mb": ("FP32 RSS MB", lambda v: NA if _missing(v) else f"{float(v):.1f}"),
+    "file_mb": ("file MB", megabytes),
+    "reference_file_mb": ("FP32 file MB", megabytes),
+    "engine_rss_mb": ("RSS MB (load + 1 batch)", megabytes),
+    "reference_rss_mb": ("FP32 RSS MB (load + 1 batch)", megabytes),
     "created": ("built", lambda v: pd.Timestamp(v).strftime("%m-%d %H:%M")),
     "verdict": ("verdict", str),
     "status": ("status", str),

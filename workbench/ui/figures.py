@@ -25,7 +25,8 @@ FigureOrReason = go.Figure | str
 SHOWN_COLUMNS = ["label", "precision", "prune_method", "prune_ratio", "batch", "backend", "latency_ms",
                  "latency_p90_ms", "reference_ms", "speedup", "speedup_spread", "baseline_backend",
                  "speedup_vs_baseline", "accuracy", "top1_agreement", "cosine", "max_abs_error", "task_metric",
-                 "task_value", "task_interval", "task_threshold", "status", "kept_fp32", "created", "run_id"]
+                 "task_value", "task_interval", "task_threshold", "file_mb", "reference_file_mb", "engine_rss_mb",
+                 "reference_rss_mb", "status", "kept_fp32", "created", "run_id"]
 #: Shown column name -> the runs-frame column it is sorted by (sorting the numbers, not their text).
 SORT_KEYS = {CELLS[column][0]: column for column in SHOWN_COLUMNS}
 

@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 
 from workbench.build_options import BuildOptions
+from workbench.cli.runs_text import format_table
 from workbench.errors import Cancelled, DataError, WorkbenchError
 from workbench.progress import CancelToken, ProgressEvent
 from workbench.report.html import render_report
+from workbench.runs.frame import runs_frame
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
 from workbench.workflows.tune import tune
 
 ray = pytest.importorskip("ray")
 
-from workbench.cluster.local_cluster import LocalCluster  # noqa: E402
+from workbench.cluster.local_cluster import LocalCluster, machine_load, start_deadline  # noqa: E402
 from workbench.cluster.ray_executor import RayExecutor  # noqa: E402
 
 CLASSES = ("class-a", "class-b")
@@ -74,6 +76,8 @@ def test_a_sweep_runs_every_cell_once_on_each_class(cnn: Path, workspace: Path, 
     assert {e.message.split("]")[0] for e in events if e.step == "start"} >= {f"[1/8 fp32 on {CLASSES[0]}"}
     assert len(executor.traffic) == 8 and all(t["sent_bytes"] > cnn.stat().st_size for t in executor.traffic)
     assert {run.spec.model_name for run in result.runs} == {"digits_cnn"}
+    table = format_table(runs_frame(result.runs))
+    assert "hardware class" in table.splitlines()[0] and all(c in table for c in CLASSES)
     page = render_report(result.runs)
     assert all(page.count(f"digits_cnn on {c} (") == 1 for c in CLASSES)  # one chart per class, never one across
 
@@ -100,19 +104,21 @@ def test_a_cancelled_sweep_stops_its_tasks_and_resumes_from_the_store(cnn: Path,
 def test_a_tune_spreads_its_trials_over_the_nodes_of_its_class_and_its_runs_come_home(
         cnn: Path, workspace: Path, cluster: LocalCluster, tmp_path: Path) -> None:
     """With two nodes of class-b the screen's two keys run side by side, one on each node; every run comes home."""
-    second = cluster.cluster.add_node(num_cpus=1, resources={"class-b": 1}, node_name="class-b-1")
+    second = cluster.add("class-b")
     try:
-        cluster.cluster.wait_for_nodes()
+        cluster.wait(time.monotonic() + start_deadline(*machine_load()))
         executor = RayExecutor(cluster.address, ["class-b"], node_workspace=str(tmp_path / "nodes"))
         pipeline = Pipeline(workspace)
         result = tune(cnn, BuildOptions(batch=8, repeats=1, warmup=0), backends=["onnxruntime-cpu"],
                       precisions=["int8", "fp16"], time_budget=20, pipeline=pipeline, executor=executor)
     finally:
-        cluster.cluster.remove_node(second, allow_graceful=True)
+        cluster.remove(second)
+    assert second == "class-b-1"
     runs = [trial.run for trial in result.trials] + list(result.baselines.values())
     assert result.trials and {run.spec.hardware_class for run in runs} == {"class-b"}
     assert {run.environment["node"]["name"] for run in runs} == {"class-b-0", "class-b-1"}
     assert {run.spec.precision for run in runs} >= {"fp32", "int8", "fp16"}
+    assert "node" in format_table(runs_frame(runs)).splitlines()[0].split()  # one class, runs from two nodes
     stored = {run.run_id for run in pipeline.workspace.runs()}
     assert {run.run_id for run in runs} <= stored and all(run.artifact_exists for run in runs)
     assert all(Path(run.artifact).is_relative_to(workspace) for run in runs)
@@ -216,3 +222,15 @@ def test_ray_is_never_imported_without_ray(cnn: Path, workspace: Path) -> None:
                             env={**os.environ, "WORKBENCH_WORKSPACE": str(workspace)})
     assert result.returncode == 0, result.stderr
     assert "ray" in result.stdout and "--ray ADDRESS" in result.stdout
+
+
+def test_the_local_cluster_waits_longer_on_a_busy_machine_and_says_what_to_do_when_it_cannot_start() -> None:
+    from workbench.cluster.local_cluster import START_S, start_failed
+
+    assert start_deadline(0.5, 2) == START_S and start_deadline(12.0, 2) == 6 * START_S
+    load, cores = machine_load()
+    assert start_deadline(load, cores) >= START_S and cores >= 1
+    error = start_failed(TimeoutError("Timed out while waiting for nodes to join."), 3, 212.4)
+    assert error.problem.startswith("The local Ray cluster did not start in time (3 attempt(s), 212 s; load average ")
+    assert error.problem.endswith(f"on {cores} cores): Timed out while waiting for nodes to join.")
+    assert "ray start --head --num-cpus=0" in error.fix and "--ray auto" in error.fix and "ray stop" in error.fix

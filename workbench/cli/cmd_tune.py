@@ -10,7 +10,7 @@ import pandas as pd
 from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.cluster_args import add_cluster_args, executor_from
-from workbench.cli.common import add_output_options, print_json, stderr_progress
+from workbench.cli.common import add_confidence_arg, add_output_options, print_json, stderr_progress
 from workbench.errors import WorkbenchError
 from workbench.runs import format as fmt
 from workbench.runs.frame import verdict
@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--exclude-unstable", action="store_true",
                         help="leave out of every verdict the samples whose FP32 outcome flips under another "
                         "engine or one 8-bit step of input noise (every figure says how many it left out)")
+    parser.add_argument("--search-samples", type=int, metavar="N",
+                        help="judge every trial on N samples of the search part; evaluate the rest of it only "
+                        "for trials whose interval straddles the budget (default: every trial on the whole part)")
+    add_confidence_arg(parser)
     parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
                         help=f"stop starting trials after this long (default {DEFAULT_TIME_BUDGET:g})")
     add_cluster_args(parser)
@@ -62,7 +66,8 @@ def handle(args: argparse.Namespace) -> int:
         raise WorkbenchError("--confirm and --no-confirm contradict each other.", "Give one of them.")
     confirm = False if args.no_confirm else (args.confirm or True)
     search = {"backends": args.backend, "precisions": precisions, "time_budget": args.time_budget,
-              "confirm": confirm, "budget_stable": args.budget == "stable", "exclude_unstable": args.exclude_unstable}
+              "confirm": confirm, "budget_stable": args.budget == "stable", "exclude_unstable": args.exclude_unstable,
+              "search_samples": args.search_samples, "confidence": args.confidence}
     progress = stderr_progress(sys.stderr.isatty())
     with executor_from(args) as executor:
         if executor is not None:

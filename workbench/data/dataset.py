@@ -78,6 +78,15 @@ class Dataset:
         labels = None if self.labels is None else self.labels[:count]
         return Dataset(self.samples(0, count), labels, self.source, self.is_random, self.cast_from, self.axes)
 
+    def select(self, indices: np.ndarray, what: str) -> Dataset:
+        """The samples at ``indices``, in that order, named as ``what`` part of this data (its runs say so)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        inputs = {name: array if self.axis(name) is None else np.take(array, indices, axis=self.axis(name))
+                  for name, array in self.inputs.items()}
+        labels = None if self.labels is None else self.labels[indices]
+        return Dataset(inputs, labels, f"{self.source}, {what} ({len(indices)} of {len(self)})", self.is_random,
+                       self.cast_from, self.axes)
+
     def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
         """Feed dicts of ``size`` samples; the last one may be smaller."""
         for start in range(0, len(self), size):

@@ -49,10 +49,12 @@ def is_the_reference(run: Run) -> bool:
             and not run.cross_engine)
 
 
-def qualifies(run: Run) -> bool:
-    """Meets its task's budget (its stored verdict) and runs measurably faster than FP32."""
+def qualifies(run: Run, judged: bool = False) -> bool:
+    """Meets its task's budget (its stored verdict; ``judged``: the caller judged it on its own data) and runs
+    measurably faster than FP32."""
     score = task_score(run.drift)
-    return bool(score is not None and score.met) and not is_the_reference(run) and measurably_faster(run)
+    meets = judged or bool(score is not None and score.met)
+    return meets and not is_the_reference(run) and measurably_faster(run)
 
 
 def pick(runs: Sequence[Run]) -> Run | None:

@@ -20,6 +20,7 @@ from workbench.runs.pipeline import Pipeline
 from workbench.runs.recommend import accuracy_loss, is_the_reference, pick
 from workbench.runs.run import Run
 from workbench.tasks import rejudge, task_score
+from workbench.tasks.confidence import CONFIDENCE, check_confidence
 from workbench.tasks.judge import metric_dict
 from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
 
@@ -40,7 +41,7 @@ class Cell:
         return f"{name} on {self.backend}" if self.backend else name
 
 
-def judge_by_points(run: Run, points: float) -> None:
+def judge_by_points(run: Run, points: float, confidence: float | None = None) -> None:
     """Re-judge ``run`` (in memory) by the sweep's budget in points, so the verdict a sweep's table shows
     (``ok >= 0.975``) is the one its pick obeys: accuracy with labels within ``points`` of FP32, any other
     task's measure at least 1 - points/100 (the same points ``accuracy_loss`` counts)."""
@@ -48,7 +49,13 @@ def judge_by_points(run: Run, points: float) -> None:
     if score is None or ":" in score.metric:
         return
     by_accuracy = score.task == "classification" and score.metric == "accuracy"
-    run.drift["task"] = rejudge(run.drift, points if by_accuracy else 1.0 - points / 100.0).to_dict()
+    run.drift["task"] = rejudge(run.drift, points if by_accuracy else 1.0 - points / 100.0, confidence).to_dict()
+
+
+def judged_at(run: Run, confidence: float) -> None:
+    """Re-judge ``run`` (in memory) at ``confidence``: its interval and three-state verdict at that level."""
+    if (score := rejudge(run.drift, None, confidence)) is not None:
+        run.drift["task"] = score.to_dict()
 
 
 def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, str]:
@@ -140,6 +147,16 @@ class Sweep:
     backends: Sequence[str] = ()
     #: Data the pick is confirmed on (never chosen on): a pick that misses the budget there gives way to the next.
     confirm: DataSource = None
+    #: The level of every interval and three-state verdict the sweep shows.
+    confidence: float = CONFIDENCE
+
+    def _judge(self, run: Run) -> None:
+        """The verdict the sweep's table shows and its pick obeys: by its budget in points (unless the user gave
+        the task's own budget), at the sweep's confidence."""
+        if self.base.budget is None and self.base.metric is None:
+            judge_by_points(run, self.accuracy_budget, self.confidence)
+        else:
+            judged_at(run, self.confidence)
 
     def cells(self) -> list[Cell]:
         """Grid order: precision-major; ratio 0 appears once per precision whatever the methods."""
@@ -179,6 +196,7 @@ class Sweep:
         if unknown_backends:
             raise DataError(f"Unknown backend in the sweep: {', '.join(unknown_backends)}.",
                             f"Choose from {', '.join(backend_names())}.")
+        check_confidence(self.confidence)
         if self.accuracy_budget < 0:
             raise DataError("The accuracy budget is negative.", "Give the points of accuracy you accept to lose, "
                             "e.g. 0.5.")
@@ -215,8 +233,7 @@ class Sweep:
                 failed.append((outcome.name, outcome.error or "failed"))
                 continue
             run = outcome.run
-            if self.base.budget is None and self.base.metric is None:
-                judge_by_points(run, self.accuracy_budget)
+            self._judge(run)
             was_reused = known.get(run.run_id) == run.created
             if was_reused:
                 reused.append(run.run_id)
@@ -241,6 +258,7 @@ class Sweep:
         notes: list[str] = []
         while best is not None and self.confirm is not None:
             check = pipeline.run(self.model, options[best.run_id].replace(eval=self.confirm))
+            judged_at(check, self.confidence)
             loss, _ = accuracy_loss(check.drift)
             score = task_score(check.drift)
             if (score is None or score.met) and loss is not None and loss <= self.accuracy_budget + 1e-9:

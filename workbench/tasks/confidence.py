@@ -17,6 +17,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
 from workbench.tasks.evidence import MEAN, Evidence
 
 CONFIDENCE = 0.95
@@ -26,6 +27,13 @@ STATES = (MEETS, MISSES, CANNOT_TELL)
 RESAMPLES = 2000
 #: Beyond this many samples "about N needed" stops being advice.
 MOST_NEEDED = 10_000_000
+
+
+def check_confidence(confidence: float) -> None:
+    """A level an interval can be drawn at, or the user's error said plainly."""
+    if not 0.5 <= confidence < 1:
+        raise WorkbenchError(f"Confidence {confidence:g} is not a level an interval can be drawn at.",
+                             "Give a share between 0.5 and 1, e.g. 0.95 or 0.99.")
 
 
 def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

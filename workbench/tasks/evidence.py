@@ -68,6 +68,13 @@ class Evidence:
         trials = None if self.trials is None else self.trials[indices]
         return Evidence(self.kind, self.unit, self.values[indices], trials)
 
+    @classmethod
+    def joined(cls, parts: list[Evidence]) -> Evidence:
+        """The samples of several pieces of one kind, in order: one set judged as a whole."""
+        first = parts[0]
+        trials = None if first.trials is None else np.concatenate([p.trials for p in parts])
+        return cls(first.kind, first.unit, np.concatenate([p.values for p in parts]), trials)
+
     def to_dict(self) -> dict:
         if self.kind == SHARE and self.trials is None:
             return {"kind": SHARE, "unit": self.unit, "n": len(self.values),

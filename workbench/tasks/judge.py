@@ -7,6 +7,7 @@ over it and returns the drift dict that runs store, with the task's ``TaskScore`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,8 @@ def threshold_for(task: str, figures: dict, budget: float | None) -> tuple[float
 
 
 def verdict(task: str, figures: dict, budget: float | None, raw: dict, guessed: bool,
-            custom: str | None = None, evidence: Evidence | None = None) -> TaskScore:
+            custom: str | None = None, evidence: Evidence | None = None,
+            confidence: float = CONFIDENCE) -> TaskScore:
     """The score with its threshold, whether it meets it, whether the outputs are plainly broken, and, from
     the per-sample ``evidence``, its interval and whether the data can show the verdict at all."""
     if custom is not None:
@@ -80,7 +82,7 @@ def verdict(task: str, figures: dict, budget: float | None, raw: dict, guessed: 
     score = TaskScore(task=task, metric=custom or figures["metric"], value=value, threshold=float(threshold),
                       met=broken is None and value >= threshold - 1e-12, rule=rule, broken=broken,
                       guessed=guessed, details=details)
-    return with_interval(score, evidence)
+    return with_interval(score, evidence, confidence)
 
 
 def with_interval(score: TaskScore, evidence: Evidence | None, confidence: float = CONFIDENCE) -> TaskScore:
@@ -100,34 +102,51 @@ def with_interval(score: TaskScore, evidence: Evidence | None, confidence: float
     return score
 
 
-def score_on(score: TaskScore, indices, drift: dict | None = None) -> TaskScore:
+def score_on(score: TaskScore, indices, drift: dict | None = None, confidence: float | None = None) -> TaskScore:
     """The same verdict computed on some of the samples only (a confirmation split, the stable samples).
 
     The value comes from the stored per-sample evidence, so both parts come from one measurement; with
     labels, FP32's own accuracy on those samples sets the threshold.
     """
-    stored = score.details.get("per_sample")
-    if stored is None:
-        raise WorkbenchError("This run stores no per-sample figures, so it cannot be judged on part of its data.",
-                             "Rebuild it (--force) with this version of the workbench.")
-    whole = Evidence.from_dict(stored)
-    kept = np.asarray(indices, dtype=np.int64)
-    evidence = whole.subset(kept)
-    figures: dict = {"value": evidence.value, "metric": score.metric, "part_of": len(whole)}
-    if "reference_failed" in score.details:
-        failed = np.isin(kept, np.asarray(score.details["reference_failed"], dtype=np.int64))
-        figures["reference_accuracy"] = 1.0 - float(failed.mean()) if len(kept) else float("nan")
-        figures["reference_failed"] = [int(i) for i in np.flatnonzero(failed)]
-    custom = score.metric if ":" in score.metric else None
+    return joined([(score, indices)], drift, confidence)
+
+
+def joined(parts: Sequence[tuple[TaskScore, object]], drift: dict | None = None,
+           confidence: float | None = None) -> TaskScore:
+    """One verdict on samples of several measurements of the same variant (the search's share, then the extra
+    samples spent on it): each part's chosen samples, in order, judged as one set at ``confidence`` (default:
+    the first part's)."""
+    pieces, failed, offset = [], [], 0
+    for score, indices in parts:
+        stored = score.details.get("per_sample")
+        if stored is None:
+            raise WorkbenchError("This run stores no per-sample figures, so it cannot be judged on part of its "
+                                 "data.", "Rebuild it (--force) with this version of the workbench.")
+        kept = np.asarray(indices, dtype=np.int64)
+        pieces.append(Evidence.from_dict(stored).subset(kept))
+        if "reference_failed" in score.details:
+            hit = np.isin(kept, np.asarray(score.details["reference_failed"], dtype=np.int64))
+            failed += [offset + int(i) for i in np.flatnonzero(hit)]
+        offset += len(kept)
+    evidence = Evidence.joined(pieces)
+    first = parts[0][0]
+    figures: dict = {"value": evidence.value, "metric": first.metric,
+                     "part_of": sum(len(Evidence.from_dict(s.details["per_sample"])) for s, _ in parts)}
+    if "reference_failed" in first.details:
+        figures["reference_accuracy"] = 1.0 - len(failed) / offset if offset else float("nan")
+        figures["reference_failed"] = failed
+    custom = first.metric if ":" in first.metric else None
     raw = (drift or {}).get("per_output", {})
-    return verdict(score.task, figures, _budget_of(score), raw, score.guessed, custom=custom, evidence=evidence)
+    return verdict(first.task, figures, _budget_of(first), raw, first.guessed, custom=custom, evidence=evidence,
+                   confidence=first.confidence if confidence is None else confidence)
 
 
 def metric_dict(score: TaskScore) -> dict:
     """The verdict as JSON faces give it: value, budget, interval, units counted, state, units needed."""
     return {"name": score.metric, "value": score.value, "budget": score.threshold, "met": score.met,
             "rule": score.rule, "broken": score.broken, "interval": score.interval, "samples": score.samples,
-            "unit": score.unit, "verdict": score.state, "samples_needed": score.samples_needed}
+            "unit": score.unit, "verdict": score.state, "samples_needed": score.samples_needed,
+            "confidence": score.confidence}
 
 
 def _budget_of(score: TaskScore) -> float:
@@ -205,13 +224,16 @@ def task_score(drift: dict) -> TaskScore | None:
     return TaskScore.from_dict(data) if data else None
 
 
-def rejudge(drift: dict, budget: float | None) -> TaskScore | None:
-    """The stored score judged against another budget (a cached run asked with a new budget)."""
+def rejudge(drift: dict, budget: float | None, confidence: float | None = None) -> TaskScore | None:
+    """The stored score judged against another budget (a cached run asked with a new budget), at ``confidence``
+    (default: the one it was judged at)."""
     score = task_score(drift)
-    if score is None or budget is None or score.task not in TASKS or ":" in score.metric:
+    if score is None or (budget is None and confidence is None) or score.task not in TASKS or ":" in score.metric:
         return score
+    budget = _budget_of(score) if budget is None else budget
     figures = {k: v for k, v in score.details.items() if k != "per_sample"}
     figures.update(value=score.value, metric=score.metric)
     stored = score.details.get("per_sample")
     evidence = Evidence.from_dict(stored) if stored else None
-    return verdict(score.task, figures, budget, drift.get("per_output", {}), score.guessed, evidence=evidence)
+    return verdict(score.task, figures, budget, drift.get("per_output", {}), score.guessed, evidence=evidence,
+                   confidence=score.confidence if confidence is None else confidence)

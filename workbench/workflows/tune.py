@@ -51,10 +51,11 @@ from workbench.errors import WorkbenchError
 from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
-from workbench.runs.recommend import keep_fp32_reason, measurably_faster, pick
+from workbench.runs.recommend import keep_fp32_reason, measurably_faster
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
+from workbench.tasks.confidence import CONFIDENCE
 from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
 from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen
 from workbench.workflows.tune_runner import TrialRunner
@@ -92,6 +93,7 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
     baselines: dict[str, Run] = {}
     missed: list[tuple[Trial, float]] = []
     until = runner.started + runner.time_budget
+    runner.plan_screen(sum(len(runner.screens(backend, precisions)) for backend in names))
     for backend in names:
         baseline = runner.baseline(backend)
         if baseline is None:
@@ -100,6 +102,7 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
         if backend != DEFAULT_BACKEND:  # another engine's FP32 may itself be the fastest answer
             runner.add(Trial("screen", "FP32", NamedRecipe("fp32", "fp32"), (), baseline, 0.0, runner.judging))
         missed += screen(Search(runner, backend, until, steps), precisions)
+    runner.end_screen()
     return baselines, sorted(missed, key=lambda item: item[1], reverse=True)
 
 
@@ -130,6 +133,8 @@ def tune(
     budget_stable: bool = False,
     exclude_unstable: bool = False,
     pool: TrialPool | None = None,
+    search_samples: int | None = None,
+    confidence: float = CONFIDENCE,
 ) -> TuneResult:
     """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
@@ -138,6 +143,8 @@ def tune(
     search part of the data and meets it on the confirmation part too (``confirm``: True splits the
     data 50/50, a data source confirms on it, False does not confirm). ``budget_stable`` sets the
     budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict.
+    ``search_samples`` judges trials on that many of the search part, spending the rest only on trials whose
+    interval straddles the budget (``tune_samples``); every interval and verdict is at ``confidence``.
     With a cluster ``executor`` of one hardware class the whole search runs on a node of that class
     (``RayExecutor.run_tune`` tunes several classes at once); on that node a ``pool`` of the class's nodes runs
     the screen's and the recipe ladder's independent trials side by side.
@@ -149,10 +156,15 @@ def tune(
     if executor is not None:
         return tuned_on(executor, model, options, pipeline, progress, cancel,
                         backends=backends, precisions=precisions, time_budget=time_budget, confirm=confirm,
-                        budget_stable=budget_stable, exclude_unstable=exclude_unstable)
+                        budget_stable=budget_stable, exclude_unstable=exclude_unstable,
+                        search_samples=search_samples, confidence=confidence)
+    if pool is not None and search_samples is not None:
+        raise WorkbenchError("--search-samples evaluates its extra samples on this machine, not on a cluster's nodes.",
+                             "Leave out --search-samples, or tune on this machine.")
     progress_ = Progress(progress, cancel)
     options, judging = prepare(model, options, pipeline, confirm=confirm, budget_stable=budget_stable,
-                               exclude_unstable=exclude_unstable, progress=progress_)
+                               exclude_unstable=exclude_unstable, progress=progress_,
+                               search_samples=search_samples, confidence=confidence)
     runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_, judging, pool)
     runner.notes += judging.notes
     names = list(backends or searchable_backends())
@@ -196,10 +208,9 @@ def confirmed_pick(trials: Sequence[Trial], notes: list[str], judging: Judging, 
 def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:
     """The fastest trial that meets the budget and runs measurably faster than FP32; where none does, the
     notes say why and name the closest."""
-    best = pick([t.run for t in trials])
-    if best is not None:
-        passing = [t for t in trials if t.pays]
-        return portable_if_as_fast(next(t for t in trials if t.run is best), passing, notes)
+    passing = [t for t in trials if t.pays]  # judged on the search's data, by the shared rule (``runs.recommend``)
+    if passing:
+        return portable_if_as_fast(max(passing, key=lambda t: t.speedup), passing, notes)
     notes.append(keep_fp32_reason([t.run for t in trials]))
     closest = closest_note(trials)
     if closest:

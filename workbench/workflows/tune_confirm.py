@@ -7,18 +7,24 @@ confirmation part (or a separate confirmation file is named). Every trial is eva
 all the data and judged on the search part only, from its stored per-sample evidence; the pick is
 then judged on the confirmation part, which the search never looked at. A pick that does not meet
 the budget there gives way to the next-fastest passing trial.
+
+Given a search share smaller than the search part (``search_samples``), trials are evaluated on the
+share (and the confirmation part) only; the rest of the search part is a reserve that only a trial
+whose interval straddles the budget is evaluated on (``tune_samples``). Every verdict is at the
+asked ``confidence``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
-from workbench.data.split import confirmation_split
+from workbench.data.split import SEED, confirmation_split
 from workbench.errors import WorkbenchError
 from workbench.measure.stability import Stability, measure_stability
 from workbench.model.inspect import inspect_model
@@ -26,7 +32,8 @@ from workbench.model.loader import load_model
 from workbench.progress import Progress
 from workbench.runs.pipeline import Pipeline, sibling_data
 from workbench.tasks import TaskChoice, TaskScore, task_score
-from workbench.tasks.judge import score_on
+from workbench.tasks.confidence import CONFIDENCE, check_confidence
+from workbench.tasks.judge import joined, rejudge, score_on
 from workbench.tasks.registry import ACCURACY_POINTS, TASKS
 
 #: What ``--budget stable`` is spelled as.
@@ -44,27 +51,54 @@ class Judging:
     stability: Stability | None = None
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     notes: list[str] = field(default_factory=list)
+    #: The search part's samples beyond the search's share: evaluated only for trials that straddle the budget.
+    reserve: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    confidence: float = CONFIDENCE
 
-    def _kept(self, part: np.ndarray) -> np.ndarray:
-        return np.setdiff1d(part, self.excluded)
+    def kept(self, part: np.ndarray) -> np.ndarray:
+        """``part`` less the excluded samples, in its own order."""
+        part = np.asarray(part, dtype=np.int64)
+        return part[~np.isin(part, self.excluded)]
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """The samples every trial's run is evaluated on (all of them, less the reserve), in data order."""
+        return np.setdiff1d(np.arange(len(self.data)), self.reserve)
+
+    @cached_property
+    def trial_data(self) -> Dataset:
+        """The data the trials' runs are given: all of it, or all but the reserve."""
+        return self.data if not len(self.reserve) else self.data.select(self.evaluated, "less the search's reserve")
+
+    def reserve_left(self) -> np.ndarray:
+        """The reserve less the excluded samples, in the seeded order it is spent in."""
+        return self.kept(self.reserve)
 
     def left_out(self, part: np.ndarray) -> str | None:
-        count = len(part) - len(self._kept(part))
+        count = len(part) - len(self.kept(part))
         return f"{count} FP32-unstable sample{'s' if count != 1 else ''} left out" if count else None
 
     def on(self, score: TaskScore, part: np.ndarray) -> TaskScore:
         """``score`` judged on ``part`` of the data less the excluded samples, saying what it left out.
 
-        All of the data is the run's own verdict: a user's metric, which keeps no per-sample figures, is
-        judged so."""
-        if len(self._kept(part)) == len(self.data) or "per_sample" not in score.details:
+        A user's metric keeps no per-sample figures: its verdict is the run's own, on all the data."""
+        if "per_sample" not in score.details:
             return score
-        judged = score_on(score, self._kept(part))
+        positions = np.searchsorted(self.evaluated, self.kept(part))
+        return self._marked(score_on(score, positions, confidence=self.confidence), self.kept(part), part)
+
+    def joined(self, parts: list[tuple[TaskScore, np.ndarray]], indices: np.ndarray) -> TaskScore:
+        """One verdict on several measurements' samples (``parts``: each score and the positions judged in it),
+        ``indices`` naming those samples in the data, in the same order."""
+        return self._marked(joined(parts, confidence=self.confidence), indices, self.search)
+
+    def _marked(self, judged: TaskScore, indices: np.ndarray, part: np.ndarray) -> TaskScore:
+        """``judged`` saying what it left out and how many of its changed samples FP32 itself flips."""
         if self.left_out(part):
             judged.details["left_out"] = self.left_out(part)
         if self.stability is not None:
             failed = np.asarray(_failed_of(judged), dtype=np.int64)
-            unstable = np.intersect1d(self._kept(part)[failed] if len(failed) else failed, self.stability.unstable)
+            unstable = np.intersect1d(indices[failed] if len(failed) else failed, self.stability.unstable)
             judged.details["unstable_changed"] = len(unstable)
         return judged
 
@@ -72,8 +106,9 @@ class Judging:
         return self.on(task_score(drift), self.search)
 
     def to_dict(self) -> dict:
-        return {"search_samples": len(self._kept(self.search)),
-                "confirm_samples": None if self.confirm is None else len(self._kept(self.confirm)),
+        return {"search_samples": len(self.kept(self.search)), "reserve_samples": len(self.reserve_left()),
+                "confidence": self.confidence,
+                "confirm_samples": None if self.confirm is None else len(self.kept(self.confirm)),
                 "confirm_data": None if self.confirm_data is None else str(getattr(self.confirm_data, "label",
                                                                                    self.confirm_data)),
                 "excluded_unstable": len(self.excluded)}
@@ -123,12 +158,15 @@ def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> s
 
 
 def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, confirm: DataSource | bool = True,
-            budget_stable: bool = False, exclude_unstable: bool = False,
-            progress: Progress | None = None) -> tuple[BuildOptions, Judging]:
+            budget_stable: bool = False, exclude_unstable: bool = False, progress: Progress | None = None,
+            search_samples: int | None = None,
+            confidence: float = CONFIDENCE) -> tuple[BuildOptions, Judging]:
     """FP32's stability, the budget it implies (when asked), and the split; returns the options trials run with.
 
     ``confirm``: True splits the data 50/50; a data source confirms on it instead; False confirms nowhere.
+    ``search_samples``: the search's share of its part; the rest is spent only on trials that straddle the budget.
     """
+    check_confidence(confidence)
     data = evaluation_data(model, options, pipeline)
     notes: list[str] = []
     stability = None
@@ -162,8 +200,27 @@ def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, con
     elif confirm is not False and confirm is not None:
         confirm_data = confirm
     excluded = np.asarray(stability.unstable if exclude_unstable and stability else [], dtype=np.int64)
-    judging = Judging(data, search, confirm_part, confirm_data, stability, excluded, notes)
-    return options.replace(eval=data), judging
+    search, reserve = search_share(search, search_samples, stability, options, notes)
+    judging = Judging(data, search, confirm_part, confirm_data, stability, excluded, notes, reserve, confidence)
+    return options.replace(eval=judging.trial_data), judging
+
+
+def search_share(search: np.ndarray, samples: int | None, stability: Stability | None, options: BuildOptions,
+                 notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The search's share of its part (seeded, stratified as the split) and the reserve beyond it."""
+    if samples is None or samples >= len(search):
+        return search, np.zeros(0, dtype=np.int64)
+    if options.metric is not None:
+        notes.append("a custom metric keeps no per-sample figures: every trial is judged on the whole search part")
+        return search, np.zeros(0, dtype=np.int64)
+    if samples < 2:
+        raise WorkbenchError(f"A search share of {samples} sample(s) cannot judge a trial.",
+                             "Give --search-samples 2 or more, or leave it out to judge on the whole search part.")
+    classes = None if stability is None or stability.classes is None else stability.classes[search]
+    share, reserve = confirmation_split(len(search), classes, share=(samples + 0.5) / len(search))
+    notes.append(f"trials judged on {len(share)} search samples; {len(reserve)} more are spent only on trials "
+                 "whose interval straddles the budget")
+    return search[share], np.random.default_rng(SEED).permutation(search[reserve])
 
 
 def confirmation_of(trial, judging: Judging, pipeline: Pipeline, model: str | Path,
@@ -181,4 +238,4 @@ def confirmation_score(trial, judging: Judging, pipeline: Pipeline, model: str |
         return judging.on(task_score(trial.run.drift), judging.confirm)
     options = trial.recipe.options(base.replace(backend=trial.backend), tuple(trial.kept))
     run = pipeline.run(model, options.replace(eval=judging.confirm_data))
-    return task_score(run.drift)
+    return rejudge(run.drift, None, judging.confidence)

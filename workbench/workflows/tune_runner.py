@@ -28,6 +28,7 @@ from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_batch import T, in_turn, side_by_side
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_policy import NATIVE
+from workbench.workflows.tune_samples import evaluator, spend
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import weight_candidates, weight_precisions
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 RANKING_REPEATS = 10
 #: Steps whose trials are judged by the metric first: fewer timing rounds do for them.
 RANKING_STEPS = ("rank", "check")
+#: The bar's share given to the screen, whose trials are counted in advance.
+SCREEN_PART = 0.5
 #: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
 HINT_PRECISIONS = ("bf16", "fp16")
 
@@ -97,6 +100,12 @@ class TrialRunner:
         self.notes: list[str] = []
         self.task: str | None = base.task
         self._stopped: set[tuple[str, float]] = set()
+        #: Screen trials known in advance (``plan_screen``): the bar counts them; after the screen, time counts.
+        self.planned: int | None = None
+        self.attempts = 0
+        self._screen_end: tuple[float, float] | None = None  # (monotonic time, bar fraction) when the screen ended
+        spends = judging is not None and len(judging.reserve_left()) > 0
+        self.evaluate = evaluator(pipeline, model, base, judging, self._say_samples) if spends else None
 
     @cached_property
     def model_graph(self) -> onnx.ModelProto:
@@ -107,9 +116,9 @@ class TrialRunner:
         """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and
         its own INT8 quantizer on its own model where it has one (``Backend.native_int8``) and INT8 is tried."""
         instance = get_backend(backend)
-        if precisions is None and instance.int8_accuracy_only:
-            self.notes.append(f"{backend}: INT8 not tried, {instance.int8_accuracy_only} "
-                              "(ask for it with --precisions int8)")
+        note = f"{backend}: INT8 not tried, {instance.int8_accuracy_only} (ask for it with --precisions int8)"
+        if precisions is None and instance.int8_accuracy_only and note not in self.notes:
+            self.notes.append(note)
         keys = list(precisions or precisions_for(backend, self.model_graph))
         return [*keys, NATIVE] if instance.native_int8 and "int8" in keys else keys
 
@@ -118,6 +127,31 @@ class TrialRunner:
         if self.pool is None or self.pool.width <= 1:
             return in_turn(jobs, enough)
         return side_by_side(jobs, enough, self.pool.width)
+
+    def plan_screen(self, trials: int) -> None:
+        self.planned, self.attempts = trials, 0
+
+    def end_screen(self) -> None:
+        self._screen_end = (time.monotonic(), self.fraction())
+
+    def fraction(self) -> float:
+        """The bar: screen trials done of those planned (the screen's count is known: its share of the bar,
+        ``SCREEN_PART``), then the time budget left after the screen (the searches' trials are not known)."""
+        if self._screen_end is None and self.planned:
+            return SCREEN_PART * min(1.0, self.attempts / max(self.planned, 1))
+        if self._screen_end is None:
+            return min(0.99, self.elapsed() / self.time_budget)
+        ended, start = self._screen_end
+        left = self.started + self.time_budget - ended
+        return min(0.99, start + (1 - start) * ((time.monotonic() - ended) / left if left > 0 else 1.0))
+
+    def _progress_text(self) -> str:
+        if self._screen_end is None and self.planned:
+            return f"screen trial {self.attempts + 1} of {max(self.planned, self.attempts + 1)}"
+        return f"trial {len(self.trials) + 1}"
+
+    def _say_samples(self, message: str) -> None:
+        self.progress.report("tune samples", self.fraction(), message)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -145,7 +179,9 @@ class TrialRunner:
         return run
 
     def add(self, trial: Trial) -> Trial:
-        """A trial made elsewhere (a backend's FP32 run as a candidate answer) joins the search's record."""
+        """A trial joins the search's record, after more samples where its interval straddles the budget."""
+        if self.evaluate is not None:
+            spend(trial, self.judging, self.evaluate)
         self.trials.append(trial)
         return trial
 
@@ -158,10 +194,11 @@ class TrialRunner:
                 self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
                                   f"the search on {backend} stopped there")
             return None
-        fraction = min(0.99, self.elapsed() / self.time_budget)
+        fraction = self.fraction()
         passing = sum(t.met for t in self.trials)
-        said = (f"trial {len(self.trials) + 1} ({len(self.trials)} done, {passing} meet the budget; "
+        said = (f"{self._progress_text()} ({len(self.trials)} done, {passing} meet the budget; "
                 f"{self.time_left():.0f} s of the {self.time_budget:g} s budget left): {description}")
+        self.attempts += 1
         self.progress.report("tune", fraction, said)
         started = time.monotonic()
         # The task is settled by the first baseline: NNCF's accuracy control validates by it.

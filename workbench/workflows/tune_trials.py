@@ -54,6 +54,8 @@ class Trial:
     wall_s: float
     #: The part of the evaluation data the search judges on (None: all of it, as the run stores it).
     judging: Judging | None = None
+    #: Search samples evaluated beyond the search's share because the trial's interval straddled the budget.
+    extra_samples: int = 0
 
     @cached_property
     def score(self) -> TaskScore:
@@ -68,9 +70,9 @@ class Trial:
 
     @property
     def pays(self) -> bool:
-        """Meets the budget and runs measurably faster than FP32: a recipe search may stop here, and only
-        such a trial is recommended (a 1.01x whose rounds scatter by more than 1% is no speed-up)."""
-        return qualifies(self.run)
+        """Meets the budget on the search's data and runs measurably faster than FP32: a recipe search may stop
+        here, and only such a trial is recommended (a 1.01x whose rounds scatter by more than 1% is no speed-up)."""
+        return self.met and qualifies(self.run, judged=True)
 
     @property
     def speedup(self) -> float:
@@ -101,7 +103,7 @@ class Trial:
                 "backend": self.backend, "precision": self.run.spec.precision, "recipe": self.recipe.to_dict(),
                 "kept_nodes": self.kept_nodes, "speedup": self.speedup,
                 "speedup_same_backend": float(self.run.speedup), "metric": self.metric(),
-                "wall_s": round(self.wall_s, 2)}
+                "extra_samples": self.extra_samples, "wall_s": round(self.wall_s, 2)}
 
 
 @dataclass

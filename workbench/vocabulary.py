@@ -28,8 +28,10 @@ def uses_calibration(precision: str, weight_algorithm: str | None = None) -> boo
         precision in WEIGHT_PRECISIONS and weight_algorithm in CALIBRATED_WEIGHT_ALGORITHMS)
 
 
-#: Who writes a weight-only file (both engines run either): ONNX Runtime's quantizer or NNCF.
-WEIGHT_WRITERS = ("onnxruntime", "nncf")
+#: Who writes a weight-only file: ONNX Runtime's quantizer or NNCF, both writing ONNX that both engines run, or NNCF
+#: on OpenVINO's own model writing OpenVINO IR (``openvino-native``, for the OpenVINO backends only).
+WEIGHT_WRITERS = ("onnxruntime", "nncf", "openvino-native")
+NATIVE_WEIGHT_WRITER = "openvino-native"
 #: The precision of the layers int4-weights keeps out of 4 bits.
 WEIGHT_BACKUPS = ("int8", "fp32")
 #: Who writes a static INT8 file: ONNX Runtime's quantizer (the default) or NNCF, both writing Q/DQ ONNX, or NNCF

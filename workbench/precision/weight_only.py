@@ -17,6 +17,7 @@ import onnx
 
 from workbench.data.dataset import Dataset
 from workbench.errors import BuildError, DataError
+from workbench.measure.footprint import file_megabytes
 from workbench.precision.weight_layers import (
     DEFAULT_KEEP,
     SMALL_COMPUTE_SHARE,
@@ -31,6 +32,7 @@ from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.vocabulary import (
     CALIBRATED_WEIGHT_ALGORITHMS,
+    NATIVE_WEIGHT_WRITER,
     WEIGHT_ALGORITHMS,
     WEIGHT_BACKUPS,
     WEIGHT_PRECISIONS,
@@ -152,8 +154,11 @@ def build_weight_only(
     _check(precision, runtime, block_size=block_size, algorithm=algorithm, accuracy_level=accuracy_level,
            ratio=ratio, backup=backup, calib=calib)
     tool = writer_for(algorithm, writer)
+    if tool == NATIVE_WEIGHT_WRITER and runtime != "openvino":
+        raise BuildError(f"The {NATIVE_WEIGHT_WRITER} weight-only file is OpenVINO IR, which only the OpenVINO "
+                         "backends run.", "Use --backend openvino, or drop weight_writer for the portable file.")
     bits = BITS[precision]
-    symmetric = (tool == "nncf" and bits == 4) if symmetric is None else symmetric
+    symmetric = (tool != "onnxruntime" and bits == 4) if symmetric is None else symmetric
     model = name_nodes(onnx.load(str(src)))
     plan = plan_layers(model, keep, precision)
     if bits == 8:
@@ -164,6 +169,15 @@ def build_weight_only(
         kept_fp32 = list(plan.kept) if backup == "fp32" else []
         eight += [] if backup == "fp32" else list(plan.kept)
     scheme = f"block {block_size}, {'symmetric' if symmetric else 'asymmetric'}"
+    if tool == NATIVE_WEIGHT_WRITER:
+        from workbench.precision.weight_only_openvino import compress_weights_openvino
+
+        notes = [f"{precision}: NNCF compress_weights on OpenVINO's model, {algorithm.upper()}, {scheme}, ratio "
+                 f"{ratio:g}, backup {backup.upper()}", *_layer_notes(model, plan, four, eight, kept_fp32)]
+        notes += compress_weights_openvino(src, dst, plan, bits, ratio=ratio, block_size=block_size,
+                                           symmetric=symmetric, algorithm=algorithm, backup=backup, calib=calib,
+                                           progress=progress)
+        return [*notes, _size_note(src, dst)]
     if tool == "onnxruntime":
         from workbench.precision.weight_only_ort import quantize_weights_ort
 
@@ -183,6 +197,10 @@ def build_weight_only(
         more.append(f"MatMulNBits accuracy level {accuracy_level}"
                     + (" (activations quantized to int8 per block on the fly)" if accuracy_level == 4 else ""))
     onnx.save(out, str(dst))
-    before, after = Path(src).stat().st_size, Path(dst).stat().st_size
-    return [*notes, *more,
-            f"file {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB ({before / max(after, 1):.1f}x smaller)"]
+    return [*notes, *more, _size_note(src, dst)]
+
+
+def _size_note(src: Path, dst: Path) -> str:
+    """The file's size before and after, an OpenVINO IR's weights (``.bin``) included."""
+    before, after = file_megabytes(src), file_megabytes(dst)
+    return f"file {before:.2f} MB -> {after:.2f} MB ({before / max(after, 1e-6):.1f}x smaller)"

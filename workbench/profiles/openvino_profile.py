@@ -163,8 +163,13 @@ def _weight_is_int8(output: Any) -> bool:
 
 
 def quantized_ir_nodes(ov_model: Any) -> list[str]:
-    """Compute layers of an OpenVINO INT8 model (NNCF's IR) whose weights are INT8, by layer name."""
-    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+    """Compute layers of an OpenVINO INT8 model (NNCF's IR) whose weights are INT8, by layer name. An IR without
+    FakeQuantize has no INT8 activations to check: its weights are compressed only (weight-only), and OpenVINO
+    unpacks them inside its matrix kernels, so none is listed."""
+    ops = ov_model.get_ordered_ops()
+    if not any(op.get_type_name() == "FakeQuantize" for op in ops):
+        return []
+    return [op.get_friendly_name() for op in ops
             if op.get_type_name() in _IR_COMPUTE and op.get_input_size() > 1 and _weight_is_int8(op.input_value(1))]
 
 

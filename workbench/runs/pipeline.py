@@ -197,7 +197,8 @@ class Pipeline:
         """The variant's file (pruned first where asked), built or reused from the workspace, and its notes."""
         precision = options.precision
         artifact_dir = self.workspace.artifact_dir(spec.artifact_key)
-        built = _Built(artifact_dir / artifact_name(precision, spec.quantizer), inputs.info.flops / 1e9)
+        name = artifact_name(precision, spec.quantizer, dict(spec.quant_options).get("weight_writer"))
+        built = _Built(artifact_dir / name, inputs.info.flops / 1e9)
         built.notes += [f"{role} data converted to the model's types ({data.cast_from})"
                         for role, data in (("calibration", inputs.calib), ("evaluation", inputs.eval))
                         if data is not None and data.cast_from]

@@ -46,6 +46,9 @@ def test_extra_samples_are_spent_only_on_a_trial_whose_interval_straddles_the_bu
     assert share.state == CANNOT_TELL and share.samples == 20
     assert fp16.score.state == MEETS and 0 < fp16.extra_samples < 80
     assert fp16.score.samples == 20 + fp16.extra_samples and fp16.to_dict()["extra_samples"] == fp16.extra_samples
+    assert [n for n in runner.notes if "straddled" in n] == [
+        f"fp16 on onnxruntime-cpu: its interval straddled the budget on 20 search samples; {fp16.extra_samples} more "
+        f"evaluated: {fp16.short_metric()}, meets"]
     low, high = wilson(fp16.score.samples, fp16.score.samples)  # all agree on the extra samples too
     assert fp16.score.interval == pytest.approx([low, high])
     # the same trial reached again is the trial already judged, no second spending

@@ -180,8 +180,10 @@ class TrialRunner:
 
     def add(self, trial: Trial) -> Trial:
         """A trial joins the search's record, after more samples where its interval straddles the budget."""
-        if self.evaluate is not None:
-            spend(trial, self.judging, self.evaluate)
+        if self.evaluate is not None and (spent := spend(trial, self.judging, self.evaluate)):
+            self.notes.append(f"{trial.description} on {trial.backend}: its interval straddled the budget on "
+                              f"{len(self.judging.kept(self.judging.search))} search samples; {spent} more evaluated: "
+                              f"{trial.short_metric()}, {trial.score.state}")
         self.trials.append(trial)
         return trial
 

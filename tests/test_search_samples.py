@@ -122,3 +122,18 @@ def test_tune_recommends_the_unchanged_fp32_model_on_a_faster_engine(rec, cli_en
     assert best["speedup"] > 1.0  # against FP32 on ONNX Runtime, timed in the same rounds
     check_contract(result, 0.9)
     assert np.isclose(best["metric"]["value"], 1.0)  # the unchanged file decodes every line as FP32 does
+
+
+def test_the_bar_counts_the_screens_trials_then_the_time_left(tmp_path: Path):
+    """The screen's trials are known in advance, so its half of the bar counts them; the searches after it are
+    not, so the other half counts the time budget left when the screen ended."""
+    runner = TrialRunner(sample("digits_cnn"), BuildOptions(), Pipeline(tmp_path / "ws"), 600, Progress())
+    runner.plan_screen(4)
+    assert runner.fraction() == 0 and runner.progress_text() == "screen trial 1 of 4"
+    runner.attempts = 2
+    assert runner.fraction() == 0.25 and runner.progress_text() == "screen trial 3 of 4"
+    runner.attempts = 5  # a screened alternative beyond the plan: the count grows, the bar stays in its half
+    assert runner.fraction() == 0.5 and runner.progress_text() == "screen trial 6 of 6"
+    runner.end_screen()
+    time.sleep(0.05)
+    assert 0.5 < runner.fraction() < 0.51 and runner.progress_text() == "trial 1"

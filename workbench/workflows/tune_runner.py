@@ -145,7 +145,7 @@ class TrialRunner:
         left = self.started + self.time_budget - ended
         return min(0.99, start + (1 - start) * ((time.monotonic() - ended) / left if left > 0 else 1.0))
 
-    def _progress_text(self) -> str:
+    def progress_text(self) -> str:
         if self._screen_end is None and self.planned:
             return f"screen trial {self.attempts + 1} of {max(self.planned, self.attempts + 1)}"
         return f"trial {len(self.trials) + 1}"
@@ -198,7 +198,7 @@ class TrialRunner:
             return None
         fraction = self.fraction()
         passing = sum(t.met for t in self.trials)
-        said = (f"{self._progress_text()} ({len(self.trials)} done, {passing} meet the budget; "
+        said = (f"{self.progress_text()} ({len(self.trials)} done, {passing} meet the budget; "
                 f"{self.time_left():.0f} s of the {self.time_budget:g} s budget left): {description}")
         self.attempts += 1
         self.progress.report("tune", fraction, said)

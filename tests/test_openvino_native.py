@@ -77,13 +77,20 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
     native = [t for t in result.trials if t.recipe.recipe.quantizer == "openvino-native"]
     assert native and native[0].step == "recipe" and native[0].run.artifact.endswith(".xml"), result.explain()
     assert any("OpenVINO-native" in t.to_dict()["recipe"]["name"] for t in native)
+    # The engine's own INT8 is screened before the portable file; with BF16 on the CPU, also as the BF16+INT8 mix.
+    from workbench.backends.openvino_backend import OpenvinoBackend
+
+    portable = next(t for t in result.trials if t.recipe.recipe.quantizer == "onnxruntime"
+                    and t.run.spec.precision == "int8")
+    assert result.trials.index(native[0]) < result.trials.index(portable)
+    mixed = [t for t in native if t.run.spec.backend_options == (("int8_hint", "bf16"),)]
+    assert bool(mixed) == (OpenvinoBackend().profile().refusal("bf16") is None), result.explain()
+    assert all(t.run.artifact == native[0].run.artifact for t in mixed)  # one IR, compiled two ways
     # Within the native run's own spread, the portable file is the pick; measurably faster, the native one.
     import dataclasses
 
     from workbench.workflows.tune import portable_if_as_fast
 
-    portable = next(t for t in result.trials if t.recipe.recipe.quantizer == "onnxruntime"
-                    and t.run.spec.precision == "int8")
 
     def timed(trial, speedup: float, spread: float):
         run = dataclasses.replace(trial.run, speedup_vs_baseline=speedup, speedup_spread=spread)

@@ -47,7 +47,7 @@ class BuildOptions:
     e.g. ``{"prefer_nhwc": "1"}`` for CUDA); ``recipe`` is how INT8 is made (quantizer, calibration,
     scales, nodes kept in FP32). ``task`` (guessed from the outputs when None), a user's ``metric``
     (``"module:function"`` or the function) and the ``budget`` (its lowest passing value) decide how
-    a variant is judged.
+    a variant is judged. ``timing_bar`` and ``build_time_cap`` are how a search spends its time.
     """
 
     precision: str = "fp32"
@@ -66,6 +66,13 @@ class BuildOptions:
     task: str | None = None
     metric: str | Callable[..., float] | None = None
     budget: float | None = None
+    #: A search's bar (``workbench tune``): the comparable speed-up a variant must reach to matter. Timing
+    #: stops early once even the variant's fastest round cannot reach it; the run says so and is re-timed
+    #: in full when asked for again without a bar. Not part of the run's identity.
+    timing_bar: float | None = None
+    #: The longest a build that searches by itself may take (NNCF's accuracy control), in seconds; None: its
+    #: own cap. A search gives it the time it has left. Not part of the run's identity.
+    build_time_cap: float | None = None
 
     def __post_init__(self) -> None:
         # Normalised here so equal choices compare equal and nobody can mutate a shared value.

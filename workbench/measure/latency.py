@@ -14,7 +14,7 @@ timed instead in blocks that alternate with the interleaved ones, and the first 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -69,6 +69,24 @@ class LatencyStats:
 #: Calls of one engine per block when runtimes are timed apart, and how many of them start the block uncounted.
 BLOCK_CALLS = 12
 SETTLE_CALLS = 3
+#: Rounds every engine is timed for before a ``stop`` may end the timing early.
+EARLY_STOP_AFTER = 5
+
+
+@dataclass
+class CannotReach:
+    """A ``stop`` for ``time_rounds``: True once even the variant's fastest round, against the yardstick's median,
+    is below a speed-up of ``bar`` (a search that already has a variant that fast needs no finer figure);
+    ``fired`` says afterwards whether it stopped the timing."""
+
+    bar: float
+    yardstick: str
+    variant: str = "variant"
+    fired: bool = False
+
+    def __call__(self, samples: dict[str, list[float]]) -> bool:
+        self.fired = float(np.median(samples[self.yardstick])) / min(samples[self.variant]) < self.bar
+        return self.fired
 
 
 def time_rounds(
@@ -82,12 +100,14 @@ def time_rounds(
     max_rounds: int = 20_000,
     progress: Progress | None = None,
     apart: Collection[str] = (),
+    stop: Callable[[dict[str, list[float]]], bool] | None = None,
 ) -> dict[str, list[float]]:
     """Warm each engine, then time them in alternating order; the milliseconds of every round, per engine.
 
     At least ``repeats`` rounds (5 even past ``max_seconds``), and more until ``min_seconds`` have passed:
     a model that runs in 0.1 ms gets thousands of rounds, so its median no longer moves between runs.
     Engines named in ``apart`` run on another runtime and are timed in their own blocks (module docstring).
+    ``stop`` (e.g. ``cannot_reach``) may end the timing after ``EARLY_STOP_AFTER`` rounds of every engine.
     """
     progress = progress or Progress()
     for name in engines:
@@ -99,7 +119,7 @@ def time_rounds(
     block, settle = (BLOCK_CALLS, SETTLE_CALLS) if len(groups) > 1 else (1, 0)
     samples: dict[str, list[float]] = {name: [] for name in engines}
     start = time.perf_counter()
-    round_index = 0
+    round_index, check_at = 0, EARLY_STOP_AFTER
     while round_index < max_rounds:
         elapsed = time.perf_counter() - start
         counted = min(len(ms) for ms in samples.values())
@@ -107,6 +127,10 @@ def time_rounds(
             break
         if counted >= 5 and elapsed > max_seconds:
             break
+        if stop is not None and counted >= check_at:
+            check_at *= 2  # at 5, 10, 20, ... rounds: a fast model's thousands of rounds are not re-read each time
+            if stop(samples):
+                break
         for group in groups:
             for call in range(block):
                 order = group if (round_index + call) % 2 == 0 else group[::-1]

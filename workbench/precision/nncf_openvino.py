@@ -23,6 +23,7 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
+from workbench.messages import library_message
 from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
 from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
 from workbench.precision.quantizers import NATIVE_LABEL
@@ -74,7 +75,7 @@ def quantize_openvino_native(
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars would spoil `--json`
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), **options)
     except Exception as exc:  # NNCF raises many types; the message is what the user needs
-        raise BuildError(f"NNCF could not quantize OpenVINO's model: {str(exc).splitlines()[0][:300]}",
+        raise BuildError(f"NNCF could not quantize OpenVINO's model: {library_message(exc)}",
                          "Use the portable NNCF file (--quantizer nncf).") from exc
     ov.save_model(quantized, str(dst), compress_to_fp16=False)
     progress.report("quantize", 1.0, "NNCF quantization done")

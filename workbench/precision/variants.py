@@ -267,16 +267,17 @@ def build_variant(
     weight_runtime: str | None = "onnxruntime",
     finish_fp8: Fp8Finish | None = None,
     task: str | None = None,
+    time_cap_s: float | None = None,
     progress: Progress | None = None,
 ) -> VariantBuild:
     """Write the ``precision`` variant of ``src`` to ``dst`` (atomically) and say what was done.
 
     ``recipe`` says how INT8 is made (the default recipe when None); ``probe`` (real samples, e.g. the
     calibration data) is what FP16/BF16 variants are checked on; ``task`` is what NNCF's accuracy control
-    judges by (guessed from the outputs when None). ``weight_runtime`` is the engine family that runs the
-    backend's weight-only files (None: it runs none); ``finish_fp8`` is the backend's last step for an FP8 file
-    (``Backend.finish_fp8``). An INT8 build keeps the graph its quantizer saw at ``keep_seen`` (pruned,
-    opset-upgraded, pre-processed: the built file's names are its)."""
+    judges by (guessed from the outputs when None), stopped at ``time_cap_s`` (None: its own cap).
+    ``weight_runtime`` is the engine family that runs the backend's weight-only files (None: it runs none);
+    ``finish_fp8`` is the backend's last step for an FP8 file (``Backend.finish_fp8``). An INT8 build keeps the
+    graph its quantizer saw at ``keep_seen`` (pruned, opset-upgraded, pre-processed: the built file's names are its)."""
     progress = progress or Progress()
     recipe = recipe or Recipe()
     _check_request(precision, calib)
@@ -306,8 +307,9 @@ def build_variant(
                 exclude = list(recipe.exclude_nodes)
                 if recipe.quantizer == NATIVE_AC_QUANTIZER:
                     max_drop = recipe.max_drop if recipe.max_drop is not None else DEFAULT_MAX_DROP
+                    cap = {} if time_cap_s is None else {"time_cap_s": time_cap_s}
                     build.notes += quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop,
-                                                             exclude_nodes=exclude, progress=progress)
+                                                             exclude_nodes=exclude, progress=progress, **cap)
                 else:
                     quantize = quantize_openvino_native if recipe.quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
                     build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, progress=progress)

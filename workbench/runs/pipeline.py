@@ -28,7 +28,7 @@ from workbench.errors import BuildError, Busy, DataError, WorkbenchError
 from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.footprint import file_megabytes, first_batch, loaded_with_rss
-from workbench.measure.latency import LatencyStats, speedup_spread, time_rounds
+from workbench.measure.latency import CannotReach, LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
@@ -55,6 +55,8 @@ from workbench.vocabulary import uses_calibration
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
 MIN_TIMING_S = 1.0
+#: How a run's notes begin where its timing stopped early (``BuildOptions.timing_bar``).
+TIMING_STOPPED = "timing stopped early"
 #: Beside an INT8 artifact: the graph its quantizer saw (pruned, opset-upgraded, pre-processed).
 QUANTIZED_FROM = "quantized_from.onnx"
 #: The precisions whose runs record it.
@@ -76,6 +78,8 @@ class Pipeline:
         #: ``hardware_class`` and ``machine`` on a cluster node (workbench.cluster): part of every run's identity.
         self.target = dict(target or {})
         self._lock = threading.Lock()
+        #: Each model's inspection (its FLOPs need shape inference) by file digest: a search asks for it every trial.
+        self._inspected: dict[str, ModelInfo] = {}
 
     @property
     def busy(self) -> bool:
@@ -131,7 +135,7 @@ class Pipeline:
     def _inputs(self, model: str | Path, calib: DataSource, eval_: DataSource, wants_calib: bool,
                 preprocess: ImagePreprocess | None) -> Inputs:
         loaded = load_model(model)
-        info = inspect_model(loaded)
+        info = self._inspected.get(loaded.digest) or self._inspected.setdefault(loaded.digest, inspect_model(loaded))
         calib = calib if calib is not None else (sibling_data(loaded.path, "calib") if wants_calib else None)
         eval_ = eval_ if eval_ is not None else sibling_data(loaded.path, "eval")
         if eval_ is None:
@@ -165,7 +169,7 @@ class Pipeline:
                                                      inputs.eval.digest))
         spec = dataclasses.replace(spec, **self.target)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
-        cached = self._cached(spec, choice, force)
+        cached = self._cached(spec, choice, force or self._retime(spec, options.timing_bar))
         if cached is not None:
             progress.report("done", 1.0, "identical run found in the workspace")
             return cached
@@ -191,6 +195,14 @@ class Pipeline:
         cached.drift["task"] = rejudge(cached.drift, choice.budget).to_dict()
         cached.measurement = {**cached.measurement, "budget": choice.budget}
         return cached
+
+    def _retime(self, spec: RunSpec, bar: float | None) -> bool:
+        """Whether a stored run whose timing a search stopped early must be timed in full: asked for outside a
+        search, or by a search whose bar it may reach."""
+        cached = self.workspace.load_run(spec.run_id)
+        if cached is None or not any(note.startswith(TIMING_STOPPED) for note in cached.notes):
+            return False
+        return bar is None or cached.comparable_speedup >= bar
 
     def _build(self, inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, hint_note: str | None,
                choice: TaskChoice, force: bool, progress: Progress) -> _Built:
@@ -220,7 +232,7 @@ class Pipeline:
                 cache_dir=self.workspace.root / CALIBRATION_DIR, keep_seen=seen,
                 probe=inputs.calib if inputs.calib is not None else inputs.eval, task=choice.task,
                 weight_runtime=backend.weight_runtime, finish_fp8=backend.finish_fp8,
-                progress=progress.slice(0.15, 0.55),
+                time_cap_s=options.build_time_cap, progress=progress.slice(0.15, 0.55),
             )
             built.notes += [] if hint_note else variant.notes
             write_json_atomically(artifact_dir / "build.json", {"spec": spec.to_dict(), "notes": built.notes})
@@ -291,8 +303,13 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
         # Settings a backend chose for speed must leave the results alone: checked on the evaluation data.
         notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
         with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
+            yardstick = "baseline" if "baseline" in engines else "reference"
+            stop = None if options.timing_bar is None else CannotReach(options.timing_bar, yardstick)
             rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
-                                 min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",))
+                                 min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",), stop=stop)
+        if stop is not None and stop.fired:
+            notes.append(f"{TIMING_STOPPED}: after {len(rounds['variant'])} rounds even its fastest was below the "
+                         f"{options.timing_bar:.2f}x a faster variant of the search already reached")
         latency = {name: LatencyStats.from_samples(ms, options.warmup, batch) for name, ms in rounds.items()}
         drift = compare_engines(engines["reference"], engines["variant"], inputs.eval, batch, choice,
                                 progress.slice(0.8, 1.0))

@@ -94,6 +94,11 @@ def _kind(recipe: NamedRecipe) -> str:
 NATIVE = "int8-native"
 #: NNCF on OpenVINO's own model, stored as OpenVINO IR: screened on the OpenVINO backends beside the portable file.
 NATIVE_RECIPE = NamedRecipe(NATIVE_LABEL, "int8", Recipe(quantizer=NATIVE_QUANTIZER))
+#: The screen key of the native variant compiled with the BF16 hint: the layers it keeps out of INT8 run in BF16.
+NATIVE_BF16 = "int8-native-bf16"
+#: The BF16+INT8 mix (``--backend-option int8_hint=bf16``): the same IR, so no second build, only its timing.
+NATIVE_BF16_RECIPE = NamedRecipe(f"{NATIVE_LABEL} + BF16 mix", "int8", Recipe(quantizer=NATIVE_QUANTIZER),
+                                 (("int8_hint", "bf16"),))
 #: NNCF's accuracy-aware quantization of the same model (time-capped): tried when the native variant misses.
 NATIVE_AC_RECIPE = NamedRecipe(f"{NATIVE_LABEL} accuracy control", "int8", Recipe(quantizer=NATIVE_AC_QUANTIZER))
 
@@ -110,6 +115,7 @@ SCREEN: dict[str, list[tuple[str, NamedRecipe]]] = {
              ("static INT8, MinMax, per-tensor", NamedRecipe("per-tensor", "int8", Recipe(per_channel=False)))],
     "int8-dynamic": [("dynamic INT8, per-channel", NamedRecipe("dynamic", "int8-dynamic"))],
     NATIVE: [(f"static INT8, {NATIVE_LABEL} (NNCF on OpenVINO's model)", NATIVE_RECIPE)],
+    NATIVE_BF16: [(f"static INT8, {NATIVE_LABEL}, BF16 where not INT8 (int8_hint=bf16)", NATIVE_BF16_RECIPE)],
     **{precision: [(f"{precision}, round-to-nearest", NamedRecipe("RTN", precision))]
        for precision in WEIGHT_PRECISIONS},
 }

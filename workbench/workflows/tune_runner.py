@@ -27,7 +27,7 @@ from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_batch import T, in_turn, side_by_side
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
-from workbench.workflows.tune_policy import NATIVE
+from workbench.workflows.tune_policy import NATIVE, NATIVE_BF16
 from workbench.workflows.tune_samples import evaluator, spend
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import weight_candidates, weight_precisions
@@ -114,13 +114,24 @@ class TrialRunner:
 
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
         """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and
-        its own INT8 quantizer on its own model where it has one (``Backend.native_int8``) and INT8 is tried."""
+        its own INT8 quantizer on its own model where it has one (``Backend.native_int8``) and INT8 is tried,
+        also compiled as a BF16+INT8 mix where the hardware has BF16. The engine's own INT8 comes right after
+        the hints (no file to build): the likeliest fastest, so every slower trial after it is timed briefly."""
         instance = get_backend(backend)
         note = f"{backend}: INT8 not tried, {instance.int8_accuracy_only} (ask for it with --precisions int8)"
         if precisions is None and instance.int8_accuracy_only and note not in self.notes:
             self.notes.append(note)
         keys = list(precisions or precisions_for(backend, self.model_graph))
-        return [*keys, NATIVE] if instance.native_int8 and "int8" in keys else keys
+        if not (instance.native_int8 and "int8" in keys):
+            return keys
+        native = [NATIVE, NATIVE_BF16] if _runs_by_hint(instance, "bf16") else [NATIVE]
+        hints = [key for key in keys if key in HINT_PRECISIONS]
+        return hints + native + [key for key in keys if key not in hints]
+
+    def bar(self) -> float | None:
+        """The speed-up a new trial must reach to matter: the fastest paying trial's, less its own spread (a
+        trial within it may still be the pick, as the portable file); None while none pays."""
+        return max((t.speedup - (t.run.speedup_spread or 0.0) for t in self.trials if t.pays), default=None)
 
     def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]:
         """Independent jobs in turn on this machine; side by side where a pool has several nodes."""
@@ -207,6 +218,8 @@ class TrialRunner:
         options = recipe.options(self.base.replace(backend=backend, task=self.task), tuple(kept))
         if step in RANKING_STEPS:
             options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
+        # Timing stops early below the bar; a search that builds by itself (NNCF's accuracy control) gets the time left.
+        options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, until - time.monotonic()))
         try:
             # The trial's own steps, under the search's bar: a long build or timing round is never silent.
             builder = self.pool or self.pipeline  # a pool builds on whichever of its nodes is free

@@ -28,18 +28,22 @@ class NamedRecipe:
     name: str
     precision: str
     recipe: Recipe = field(default_factory=Recipe)
+    #: Backend options the recipe compiles with (e.g. OpenVINO's ``int8_hint=bf16``), over the user's.
+    backend_options: tuple[tuple[str, str], ...] = ()
 
     def options(self, base: BuildOptions, kept: tuple[str, ...]) -> BuildOptions:
         return base.replace(precision=self.precision,
-                            recipe=self.recipe.replace(exclude_nodes=self.recipe.exclude_nodes + kept))
+                            recipe=self.recipe.replace(exclude_nodes=self.recipe.exclude_nodes + kept),
+                            backend_options={**base.backend_options, **dict(self.backend_options)})
 
     def derive(self, name: str, **changes: object) -> NamedRecipe:
         """A recipe with some choices changed, named after this one and the change."""
         return NamedRecipe(f"{self.name} + {name}" if self.name != "default" else name, self.precision,
-                           self.recipe.replace(**changes))
+                           self.recipe.replace(**changes), self.backend_options)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "precision": self.precision, **self.recipe.to_dict()}
+        extra = {"backend_options": dict(self.backend_options)} if self.backend_options else {}
+        return {"name": self.name, "precision": self.precision, **self.recipe.to_dict(), **extra}
 
 
 @dataclass

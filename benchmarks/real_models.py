@@ -9,9 +9,13 @@ uses its default thread count (one per core: 2 on the development machine).
 With ``--quarter`` every search judges on a quarter of the evaluation data: where that is too few
 samples to show the budget, the table says "cannot tell" instead of a pass or a miss. Every tune
 search confirms its pick on the half of the (quartered) data it did not search on; the table shows
-both figures with their 95% intervals, and FP32's own stability on the data.
+both figures with their intervals (at ``--confidence``, 95% by default), and FP32's own stability on the
+data. With ``--search-samples N`` each search judges its trials on N samples and spends the rest of its
+part only on trials whose interval straddles the budget; the table says how many extra samples went to
+how many trials.
 
     python benchmarks/real_models.py [--models a,b] [--batch 8] [--time-budget 600] [--workspace DIR] [--quarter]
+        [--confidence 0.95] [--search-samples N]
 """
 
 from __future__ import annotations
@@ -97,7 +101,10 @@ def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> Row:
     backends = ["--backend", args.backend] if args.backend else []
     row.steps.append(run_step("tune", [*python, __file__, "--tune-child", str(model.onnx_path), *backends,
                                        "--time-budget", str(args.time_budget), "--repeats",
-                                       str(args.repeats), *data, *(["--quarter"] if args.quarter else [])], env))
+                                       str(args.repeats), *data, *(["--quarter"] if args.quarter else []),
+                                       "--confidence", str(args.confidence),
+                                       *(["--search-samples", str(args.search_samples)] if args.search_samples
+                                         else [])], env))
     return row
 
 
@@ -111,6 +118,8 @@ def tune_child(argv: list[str]) -> None:
     parser.add_argument("--time-budget", type=float)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quarter", action="store_true")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--search-samples", type=int)
     parser.add_argument("model")
     args = parser.parse_args(argv)
     from workbench.build_options import BuildOptions
@@ -124,19 +133,22 @@ def tune_child(argv: list[str]) -> None:
         evaluation.source = f"the first quarter of {whole.source}"
     options = BuildOptions(calib=args.calib, eval=evaluation, batch=args.batch, repeats=args.repeats, task=args.task)
     backends = [args.backend] if args.backend else None
-    result = tune(args.model, options, backends=backends, time_budget=args.time_budget)
+    result = tune(args.model, options, backends=backends, time_budget=args.time_budget, confidence=args.confidence,
+                  search_samples=args.search_samples)
     json.dump(result.to_dict(), sys.stdout, default=str)
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], confidence: float = 0.95) -> str:
+    level = f"{confidence:.0%}"
     head = ("| model | task | FP32 ms | INT8 speed-up | INT8 metric | tuned speed-up | tuned metric, search part "
-            "[95% interval] | confirmation part [95% interval] | FP32 stability "
-            "| tuned engine, precision (recipe), kept FP32 | search s (trials) | peak RSS MB (prepare / int8 / tune) |")
-    lines = [head, "|" + "---|" * 12]
+            f"[{level} interval] | confirmation part [{level} interval] | FP32 stability "
+            "| tuned engine, precision (recipe), kept FP32 | search s (trials) | extra samples (trials they went to) "
+            "| peak RSS MB (prepare / int8 / tune) |")
+    lines = [head, "|" + "---|" * 13]
     for row in rows:
         steps = {s.name: s for s in row.steps}
         plain, tuned = steps.get("int8"), steps.get("tune")
-        fp32 = speed = metric = t_speed = t_metric = t_what = wall = confirm = stability = "n/a"
+        fp32 = speed = metric = t_speed = t_metric = t_what = wall = confirm = stability = extra = "n/a"
         if plain and plain.result:
             run = plain.result
             fp32 = f"{run['reference_latency_ms']['median']:.1f}"
@@ -146,6 +158,8 @@ def table(rows: list[Row]) -> str:
         if tuned and tuned.result:
             best = tuned.result.get("recommended")
             wall = f"{tuned.result.get('wall_s', tuned.wall_s):.0f} ({len(tuned.result.get('trials', []))})"
+            spent = [t.get("extra_samples", 0) for t in tuned.result.get("trials", [])]
+            extra = f"{sum(spent)} ({sum(1 for n in spent if n)})"
             found = tuned.result.get("stability")
             stability = f"{found['metric']} {found['value']:.4f}, {found['flipped_share']:.1%} flip" if found else "n/a"
             if best:
@@ -161,7 +175,7 @@ def table(rows: list[Row]) -> str:
             t_speed = f"failed: {tuned.error}"
         rss = " / ".join(f"{steps[n].peak_rss_mb:.0f}" if n in steps else "-" for n in ("prepare", "int8", "tune"))
         lines.append(f"| {row.model} | {row.task} | {fp32} | {speed} | {metric} | {t_speed} | {t_metric} | {confirm} "
-                     f"| {stability} | {t_what} | {wall} | {rss} |")
+                     f"| {stability} | {t_what} | {wall} | {extra} | {rss} |")
     return "\n".join(lines)
 
 
@@ -178,6 +192,9 @@ def main() -> None:
     parser.add_argument("--workspace", help="workspace for the runs (default: a fresh temporary one)")
     parser.add_argument("--quarter", action="store_true", help="judge every search on a quarter of the evaluation "
                         "data: 'cannot tell' wherever that is too little to show the budget")
+    parser.add_argument("--confidence", type=float, default=0.95, help="level of every interval and verdict")
+    parser.add_argument("--search-samples", type=int, help="judge each trial on this many search samples, the rest "
+                        "only for trials whose interval straddles the budget")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="real-models-") as fresh:
         env = {**os.environ, "WORKBENCH_WORKSPACE": args.workspace or fresh,
@@ -193,7 +210,7 @@ def main() -> None:
         print(f"batch {args.batch}, tune backends {args.backend or 'all that run here'}, {os.cpu_count()} cores, "
               f"tune time budget {args.time_budget:g} s"
               + (", every search on a quarter of the evaluation data" if args.quarter else ""))
-        print(table(rows))
+        print(table(rows, args.confidence))
 
 
 if __name__ == "__main__":

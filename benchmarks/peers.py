@@ -50,6 +50,8 @@ class Built:
     artifact: str | None = None
     backend: str = "openvino"
     precision: str = "int8"
+    #: How the engine compiles it (tune's BF16+INT8 mix: ``int8_hint=bf16``).
+    backend_options: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     error: str = ""
@@ -155,7 +157,9 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
     if best is None:
         return {"artifact": None, "error": "no variant meets the budget", "notes": result["notes"][-3:]}
     return {"artifact": best["artifact"], "backend": best["backend"], "precision": best["precision"],
-            "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32"]}
+            "backend_options": best["backend_options"],
+            "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32",
+                      f"{len(result['trials'])} trials"]}
 
 
 BUILDERS = {"tune": build_tune, "nncf": build_nncf, "nncf-accuracy-control": build_nncf_accuracy_control,
@@ -209,6 +213,7 @@ def run_child(tool: str, model: zoo.ZooModel, select: Path, out: Path, args: arg
     made = json.loads(text)
     built.artifact, built.notes = made.get("artifact"), made.get("notes", [])
     built.backend, built.precision = made.get("backend", "openvino"), made.get("precision", "int8")
+    built.backend_options = made.get("backend_options", {})
     built.error = made.get("error", "")
     return built
 
@@ -240,25 +245,53 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
 
     data = Dataset(dict(np.load(holdout)), None, "held-back half of the evaluation set")
     feed = timing_feed(data, args.batch)
-    ready = [b for b in builts if b.artifact]
+    same = same_models(builts)
     with ExitStack() as stack:
         reference = stack.enter_context(get_backend("onnxruntime-cpu").load(model.onnx_path))
         engines = {"reference": reference}
-        for built in ready:
-            backend = get_backend(built.backend).for_precision(built.precision)
-            engines[built.tool] = stack.enter_context(backend.load(Path(built.artifact)))
+        for built in builts:
+            if built.artifact and same[built.tool] == built.tool:
+                backend = get_backend(built.backend, built.backend_options).for_precision(built.precision)
+                engines[built.tool] = stack.enter_context(backend.load(Path(built.artifact)))
         rounds = time_rounds(engines, feed, warmup=args.warmup, repeats=args.repeats, min_seconds=1.0)
         ref_ms = float(np.median(rounds["reference"][args.warmup:]))
         rows = []
         for built in builts:
+            timed = same.get(built.tool)
+            if timed is not None and timed != built.tool:
+                built.notes.append(f"the same model as {LABELS[timed]}'s (identical weights and graph): timed once")
             row = {"tool": built.tool, "built": asdict(built), "fp32_ms": ref_ms}
-            if built.tool in engines:
-                drift = compare_engines(reference, engines[built.tool], data, args.batch, TaskChoice(model.task))
-                ms = float(np.median(rounds[built.tool][args.warmup:]))
-                row.update(ms=ms, speedup=ref_ms / ms, spread=speedup_spread(rounds["reference"], rounds[built.tool]),
+            if timed in engines:
+                drift = compare_engines(reference, engines[timed], data, args.batch, TaskChoice(model.task))
+                ms = float(np.median(rounds[timed][args.warmup:]))
+                row.update(ms=ms, speedup=ref_ms / ms, spread=speedup_spread(rounds["reference"], rounds[timed]),
                            task=drift["task"])
             rows.append(row)
     return rows
+
+
+def model_identity(built: Built) -> tuple:
+    """What makes two variants one model: the engine and how it compiles, the weights' bytes, and the graph
+    (for OpenVINO IR without its ``rt_info``, where NNCF records the options it was called with, and without
+    the numbers OpenVINO gives the layers it names itself, e.g. ``Constant_184``, which count per process)."""
+    import hashlib
+    import re
+
+    path = Path(built.artifact)
+    graph = path.read_bytes()
+    if path.suffix == ".xml":
+        graph = re.sub(rb"<rt_info>.*</rt_info>", b"", graph, flags=re.S)
+        graph = re.sub(rb'name="([A-Za-z]+)(_\d+)+"', rb'name="\1"', graph)
+    weights = path.with_suffix(".bin").read_bytes() if path.suffix == ".xml" else b""
+    return (built.backend, built.precision, tuple(sorted(built.backend_options.items())),
+            hashlib.sha256(graph).hexdigest(), hashlib.sha256(weights).hexdigest())
+
+
+def same_models(builts: list[Built]) -> dict[str, str]:
+    """Per tool with a variant, the first tool whose variant is the same model: one model has one speed, so
+    identical files (tune's pick and a peer's, often) are timed once, not twice with noise between them."""
+    first: dict[tuple, str] = {}
+    return {b.tool: first.setdefault(model_identity(b), b.tool) for b in builts if b.artifact}
 
 
 def verdicts(rows: list[dict]) -> tuple[float | None, str]:

@@ -97,7 +97,7 @@ def test_cli_prints_the_documented_json(cli_env: dict[str, str]):
     assert set(data["stability"]) >= {"metric", "value", "how"} and data["split"]["confirm_samples"] == 180
     if data["recommended"] is not None:
         assert set(data["recommended"]) >= {"run_id", "backend", "precision", "speedup", "metric", "artifact",
-                                            "kept_nodes", "recipe", "confirm"}
+                                            "kept_nodes", "recipe", "backend_options", "confirm"}
         assert Path(data["recommended"]["artifact"]).is_file() and data["recommended"]["metric"]["met"]
         assert set(data["recommended"]["metric"]) >= {"interval", "samples", "verdict", "samples_needed"}
         confirm = data["recommended"]["confirm"]

@@ -138,6 +138,7 @@ class TuneResult:
                 "speedup": best.speedup, "speedup_same_backend": float(best.run.speedup),
                 "metric": best.metric(), "artifact": best.run.artifact,
                 "kept_nodes": best.kept_nodes, "recipe": best.recipe.to_dict(),
+                "backend_options": dict(best.run.spec.backend_options),
                 "confirm": None if self.confirm is None else {"metric": metric_dict(self.confirm),
                                                               "samples": self.confirm.samples},
             }

@@ -60,7 +60,8 @@ def evaluator(pipeline: Pipeline, model: str | Path, base: BuildOptions, judging
 
     def evaluate(trial: Trial, indices: np.ndarray) -> TaskScore:
         spec = trial.run.spec
-        backend = get_backend(spec.backend, base.backend_options).for_workspace(pipeline.workspace.root)
+        settings = trial.recipe.options(base, trial.kept).backend_options  # as the trial compiled it
+        backend = get_backend(spec.backend, settings).for_workspace(pipeline.workspace.root)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
         choice = TaskChoice(trial.score.task, base.metric, base.budget)
         data = judging.data.select(indices, "extra search samples")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,8 +96,9 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
     missed: list[tuple[Trial, float]] = []
     until = runner.started + runner.time_budget
     runner.plan_screen(sum(len(runner.screens(backend, precisions)) for backend in names))
-    for backend in names:
-        baseline = runner.baseline(backend)
+    # The FP32 runs are independent (together: side by side over a cluster); the screens depend on their order.
+    found = runner.together([partial(runner.baseline, backend) for backend in names])
+    for backend, baseline in zip(names, found, strict=True):
         if baseline is None:
             continue
         baselines[backend] = baseline

@@ -176,8 +176,10 @@ class TrialRunner:
     def baseline(self, backend: str) -> Run | None:
         """The backend's FP32 run (it also settles the task when none was given), or None with a note."""
         try:
-            run = self.pipeline.run(self.model, self.base.replace(backend=backend, precision="fp32", recipe=Recipe()),
-                                    cancel=self.progress.cancel)
+            # Through the pool where there is one: backends are screened side by side, each FP32 on a free node.
+            run = (self.pool or self.pipeline).run(
+                self.model, self.base.replace(backend=backend, precision="fp32", recipe=Recipe()),
+                cancel=self.progress.cancel)
         except (Cancelled, Busy):
             raise
         except WorkbenchError as exc:

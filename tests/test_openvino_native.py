@@ -102,6 +102,15 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
     assert "not measurably faster than the portable" in notes[0]
     slow_portable = timed(portable, 2.5, 0.1)
     assert portable_if_as_fast(fast_native, [fast_native, slow_portable], []) is fast_native
+    if mixed:  # the BF16+INT8 mix only where it is measurably faster than the same IR compiled plainly
+        from workbench.workflows.tune import plain_if_as_fast
+
+        fast_mix, close_plain, slow_plain = timed(mixed[0], 3.0, 0.2), timed(native[0], 2.9, 0.1), timed(
+            native[0], 2.5, 0.1)
+        notes = []
+        assert plain_if_as_fast(fast_mix, [fast_mix, close_plain], notes) is close_plain
+        assert "int8_hint=bf16" in notes[0] and "not measurably faster" in notes[0]
+        assert plain_if_as_fast(fast_mix, [fast_mix, slow_plain], []) is fast_mix
 
 
 def test_accuracy_control_names_what_it_kept_and_keeps_to_its_time_cap(vit: Path, tmp_path: Path) -> None:

@@ -214,12 +214,27 @@ def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:
     notes say why and name the closest."""
     passing = [t for t in trials if t.pays]  # judged on the search's data, by the shared rule (``runs.recommend``)
     if passing:
-        return portable_if_as_fast(max(passing, key=lambda t: t.speedup), passing, notes)
+        return portable_if_as_fast(plain_if_as_fast(max(passing, key=lambda t: t.speedup), passing, notes),
+                                   passing, notes)
     notes.append(keep_fp32_reason([t.run for t in trials]))
     closest = closest_note(trials)
     if closest:
         notes.append(closest)
     return None
+
+
+def plain_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:
+    """The same file compiled without the engine settings the search added (the BF16+INT8 mix's ``int8_hint``)
+    where those do not make it measurably faster: fewer layers in reduced precision for no speed is no gain."""
+    if not best.recipe.backend_options:
+        return best
+    plain = [t for t in passing if not t.recipe.backend_options and t.run.artifact == best.run.artifact]
+    if not plain or plain[0].speedup < best.speedup - (best.run.speedup_spread or 0.0):
+        return best
+    notes.append(f"{best.recipe.name} ({best.speedup:.2f}x) is not measurably faster than the same file compiled "
+                 f"without {', '.join(f'{k}={v}' for k, v in best.recipe.backend_options)} ({plain[0].speedup:.2f}x, "
+                 f"within its spread of {best.run.speedup_spread or 0.0:.2f}): that one is the pick")
+    return plain[0]
 
 
 def portable_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:

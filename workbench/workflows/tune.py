@@ -56,7 +56,7 @@ from workbench.runs.recommend import keep_fp32_reason, measurably_faster
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
-from workbench.tasks.confidence import CONFIDENCE
+from workbench.tasks.confidence import CONFIDENCE, MEETS
 from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
 from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen
 from workbench.workflows.tune_runner import TrialRunner
@@ -225,15 +225,22 @@ def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:
 
 def plain_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:
     """The same file compiled without the engine settings the search added (the BF16+INT8 mix's ``int8_hint``)
-    where those do not make it measurably faster: fewer layers in reduced precision for no speed is no gain."""
+    unless those make it measurably faster and its interval shows it meets the budget: more layers in reduced
+    precision are taken for speed, never on data that cannot tell whether they cost the budget."""
     if not best.recipe.backend_options:
         return best
     plain = [t for t in passing if not t.recipe.backend_options and t.run.artifact == best.run.artifact]
-    if not plain or plain[0].speedup < best.speedup - (best.run.speedup_spread or 0.0):
+    if not plain:
         return best
-    notes.append(f"{best.recipe.name} ({best.speedup:.2f}x) is not measurably faster than the same file compiled "
-                 f"without {', '.join(f'{k}={v}' for k, v in best.recipe.backend_options)} ({plain[0].speedup:.2f}x, "
-                 f"within its spread of {best.run.speedup_spread or 0.0:.2f}): that one is the pick")
+    settings = ", ".join(f"{k}={v}" for k, v in best.recipe.backend_options)
+    if plain[0].speedup >= best.speedup - (best.run.speedup_spread or 0.0):
+        why = f"is not measurably faster (within its spread of {best.run.speedup_spread or 0.0:.2f})"
+    elif best.score.state != MEETS:
+        why = f"is faster, but at {best.short_metric()} the data cannot tell whether it meets the budget"
+    else:
+        return best
+    notes.append(f"{best.recipe.name} ({best.speedup:.2f}x) {why}: the same file compiled without {settings} "
+                 f"({plain[0].speedup:.2f}x) is the pick")
     return plain[0]
 
 

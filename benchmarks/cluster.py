@@ -1,18 +1,21 @@
-"""A sweep on one node vs two nodes of one hardware class: wall time, scheduling overhead, bytes moved.
+"""A sweep and a tune on one node vs two nodes of one hardware class: wall time, scheduling overhead, bytes
+moved, and how many trials a tune finishes within the same time budget.
 
 Each configuration starts its own local Ray cluster (``LocalCluster``: nodes of one CPU each, all
 declaring the class ``bench``), runs the same grid (4 precisions x magnitude pruning at 0, 0.25
 and 0.5 = 12 cells) into a fresh workspace, and times it end to end. Scheduling overhead is a
 task that does nothing, asking for one node of the class like a trial does: one at a time
 (round trip) and all at once (throughput). Bytes are what each trial sent to its node (model and
-data) and brought back (artifact folder and tables).
+data) and brought back (artifact folder and tables). The tune (``--tune-budget`` seconds, 0 to skip)
+searches static INT8, dynamic INT8 and FP16 on ONNX Runtime: with two nodes its independent trials
+run side by side, so it finishes more of them within the budget (and uses both nodes).
 
 Nodes of a local cluster share this machine, so their timings are contaminated (every run says
 so in its notes); on real machines, start a cluster (README, "Sweeps and tunes on a Ray cluster")
 and give ``--address auto --on CLASS``:
 
     python benchmarks/cluster.py                        # 1 vs 2 local nodes, 12 cells
-    python benchmarks/cluster.py --cells 2 --noops 10   # a smoke run
+    python benchmarks/cluster.py --cells 2 --noops 10 --tune-budget 20   # a smoke run
     python benchmarks/cluster.py --address auto --on cpu-amx
 """
 
@@ -31,6 +34,7 @@ from workbench.cluster.local_cluster import LocalCluster
 from workbench.cluster.ray_executor import RayExecutor
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
+from workbench.workflows.tune import tune
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 BENCH_CLASS = "bench"
@@ -62,7 +66,18 @@ def sweep(model: Path, cells: int, repeats: int) -> Sweep:
                  sorted({c.prune_ratio for c in chosen}))
 
 
-def measure(label: str, address: str, hardware_class: str, grid: Sweep, noops: int) -> dict:
+def tuned(grid: Sweep, executor: RayExecutor, root: Path, budget: float) -> dict:
+    """A tune of the grid's model on the executor's class: its wall time, trials finished, nodes they ran on."""
+    if budget <= 0:
+        return {"tune_s": float("nan"), "tune_trials": 0, "tune_nodes": 0}
+    start = time.perf_counter()
+    result = tune(grid.model, grid.base, backends=["onnxruntime-cpu"], precisions=["int8", "int8-dynamic", "fp16"],
+                  time_budget=budget, pipeline=Pipeline(root / "tune"), executor=executor)
+    nodes = {(t.run.environment.get("node") or {}).get("name") for t in result.trials}
+    return {"tune_s": time.perf_counter() - start, "tune_trials": len(result.trials), "tune_nodes": len(nodes)}
+
+
+def measure(label: str, address: str, hardware_class: str, grid: Sweep, noops: int, tune_budget: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="wb-cluster-bench-"))
     executor = RayExecutor(address, [hardware_class], node_workspace=str(root / "nodes"))
     nodes = executor.connect()
@@ -72,6 +87,7 @@ def measure(label: str, address: str, hardware_class: str, grid: Sweep, noops: i
         start = time.perf_counter()
         result = grid.run(Pipeline(root / "workspace"), executor=executor)
         wall = time.perf_counter() - start
+        searched = tuned(grid, executor, root, tune_budget)
     finally:
         executor.close()
     sent = [t["sent_bytes"] for t in executor.traffic]
@@ -81,13 +97,13 @@ def measure(label: str, address: str, hardware_class: str, grid: Sweep, noops: i
             "sent_kib": statistics.fmean(sent) / 1024 if sent else 0.0,
             "received_kib": statistics.fmean(received) / 1024 if received else 0.0,
             "failed": len(result.failed),
-            "contaminated": sum(any("CONTAMINATED" in n for n in r.notes) for r in result.runs)}
+            "contaminated": sum(any("CONTAMINATED" in n for n in r.notes) for r in result.runs), **searched}
 
 
-def local(nodes: int, grid: Sweep, noops: int) -> dict:
+def local(nodes: int, grid: Sweep, noops: int, tune_budget: float) -> dict:
     cluster = LocalCluster([BENCH_CLASS], nodes_per_class=nodes)
     try:
-        return measure(f"local, {nodes} node(s)", cluster.address, BENCH_CLASS, grid, noops)
+        return measure(f"local, {nodes} node(s)", cluster.address, BENCH_CLASS, grid, noops, tune_budget)
     finally:
         cluster.shutdown()
 
@@ -100,18 +116,20 @@ def main() -> None:
     parser.add_argument("--noops", type=int, default=200, help="do-nothing tasks timed for the scheduling overhead")
     parser.add_argument("--address", help="an existing cluster (e.g. auto) instead of local nodes")
     parser.add_argument("--on", default=BENCH_CLASS, help="the hardware class to run on with --address")
+    parser.add_argument("--tune-budget", type=float, default=120.0, help="seconds for the tune (0: no tune)")
     args = parser.parse_args()
     model = Path(args.model) if args.model.endswith(".onnx") else SAMPLES / args.model / "model.onnx"
     grid = sweep(model, args.cells, args.repeats)
-    rows = ([measure(f"cluster at {args.address}", args.address, args.on, grid, args.noops)] if args.address
-            else [local(1, grid, args.noops), local(2, grid, args.noops)])
+    rows = ([measure(f"cluster at {args.address}", args.address, args.on, grid, args.noops, args.tune_budget)]
+            if args.address else [local(n, grid, args.noops, args.tune_budget) for n in (1, 2)])
     print("| config | nodes | cells | wall s | no-op task ms (one at a time) | no-op task ms (all at once) | "
-          "KiB sent per trial | KiB back per trial | failed | runs flagged contaminated |")
-    print("|" + "|".join(["---"] * 10) + "|")
+          "KiB sent per trial | KiB back per trial | failed | runs flagged contaminated | "
+          f"tune wall s ({args.tune_budget:g} s budget) | tune trials | tune nodes used |")
+    print("|" + "|".join(["---"] * 13) + "|")
     for r in rows:
         print(f"| {r['config']} | {r['nodes']} | {r['cells']} | {r['wall_s']:.1f} | {r['noop_ms']:.2f} | "
               f"{r['noop_batch_ms']:.2f} | {r['sent_kib']:.0f} | {r['received_kib']:.0f} | {r['failed']} | "
-              f"{r['contaminated']} |")
+              f"{r['contaminated']} | {r['tune_s']:.1f} | {r['tune_trials']} | {r['tune_nodes']} |")
 
 
 if __name__ == "__main__":

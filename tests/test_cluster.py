@@ -214,6 +214,16 @@ def test_a_class_no_node_offers_is_refused_with_the_classes_there(cluster: Local
     assert "class-a, class-b" in refused.value.fix
 
 
+def test_several_local_nodes_per_class_are_asked_for_with_ray_local_only(
+        cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli.main import main
+    from workbench.cluster.choice import cluster_executor
+
+    assert cluster_executor("local", ["class-a"], local_nodes=2).nodes_per_class == 2
+    assert main(["tune", str(cnn), "--ray", "auto", "--on", "class-a", "--local-nodes", "2"]) == 2
+    assert "--local-nodes 2 does not apply here" in capsys.readouterr().err
+
+
 def test_ray_is_never_imported_without_ray(cnn: Path, workspace: Path) -> None:
     code = ("import sys; from workbench.cli.main import main; "
             f"main(['sweep', {str(cnn)!r}, '--precisions', 'fp32', '--repeats', '1', '--warmup', '0']); "

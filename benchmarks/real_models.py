@@ -131,9 +131,10 @@ def tune_child(argv: list[str]) -> None:
         whole = load_npz(args.eval)
         evaluation = whole.take(max(4, len(whole) // 4))
         evaluation.source = f"the first quarter of {whole.source}"
-    options = BuildOptions(calib=args.calib, eval=evaluation, batch=args.batch, repeats=args.repeats, task=args.task)
+    options = BuildOptions(calib=args.calib, eval=evaluation, batch=args.batch, repeats=args.repeats, task=args.task,
+                           confidence=args.confidence)
     backends = [args.backend] if args.backend else None
-    result = tune(args.model, options, backends=backends, time_budget=args.time_budget, confidence=args.confidence,
+    result = tune(args.model, options, backends=backends, time_budget=args.time_budget,
                   search_samples=args.search_samples)
     json.dump(result.to_dict(), sys.stdout, default=str)
 

@@ -20,8 +20,9 @@ from workbench.recipe import QUANT_OPTIONS, Recipe
 from workbench.runs.sweep import Sweep
 
 REPO = Path(__file__).resolve().parents[1]
-#: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields).
-PYTHON_ONLY = {"preprocess"}
+#: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields), and how a
+#: search spends its time (tune sets its bar and a build's time cap itself).
+PYTHON_ONLY = {"preprocess", "timing_bar", "build_time_cap"}
 
 
 def command_flags(name: str) -> set[str]:
@@ -40,7 +41,8 @@ def test_every_field_but_python_only_ones_has_a_flag_that_sets_it() -> None:
         "--calib", "c.npz", "--calib-method", "entropy", "--per-tensor", "--eval", "e.npz",
         "--backend", "openvino", "--backend-option", "threads=2", "--batch", "8", "--warmup", "2",
         "--repeats", "7", "--exclude", "a", "--exclude", "b", "--task", "raw",
-        "--metric", "m:f", "--budget", "0.9", "--quant-option", "activations=s8", "--quant-option", "symmetric=true",
+        "--metric", "m:f", "--budget", "0.9", "--confidence", "0.9", "--quant-option", "activations=s8",
+        "--quant-option", "symmetric=true",
         "--quant-option", "percentile=99.9", "--quant-option", "ops=compute",
         "--quant-option", "reduce_range=true", "--quant-option", "block_size=32",
         "--quant-option", "weight_symmetric=true", "--quant-option", "weight_algorithm=awq",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import workbench
 
 
@@ -24,6 +25,27 @@ def test_run_json_contract(cnn: Path, cli_env: dict[str, str]) -> None:
     assert data["spec"]["precision"] == "int8" and data["spec"]["batch"] == 8
     assert abs(data["speedup"] - data["reference_latency_ms"]["median"] / data["latency_ms"]["median"]) < 1e-9
     assert Path(data["artifact"]).is_file()
+
+
+def test_run_judges_at_the_confidence_asked_and_refuses_a_level_outside_it(cnn: Path, cli_env: dict[str, str]) -> None:
+    """The stored verdict's interval is drawn at --confidence; the same run asked at the default is re-judged at
+    95% from the store; a level of 1 is refused in one line and the stored run survives."""
+    from workbench.tasks.confidence import wilson
+
+    flags = ("run", str(cnn), "--precision", "int8", "--batch", "8", "--repeats", "3", "--json")
+    first = json.loads(workbench(*flags, "--confidence", "0.8", env=cli_env).stdout)["drift"]["task"]
+    agreeing = round(first["value"] * first["samples"])
+    assert first["confidence"] == 0.8 and first["interval"] == pytest.approx(list(wilson(agreeing, first["samples"],
+                                                                                          0.8)))
+    again = json.loads(workbench(*flags, env=cli_env).stdout)
+    assert again["drift"]["task"]["confidence"] == 0.95 and again["measurement"]["confidence"] == 0.95
+    assert again["drift"]["task"]["interval"] == pytest.approx(list(wilson(agreeing, first["samples"], 0.95)))
+    refused = workbench(*flags, "--confidence", "1", env=cli_env)
+    assert refused.returncode != 0 and refused.stdout == ""
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a level" in lines[0] and "between 0.5 and 1" in lines[0]
+    runs = json.loads(workbench("runs", "--json", env=cli_env).stdout)
+    assert any(run["run_id"] == again["run_id"] for run in runs)
 
 
 def test_text_file_fails_in_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -44,7 +44,7 @@ def test_to_args_is_the_inverse_of_parse() -> None:
         recipe=Recipe(calib_method="percentile", per_channel=False, exclude_nodes=("a", "b"), activations="s8",
                       symmetric=False, percentile=99.95, ops="compute"),
         backend="openvino", backend_options={"threads": "2"}, batch=4, warmup=1, repeats=3, task="raw",
-        metric="m:f", budget=0.25)
+        metric="m:f", budget=0.25, confidence=0.99)
     assert _parse(BuildOptionsArgs().to_args(options)) == options
     assert _parse(BuildOptionsArgs().to_args(BuildOptions())) == BuildOptions()
     nncf = BuildOptions("int8", recipe=Recipe(quantizer="nncf"))

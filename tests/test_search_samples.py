@@ -14,6 +14,7 @@ from test_stability import digits
 
 from tests.zoo_models import zoo_model
 from workbench.build_options import BuildOptions
+from workbench.errors import DataError
 from workbench.progress import Progress
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
@@ -84,14 +85,13 @@ def check_trials(result: dict, confidence: float) -> None:
 
 
 def test_a_sweep_judges_every_run_at_the_confidence_asked(tmp_path: Path):
-    sweep = Sweep(str(sample("digits_cnn")), BuildOptions(batch=8, repeats=3), precisions=("int8",), confidence=0.8)
+    sweep = Sweep(str(sample("digits_cnn")), BuildOptions(batch=8, repeats=3, confidence=0.8), precisions=("int8",))
     run = sweep.run(Pipeline(tmp_path / "ws")).runs[0]
     score = task_score(run.drift)
     agreeing = round(score.value * score.samples)
     assert score.confidence == 0.8 and score.interval == pytest.approx(list(wilson(agreeing, score.samples, 0.8)))
-    with pytest.raises(Exception, match="not a level"):
-        Sweep(str(sample("digits_cnn")), BuildOptions(), precisions=("int8",), confidence=1.5).run(
-            Pipeline(tmp_path / "ws"))
+    with pytest.raises(DataError, match="not a level"):
+        BuildOptions(confidence=1.5)
 
 
 @pytest.fixture

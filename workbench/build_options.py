@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any, Union
 
 from workbench.errors import DataError
 from workbench.recipe import Recipe
-from workbench.vocabulary import CALIBRATED_PRECISIONS, PRECISIONS, PRUNE_METHODS, check_choice, check_ratio
+from workbench.vocabulary import (
+    CALIBRATED_PRECISIONS,
+    CONFIDENCE,
+    PRECISIONS,
+    PRUNE_METHODS,
+    check_choice,
+    check_confidence,
+    check_ratio,
+)
 
 __all__ = ["CALIBRATED_PRECISIONS", "DEFAULT_BACKEND", "BuildOptions", "DataSource"]
 
@@ -47,7 +55,9 @@ class BuildOptions:
     e.g. ``{"prefer_nhwc": "1"}`` for CUDA); ``recipe`` is how INT8 is made (quantizer, calibration,
     scales, nodes kept in FP32). ``task`` (guessed from the outputs when None), a user's ``metric``
     (``"module:function"`` or the function) and the ``budget`` (its lowest passing value) decide how
-    a variant is judged. ``timing_bar`` and ``build_time_cap`` are how a search spends its time.
+    a variant is judged; ``confidence`` is the level of its interval and three-state verdict (like the
+    budget, not part of the run's identity: a stored run is re-judged at the level asked). ``timing_bar``
+    and ``build_time_cap`` are how a search spends its time.
     """
 
     precision: str = "fp32"
@@ -66,6 +76,7 @@ class BuildOptions:
     task: str | None = None
     metric: str | Callable[..., float] | None = None
     budget: float | None = None
+    confidence: float = CONFIDENCE
     #: A search's bar (``workbench tune``): the comparable speed-up a variant must reach to matter. Timing
     #: stops early once even the variant's fastest round cannot reach it; the run says so and is re-timed
     #: in full when asked for again without a bar. Not part of the run's identity.
@@ -87,6 +98,7 @@ class BuildOptions:
                             "e.g. BuildOptions('int8', recipe=Recipe(calib_method='percentile')).")
         check_choice("precision", self.precision, PRECISIONS, "--precision")
         object.__setattr__(self, "prune_ratio", check_ratio(self.prune_ratio))
+        object.__setattr__(self, "confidence", check_confidence(self.confidence))
         if self.prune_method is not None:
             check_choice("pruning method", self.prune_method, PRUNE_METHODS, "--prune-method")
         elif self.prune_ratio:

@@ -76,3 +76,15 @@ def check_ratio(ratio: object) -> float:
         raise DataError(f"The pruning ratio {value:g} is outside [0, 1).",
                         "Use 0 for no pruning and less than 1 (e.g. 0.5) to remove that fraction.")
     return value
+
+
+#: The level of every interval and three-state verdict unless the user asks another (``--confidence``).
+CONFIDENCE = 0.95
+
+
+def check_confidence(confidence: object) -> float:
+    """A level an interval can be drawn at, as a float, or the user's error said plainly."""
+    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0.5 <= float(confidence) < 1:
+        raise DataError(f"Confidence {confidence!r} is not a level an interval can be drawn at.",
+                        "Give a share between 0.5 and 1, e.g. 0.95 or 0.99.")
+    return float(confidence)

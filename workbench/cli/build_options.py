@@ -22,6 +22,7 @@ from workbench.tasks import TASKS
 from workbench.tasks.custom import metric_name
 from workbench.vocabulary import (
     CALIBRATION_METHODS,
+    CONFIDENCE,
     DEFAULT_QUANTIZER,
     PRECISIONS,
     PRUNE_EFFECTS,
@@ -78,6 +79,17 @@ def add_task_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
                         + "; ".join(f"{t.name} {t.rule.format(b=t.budget)}" for t in TASKS.values())
                         + "; with labels, classification allows 1 point of accuracy lost); tune also takes "
                         "'stable': the budget at FP32's own stability on the evaluation data")
+    parser.add_argument("--confidence", type=confidence_value, default=CONFIDENCE, metavar="LEVEL",
+                        help=f"confidence of every interval and verdict (meets / misses / cannot tell), in [0.5, 1), "
+                        f"default {CONFIDENCE:g}")
+
+
+def confidence_value(text: str) -> float:
+    """A number; whether it is a level an interval can be drawn at is ``BuildOptions``' check, said in its words."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"confidence {text!r} is not a number (e.g. 0.95)") from None
 
 
 def budget_value(text: str) -> float | str:
@@ -186,6 +198,7 @@ class BuildOptionsArgs:
             task=args.task,
             metric=args.metric,
             budget=self.budget(args),
+            confidence=args.confidence,
         )
 
     def to_args(self, options: BuildOptions) -> list[str]:
@@ -217,6 +230,7 @@ class BuildOptionsArgs:
         args += _flag("--task", options.task)
         args += _flag("--metric", metric_name(options.metric) if options.metric is not None else None)
         args += _flag("--budget", repr(options.budget) if options.budget is not None else None)
+        args += ["--confidence", repr(options.confidence)] if options.confidence != CONFIDENCE else []
         return args
 
     def budget(self, args: argparse.Namespace) -> float | None:

@@ -7,7 +7,7 @@ import sys
 
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.cluster_args import add_cluster_args, executor_from
-from workbench.cli.common import add_confidence_arg, add_output_options, print_json, stderr_progress
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.cli.runs_text import format_table
 from workbench.runs import format as fmt
 from workbench.runs.frame import runs_frame
@@ -30,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--confirm", metavar="DATA",
                         help="confirm the pick on this data (never chosen on): a pick that loses more than the "
                         "budget there gives way to the next-fastest")
-    add_confidence_arg(parser)
     add_output_options(parser)
     parser.set_defaults(func=handle)
 
@@ -49,8 +48,7 @@ def _announce(run: Run, reused: bool) -> None:
 def handle(args: argparse.Namespace) -> int:
     precisions, prune_methods, prune_ratios = OPTIONS.grid_axes(args)
     sweep = Sweep(args.model, OPTIONS.parse(args), precisions, prune_methods, prune_ratios,
-                  accuracy_budget=args.accuracy_budget, backends=args.backends, confirm=args.confirm,
-                  confidence=args.confidence)
+                  accuracy_budget=args.accuracy_budget, backends=args.backends, confirm=args.confirm)
     print(f"sweep: {len(sweep.cells())} variants of {args.model}", file=sys.stderr)
     with executor_from(args) as executor:
         if executor is not None:

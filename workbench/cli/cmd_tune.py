@@ -10,7 +10,7 @@ import pandas as pd
 from workbench.backends.registry import backend_names
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.cli.cluster_args import add_cluster_args, executor_from
-from workbench.cli.common import add_confidence_arg, add_output_options, print_json, stderr_progress
+from workbench.cli.common import add_output_options, print_json, stderr_progress
 from workbench.errors import WorkbenchError
 from workbench.runs import format as fmt
 from workbench.runs.frame import verdict
@@ -51,7 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--search-samples", type=int, metavar="N",
                         help="judge every trial on N samples of the search part; evaluate the rest of it only "
                         "for trials whose interval straddles the budget (default: every trial on the whole part)")
-    add_confidence_arg(parser)
     parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
                         help=f"stop starting trials after this long (default {DEFAULT_TIME_BUDGET:g})")
     add_cluster_args(parser)
@@ -67,7 +66,7 @@ def handle(args: argparse.Namespace) -> int:
     confirm = False if args.no_confirm else (args.confirm or True)
     search = {"backends": args.backend, "precisions": precisions, "time_budget": args.time_budget,
               "confirm": confirm, "budget_stable": args.budget == "stable", "exclude_unstable": args.exclude_unstable,
-              "search_samples": args.search_samples, "confidence": args.confidence}
+              "search_samples": args.search_samples}
     progress = stderr_progress(sys.stderr.isatty())
     with executor_from(args) as executor:
         if executor is not None:

@@ -18,15 +18,6 @@ def add_workspace_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_WORKSPACE or ./workbench-workspace)")
 
 
-def add_confidence_arg(parser: argparse.ArgumentParser) -> None:
-    """``--confidence``: the level of every interval and three-state verdict the command shows."""
-    from workbench.tasks.confidence import CONFIDENCE
-
-    parser.add_argument("--confidence", type=float, default=CONFIDENCE, metavar="LEVEL",
-                        help=f"confidence of every interval and verdict (meets / misses / cannot tell), "
-                        f"default {CONFIDENCE:g}")
-
-
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """Where runs are kept and how results are printed: shared by every command that builds."""
     add_workspace_option(parser)

@@ -109,14 +109,14 @@ class Pipeline:
         """Build (or fetch from the workspace) and measure one variant; raises WorkbenchError.
 
         ``force`` rebuilds even when an identical run is stored. The options' ``task`` (guessed from
-        the outputs when None), ``metric`` and ``budget`` decide how the variant is judged; the verdict
-        is stored with the run as ``drift["task"]``.
+        the outputs when None), ``metric`` and ``budget`` decide how the variant is judged, at the options'
+        ``confidence``; the verdict is stored with the run as ``drift["task"]``.
         """
         if options is not None and not isinstance(options, BuildOptions):
             raise TypeError(f"Pipeline.run takes a BuildOptions, not {type(options).__name__}: "
                             "e.g. Pipeline().run(model, BuildOptions('int8', batch=8)).")
         options = options or BuildOptions()
-        choice = TaskChoice(options.task, options.metric, options.budget)
+        choice = TaskChoice(options.task, options.metric, options.budget, options.confidence)
         if not self._lock.acquire(blocking=False):
             raise Busy("A build is already running.", "Wait for it to finish or cancel it first.")
         progress_ = Progress(progress, cancel)
@@ -186,14 +186,14 @@ class Pipeline:
         return run
 
     def _cached(self, spec: RunSpec, choice: TaskChoice, force: bool) -> Run | None:
-        """The stored run of this spec, re-judged by the budget asked now, unless it must be rebuilt."""
+        """The stored run of this spec, re-judged by the budget and confidence asked now, unless it must be rebuilt."""
         cached = self.workspace.load_run(spec.run_id)
         # A run stored before runs recorded the graph their quantizer saw is rebuilt once, so every INT8 run has it.
         recorded = cached is not None and (cached.quantized_from is not None or spec.precision not in QUANTIZED)
         if not recorded or not cached.artifact_exists or force or task_score(cached.drift) is None:
             return None
-        cached.drift["task"] = rejudge(cached.drift, choice.budget).to_dict()
-        cached.measurement = {**cached.measurement, "budget": choice.budget}
+        cached.drift["task"] = rejudge(cached.drift, choice.budget, choice.confidence).to_dict()
+        cached.measurement = {**cached.measurement, "budget": choice.budget, "confidence": choice.confidence}
         return cached
 
     def _retime(self, spec: RunSpec, bar: float | None) -> bool:
@@ -370,7 +370,8 @@ def _record(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backe
         engine_rss_mb=measured.rss_mb["variant"],
         reference_rss_mb=measured.rss_mb["reference"],
         environment={**environment(), "machine_load": measured.load},
-        measurement={"warmup": options.warmup, "repeats": options.repeats, "budget": options.budget},
+        measurement={"warmup": options.warmup, "repeats": options.repeats, "budget": options.budget,
+                     "confidence": options.confidence},
         quantized_from=str(built.quantized_from) if built.quantized_from else None,
     )
 

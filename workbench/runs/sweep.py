@@ -20,7 +20,6 @@ from workbench.runs.pipeline import Pipeline
 from workbench.runs.recommend import accuracy_loss, is_the_reference, pick
 from workbench.runs.run import Run
 from workbench.tasks import rejudge, task_score
-from workbench.tasks.confidence import CONFIDENCE, check_confidence
 from workbench.tasks.judge import metric_dict
 from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
 
@@ -147,16 +146,14 @@ class Sweep:
     backends: Sequence[str] = ()
     #: Data the pick is confirmed on (never chosen on): a pick that misses the budget there gives way to the next.
     confirm: DataSource = None
-    #: The level of every interval and three-state verdict the sweep shows.
-    confidence: float = CONFIDENCE
 
     def _judge(self, run: Run) -> None:
         """The verdict the sweep's table shows and its pick obeys: by its budget in points (unless the user gave
-        the task's own budget), at the sweep's confidence."""
+        the task's own budget), at the options' confidence."""
         if self.base.budget is None and self.base.metric is None:
-            judge_by_points(run, self.accuracy_budget, self.confidence)
+            judge_by_points(run, self.accuracy_budget, self.base.confidence)
         else:
-            judged_at(run, self.confidence)
+            judged_at(run, self.base.confidence)
 
     def cells(self) -> list[Cell]:
         """Grid order: precision-major; ratio 0 appears once per precision whatever the methods."""
@@ -196,7 +193,6 @@ class Sweep:
         if unknown_backends:
             raise DataError(f"Unknown backend in the sweep: {', '.join(unknown_backends)}.",
                             f"Choose from {', '.join(backend_names())}.")
-        check_confidence(self.confidence)
         if self.accuracy_budget < 0:
             raise DataError("The accuracy budget is negative.", "Give the points of accuracy you accept to lose, "
                             "e.g. 0.5.")
@@ -258,7 +254,7 @@ class Sweep:
         notes: list[str] = []
         while best is not None and self.confirm is not None:
             check = pipeline.run(self.model, options[best.run_id].replace(eval=self.confirm))
-            judged_at(check, self.confidence)
+            judged_at(check, self.base.confidence)
             loss, _ = accuracy_loss(check.drift)
             score = task_score(check.drift)
             if (score is None or score.met) and loss is not None and loss <= self.accuracy_budget + 1e-9:

@@ -17,23 +17,15 @@ from statistics import NormalDist
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
 from workbench.tasks.evidence import MEAN, Evidence
+from workbench.vocabulary import CONFIDENCE
 
-CONFIDENCE = 0.95
 MEETS, MISSES, CANNOT_TELL = "meets", "misses", "cannot tell"
 STATES = (MEETS, MISSES, CANNOT_TELL)
 #: Resamples of the bootstrap: enough for two stable decimals of a 95% interval's ends.
 RESAMPLES = 2000
 #: Beyond this many samples "about N needed" stops being advice.
 MOST_NEEDED = 10_000_000
-
-
-def check_confidence(confidence: float) -> None:
-    """A level an interval can be drawn at, or the user's error said plainly."""
-    if not 0.5 <= confidence < 1:
-        raise WorkbenchError(f"Confidence {confidence:g} is not a level an interval can be drawn at.",
-                             "Give a share between 0.5 and 1, e.g. 0.95 or 0.99.")
 
 
 def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

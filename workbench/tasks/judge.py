@@ -25,11 +25,13 @@ from workbench.tasks.registry import ACCURACY_POINTS, TASKS, check_budget, get_t
 
 @dataclass(frozen=True)
 class TaskChoice:
-    """The task to judge by (None: guess it), a user's metric (which then decides) and the budget."""
+    """The task to judge by (None: guess it), a user's metric (which then decides), the budget, and the level of
+    the verdict's interval."""
 
     task: str | None = None
     metric: str | MetricFn | None = None
     budget: float | None = None
+    confidence: float = CONFIDENCE
 
     def __post_init__(self) -> None:
         if self.task is not None:
@@ -204,7 +206,7 @@ class Judge:
         evidence = self.meter.evidence() if hasattr(self.meter, "evidence") else None
         score = verdict(self.task, self.meter.figures(), self.choice.budget, per_output,
                         guessed=self.choice.task is None and self.choice.metric is None,
-                        custom=self.choice.metric_name, evidence=evidence)
+                        custom=self.choice.metric_name, evidence=evidence, confidence=self.choice.confidence)
         score.details["task_reason"] = self.reason
         drift["task"] = score.to_dict()
         return drift

@@ -56,7 +56,7 @@ from workbench.runs.recommend import keep_fp32_reason, measurably_faster
 from workbench.runs.run import Run
 from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
-from workbench.tasks.confidence import CONFIDENCE, MEETS
+from workbench.tasks.confidence import MEETS
 from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
 from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen
 from workbench.workflows.tune_runner import TrialRunner
@@ -138,7 +138,6 @@ def tune(
     exclude_unstable: bool = False,
     pool: TrialPool | None = None,
     search_samples: int | None = None,
-    confidence: float = CONFIDENCE,
 ) -> TuneResult:
     """Search recipes, then node fall-back, on every backend that runs here (or ``backends``).
 
@@ -148,7 +147,7 @@ def tune(
     data 50/50, a data source confirms on it, False does not confirm). ``budget_stable`` sets the
     budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict.
     ``search_samples`` judges trials on that many of the search part, spending the rest only on trials whose
-    interval straddles the budget (``tune_samples``); every interval and verdict is at ``confidence``.
+    interval straddles the budget (``tune_samples``); every interval and verdict is at the options' ``confidence``.
     With a cluster ``executor`` of one hardware class the whole search runs on a node of that class
     (``RayExecutor.run_tune`` tunes several classes at once); on that node a ``pool`` of the class's nodes runs
     the screen's and the recipe ladder's independent trials side by side.
@@ -161,14 +160,14 @@ def tune(
         return tuned_on(executor, model, options, pipeline, progress, cancel,
                         backends=backends, precisions=precisions, time_budget=time_budget, confirm=confirm,
                         budget_stable=budget_stable, exclude_unstable=exclude_unstable,
-                        search_samples=search_samples, confidence=confidence)
+                        search_samples=search_samples)
     if pool is not None and search_samples is not None:
         raise WorkbenchError("--search-samples evaluates its extra samples on this machine, not on a cluster's nodes.",
                              "Leave out --search-samples, or tune on this machine.")
     progress_ = Progress(progress, cancel)
     options, judging = prepare(model, options, pipeline, confirm=confirm, budget_stable=budget_stable,
                                exclude_unstable=exclude_unstable, progress=progress_,
-                               search_samples=search_samples, confidence=confidence)
+                               search_samples=search_samples)
     runner = TrialRunner(Path(model), options, pipeline, time_budget, progress_, judging, pool)
     runner.notes += judging.notes
     names = list(backends or searchable_backends())

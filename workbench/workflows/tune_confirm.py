@@ -32,7 +32,7 @@ from workbench.model.loader import load_model
 from workbench.progress import Progress
 from workbench.runs.pipeline import Pipeline, sibling_data
 from workbench.tasks import TaskChoice, TaskScore, task_score
-from workbench.tasks.confidence import CONFIDENCE, check_confidence
+from workbench.tasks.confidence import CONFIDENCE
 from workbench.tasks.judge import joined, rejudge, score_on
 from workbench.tasks.registry import ACCURACY_POINTS, TASKS
 
@@ -159,14 +159,12 @@ def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> s
 
 def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, confirm: DataSource | bool = True,
             budget_stable: bool = False, exclude_unstable: bool = False, progress: Progress | None = None,
-            search_samples: int | None = None,
-            confidence: float = CONFIDENCE) -> tuple[BuildOptions, Judging]:
+            search_samples: int | None = None) -> tuple[BuildOptions, Judging]:
     """FP32's stability, the budget it implies (when asked), and the split; returns the options trials run with.
 
     ``confirm``: True splits the data 50/50; a data source confirms on it instead; False confirms nowhere.
     ``search_samples``: the search's share of its part; the rest is spent only on trials that straddle the budget.
     """
-    check_confidence(confidence)
     data = evaluation_data(model, options, pipeline)
     notes: list[str] = []
     stability = None
@@ -201,7 +199,8 @@ def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, con
         confirm_data = confirm
     excluded = np.asarray(stability.unstable if exclude_unstable and stability else [], dtype=np.int64)
     search, reserve = search_share(search, search_samples, stability, options, notes)
-    judging = Judging(data, search, confirm_part, confirm_data, stability, excluded, notes, reserve, confidence)
+    judging = Judging(data, search, confirm_part, confirm_data, stability, excluded, notes, reserve,
+                      options.confidence)
     return options.replace(eval=judging.trial_data), judging
 
 

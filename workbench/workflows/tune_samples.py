@@ -63,7 +63,7 @@ def evaluator(pipeline: Pipeline, model: str | Path, base: BuildOptions, judging
         settings = trial.recipe.options(base, trial.kept).backend_options  # as the trial compiled it
         backend = get_backend(spec.backend, settings).for_workspace(pipeline.workspace.root)
         backend = backend.for_weights(sparse_2of4=spec.prune_method == "2:4")
-        choice = TaskChoice(trial.score.task, base.metric, base.budget)
+        choice = TaskChoice(trial.score.task, base.metric, base.budget, base.confidence)
         data = judging.data.select(indices, "extra search samples")
         say(f"{trial.description}: its interval straddles the budget, evaluating {len(indices)} more search samples")
         with backend.for_precision("fp32").load(source) as reference, \

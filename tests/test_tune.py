@@ -121,6 +121,37 @@ def test_build_panel_search_and_python_api_share_the_search(tmp_path: Path):
         Workbench(task="segmentation")
 
 
+def test_the_panels_confidence_and_search_samples_reach_the_search_and_every_run_it_builds(tmp_path: Path):
+    """The Build panel's search, driven like a person: the level and the search's share set in their widgets are
+    what the split, every trial's verdict and every stored run's verdict use; the level cannot leave [0.5, 1)."""
+    from workbench.ui.app import Workbench
+
+    wb = Workbench(sample("digits_cnn"), tmp_path / "ws")
+    panel = wb.build
+    panel.confidence.value = 1.0
+    assert 0.5 <= panel.confidence.value < 1
+    panel.batch.value, panel.repeats.value, panel.time_budget.value = 8, 3, 10
+    panel.confidence.value, panel.search_samples.value = 0.8, 20
+    panel.tune_button.click()
+    assert wb.wait(300), "the search did not finish in five minutes"
+    result = wb.last_tune.result
+    assert result is not None, wb.last_tune.message
+    split = result.to_dict()["split"]
+    assert split["confidence"] == 0.8 and split["search_samples"] == 20 and split["reserve_samples"] == 180 - 20
+    assert result.trials and all(trial.score.confidence == 0.8 for trial in result.trials)
+    stored = [run.drift["task"] for run in wb.results.runs]
+    assert stored and all(task["confidence"] == 0.8 for task in stored)
+    shown = list(laid_out(panel.widget))
+    assert panel.confidence in shown and panel.search_samples in shown
+
+
+def laid_out(widget):
+    """Every widget inside ``widget``, itself included: what the panel shows."""
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from laid_out(child)
+
+
 def test_screen_covers_every_backend_and_compares_against_one_baseline(tmp_path: Path):
     """OpenVINO's FP32 and hint precisions join the search, and every speed-up is against ONNX Runtime's FP32."""
     pytest.importorskip("openvino")

@@ -63,6 +63,11 @@ TERMS: dict[str, str] = {
     "RSS": "The memory (resident set) the engine added when it loaded the file and ran one batch, in MB: the "
            "weights as the engine holds them plus one batch's buffers. FP32 RSS MB is the original model's, "
            "measured the same way in the same process.",
+    "confidence": "The level of every interval and verdict: a variant meets the budget when its whole interval "
+                  "at this level lies at or above it, misses when the whole interval lies below, and otherwise "
+                  "the data cannot tell. Higher levels ask for more samples to settle a verdict.",
+    "search samples": "How many samples of the search's part each trial is judged on first (0: all of it). "
+                      "Only a trial whose interval straddles the budget is evaluated on more of the rest.",
     "Q/DQ": "QuantizeLinear/DequantizeLinear node pairs: how an ONNX file says where values are INT8. The "
             "runtime fuses them with their layer into an integer kernel.",
 }

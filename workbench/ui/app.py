@@ -81,15 +81,16 @@ class Workbench:
         return self.controller.busy or self.sweeper.busy or self.tuner.busy or self.pipeline.busy
 
     def tune(self, options: BuildOptions | None = None, *, time_budget: float = DEFAULT_TIME_BUDGET,
-             backends: Sequence[str] | None = None) -> TuneResult:
+             backends: Sequence[str] | None = None, search_samples: int | None = None) -> TuneResult:
         """Find the fastest variant within the budget, exactly as the Build panel's search button does, and wait.
 
         ``options`` default to the Build panel's (data, batch, task, metric, budget); the search picks
-        precision, recipe and kept nodes, on ``backends`` (default: every one that runs here). Raises the
+        precision, recipe and kept nodes, on ``backends`` (default: every one that runs here), judging each trial
+        on ``search_samples`` of the search part first (default: all of it). Raises the
         search's error, which the panel shows too.
         """
         self._open_idle_model()
-        self._start_tune(options or self.build.options(), time_budget, backends)
+        self._start_tune(options or self.build.options(), time_budget, backends, search_samples=search_samples)
         self.tuner.wait()
         outcome = self.last_tune
         if outcome is None or outcome.result is None:
@@ -118,12 +119,13 @@ class Workbench:
         self.controller.cancel()
         self.tuner.cancel()
 
-    def _start_tune(self, options: BuildOptions, time_budget: float, backends: Sequence[str] | None = None) -> None:
+    def _start_tune(self, options: BuildOptions, time_budget: float, backends: Sequence[str] | None = None, *,
+                    search_samples: int | None = None) -> None:
         if not self._may_start(self.build.show_message):
             return
         self.build.set_running(True)
         self.results.show_error(None)
-        self.tuner.start(str(self.model.path), options, time_budget, backends)
+        self.tuner.start(str(self.model.path), options, time_budget, backends, search_samples)
 
     def _tuned(self, outcome: TuneOutcome) -> None:
         self.last_tune = outcome

@@ -25,6 +25,7 @@ from workbench.ui.controller import Outcome
 from workbench.ui.messages import error_html, heading_html, note_html
 from workbench.vocabulary import (
     CALIBRATION_METHODS,
+    CONFIDENCE,
     DEFAULT_QUANTIZER,
     PRECISIONS,
     PRUNE_EFFECTS,
@@ -72,7 +73,7 @@ class BuildPanel:
     """Options for one build; ``on_build`` receives the ``BuildOptions`` and the analyses to run after."""
 
     def __init__(self, on_build: Callable[[BuildOptions, dict[str, bool]], None],
-                 on_cancel: Callable[[], None], on_tune: Callable[[BuildOptions, float], None] | None = None) -> None:
+                 on_cancel: Callable[[], None], on_tune: Callable[..., None] | None = None) -> None:
         status = availability()
         usable = [name for name, s in status.items() if s.available]
         self.backend = W.Dropdown(options=usable, value=DEFAULT_BACKEND if DEFAULT_BACKEND in usable else None,
@@ -120,10 +121,7 @@ class BuildPanel:
             + "; classification with labels: at most 1 point of accuracy lost</small>")
         #: A user's own metric function (``Workbench(metric=fn)``); it decides instead of the task's.
         self.metric: Callable[..., float] | str | None = None
-        self.time_budget = W.BoundedIntText(value=600, min=10, max=86400, description="Search time (s)",
-                                            **wide_layout())
-        self.tune_button = W.Button(description="Find the fastest variant within the budget", icon="search",
-                                    layout=W.Layout(width="320px"))
+        self._search_widgets()
         self._action_widgets()
 
         self.prune_method.observe(lambda _: self._show_prune_note(), names="value")
@@ -145,10 +143,12 @@ class BuildPanel:
             self.prune_ratio,
             heading_html_widget("Data"), with_help(self.calib_box, "calibration"), self.eval_path, self.eval_hint,
             heading_html_widget("Judge"), self.task, self.budget, self.budget_note,
+            with_help(self.confidence, "confidence"),
             heading_html_widget("Measure"), with_help(self.repeats, "latency", "speed-up"), self.profile_layers,
             self.layer_drift,
             W.HBox([self.build_button, self.cancel_button]),
-            W.HBox([self.tune_button, self.time_budget]), self.bar, self.step, self.status, self.log,
+            W.HBox([self.tune_button, self.time_budget]), with_help(self.search_samples, "search samples"),
+            self.bar, self.step, self.status, self.log,
         ])
 
     def _recipe_widgets(self) -> None:
@@ -171,6 +171,19 @@ class BuildPanel:
                                  **wide_layout())
         self.weights_box = W.VBox([self.block_size, self.weight_algorithm, self.int4_ratio, self.keep_last,
                                    self.backup])
+
+    def _search_widgets(self) -> None:
+        """The level every verdict is drawn at (a build's and a search's), and how the search spends its time and
+        its samples; the bounds keep the level inside [0.5, 1), where an interval can be drawn."""
+        self.confidence = W.BoundedFloatText(value=CONFIDENCE, min=0.5, max=0.999, step=0.01,
+                                             description="Confidence", **wide_layout())
+        self.time_budget = W.BoundedIntText(value=600, min=10, max=86400, description="Search time (s)",
+                                            **wide_layout())
+        self.search_samples = W.BoundedIntText(value=0, min=0, max=10_000_000, description="Search samples",
+                                               tooltip="0: judge every trial on the whole search part",
+                                               **wide_layout())
+        self.tune_button = W.Button(description="Find the fastest variant within the budget", icon="search",
+                                    layout=W.Layout(width="320px"))
 
     def _action_widgets(self) -> None:
         """What runs after the build, the buttons, and the progress the controller reports."""
@@ -257,6 +270,7 @@ class BuildPanel:
             task=None if self.task.value == GUESS_TASK else self.task.value,
             metric=self.metric,
             budget=self._budget(),
+            confidence=self.confidence.value,
         )
 
     def _budget(self) -> float | None:
@@ -292,13 +306,13 @@ class BuildPanel:
             return
         on_build(options, self.analyses())
 
-    def _tune_clicked(self, on_tune: Callable[[BuildOptions, float], None]) -> None:
+    def _tune_clicked(self, on_tune: Callable[..., None]) -> None:
         try:
             options = self.options()
         except DataError as exc:
             self.status.value = error_html(exc)
             return
-        on_tune(options, float(self.time_budget.value))
+        on_tune(options, float(self.time_budget.value), search_samples=self.search_samples.value or None)
 
     def show_tuned(self, result: TuneResult) -> None:
         """The search's pick and how it got there; red when nothing meets the budget."""

@@ -20,10 +20,11 @@ class TuneController(BackgroundJob[TuneOutcome]):
     outcome = TuneOutcome
 
     def start(self, model: str, options: BuildOptions, time_budget: float,
-              backends: Sequence[str] | None = None) -> bool:
-        return self._launch("workbench-tune", self._work, model, options, time_budget, backends)
+              backends: Sequence[str] | None = None, search_samples: int | None = None) -> bool:
+        return self._launch("workbench-tune", self._work, model, options, time_budget, backends, search_samples)
 
     def _work(self, model: str, options: BuildOptions, time_budget: float, backends: Sequence[str] | None,
-              token: CancelToken) -> TuneOutcome:
+              search_samples: int | None, token: CancelToken) -> TuneOutcome:
         return TuneOutcome(result=tune(model, options, backends=backends, time_budget=time_budget,
-                                       pipeline=self.pipeline, progress=self.on_progress, cancel=token))
+                                       search_samples=search_samples, pipeline=self.pipeline,
+                                       progress=self.on_progress, cancel=token))

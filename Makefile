@@ -21,8 +21,11 @@ lab: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check workbench tests benchmarks scripts
 
+# The suite's files spread over TEST_WORKERS processes (pytest-xdist), one file to one process, so a module's
+# shared fixture (one Ray cluster, one Lab server) is started once; timing checks judge their own spread.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/precision_table.py

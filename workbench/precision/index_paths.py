@@ -38,7 +38,7 @@ def _casts_to_integer(node: onnx.NodeProto) -> bool:
     return to not in _FLOATS
 
 
-def _float_tensors(model: onnx.ModelProto) -> set[str]:
+def float_tensors(model: onnx.ModelProto) -> set[str]:
     """Names of the tensors whose type is floating point, by ONNX's shape inference (external data not needed)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -55,7 +55,7 @@ def index_arithmetic(model: onnx.ModelProto) -> list[str]:
     (through a Cast to an integer type or an index input), in graph order. Matrix products and
     convolutions are never listed: their outputs are a network's work even when an index is drawn from them."""
     graph = model.graph
-    floats = _float_tensors(model)
+    floats = float_tensors(model)
     users = consumers(graph)
     outputs = {out.name for out in graph.output}
     index_only: set[str] = set()

@@ -32,6 +32,7 @@ from workbench.precision.calibration import (
 )
 from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
+from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.progress import Progress
 from workbench.recipe import Recipe
@@ -224,9 +225,10 @@ def quantize_int8_static(
             notes += upgrade_notes
         prepared, prep_notes = prepared_model(src, cache)
         notes += prep_notes
-        indices = [name for name in index_arithmetic(onnx.load(str(prepared), load_external_data=False))
-                   if name not in exclude_nodes]
-        notes += index_arithmetic_note(indices, "nodes_to_exclude")
+        seen = onnx.load(str(prepared), load_external_data=False)
+        indices = [name for name in index_arithmetic(seen) if name not in exclude_nodes]
+        masks = [name for name in mask_arithmetic(seen) if name not in exclude_nodes and name not in indices]
+        notes += index_arithmetic_note(indices, "nodes_to_exclude") + mask_arithmetic_note(masks, "nodes_to_exclude")
         ranges, range_notes = calibration_ranges(prepared, calib, method, cache, percentile=percentile,
                                                  progress=progress)
         notes += range_notes
@@ -247,7 +249,7 @@ def quantize_int8_static(
             weight_type="QInt8",
             reduce_range=recipe.reduce_range,
             calibrate_method=ort_calibration_method(method).name,
-            nodes_to_exclude=exclude_nodes + indices,
+            nodes_to_exclude=exclude_nodes + indices + masks,
             op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
             calibration_providers=["CPUExecutionProvider"],
             calibration_cache_path=str(ranges),

@@ -97,6 +97,7 @@ def _main(src: str, dst: str, calib_npz: str, request_json: str) -> None:
     import openvino as ov
 
     from workbench.precision.index_paths import index_arithmetic
+    from workbench.precision.mask_paths import mask_arithmetic
     from workbench.precision.nncf_int8 import is_transformer
     from workbench.precision.nncf_openvino import openvino_names
     from workbench.tasks.judge import Judge, TaskChoice
@@ -120,9 +121,10 @@ def _main(src: str, dst: str, calib_npz: str, request_json: str) -> None:
 
     proto = onnx.load(src, load_external_data=False)
     transformer = is_transformer(proto)
-    # Index arithmetic stays FP32 here too (``precision.index_paths``): Q/DQ on it turns Gather indices into garbage.
+    # Index and mask arithmetic stay FP32 here too (``precision.index_paths``, ``precision.mask_paths``).
     ignored = openvino_names(model, request["exclude_nodes"])
     ignored += [name for name in openvino_names(model, index_arithmetic(proto), strict=False) if name not in ignored]
+    ignored += [name for name in openvino_names(model, mask_arithmetic(proto), strict=False) if name not in ignored]
     options = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
     with contextlib.redirect_stdout(io.StringIO()):
         quantized = nncf.quantize_with_accuracy_control(

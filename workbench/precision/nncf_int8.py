@@ -24,6 +24,7 @@ from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
 from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
+from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.qdq_unsigned import unsigned_activations
 from workbench.progress import Progress
 
@@ -94,8 +95,9 @@ def quantize_int8_nncf(
         raise BuildError(f"Nodes to keep in FP32 are not in the model: {', '.join(missing[:5])}.",
                          "Use node names as `workbench inspect` or the layer table shows them.")
     indices = [name for name in index_arithmetic(model) if name not in (exclude_nodes or [])]
+    masks = [name for name in mask_arithmetic(model) if name not in (exclude_nodes or []) and name not in indices]
     progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
-    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices)
+    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks)
     try:
         # NNCF draws progress bars on stdout, which must stay clean for `--json`.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -115,4 +117,5 @@ def quantize_int8_nncf(
                      "runs their matrix products unsigned x signed, as it runs NNCF's result on its own model")
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope): {', '.join(exclude_nodes)}")
-    return notes + index_arithmetic_note(indices, "NNCF ignored scope")
+    return (notes + index_arithmetic_note(indices, "NNCF ignored scope")
+            + mask_arithmetic_note(masks, "NNCF ignored scope"))

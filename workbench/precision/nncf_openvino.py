@@ -25,6 +25,7 @@ from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
 from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
+from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.progress import Progress
@@ -68,9 +69,11 @@ def quantize_openvino_native(
     ignored = openvino_names(ov_model, list(exclude_nodes or []))
     indices = [name for name in index_arithmetic(proto) if name not in (exclude_nodes or [])]
     index_layers = [name for name in openvino_names(ov_model, indices, strict=False) if name not in ignored]
+    masks = [name for name in mask_arithmetic(proto) if name not in (exclude_nodes or []) and name not in indices]
+    mask_layers = [name for name in openvino_names(ov_model, masks, strict=False) if name not in ignored]
     items = calibration_items(proto, calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model, calibration on {len(items)} inferences")
-    options = quantize_options(transformer, target, len(items), ignored + index_layers)
+    options = quantize_options(transformer, target, len(items), ignored + index_layers + mask_layers)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars would spoil `--json`
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), **options)
@@ -85,4 +88,5 @@ def quantize_openvino_native(
              "stored as OpenVINO IR, runs on the OpenVINO backends only"]
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope, {len(ignored)} OpenVINO layers): {', '.join(exclude_nodes)}")
-    return notes + index_arithmetic_note(indices if index_layers else [], "NNCF ignored scope")
+    return (notes + index_arithmetic_note(indices if index_layers else [], "NNCF ignored scope")
+            + mask_arithmetic_note(masks if mask_layers else [], "NNCF ignored scope"))

@@ -259,7 +259,7 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
         for built in builts:
             timed = same.get(built.tool)
             if timed is not None and timed != built.tool:
-                built.notes.append(f"the same model as {LABELS[timed]}'s (identical weights and graph): timed once")
+                built.notes.append(f"the same model as the row '{LABELS[timed]}' (same weights and graph): timed once")
             row = {"tool": built.tool, "built": asdict(built), "fp32_ms": ref_ms}
             if timed in engines:
                 drift = compare_engines(reference, engines[timed], data, args.batch, TaskChoice(model.task))

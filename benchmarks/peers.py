@@ -52,6 +52,7 @@ class Built:
     precision: str = "int8"
     #: How the engine compiles it (tune's BF16+INT8 mix: ``int8_hint=bf16``).
     backend_options: dict[str, str] = field(default_factory=dict)
+    verdict: dict[str, str] = field(default_factory=dict)  # tune only: its own search, confirmation and stability
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     error: str = ""
@@ -147,6 +148,7 @@ def build_ort_int8(model: zoo.ZooModel, select: Path, out: Path, args: argparse.
 
 def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Namespace) -> dict:
     from workbench.build_options import BuildOptions
+    from workbench.tasks.verdict_text import metric_cell
     from workbench.workflows.tune import tune
 
     options = BuildOptions(calib=str(model.calib_npz), eval=str(select), batch=args.batch, repeats=args.repeats,
@@ -156,8 +158,13 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
     best = result["recommended"]
     if best is None:
         return {"artifact": None, "error": "no variant meets the budget", "notes": result["notes"][-3:]}
+    found = result.get("stability")
+    verdict = {"search": metric_cell(best["metric"]),
+               "confirm": metric_cell(best["confirm"]["metric"]) if best.get("confirm") else "not confirmed",
+               "stability": f"{found['metric']} {found['value']:.4f}, {found['flipped_share']:.1%} flip" if found
+               else "n/a"}
     return {"artifact": best["artifact"], "backend": best["backend"], "precision": best["precision"],
-            "backend_options": best["backend_options"],
+            "backend_options": best["backend_options"], "verdict": verdict,
             "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32",
                       f"{len(result['trials'])} trials"]}
 
@@ -214,6 +221,7 @@ def run_child(tool: str, model: zoo.ZooModel, select: Path, out: Path, args: arg
     built.artifact, built.notes = made.get("artifact"), made.get("notes", [])
     built.backend, built.precision = made.get("backend", "openvino"), made.get("precision", "int8")
     built.backend_options = made.get("backend_options", {})
+    built.verdict = made.get("verdict", {})
     built.error = made.get("error", "")
     return built
 
@@ -331,6 +339,18 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def tune_verdicts(results: dict[str, list[dict]]) -> str:
+    """tune's own account of its pick: the search part's verdict, the confirmation part's, FP32's stability
+    (all on the first half; the table above judges on the held-back second half)."""
+    lines = ["| model | tune's pick, search part [interval] | confirmation part [interval] | FP32 stability |",
+             "|---|---|---|---|"]
+    for name, rows in results.items():
+        verdict = next((r["built"].get("verdict") for r in rows if r["tool"] == "tune"), None) or {}
+        lines.append(f"| {name} | {verdict.get('search', 'n/a')} | {verdict.get('confirm', 'n/a')} "
+                     f"| {verdict.get('stability', 'n/a')} |")
+    return "\n".join(lines)
+
+
 def measure(name: str, args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[dict]:
     model = zoo.get(name)
     out = folder / name
@@ -372,6 +392,8 @@ def main() -> None:
         print(f"batch {args.batch}, {os.cpu_count()} cores, load {Path('/proc/loadavg').read_text().split()[:3]}, "
               f"tool time cap {args.time_cap:g} s, tune budget {args.tune_budget:g} s")
         print(table(results))
+        print()
+        print(tune_verdicts(results))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 

@@ -22,12 +22,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check workbench tests benchmarks scripts
 
 # The suite's files spread over TEST_WORKERS processes (pytest-xdist), one file to one process, so a module's
-# shared fixture (one Ray cluster) is started once. The browser tests follow alone: the quickstart's INT8
-# speed-up they judge is measured with no other test on the cores.
+# shared fixture (one Ray cluster) is started once. The browser tests and the tests marked `alone` follow in one
+# process: the speed-ups they judge (the quickstart's INT8, an engine's gap) are measured with no other test on
+# the cores.
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser"
-	$(BIN)/pytest -q -m browser
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser and not alone"
+	$(BIN)/pytest -q -m "browser or alone"
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/precision_table.py

@@ -99,6 +99,7 @@ def rec(request, monkeypatch):
     return zoo_model("ppocr_rec", request, monkeypatch)
 
 
+@pytest.mark.alone
 def test_tune_recommends_the_unchanged_fp32_model_on_a_faster_engine(rec, cli_env: dict[str, str], workspace: Path):
     """PP-OCR's text recogniser runs about 1.9x faster unchanged on OpenVINO than on ONNX Runtime: a gap that
     stays measurable on a busy 2-core machine. Tune, asked for FP32 only, recommends that: the same file on

@@ -69,7 +69,7 @@ class Stability:
             return None
         return (f"the budget ({metric} >= {threshold:g}) is stricter than FP32's own stability ({self.value:.4f}: "
                 f"{self.text()}); a variant may miss it on samples FP32 itself does not decide. "
-                "Use --budget stable to set it at that floor")
+                "Use --budget stable to set it at that floor, or --exclude-unstable to judge without those samples")
 
 
 def perturbed(feed: dict[str, np.ndarray], ranges: dict[str, float], rng: np.random.Generator) -> dict:

@@ -151,7 +151,8 @@ def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> s
         if points >= (1 - stability.value) * 100 - 1e-9:
             return None
         return (f"the budget (accuracy within {points:g} points of FP32) is stricter than FP32's own stability: "
-                f"{stability.text()}. Use --budget stable to set it at that floor")
+                f"{stability.text()}. Use --budget stable to set it at that floor, or --exclude-unstable to judge "
+                "without those samples")
     task = next((t for t in TASKS.values() if t.metric == stability.metric), None)
     threshold = options.budget if options.budget is not None else (task.budget if task else None)
     return None if threshold is None else stability.floor_note(threshold, stability.metric)

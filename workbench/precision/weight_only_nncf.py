@@ -63,6 +63,28 @@ def _feeds(calib: Dataset) -> Iterator[dict[str, np.ndarray]]:
         yield {name: np.asarray(array, order="C") for name, array in calib.samples(i, i + 1).items()}
 
 
+def compress_options(nncf, bits: int, *, ratio: float, block_size: int, symmetric: bool, algorithm: str,
+                     backup: str, last_kept: bool, calib: Dataset | None) -> dict:
+    """``compress_weights``' settings for the precision, for either of NNCF's writers: INT8 per channel, or INT4
+    by group with its backup precision for the last layer and, where calibrated, AWQ or the ratio's ranking."""
+    mode = nncf.CompressWeightsMode
+    if bits == 8:
+        return {"mode": mode.INT8_SYM if symmetric else mode.INT8_ASYM}
+    from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
+
+    # A layer narrower than the group gets the largest group that divides it, as the portable NNCF file does.
+    adjust = AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST)
+    options = {"mode": mode.INT4_SYM if symmetric else mode.INT4_ASYM, "group_size": block_size, "ratio": ratio,
+               "advanced_parameters": adjust,
+               "all_layers": not last_kept,
+               "backup_mode": nncf.BackupMode.NONE if backup == "fp32" else nncf.BackupMode.INT8_ASYM}
+    if algorithm == "awq":
+        options.update(awq=True, scale_estimation=True)
+    if calib is not None and (algorithm == "awq" or ratio < 1):
+        options.update(dataset=nncf.Dataset(list(_feeds(calib))), subset_size=min(SUBSET_SIZE, len(calib)))
+    return options
+
+
 def compress_weights_nncf(
     model: onnx.ModelProto,
     plan: LayerPlan,
@@ -88,22 +110,15 @@ def compress_weights_nncf(
                          "correctly.", "Use symmetric 4-bit weights on openvino (the default there), or "
                          "asymmetric ones on onnxruntime-cpu.")
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    mode = nncf.CompressWeightsMode
     kept = [layer.name for layer in plan.kept]
     tables = embedding_tables(model)
-    if bits == 8:
-        kwargs = {"mode": mode.INT8_SYM if symmetric else mode.INT8_ASYM}
-        ignored = [*kept, *tables]
-    else:
-        # NNCF keeps the last layer at the backup precision unless told all_layers; other kept layers are left
-        # out of its scope, so they stay FP32 whatever the backup precision.
-        ignored = [name for name in kept if name != plan.last] + tables
-        kwargs = {"mode": mode.INT4_SYM, "group_size": block_size, "ratio": ratio, "all_layers": plan.last is None,
-                  "backup_mode": nncf.BackupMode.NONE if backup == "fp32" else nncf.BackupMode.INT8_ASYM}
-        if algorithm == "awq":
-            kwargs.update(awq=True, scale_estimation=True)
-        if calib is not None and (algorithm == "awq" or ratio < 1):
-            kwargs.update(dataset=nncf.Dataset(list(_feeds(calib))), subset_size=min(SUBSET_SIZE, len(calib)))
+    # NNCF keeps the last layer at the backup precision in 4 bits unless told all_layers; other kept layers are
+    # left out of its scope, so they stay FP32 whatever the backup precision.
+    ignored = [*kept, *tables] if bits == 8 else [name for name in kept if name != plan.last] + tables
+    kwargs = compress_options(nncf, bits, ratio=ratio, block_size=block_size, symmetric=symmetric,
+                              algorithm=algorithm, backup=backup, last_kept=plan.last is not None, calib=calib)
+    kwargs.setdefault("advanced_parameters",
+                      AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST))
     notes = []
     if bits == 4 and model.opset_import and _default_opset(model) < BLOCKED_DQ_OPSET:
         progress.report("quantize", 0.05, f"upgrading the model to opset {BLOCKED_DQ_OPSET} for blocked weights")
@@ -114,7 +129,6 @@ def compress_weights_nncf(
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bars and tables go to the terminal
         compressed = nncf.compress_weights(
             model, ignored_scope=nncf.IgnoredScope(names=ignored, types=["Conv", "ConvTranspose"], validate=False),
-            advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST),
             **kwargs,
         )
     four, eight = _compressed_counts(compressed)

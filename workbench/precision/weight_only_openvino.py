@@ -13,10 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
@@ -25,36 +22,8 @@ from workbench.precision.nncf_int8 import INSTALL_HINT
 from workbench.precision.nncf_openvino import openvino_names
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.precision.weight_layers import LayerPlan
+from workbench.precision.weight_only_nncf import compress_options
 from workbench.progress import Progress
-
-#: AWQ and NNCF's ranking of layers for a ratio settle on a few dozen samples (NNCF's own default is 128).
-SUBSET_SIZE = 64
-
-
-def _feeds(calib: Dataset) -> Iterator[dict[str, np.ndarray]]:
-    for i in range(len(calib)):
-        yield {name: np.asarray(array, order="C") for name, array in calib.samples(i, i + 1).items()}
-
-
-def _mode_options(nncf, bits: int, *, ratio: float, block_size: int, symmetric: bool, algorithm: str,
-                  backup: str, last_kept: bool, calib: Dataset | None) -> dict:
-    """``compress_weights``' settings for the precision: INT8 per channel, or INT4 by group with its backup."""
-    mode = nncf.CompressWeightsMode
-    if bits == 8:
-        return {"mode": mode.INT8_SYM if symmetric else mode.INT8_ASYM}
-    from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
-
-    # A layer narrower than the group gets the largest group that divides it, as the portable NNCF file does.
-    adjust = AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST)
-    options = {"mode": mode.INT4_SYM if symmetric else mode.INT4_ASYM, "group_size": block_size, "ratio": ratio,
-               "advanced_parameters": adjust,
-               "all_layers": not last_kept,
-               "backup_mode": nncf.BackupMode.NONE if backup == "fp32" else nncf.BackupMode.INT8_ASYM}
-    if algorithm == "awq":
-        options.update(awq=True, scale_estimation=True)
-    if calib is not None and (algorithm == "awq" or ratio < 1):
-        options.update(dataset=nncf.Dataset(list(_feeds(calib))), subset_size=min(SUBSET_SIZE, len(calib)))
-    return options
 
 
 def compress_weights_openvino(
@@ -87,7 +56,7 @@ def compress_weights_openvino(
     ov_model = ov.Core().read_model(str(src))
     kept = [layer.name for layer in plan.kept if bits == 8 or layer.name != plan.last]
     ignored = openvino_names(ov_model, [*kept, *plan.embeddings], strict=False)
-    options = _mode_options(nncf, bits, ratio=ratio, block_size=block_size, symmetric=symmetric,
+    options = compress_options(nncf, bits, ratio=ratio, block_size=block_size, symmetric=symmetric,
                             algorithm=algorithm, backup=backup, last_kept=plan.last is not None, calib=calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model: weights to {bits} bits")
     try:

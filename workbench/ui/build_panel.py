@@ -61,6 +61,15 @@ def wide_layout() -> dict[str, Any]:
     return {"style": {"description_width": "130px"}, "layout": W.Layout(width="460px")}
 
 
+def run_controls() -> tuple[W.Button, W.FloatProgress, W.Label, W.HTML]:
+    """The Cancel button, progress bar, step line and status of a panel that runs something slow: the Build and
+    Sweep panels show the same ones, which the controllers' progress reports fill."""
+    return (W.Button(description="Cancel", icon="stop", disabled=True),
+            W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
+                            layout=W.Layout(width="460px")),
+            W.Label("Idle."), W.HTML())
+
+
 def _floats(text: str, what: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
@@ -190,11 +199,7 @@ class BuildPanel:
         self.profile_layers = W.Checkbox(value=True, description="Profile layers (timing plot)", indent=False)
         self.layer_drift = W.Checkbox(value=True, description="Per-layer drift (drift plot)", indent=False)
         self.build_button = W.Button(description="Build", button_style="primary", icon="play")
-        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
-        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
-                                   layout=W.Layout(width="460px"))
-        self.step = W.Label("Idle.")
-        self.status = W.HTML()
+        self.cancel_button, self.bar, self.step, self.status = run_controls()
         self.log = W.HTML(layout=W.Layout(width="460px"))
         self._log_lines: list[str] = []
         self._last_step = ""

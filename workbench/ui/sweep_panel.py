@@ -19,7 +19,7 @@ from workbench.progress import ProgressEvent
 from workbench.runs.format import CELLS, shown_table
 from workbench.runs.frame import runs_frame
 from workbench.runs.run import Run
-from workbench.ui.build_panel import heading_html_widget, wide_layout
+from workbench.ui.build_panel import heading_html_widget, run_controls, wide_layout
 from workbench.ui.messages import error_html, note_html
 from workbench.ui.sweep_controller import SweepOutcome
 from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
@@ -66,11 +66,7 @@ class SweepPanel:
         self.ray_classes = W.Text(value="", placeholder="e.g. cpu-amx, h200 (each cell runs on each)",
                                   description="On classes", **wide_layout())
         self.run_button = W.Button(description="Run sweep", button_style="primary", icon="play")
-        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
-        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="Progress", bar_style="info",
-                                   layout=W.Layout(width="460px"))
-        self.step = W.Label("Idle.")
-        self.status = W.HTML()
+        self.cancel_button, self.bar, self.step, self.status = run_controls()
         self.recommendation = W.HTML()
         self.table = W.HTML()
         self.log = W.Output(layout=W.Layout(max_height="160px", overflow="auto"))

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from workbench.build_options import BuildOptions
 from workbench.errors import BuildError
-from workbench.precision import int8 as int8_module
+from workbench.precision import unquantizable
 from workbench.precision.index_paths import index_arithmetic
 from workbench.runs.pipeline import Pipeline
 
@@ -150,7 +150,7 @@ def test_a_variant_that_fails_at_first_inference_is_a_build_error(relative_vit: 
     inference fails, which the pipeline reports as a build error in the engine's words; earlier runs stay."""
     pipeline = Pipeline()
     earlier = pipeline.run(vit, BuildOptions("fp32", batch=8, repeats=2, warmup=1))
-    monkeypatch.setattr(int8_module, "index_arithmetic", lambda model: [])
+    monkeypatch.setattr(unquantizable, "index_arithmetic", lambda model: [])
     with pytest.raises(BuildError) as caught:
         pipeline.run(relative_vit, _options())
     message = str(caught.value)

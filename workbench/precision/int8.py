@@ -31,9 +31,8 @@ from workbench.precision.calibration import (
     ort_calibration_method,
 )
 from workbench.precision.fp32_inputs import feed_fp32_inputs
-from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
-from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.quantizer_process import run_quantizer
+from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
 from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.scratch import child_env, temp_folder
@@ -226,9 +225,8 @@ def quantize_int8_static(
         prepared, prep_notes = prepared_model(src, cache)
         notes += prep_notes
         seen = onnx.load(str(prepared), load_external_data=False)
-        indices = [name for name in index_arithmetic(seen) if name not in exclude_nodes]
-        masks = [name for name in mask_arithmetic(seen) if name not in exclude_nodes and name not in indices]
-        notes += index_arithmetic_note(indices, "nodes_to_exclude") + mask_arithmetic_note(masks, "nodes_to_exclude")
+        indices, masks = unquantizable_paths(seen, exclude_nodes)
+        notes += unquantizable_notes(indices, masks, "nodes_to_exclude")
         ranges, range_notes = calibration_ranges(prepared, calib, method, cache, percentile=percentile,
                                                  progress=progress)
         notes += range_notes

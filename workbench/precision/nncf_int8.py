@@ -23,9 +23,8 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
-from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
-from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.qdq_unsigned import unsigned_activations
+from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
 from workbench.progress import Progress
 
 INSTALL_HINT = "NNCF is not installed: pip install 'onnx-workbench[openvino]' (the cpu and lab extras include it)."
@@ -94,8 +93,7 @@ def quantize_int8_nncf(
     if missing:
         raise BuildError(f"Nodes to keep in FP32 are not in the model: {', '.join(missing[:5])}.",
                          "Use node names as `workbench inspect` or the layer table shows them.")
-    indices = [name for name in index_arithmetic(model) if name not in (exclude_nodes or [])]
-    masks = [name for name in mask_arithmetic(model) if name not in (exclude_nodes or []) and name not in indices]
+    indices, masks = unquantizable_paths(model, exclude_nodes or [])
     progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
     options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks)
     try:
@@ -117,5 +115,4 @@ def quantize_int8_nncf(
                      "runs their matrix products unsigned x signed, as it runs NNCF's result on its own model")
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope): {', '.join(exclude_nodes)}")
-    return (notes + index_arithmetic_note(indices, "NNCF ignored scope")
-            + mask_arithmetic_note(masks, "NNCF ignored scope"))
+    return notes + unquantizable_notes(indices, masks, "NNCF ignored scope")

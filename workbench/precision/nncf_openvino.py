@@ -24,10 +24,9 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
-from workbench.precision.index_paths import index_arithmetic, index_arithmetic_note
-from workbench.precision.mask_paths import mask_arithmetic, mask_arithmetic_note
 from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
 from workbench.precision.quantizers import NATIVE_LABEL
+from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
 from workbench.progress import Progress
 
 
@@ -67,9 +66,8 @@ def quantize_openvino_native(
     transformer = is_transformer(proto)
     ov_model = ov.Core().read_model(str(src))
     ignored = openvino_names(ov_model, list(exclude_nodes or []))
-    indices = [name for name in index_arithmetic(proto) if name not in (exclude_nodes or [])]
+    indices, masks = unquantizable_paths(proto, exclude_nodes or [])
     index_layers = [name for name in openvino_names(ov_model, indices, strict=False) if name not in ignored]
-    masks = [name for name in mask_arithmetic(proto) if name not in (exclude_nodes or []) and name not in indices]
     mask_layers = [name for name in openvino_names(ov_model, masks, strict=False) if name not in ignored]
     items = calibration_items(proto, calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model, calibration on {len(items)} inferences")
@@ -88,5 +86,5 @@ def quantize_openvino_native(
              "stored as OpenVINO IR, runs on the OpenVINO backends only"]
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope, {len(ignored)} OpenVINO layers): {', '.join(exclude_nodes)}")
-    return (notes + index_arithmetic_note(indices if index_layers else [], "NNCF ignored scope")
-            + mask_arithmetic_note(masks if mask_layers else [], "NNCF ignored scope"))
+    return notes + unquantizable_notes(indices if index_layers else [], masks if mask_layers else [],
+                                       "NNCF ignored scope")

@@ -155,7 +155,7 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
                            task=model.task)
     backends = args.tune_backends.split(",") if args.tune_backends else None
     result = tune(model.onnx_path, options, backends=backends, time_budget=args.tune_budget,
-                  exclude_unstable=bool(getattr(args, "tune_exclude_unstable", False))).to_dict()
+                  exclude_unstable=getattr(args, "tune_unstable", None)).to_dict()
     best = result["recommended"]
     if best is None:
         return {"artifact": None, "error": "no variant meets the budget", "notes": result["notes"][-3:]}
@@ -382,8 +382,12 @@ def main() -> None:
     parser.add_argument("--time-cap", type=float, default=600.0, help="seconds each peer tool may build for")
     parser.add_argument("--tune-budget", type=float, default=600.0, help="tune's time budget in seconds")
     parser.add_argument("--tune-backends", help="comma-separated backends tune searches (default: all here)")
-    parser.add_argument("--tune-exclude-unstable", action="store_true",
-                        help="tune leaves FP32's unstable samples out of its verdicts (the table still judges on all)")
+    unstable = parser.add_mutually_exclusive_group()
+    unstable.add_argument("--tune-exclude-unstable", action="store_true", dest="tune_unstable", default=None,
+                          help="tune leaves FP32's unstable samples out of its verdicts (the table still judges on "
+                          "all; default: tune's own, only where the budget is stricter than FP32's stability)")
+    unstable.add_argument("--tune-keep-unstable", action="store_false", dest="tune_unstable",
+                          help="tune judges on FP32's unstable samples too")
     parser.add_argument("--workspace", help="folder for the variants and runs (default: a fresh temporary one)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()

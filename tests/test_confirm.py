@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ from conftest import sample
 from test_stability import digits
 
 from workbench.build_options import BuildOptions
+from workbench.cli import cmd_tune
 from workbench.cli.build_options import BuildOptionsArgs
 from workbench.errors import WorkbenchError
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.sweep import Sweep
 from workbench.workflows.tune import confirmed_pick
-from workbench.workflows.tune_confirm import prepare
+from workbench.workflows.tune_confirm import leaves_out_unstable, prepare
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 
 
@@ -36,6 +38,29 @@ def test_budget_stable_sets_the_budget_at_fp32s_floor_and_unstable_samples_can_b
     BuildOptionsArgs().add_parser_args(plain)
     with pytest.raises(WorkbenchError, match="set by tune"):
         BuildOptionsArgs().parse(plain.parse_args(["--budget", "stable"]))
+
+
+def test_flipped_samples_are_left_out_by_default_only_where_the_budget_is_stricter_than_fp32(tmp_path: Path):
+    """On blended digits FP32 itself flips some classes: at the default budget those are left out unless asked to
+    keep them; on clean digits (FP32 keeps every class) nothing is left out."""
+    model, pipeline = sample("digits_cnn"), Pipeline(tmp_path / "ws")
+    blends = BuildOptions(batch=8, eval=digits("digits_cnn", 200, blended=True))
+    _, auto = prepare(model, blends, pipeline)
+    assert auto.stability.flips and len(auto.excluded) == len(auto.stability.unstable) > 0
+    assert any("left out of every verdict" in note and "--keep-unstable" in note for note in auto.notes), auto.notes
+    assert auto.to_dict()["excluded_unstable"] == len(auto.stability.unstable)
+    _, kept = prepare(model, blends, pipeline, exclude_unstable=False)
+    assert not len(kept.excluded) and any("--exclude-unstable to judge" in note for note in kept.notes), kept.notes
+    # a mean metric's low samples are not outcomes FP32 flips: they stay unless asked
+    assert not leaves_out_unstable(dataclasses.replace(auto.stability, flips=False), None, "stricter")
+    _, clean = prepare(model, blends.replace(eval=digits("digits_cnn", 80, blended=False)), pipeline)
+    assert not len(clean.excluded)
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cmd_tune.register(sub)
+    assert parser.parse_args(["tune", "m.onnx"]).exclude_unstable is None
+    assert parser.parse_args(["tune", "m.onnx", "--keep-unstable"]).exclude_unstable is False
+    assert parser.parse_args(["tune", "m.onnx", "--exclude-unstable"]).exclude_unstable is True
 
 
 def test_a_pick_that_fails_confirmation_gives_way_to_the_next_fastest(tmp_path: Path):

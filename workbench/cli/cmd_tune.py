@@ -45,9 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: a seeded 50/50 split of the evaluation data, stratified by FP32's class)")
     parser.add_argument("--no-confirm", action="store_true",
                         help="search on all the evaluation data and confirm the pick nowhere")
-    parser.add_argument("--exclude-unstable", action="store_true",
-                        help="leave out of every verdict the samples whose FP32 outcome flips under another "
-                        "engine or one 8-bit step of input noise (every figure says how many it left out)")
+    unstable = parser.add_mutually_exclusive_group()
+    unstable.add_argument("--exclude-unstable", action="store_true", default=None,
+                          help="leave out of every verdict the samples whose FP32 outcome flips under another "
+                          "engine or one 8-bit step of input noise (every figure says how many it left out; "
+                          "default: only where the budget is stricter than FP32's own stability and those "
+                          "samples are flipped outcomes, a class or a decode)")
+    unstable.add_argument("--keep-unstable", action="store_false", dest="exclude_unstable",
+                          help="judge on every sample, even where FP32 itself does not keep the budget")
     parser.add_argument("--search-samples", type=int, metavar="N",
                         help="judge every trial on N samples of the search part; evaluate the rest of it only "
                         "for trials whose interval straddles the budget (default: every trial on the whole part)")

@@ -29,6 +29,8 @@ from workbench.tasks.evidence import MEAN, Evidence
 
 #: One step of an 8-bit image: the input noise no one would call a change.
 STEPS = 255
+#: What a user can do about a budget stricter than FP32's own stability.
+FLOOR_ADVICE = "Use --budget stable to set it at that floor, or --exclude-unstable to judge without those samples"
 SEED = 0
 
 
@@ -44,6 +46,9 @@ class Stability:
     checks: list[dict] = field(default_factory=list)
     #: FP32's predicted class per sample, where the task has classes (stratifies the confirmation split).
     classes: np.ndarray | None = None
+    #: Whether the unstable samples are outcomes that flip (a share metric: a class, a decode, a detection) rather
+    #: than values that fall below the budget (a mean metric): only a flipped outcome is one no variant can keep.
+    flips: bool = True
 
     @property
     def flipped_share(self) -> float:
@@ -68,8 +73,7 @@ class Stability:
         if metric != self.metric or threshold <= self.value + 1e-12:
             return None
         return (f"the budget ({metric} >= {threshold:g}) is stricter than FP32's own stability ({self.value:.4f}: "
-                f"{self.text()}); a variant may miss it on samples FP32 itself does not decide. "
-                "Use --budget stable to set it at that floor, or --exclude-unstable to judge without those samples")
+                f"{self.text()}); a variant may miss it on samples FP32 itself does not decide. {FLOOR_ADVICE}")
 
 
 def perturbed(feed: dict[str, np.ndarray], ranges: dict[str, float], rng: np.random.Generator) -> dict:
@@ -143,15 +147,16 @@ def measure_stability(model: str, data: Dataset, batch: int, choice: TaskChoice 
 
 
 def _summary(judges: dict[str, Judge], samples: int, classes: np.ndarray | None) -> Stability:
-    checks, unstable = [], set()
+    checks, unstable, flips = [], set(), True
     for what, judge in judges.items():
         drift = judge.result()
         score = task_score(drift)
+        flips = Evidence.from_dict(score.details["per_sample"]).kind != MEAN
         flipped = _flips(drift, score.threshold)
         unstable.update(int(i) for i in flipped)
         checks.append({"what": what, "metric": score.metric, "value": score.value, "interval": score.interval,
                        "flipped": len(flipped), "samples": samples})
     worst = min(checks, key=lambda check: check["value"])
     how = "; ".join(f"{c['what']}: {c['metric']} {c['value']:.4f}, {c['flipped']} flipped" for c in checks)
-    return Stability(worst["metric"], float(worst["value"]), how, samples, sorted(unstable), checks, classes)
+    return Stability(worst["metric"], float(worst["value"]), how, samples, sorted(unstable), checks, classes, flips)
 

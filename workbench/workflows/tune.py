@@ -135,7 +135,7 @@ def tune(
     executor: RayExecutor | None = None,
     confirm: DataSource | bool = True,
     budget_stable: bool = False,
-    exclude_unstable: bool = False,
+    exclude_unstable: bool | None = None,
     pool: TrialPool | None = None,
     search_samples: int | None = None,
 ) -> TuneResult:
@@ -145,7 +145,8 @@ def tune(
     and kept nodes itself. The pick is the fastest trial that meets the budget and beats FP32 on the
     search part of the data and meets it on the confirmation part too (``confirm``: True splits the
     data 50/50, a data source confirms on it, False does not confirm). ``budget_stable`` sets the
-    budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict.
+    budget at FP32's own stability; ``exclude_unstable`` leaves FP32's unstable samples out of every verdict (None:
+    where the budget is stricter than FP32's own stability and those samples flip, ``leaves_out_unstable``).
     ``search_samples`` judges trials on that many of the search part, spending the rest only on trials whose
     interval straddles the budget (``tune_samples``); every interval and verdict is at the options' ``confidence``.
     With a cluster ``executor`` of one hardware class the whole search runs on a node of that class

@@ -26,7 +26,7 @@ from workbench.build_options import BuildOptions, DataSource
 from workbench.data.dataset import Dataset
 from workbench.data.split import SEED, confirmation_split
 from workbench.errors import WorkbenchError
-from workbench.measure.stability import Stability, measure_stability
+from workbench.measure.stability import FLOOR_ADVICE, Stability, measure_stability
 from workbench.model.inspect import inspect_model
 from workbench.model.loader import load_model
 from workbench.progress import Progress
@@ -151,19 +151,30 @@ def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> s
         if points >= (1 - stability.value) * 100 - 1e-9:
             return None
         return (f"the budget (accuracy within {points:g} points of FP32) is stricter than FP32's own stability: "
-                f"{stability.text()}. Use --budget stable to set it at that floor, or --exclude-unstable to judge "
-                "without those samples")
+                f"{stability.text()}. {FLOOR_ADVICE}")
     task = next((t for t in TASKS.values() if t.metric == stability.metric), None)
     threshold = options.budget if options.budget is not None else (task.budget if task else None)
     return None if threshold is None else stability.floor_note(threshold, stability.metric)
 
 
+def leaves_out_unstable(stability: Stability | None, asked: bool | None, note: str | None) -> bool:
+    """Whether the search judges without FP32's unstable samples: as asked, or (``asked`` None) where the budget is
+    stricter than FP32's own stability and those samples are outcomes FP32 itself flips (a class, a decode). No
+    variant can be asked to keep what one 8-bit step of noise or the other engine's FP32 changes; judged with
+    them, such a budget is missed by the unchanged model itself and the search can only answer "none". A mean
+    metric's low samples (an IoU under the budget) are kept: a variant can still match FP32 closely on them."""
+    if asked is not None:
+        return asked
+    return stability is not None and note is not None and stability.flips and bool(stability.unstable)
+
+
 def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, confirm: DataSource | bool = True,
-            budget_stable: bool = False, exclude_unstable: bool = False, progress: Progress | None = None,
+            budget_stable: bool = False, exclude_unstable: bool | None = None, progress: Progress | None = None,
             search_samples: int | None = None) -> tuple[BuildOptions, Judging]:
     """FP32's stability, the budget it implies (when asked), and the split; returns the options trials run with.
 
     ``confirm``: True splits the data 50/50; a data source confirms on it instead; False confirms nowhere.
+    ``exclude_unstable``: True or False as asked; None leaves them out where ``leaves_out_unstable`` says so.
     ``search_samples``: the search's share of its part; the rest is spent only on trials that straddle the budget.
     """
     data = evaluation_data(model, options, pipeline)
@@ -183,7 +194,14 @@ def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, con
         options = options.replace(budget=stable_budget(stability, labelled))
         notes.append(f"budget set at FP32's own stability: {options.budget:g} ({stability.text()})")
     elif stability is not None and (note := floor_note(stability, options, labelled)):
+        auto = exclude_unstable is None
+        exclude_unstable = leaves_out_unstable(stability, exclude_unstable, note)
+        if auto and exclude_unstable:
+            note = (f"{note.removesuffix(FLOOR_ADVICE).rstrip('. ')}; so those {len(stability.unstable)} samples are "
+                    "left out of every verdict (--keep-unstable judges on them too, --budget stable sets the budget "
+                    "at FP32's floor instead)")
         notes.append(note)
+    exclude_unstable = bool(exclude_unstable)
     if options.metric is not None and (confirm is True or exclude_unstable):
         # A user's metric sees whole arrays: it keeps no per-sample figures to judge a part of the data by.
         notes.append("a custom metric is judged on all the evaluation data: no confirmation split and no "

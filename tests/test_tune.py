@@ -126,6 +126,9 @@ def test_the_panels_confidence_and_search_samples_reach_the_search_and_every_run
     what the split, every trial's verdict and every stored run's verdict use; the level cannot leave [0.5, 1)."""
     from workbench.ui.app import Workbench
 
+    assert Workbench(workspace=tmp_path / "ws", confidence=0.9).build.options().confidence == 0.9
+    with pytest.raises(WorkbenchError, match="onfidence"):
+        Workbench(confidence=1.5)
     wb = Workbench(sample("digits_cnn"), tmp_path / "ws")
     panel = wb.build
     panel.confidence.value = 1.0

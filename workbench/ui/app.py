@@ -37,12 +37,13 @@ class Workbench:
     """Model, Build, Results, Graph and Sweep tabs; builds and sweeps run on a background thread, one at a time.
 
     ``Workbench("model.onnx")`` opens the model at once; runs already in the workspace appear in
-    the Results tab, so re-running the cell after a kernel restart shows the earlier runs.
+    the Results tab, so re-running the cell after a kernel restart shows the earlier runs. ``task``,
+    ``metric``, ``budget`` and ``confidence`` preset the Build panel's fields of the same names.
     """
 
     def __init__(self, model: str | Path | None = None, workspace: str | Path | Workspace | None = None, *,
                  task: str | None = None, metric: Callable[..., float] | str | None = None,
-                 budget: float | None = None) -> None:
+                 budget: float | None = None, confidence: float | None = None) -> None:
         self.pipeline = Pipeline(workspace)
         self.controller = BuildController(self.pipeline, on_progress=self._progress, on_finish=self._finished)
         self.tuner = TuneController(self.pipeline, on_progress=self._progress, on_finish=self._tuned)
@@ -52,6 +53,8 @@ class Workbench:
         self.build.task.value = task or GUESS_TASK
         self.build.metric = metric
         self.build.budget.value = "" if budget is None else f"{budget:g}"
+        if confidence is not None:  # checked as the options check it, so a typo is said now, not at the first build
+            self.build.confidence.value = BuildOptions(confidence=confidence).confidence
         self.results = ResultsPanel(self.pipeline)
         self.graph = GraphPanel()
         self.sweeper = SweepController(self.pipeline, on_progress=self._sweep_progress, on_run=self._sweep_cell,

@@ -157,7 +157,8 @@ def test_a_quantizer_failure_in_its_child_process_is_one_clear_error(tmp_path: P
 def test_a_search_bar_stops_timing_early_and_a_later_run_is_timed_in_full(cnn: Path) -> None:
     """Timing a variant that cannot reach a search's bar stops after a few rounds, said in its notes; asked for
     again without a bar the same run is timed in full (its file reused), never served with the short timing."""
-    from workbench.runs.pipeline import TIMING_STOPPED
+    from workbench.runs.frame import runs_frame
+    from workbench.runs.run import TIMING_STOPPED
 
     pipeline = Pipeline()
     options = BuildOptions(precision="fp32", repeats=200, warmup=1)
@@ -165,10 +166,11 @@ def test_a_search_bar_stops_timing_early_and_a_later_run_is_timed_in_full(cnn: P
     stopped = [note for note in short.notes if note.startswith(TIMING_STOPPED)]
     assert stopped and "1000.00x" in stopped[0], short.notes
     assert short.latency_ms["repeats"] < 200 and short.drift["task"]["value"] is not None  # judged all the same
+    assert short.timing_stopped_early and runs_frame([short])["status"][0].endswith("; timing stopped early")
     again = pipeline.run(cnn, options.replace(timing_bar=1000.0))
     assert again.latency_ms["repeats"] == short.latency_ms["repeats"]  # still a loser to that search: kept
     full = pipeline.run(cnn, options)
     assert full.run_id == short.run_id and full.latency_ms["repeats"] >= 200
-    assert not any(note.startswith(TIMING_STOPPED) for note in full.notes)
+    assert not full.timing_stopped_early and "stopped" not in runs_frame([full])["status"][0]
     assert "variant reused from the workspace cache" in full.notes
     assert pipeline.run(cnn, options.replace(timing_bar=0.01)).latency_ms == full.latency_ms  # reached: reused

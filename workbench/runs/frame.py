@@ -36,8 +36,9 @@ def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
     ``latency_ms`` and ``reference_ms`` are the run's own medians, timed in the same rounds, so
     ``reference_ms / latency_ms`` is its ``speedup``. ``verdict`` is the run's own task verdict ('ok',
     'MISSES', 'cannot tell', 'BROKEN', 'not judged'); ``status`` is that verdict, with 'missing: <what>' added when the
-    run's files vanished. ``speedup_vs_baseline`` is the cross-engine figure, against ``baseline_backend``'s FP32; empty
-    for a run on that engine itself, whose ``speedup`` is that figure.
+    run's files vanished and 'timing stopped early' where a search timed it for a few rounds only
+    (``Run.timing_stopped_early``). ``speedup_vs_baseline`` is the cross-engine figure, against
+    ``baseline_backend``'s FP32; empty for a run on that engine itself, whose ``speedup`` is that figure.
     """
     rows = []
     for run in runs:
@@ -82,7 +83,8 @@ def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
             "reference_accuracy": drift.get("reference_accuracy"),
             "accuracy_loss_pts": loss,
             "loss_basis": basis,
-            "status": verdict(score) + (f"; missing: {', '.join(gone)}" if gone else ""),
+            "status": verdict(score) + (f"; missing: {', '.join(gone)}" if gone else "")
+            + ("; timing stopped early" if run.timing_stopped_early else ""),
             "baseline_backend": run.baseline_backend if run.cross_engine else None,
             "baseline_ms": (run.baseline_latency_ms or {}).get("median") if run.cross_engine else None,
             "speedup_vs_baseline": run.speedup_vs_baseline if run.cross_engine else None,

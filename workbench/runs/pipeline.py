@@ -42,7 +42,7 @@ from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
 from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
-from workbench.runs.run import Run
+from workbench.runs.run import TIMING_STOPPED, Run
 from workbench.runs.spec import Digests, RunSpec
 from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.scratch import build_scratch
@@ -55,8 +55,6 @@ from workbench.vocabulary import uses_calibration
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
 MIN_TIMING_S = 1.0
-#: How a run's notes begin where its timing stopped early (``BuildOptions.timing_bar``).
-TIMING_STOPPED = "timing stopped early"
 #: Beside an INT8 artifact: the graph its quantizer saw (pruned, opset-upgraded, pre-processed).
 QUANTIZED_FROM = "quantized_from.onnx"
 #: The precisions whose runs record it.
@@ -200,7 +198,7 @@ class Pipeline:
         """Whether a stored run whose timing a search stopped early must be timed in full: asked for outside a
         search, or by a search whose bar it may reach."""
         cached = self.workspace.load_run(spec.run_id)
-        if cached is None or not any(note.startswith(TIMING_STOPPED) for note in cached.notes):
+        if cached is None or not cached.timing_stopped_early:
             return False
         return bar is None or cached.comparable_speedup >= bar
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from workbench.precision.quantizers import quantizer_label
 from workbench.runs.spec import RunSpec
 
+#: How a run's notes begin where a search stopped its timing early (``BuildOptions.timing_bar``).
+TIMING_STOPPED = "timing stopped early"
+
 
 @dataclass
 class Run:
@@ -70,6 +73,12 @@ class Run:
         """The ratio runs are ranked by (``comparable_speedup``) is above 1 by more than this run's timing noise
         (``speedup_spread``, from its paired rounds): one ratio both ranks a run and says it pays."""
         return self.comparable_speedup - 1.0 > (self.speedup_spread or 0.0)
+
+    @property
+    def timing_stopped_early(self) -> bool:
+        """A search stopped its timing after a few rounds, once even its fastest round was below the search's bar:
+        its speed-up is from those rounds only, so every table marks it (asked for again, it is timed in full)."""
+        return any(note.startswith(TIMING_STOPPED) for note in self.notes)
 
     @property
     def label(self) -> str:

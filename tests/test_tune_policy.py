@@ -65,8 +65,11 @@ class ScriptedRunner:
 
     together = staticmethod(in_turn)
 
+    def ranking_subset(self, trial: Trial) -> None:
+        return None  # the scripted trials have no samples: the groups are ranked on their whole score
+
     def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
-              kept: Sequence[str] = ()) -> Trial | None:
+              kept: Sequence[str] = (), subset: None = None) -> Trial | None:
         if self.out_of_time(until):
             self.notes.append("time budget reached")
             return None

@@ -113,7 +113,9 @@ def trials_table(trials: list[Trial]) -> str:
         "run": trial.run.run_id, "backend": trial.backend, "variant": trial.run.label,
         "speed-up": fmt.times(trial.speedup),
         "vs FP32 on": f"{trial.run.baseline_backend or trial.backend}, batch {trial.run.spec.batch}",
-        "task metric": f"{trial.score.metric} {interval_text(trial.score)}", "verdict": verdict(trial.score),
+        "task metric": f"{trial.score.metric} {interval_text(trial.score)}",
+        # a ranking trial was evaluated on the largest-error samples only: it orders groups, it is no verdict
+        "verdict": verdict(trial.score) if trial.ranked_on is None else "ranking only",
         "step": trial.step,
         "what was tried": trial.description,
     } for trial in trials])

@@ -211,7 +211,8 @@ def confirmed_pick(trials: Sequence[Trial], notes: list[str], judging: Judging, 
 
 def recommend(trials: Sequence[Trial], notes: list[str]) -> Trial | None:
     """The fastest trial that meets the budget and runs measurably faster than FP32; where none does, the
-    notes say why and name the closest."""
+    notes say why and name the closest. A ranking trial, evaluated on part of the search data only, is no candidate."""
+    trials = [t for t in trials if t.ranked_on is None]
     passing = [t for t in trials if t.pays]  # judged on the search's data, by the shared rule (``runs.recommend``)
     if passing:
         return portable_if_as_fast(plain_if_as_fast(max(passing, key=lambda t: t.speedup), passing, notes),

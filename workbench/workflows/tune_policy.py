@@ -6,7 +6,8 @@ Nothing here builds or times a model: every trial is asked of a ``Runner`` (in `
 the **screen** (``SCREEN``: per screen key, a precision or the backend's own quantizer, the plain recipes,
 the first that builds; ``ALTERNATIVES``: cheap variants whose speed-up also counts as the search's promise),
 the **recipes** (``RECIPES``: per screen key, the search run from a plain trial that missed), then **node
-fall-back** from the closest recipe: ranked groups kept greedily, then halving. A new screen candidate is
+fall-back** from the closest recipe: groups ranked on the samples it errs most on (``tune_ranking``), kept
+greedily, then halving. A new screen candidate is
 one entry in ``SCREEN`` (and the runner's ``screens`` naming its key); a new recipe search one entry in
 ``RECIPES``; a step after the pick (a confirmation) a function over the trials in ``tune``.
 """
@@ -23,6 +24,7 @@ from workbench.recipe import Recipe
 from workbench.runs.run import Run
 from workbench.vocabulary import NATIVE_AC_QUANTIZER, NATIVE_QUANTIZER, NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_batch import T
+from workbench.workflows.tune_ranking import RankingSubset
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import kept_precision, weight_recipes
 
@@ -42,7 +44,8 @@ class Runner(Protocol):
     notes: list[str]
 
     def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
-              kept: Sequence[str] = ()) -> Trial | None: ...
+              kept: Sequence[str] = (), subset: RankingSubset | None = None) -> Trial | None: ...
+    def ranking_subset(self, trial: Trial) -> RankingSubset | None: ...
     def baseline(self, backend: str) -> Run | None: ...
     def add(self, trial: Trial) -> Trial: ...
     def out_of_time(self, until: float) -> bool: ...
@@ -61,8 +64,9 @@ class Search:
     until: float
     steps: list[str] = field(default_factory=list)
 
-    def trial(self, step: str, description: str, recipe: NamedRecipe, kept: Sequence[str] = ()) -> Trial | None:
-        return self.runner.trial(self.backend, self.until, step, description, recipe, kept)
+    def trial(self, step: str, description: str, recipe: NamedRecipe, kept: Sequence[str] = (),
+              subset: RankingSubset | None = None) -> Trial | None:
+        return self.runner.trial(self.backend, self.until, step, description, recipe, kept, subset)
 
     def out_of_time(self) -> bool:
         return self.runner.out_of_time(self.until)
@@ -278,7 +282,9 @@ def label_nodes(nodes: Sequence[str]) -> str:
 
 def rank_groups(search: Search, start: Trial) -> list[tuple[tuple[str, ...], Trial]] | None:
     """Each contiguous group of ``start``'s quantized nodes kept in FP32 alone, the helpful ones best first;
-    None when time ran out before every group was measured."""
+    None when time ran out before every group was measured. Where the runner finds one (``tune_ranking``), the
+    groups are measured on the search samples where ``start`` errs most, as NNCF's accuracy restorer ranks: those
+    trials only order the groups, whatever is kept is judged on the whole search part (``fall_back``)."""
     kept_in = kept_precision(start)
     candidates = [n for n in search.runner.quantized_nodes(start) if n not in start.kept_nodes]
     if not candidates:
@@ -286,16 +292,21 @@ def rank_groups(search: Search, start: Trial) -> list[tuple[tuple[str, ...], Tri
         return []
     size = -(-len(candidates) // min(GROUPS, len(candidates)))
     groups = [tuple(candidates[i:i + size]) for i in range(0, len(candidates), size)]
+    subset = search.runner.ranking_subset(start)
+    on = "" if subset is None else f", on {len(subset)} largest-error samples"
     # Each group is measured alone, so they run together; the ranking stops at the first not measured.
     answers = search.together([partial(search.trial, "rank", f"{start.recipe.name}: keep {label_nodes(group)} in "
-                                       f"{kept_in}", start.recipe, start.kept + group) for group in groups],
+                                       f"{kept_in}{on}", start.recipe, start.kept + group, subset) for group in groups],
                               enough=lambda trial: trial is None)
     measured = [(group, trial) for group, trial in zip(groups, answers, strict=False) if trial is not None]
     if search.out_of_time():
         return None
-    helpful = [(g, t) for g, t in measured if t.score.value > start.score.value]
+    if subset is not None:
+        search.note(f"{start.recipe.name}: ranked {len(measured)} groups on {subset.text()}")
+    before = start.score if subset is None else subset.start  # the groups improve on the samples they were judged on
+    helpful = [(g, t) for g, t in measured if t.score.value > before.value]
     if not helpful:
-        search.note(f"{start.recipe.name}: no group of quantized nodes kept in {kept_in} improved {start.score.metric}")
+        search.note(f"{start.recipe.name}: no group of quantized nodes kept in {kept_in} improved {before.metric}")
     return sorted(helpful, key=lambda item: item[1].rank_key(), reverse=True)
 
 
@@ -310,7 +321,8 @@ def fall_back(search: Search, start: Trial) -> Trial | None:
     for group, alone in helpful:
         kept_groups.append(group)
         nodes = tuple(n for g in kept_groups for n in g)
-        trial = alone if len(kept_groups) == 1 else search.trial(
+        # A group ranked on the subset is measured again on the whole search part: only such a trial is a verdict.
+        trial = alone if len(kept_groups) == 1 and alone.ranked_on is None else search.trial(
             "greedy", f"{start.recipe.name}: keep {len(nodes)} nodes in {kept_in}", start.recipe, start.kept + nodes)
         if trial is None:
             return None

@@ -28,6 +28,7 @@ from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_batch import T, in_turn, side_by_side
 from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
 from workbench.workflows.tune_policy import NATIVE, NATIVE_BF16
+from workbench.workflows.tune_ranking import RankingSubset, ranking_subset
 from workbench.workflows.tune_samples import evaluator, spend
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 from workbench.workflows.tune_weights import weight_candidates, weight_precisions
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 RANKING_REPEATS = 10
 #: Steps whose trials are judged by the metric first: fewer timing rounds do for them.
 RANKING_STEPS = ("rank", "check")
+#: What a ranking trial's run names as its evaluation data.
+SUBSET_DATA = "the search samples with the largest error"
 #: The bar's share given to the screen, whose trials are counted in advance.
 SCREEN_PART = 0.5
 #: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
@@ -192,9 +195,15 @@ class TrialRunner:
         self.task = self.task or task_score(run.drift).task
         return run
 
+    def ranking_subset(self, trial: Trial) -> RankingSubset | None:
+        """Where the node fall-back from ``trial`` ranks its groups (``tune_ranking``); None: the whole search part."""
+        return ranking_subset(self.judging, trial, self.base.batch)
+
     def add(self, trial: Trial) -> Trial:
-        """A trial joins the search's record, after more samples where its interval straddles the budget."""
-        if self.evaluate is not None and (spent := spend(trial, self.judging, self.evaluate)):
+        """A trial joins the search's record, after more samples where its interval straddles the budget (a ranking
+        trial is no verdict: it gets none)."""
+        if self.evaluate is not None and trial.ranked_on is None and (
+                spent := spend(trial, self.judging, self.evaluate)):
             self.notes.append(f"{trial.description} on {trial.backend}: its interval straddled the budget on "
                               f"{len(self.judging.kept(self.judging.search))} search samples; {spent} more evaluated: "
                               f"{trial.short_metric()}, {trial.score.state}")
@@ -202,8 +211,11 @@ class TrialRunner:
         return trial
 
     def trial(self, backend: str, until: float, step: str, description: str, recipe: NamedRecipe,
-              kept: Sequence[str] = ()) -> Trial | None:
-        """Build and measure ``recipe`` with ``kept`` in FP32 on ``backend``; None when out of time or not built."""
+              kept: Sequence[str] = (), subset: RankingSubset | None = None) -> Trial | None:
+        """Build and measure ``recipe`` with ``kept`` in FP32 on ``backend``; None when out of time or not built.
+
+        With a ``subset`` the run is evaluated on those samples only (another run, by its data's digest, than the
+        same file on the whole data) and the trial is a ranking trial, judged on them alone."""
         if self.out_of_time(until):
             if (backend, until) not in self._stopped:
                 self._stopped.add((backend, until))
@@ -221,6 +233,8 @@ class TrialRunner:
         options = recipe.options(self.base.replace(backend=backend, task=self.task), tuple(kept))
         if step in RANKING_STEPS:
             options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
+        if subset is not None:
+            options = options.replace(eval=self.judging.data.select(subset.samples, SUBSET_DATA))
         # Timing stops early below the bar; a search that builds by itself (NNCF's accuracy control) gets the time left.
         options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, until - time.monotonic()))
         try:
@@ -236,7 +250,9 @@ class TrialRunner:
         known = next((t for t in self.trials if t.run.run_id == run.run_id), None)
         if known is not None:  # the same file and settings reached again: one trial, not two
             return known
-        return self.add(Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started, self.judging))
+        judging = self.judging if subset is None else None  # a ranking run's own verdict is on its subset alone
+        return self.add(Trial(step, description, recipe, tuple(kept), run, time.monotonic() - started, judging,
+                              ranked_on=subset))
 
     # -- what the graphs say about a trial ---------------------------------------------------------------
     def _graphs(self, trial: Trial) -> tuple[onnx.ModelProto, onnx.ModelProto]:

@@ -18,6 +18,7 @@ from workbench.tasks.verdict_text import interval_text
 if TYPE_CHECKING:
     from workbench.measure.stability import Stability
     from workbench.workflows.tune_confirm import Judging
+    from workbench.workflows.tune_ranking import RankingSubset
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Trial:
     judging: Judging | None = None
     #: Search samples evaluated beyond the search's share because the trial's interval straddled the budget.
     extra_samples: int = 0
+    #: A ranking trial's samples (``tune_ranking``): its run was evaluated on them only, so it orders the node
+    #: fall-back's groups and is never a verdict: it neither meets the budget nor pays, and is never the pick.
+    ranked_on: RankingSubset | None = None
 
     @cached_property
     def score(self) -> TaskScore:
@@ -70,7 +74,7 @@ class Trial:
 
     @property
     def met(self) -> bool:
-        return bool(self.score.met)
+        return self.ranked_on is None and bool(self.score.met)
 
     @property
     def pays(self) -> bool:
@@ -107,7 +111,9 @@ class Trial:
                 "backend": self.backend, "precision": self.run.spec.precision, "recipe": self.recipe.to_dict(),
                 "kept_nodes": self.kept_nodes, "speedup": self.speedup,
                 "speedup_same_backend": float(self.run.speedup), "metric": self.metric(),
-                "extra_samples": self.extra_samples, "wall_s": round(self.wall_s, 2)}
+                "extra_samples": self.extra_samples,
+                "ranked_on": None if (ranked := self.ranked_on) is None else {"samples": len(ranked), "of": ranked.of},
+                "wall_s": round(self.wall_s, 2)}
 
 
 @dataclass

@@ -25,23 +25,25 @@ from workbench.workflows.tune_trials import NamedRecipe
 
 
 def test_fall_back_ranks_on_the_samples_with_the_largest_error(tmp_path: Path):
-    """digits_cnn on 320 blends of two digits (inputs FP32 itself barely decides): plain static INT8 changes the
-    class of a few of the 160 search samples and misses top-1 agreement 0.99. Its groups are ranked on 32
-    samples, every one it changed and the next in the search part's seeded order; each ranking run is evaluated
-    on those 32 only, and the trials after the ranking, the only ones that can be picked, on all 160."""
+    """digits_cnn on 360 blends of two digits (inputs FP32 itself barely decides): FP32's own flips left out, plain
+    static INT8 changes the class of a few of the 178 search samples left and misses top-1 agreement 0.99. Its
+    groups are ranked on 32 of them, every one it changed and the next in the search part's seeded order; each
+    ranking run is evaluated on those 32 only, the trials after the ranking, the only ones that can be picked,
+    on all 178 (their runs on all 360 samples, the confirmation half included)."""
     pipeline, model = Pipeline(tmp_path / "ws"), sample("digits_cnn")
-    options = BuildOptions(batch=8, repeats=3, eval=digits("digits_cnn", 320, blended=True))
+    options = BuildOptions(batch=8, repeats=3, eval=digits("digits_cnn", 360, blended=True))
     options, judging = prepare(model, options, pipeline)
     runner = TrialRunner(model, options, pipeline, 600, Progress(), judging)
     search = Search(runner, "onnxruntime-cpu", time.monotonic() + 600)
     start = search.trial("recipe", "static INT8, MinMax, per-channel", NamedRecipe("default", "int8"))
-    assert start is not None and not start.met and start.score.samples == 160
     search_part = judging.kept(judging.search)
+    assert len(judging.excluded) and len(search_part) == 178 < len(judging.search)
+    assert start is not None and not start.met and start.score.samples == 178
     failed = search_part[Evidence.from_dict(start.score.details["per_sample"]).failed()]
-    assert 0 < len(failed) < RANKING_FLOOR / 2  # so the subset is the floor: 32 of the 160
+    assert 0 < len(failed) < RANKING_FLOOR / 2  # so the subset is the floor: 32 of the 178
     subset = runner.ranking_subset(start)
-    assert subset is not None and len(subset) == RANKING_FLOOR and subset.of == 160 and subset.failing == len(failed)
-    assert set(failed) <= set(subset.samples) <= set(search_part)
+    assert subset is not None and len(subset) == RANKING_FLOOR and subset.of == 178 and subset.failing == len(failed)
+    assert set(failed) <= set(subset.samples) <= set(search_part)  # never one of FP32's own flips
     assert subset.start.samples == 32 and np.isclose(subset.start.value, 1 - len(failed) / 32)
 
     found = fall_back(search, start)
@@ -50,22 +52,22 @@ def test_fall_back_ranks_on_the_samples_with_the_largest_error(tmp_path: Path):
     for trial in ranked:
         assert np.array_equal(trial.ranked_on.samples, subset.samples)
         assert trial.run.drift["samples"] == 32 and trial.score.samples == 32
-        assert "largest error (32 of 320)" in trial.run.eval_source and not trial.met and not trial.pays
+        assert "largest error (32 of 360)" in trial.run.eval_source and not trial.met and not trial.pays
     assert f"default: ranked 7 groups on {subset.text()}" in runner.notes
-    assert subset.text() == f"the 32 search samples with the largest error (of 160; {len(failed)} fail)"
+    assert subset.text() == f"the 32 search samples with the largest error (of 178; {len(failed)} fail)"
     full = [t for t in runner.trials if t.ranked_on is None]
-    assert len(full) > 1 and all(t.run.drift["samples"] == 320 and t.score.samples == 160 for t in full)
+    assert len(full) > 1 and all(t.run.drift["samples"] == 360 and t.score.samples == 178 for t in full)
     assert found is None or found.ranked_on is None
     assert recommend(ranked, []) is None  # a ranking trial is no candidate, whatever its subset says
     assert trials_table(runner.trials).count("ranking only") == 7
-    assert all(t.to_dict()["ranked_on"] == {"samples": 32, "of": 160} for t in ranked)
+    assert all(t.to_dict()["ranked_on"] == {"samples": 32, "of": 178} for t in ranked)
     best = recommend(runner.trials, [])
-    assert best is None or (best.ranked_on is None and best.score.samples == 160)
+    assert best is None or (best.ranked_on is None and best.score.samples == 178)
     # The same file on the whole data is another run: a subset's run is never served as a full one.
     first = ranked[0]
     again = pipeline.run(model, first.recipe.options(options.replace(backend="onnxruntime-cpu"), first.kept))
     assert again.run_id != first.run.run_id and again.artifact == first.run.artifact
-    assert again.drift["samples"] == 320
+    assert again.drift["samples"] == 360
 
 
 def test_the_subset_takes_a_share_s_failures_twice_and_a_mean_s_lowest_quarter():

@@ -143,3 +143,27 @@ def test_int8_hint_mixes_bf16_into_the_native_variant(vit: Path, tmp_path: Path)
     assert run.drift["top1_agreement"] >= 0.9, run.drift
     with pytest.raises(WorkbenchError, match="int8_hint='fp16' is not bf16"):
         OpenvinoBackend.from_options({"int8_hint": "fp16"})
+
+
+def test_compute_only_quantizes_the_convolutions_and_matrix_products_alone(tmp_path: Path) -> None:
+    """``ops="compute"`` on NNCF's two writers: the residual adds of a ResNet get no quantizer of their own, so
+    fewer FakeQuantize layers (IR) and Q/DQ pairs (ONNX) than NNCF's default placement, and the notes say so."""
+    from conftest import sample
+
+    model, pipeline = sample("digits_resnet"), Pipeline(tmp_path / "ws")
+
+    def quantizers(quantizer: str, ops: str) -> tuple[int, list[str]]:
+        options = BuildOptions(**{**NATIVE, "recipe": Recipe(quantizer=quantizer, ops=ops)})
+        run = pipeline.run(model, options if quantizer == "openvino-native" else options.replace(backend="openvino"))
+        assert run.drift["top1_agreement"] >= 0.9, run.drift
+        if run.artifact.endswith(".xml"):
+            ops_ = openvino.Core().read_model(run.artifact).get_ordered_ops()
+            return sum(op.get_type_name() == "FakeQuantize" for op in ops_), run.notes
+        graph = onnx.load(run.artifact).graph
+        return sum(node.op_type == "QuantizeLinear" for node in graph.node), run.notes
+
+    for quantizer in ("openvino-native", "nncf"):
+        everywhere, _ = quantizers(quantizer, "all")
+        compute, notes = quantizers(quantizer, "compute")
+        assert 0 < compute < everywhere, (quantizer, compute, everywhere)
+        assert any("convolutions and matrix products only" in note for note in notes), notes

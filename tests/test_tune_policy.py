@@ -184,6 +184,20 @@ def test_the_screen_counts_a_faster_alternative_as_the_search_s_promise() -> Non
     assert ALTERNATIVES["int8"] == [tune_policy.compute_only]
 
 
+def test_an_alternative_is_screened_even_where_the_plain_trial_passes_and_may_be_the_pick() -> None:
+    """NNCF's placement on a detector passes but runs slower than its compute layers alone: the screen tries the
+    compute-only variant all the same, and it is the fastest trial that pays; OpenVINO's own variant has one too."""
+    runner = ScriptedRunner(lambda recipe, kept: (2.5 if recipe.recipe.ops == "compute" else 1.5, 0.95))
+    assert screen(_search(runner), None) == []  # nothing missed: no recipe search
+    assert [name for name, _ in runner.asked] == ["default", "compute ops only"]
+    assert max((t for t in runner.trials if t.pays), key=lambda t: t.speedup).recipe.recipe.ops == "compute"
+    native = tune_policy.compute_only(tune_policy.NATIVE_RECIPE)
+    assert native.recipe.quantizer == tune_policy.NATIVE_RECIPE.recipe.quantizer and native.recipe.ops == "compute"
+    assert native.name.endswith("compute ops only") and native.name != "compute ops only"
+    assert ALTERNATIVES[tune_policy.NATIVE] == [tune_policy.compute_only]
+    assert tune_policy.screen_size(["int8", tune_policy.NATIVE, "bf16"]) == 5
+
+
 def test_a_search_that_cannot_beat_the_best_pass_is_skipped() -> None:
     runner = ScriptedRunner(lambda recipe, kept: (3.0, 0.9) if recipe.precision == "fp16" else (1.5, 0.5))
     best = _search(runner).trial("recipe", "FP16", NamedRecipe("fp16", "fp16"))

@@ -21,6 +21,7 @@ from workbench.vocabulary import (
     CALIBRATION_METHODS,
     DEFAULT_QUANTIZER,
     NATIVE_AC_QUANTIZER,
+    NATIVE_QUANTIZER,
     QUANTIZED_OPS,
     QUANTIZERS,
     WEIGHT_ALGORITHMS,
@@ -65,7 +66,7 @@ class Recipe:
     symmetric: bool | None = option(None, choices=(True, False), help="symmetric activation ranges")
     percentile: float | None = option(None, kind=float, low=0.0, high=100.0,
                                       help="the percentile calibration keeps, e.g. 99.99")
-    ops: str = option("all", choices=QUANTIZED_OPS,
+    ops: str = option("all", choices=QUANTIZED_OPS, quantizers=(DEFAULT_QUANTIZER, "nncf", NATIVE_QUANTIZER),
                       help="compute: only convolutions and matrix products are quantized")
     reduce_range: bool = option(False, choices=(True, False),
                                 help="7-bit weights, for CPUs without VNNI whose 8-bit products can saturate")

@@ -24,7 +24,7 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.model.flops import has_nested_compute
 from workbench.model.loader import model_digest
-from workbench.model.op_types import COMPUTE_OP_TYPES
+from workbench.model.op_types import COMPUTE_NOTE, COMPUTE_OP_TYPES
 from workbench.precision.calibration import (
     DEFAULT_PERCENTILE,
     calibration_ranges,
@@ -260,7 +260,7 @@ def quantize_int8_static(
     notes.append(
         f"static INT8 Q/DQ: {activations.upper()} activations ({'symmetric' if symmetric else 'asymmetric'}), "
         f"S8 weights, {'per-channel' if per_channel else 'per-tensor'}, {shown} calibration on {calib.label} "
-        f"({len(calib)} samples)" + ("; convolutions and matrix products only" if ops == "compute" else "")
+        f"({len(calib)} samples)" + (f"; {COMPUTE_NOTE}" if ops == "compute" else "")
         + ("; 7-bit weights (reduce_range)" if recipe.reduce_range else "")
     )
     if exclude_nodes:

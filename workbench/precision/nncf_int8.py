@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
+from workbench.model.op_types import COMPUTE_NOTE, COMPUTE_OP_TYPES
 from workbench.precision.qdq_unsigned import unsigned_activations
 from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
 from workbench.progress import Progress
@@ -52,21 +53,32 @@ def calibration_items(model: onnx.ModelProto, calib: Dataset) -> list[dict[str, 
     return list(_samples(calib, fixed_batch))
 
 
-def quantize_options(transformer: bool, target: QuantTarget, subset_size: int, ignored: list[str]) -> dict[str, Any]:
+def quantize_options(transformer: bool, target: QuantTarget, subset_size: int, ignored: list[str],
+                     ignored_types: Sequence[str] = ()) -> dict[str, Any]:
     """``nncf.quantize``'s settings, the same for the portable Q/DQ file and OpenVINO's own model: the preset by
-    model type (transformer: SmoothQuant, mixed preset), fast bias correction, the nodes kept as ignored scope."""
+    model type (transformer: SmoothQuant, mixed preset), fast bias correction, the nodes kept as ignored scope,
+    and ``ignored_types`` (``ops="compute"``: every op type but the convolutions and matrix products)."""
     import nncf
 
+    # The op types come from the model itself, so only the node names (the user's) need NNCF's check.
+    scope = (nncf.IgnoredScope(names=ignored, types=list(ignored_types), validate=False) if ignored_types
+             else nncf.IgnoredScope(names=ignored))
     options: dict[str, Any] = {
         "preset": nncf.QuantizationPreset.MIXED if transformer else nncf.QuantizationPreset.PERFORMANCE,
         "target_device": nncf.TargetDevice.CPU if target == "x86" else nncf.TargetDevice.ANY,
         "subset_size": subset_size,
         "fast_bias_correction": True,
-        "ignored_scope": nncf.IgnoredScope(names=ignored),
+        "ignored_scope": scope,
     }
     if transformer:
         options["model_type"] = nncf.ModelType.TRANSFORMER
     return options
+
+
+def non_compute_types(types: Iterable[str], compute: Iterable[str]) -> list[str]:
+    """The op types ``ops="compute"`` leaves out of INT8: every type of the model but its compute layers (and the
+    graph's own inputs, outputs and constants, which carry no quantizer)."""
+    return sorted(set(types) - set(compute) - {"Parameter", "Result", "Constant"})
 
 
 def quantize_int8_nncf(
@@ -76,9 +88,11 @@ def quantize_int8_nncf(
     *,
     target: QuantTarget = "x86",
     exclude_nodes: list[str] | None = None,
+    ops: str = "all",
     progress: Progress | None = None,
 ) -> list[str]:
-    """Write NNCF's Q/DQ model of ``src`` to ``dst``; returns notes on what was chosen."""
+    """Write NNCF's Q/DQ model of ``src`` to ``dst``; returns notes on what was chosen. ``ops="compute"``
+    quantizes only the convolutions and matrix products (NNCF's ignored scope by type)."""
     progress = progress or Progress()
     try:
         import nncf
@@ -95,7 +109,8 @@ def quantize_int8_nncf(
                          "Use node names as `workbench inspect` or the layer table shows them.")
     indices, masks = unquantizable_paths(model, exclude_nodes or [])
     progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
-    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks)
+    types = non_compute_types((n.op_type for n in model.graph.node), COMPUTE_OP_TYPES) if ops == "compute" else []
+    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks, types)
     try:
         # NNCF draws progress bars on stdout, which must stay clean for `--json`.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -109,7 +124,7 @@ def quantize_int8_nncf(
     kind = ("transformer preset (model_type=TRANSFORMER: SmoothQuant, mixed preset: asymmetric activations)"
             if transformer else "performance preset (symmetric)")
     notes = [f"static INT8 Q/DQ by NNCF {nncf.__version__}: {kind}, fast bias correction, "
-             f"calibrated on {calib.label} ({len(items)} inferences)"]
+             f"calibrated on {calib.label} ({len(items)} inferences)" + (f"; {COMPUTE_NOTE}" if types else "")]
     if unsigned:
         notes.append(f"{unsigned} asymmetric activation quantizers written as uint8 (the same grid), so OpenVINO "
                      "runs their matrix products unsigned x signed, as it runs NNCF's result on its own model")

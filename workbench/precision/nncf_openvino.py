@@ -24,10 +24,21 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
-from workbench.precision.nncf_int8 import INSTALL_HINT, calibration_items, is_transformer, quantize_options
+from workbench.model.op_types import COMPUTE_NOTE
+from workbench.precision.nncf_int8 import (
+    INSTALL_HINT,
+    calibration_items,
+    is_transformer,
+    non_compute_types,
+    quantize_options,
+)
 from workbench.precision.quantizers import NATIVE_LABEL
 from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
 from workbench.progress import Progress
+
+#: OpenVINO's op types of the convolutions and matrix products (the ONNX ``COMPUTE_OP_TYPES`` as OpenVINO reads them).
+OPENVINO_COMPUTE_TYPES = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData",
+                          "MatMul")
 
 
 def openvino_names(ov_model: Any, onnx_nodes: list[str], *, strict: bool = True) -> list[str]:
@@ -52,9 +63,14 @@ def quantize_openvino_native(
     *,
     target: QuantTarget = "x86",
     exclude_nodes: list[str] | None = None,
+    ops: str = "all",
     progress: Progress | None = None,
 ) -> list[str]:
-    """Write NNCF's INT8 model of OpenVINO's reading of ``src`` to ``dst`` (``.xml``, with its ``.bin``)."""
+    """Write NNCF's INT8 model of OpenVINO's reading of ``src`` to ``dst`` (``.xml``, with its ``.bin``).
+
+    ``ops="compute"`` quantizes only the convolutions and matrix products: OpenVINO then runs the element-wise
+    ops, concatenations and resizes between them in float instead of behind a FakeQuantize each, which on a
+    detector's many such ops is often faster than NNCF's default placement."""
     progress = progress or Progress()
     try:
         import nncf
@@ -71,7 +87,9 @@ def quantize_openvino_native(
     mask_layers = [name for name in openvino_names(ov_model, masks, strict=False) if name not in ignored]
     items = calibration_items(proto, calib)
     progress.report("quantize", 0.1, f"NNCF on OpenVINO's model, calibration on {len(items)} inferences")
-    options = quantize_options(transformer, target, len(items), ignored + index_layers + mask_layers)
+    types = (non_compute_types((op.get_type_name() for op in ov_model.get_ops()), OPENVINO_COMPUTE_TYPES)
+             if ops == "compute" else [])
+    options = quantize_options(transformer, target, len(items), ignored + index_layers + mask_layers, types)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars would spoil `--json`
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), **options)
@@ -82,8 +100,8 @@ def quantize_openvino_native(
     progress.report("quantize", 1.0, "NNCF quantization done")
     kind = "transformer preset (SmoothQuant, mixed preset)" if transformer else "performance preset"
     notes = [f"{NATIVE_LABEL} INT8: NNCF {nncf.__version__} on OpenVINO {ov.__version__.split('-')[0]}'s own model, "
-             f"{kind}, fast bias correction, calibrated on {calib.label} ({len(items)} inferences); "
-             "stored as OpenVINO IR, runs on the OpenVINO backends only"]
+             f"{kind}, fast bias correction, calibrated on {calib.label} ({len(items)} inferences)"
+             + (f", {COMPUTE_NOTE}" if types else "") + "; stored as OpenVINO IR, runs on the OpenVINO backends only"]
     if exclude_nodes:
         notes.append(f"kept in FP32 (NNCF ignored scope, {len(ignored)} OpenVINO layers): {', '.join(exclude_nodes)}")
     return notes + unquantizable_notes(indices if index_layers else [], masks if mask_layers else [],

@@ -312,7 +312,8 @@ def build_variant(
                                                              exclude_nodes=exclude, progress=progress, **cap)
                 else:
                     quantize = quantize_openvino_native if recipe.quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
-                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, progress=progress)
+                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, ops=recipe.ops,
+                                            progress=progress)
                 keep_graph(src, keep_seen)  # NNCF quantizes the file as given
             elif precision in WEIGHT_PRECISIONS:
                 if weight_runtime is None:

@@ -58,7 +58,7 @@ from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
 from workbench.tasks.confidence import MEETS
 from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
-from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen
+from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen, screen_size
 from workbench.workflows.tune_runner import TrialRunner
 from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
 
@@ -95,7 +95,7 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
     baselines: dict[str, Run] = {}
     missed: list[tuple[Trial, float]] = []
     until = runner.started + runner.time_budget
-    runner.plan_screen(sum(len(runner.screens(backend, precisions)) for backend in names))
+    runner.plan_screen(sum(screen_size(runner.screens(backend, precisions)) for backend in names))
     # The FP32 runs are independent (together: side by side over a cluster); the screens depend on their order.
     found = runner.together([partial(runner.baseline, backend) for backend in names])
     for backend, baseline in zip(names, found, strict=True):

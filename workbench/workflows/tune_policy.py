@@ -87,7 +87,8 @@ class Search:
 # -- recipes as data -------------------------------------------------------------------------------------
 def compute_only(recipe: NamedRecipe) -> NamedRecipe:
     """``recipe`` with only convolutions and matrix products quantized (fewer Q/DQ pairs: often faster too)."""
-    return recipe.derive("compute ops only", ops="compute")
+    native = recipe.recipe.quantizer in NATIVE_QUANTIZERS
+    return recipe.derive(f"{NATIVE_LABEL}, compute ops only" if native else "compute ops only", ops="compute")
 
 
 def _kind(recipe: NamedRecipe) -> str:
@@ -123,8 +124,15 @@ SCREEN: dict[str, list[tuple[str, NamedRecipe]]] = {
     **{precision: [(f"{precision}, round-to-nearest", NamedRecipe("RTN", precision))]
        for precision in WEIGHT_PRECISIONS},
 }
-#: Per precision, variants of the plain trial screened beside it: a faster one raises the search's promise.
-ALTERNATIVES: dict[str, list[Callable[[NamedRecipe], NamedRecipe]]] = {"int8": [compute_only]}
+#: Per screen key, variants of the plain trial screened beside it, whether the plain trial passes or not: a
+#: faster one that passes may be the pick (NNCF's placement on a detector, a FakeQuantize before every add and
+#: concatenation, runs slower than the compute layers alone), a faster one that misses raises the promise.
+ALTERNATIVES: dict[str, list[Callable[[NamedRecipe], NamedRecipe]]] = {"int8": [compute_only], NATIVE: [compute_only]}
+
+
+def screen_size(keys: Sequence[str]) -> int:
+    """How many trials the screen of ``keys`` runs: each plain trial and its alternatives."""
+    return sum(1 + len(ALTERNATIVES.get(key, [])) for key in keys)
 
 
 def calibration_recipes(default: NamedRecipe) -> list[tuple[str, NamedRecipe]]:
@@ -170,7 +178,7 @@ def screen(search: Search, precisions: Sequence[str] | None) -> list[tuple[Trial
 def screen_key(search: Search, key: str) -> tuple[Trial, float] | None:
     """One screen key's plain trial and alternatives; the plain trial and its promise where it misses."""
     plain = plain_trial(search, key)
-    if plain is None or plain.pays or key not in RECIPES:
+    if plain is None:
         return None
     potential = plain.speedup
     for alternative in ALTERNATIVES.get(key, []):
@@ -178,6 +186,8 @@ def screen_key(search: Search, key: str) -> tuple[Trial, float] | None:
         trial = search.trial("recipe", f"{_kind(recipe)}, {recipe.name}", recipe)
         if trial is not None and not trial.pays:
             potential = max(potential, trial.speedup)
+    if plain.pays or key not in RECIPES:
+        return None
     return plain, potential
 
 

@@ -78,7 +78,10 @@ def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> N
     with pytest.raises(DataError, match="outside"):
         Recipe().with_options({"percentile": "100.5"})
     with pytest.raises(DataError, match="NNCF chooses its own"):
-        Recipe(quantizer="nncf", ops="compute")
+        Recipe(quantizer="nncf", percentile=99.9)
+    assert Recipe(quantizer="nncf", ops="compute").ops == "compute"  # NNCF's writers honour it (by op type)
+    with pytest.raises(DataError, match="ops are for"):
+        Recipe(quantizer="openvino-accuracy-control", ops="compute")
     with pytest.raises(DataError, match="max_drop are for openvino-accuracy-control"):
         Recipe(max_drop=0.1)
     with pytest.raises(DataError, match="Unknown calibration method 'kl'"):

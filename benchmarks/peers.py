@@ -261,7 +261,9 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
         for built in builts:
             if built.artifact and same[built.tool] == built.tool:
                 backend = get_backend(built.backend, built.backend_options).for_precision(built.precision)
-                engines[built.tool] = stack.enter_context(backend.load(Path(built.artifact)))
+                engine = stack.enter_context(backend.load(Path(built.artifact)))
+                if runs(engine, feed, built):
+                    engines[built.tool] = engine
         rounds = time_rounds(engines, feed, warmup=args.warmup, repeats=args.repeats, min_seconds=1.0)
         ref_ms = float(np.median(rounds["reference"][args.warmup:]))
         rows = []
@@ -277,6 +279,19 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
                            task=drift["task"])
             rows.append(row)
     return rows
+
+
+def runs(engine, feed: dict, built: Built) -> bool:
+    """Whether a tool's variant runs one batch at all: one that was written but fails at its first inference
+    (ONNX Runtime's static INT8 of a relative-position encoder) is a row that says so, not a crash of the table."""
+    from workbench.messages import library_message
+
+    try:
+        engine.infer(feed)
+    except Exception as exc:  # the engines raise their own types; the message is the row's
+        built.error = f"built, but fails to run: {library_message(exc)[:160]}"
+        return False
+    return True
 
 
 def model_identity(built: Built) -> tuple:

@@ -87,8 +87,7 @@ class Search:
 # -- recipes as data -------------------------------------------------------------------------------------
 def compute_only(recipe: NamedRecipe) -> NamedRecipe:
     """``recipe`` with only convolutions and matrix products quantized (fewer Q/DQ pairs: often faster too)."""
-    native = recipe.recipe.quantizer in NATIVE_QUANTIZERS
-    return recipe.derive(f"{NATIVE_LABEL}, compute ops only" if native else "compute ops only", ops="compute")
+    return recipe.derive("compute ops only", ops="compute")  # named after the recipe: "OpenVINO-native + ..."
 
 
 def _kind(recipe: NamedRecipe) -> str:

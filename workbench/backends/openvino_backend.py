@@ -94,7 +94,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 class OpenvinoEngine(Engine):
-    """A compiled model per input shape, one infer request each; perf counters when profiling."""
+    """A compiled model for the input shape last run (a new shape compiles anew), one infer request; perf counters
+    when profiling."""
 
     def __init__(self, backend: OpenvinoBackend, model_path: Path, profile_dir: Path | None) -> None:
         self.backend = backend
@@ -108,7 +109,8 @@ class OpenvinoEngine(Engine):
         self.input_names = [port.get_any_name() for port in self.model.inputs]
         self.output_names = [port.get_any_name() for port in self.model.outputs]
         self._dynamic = any(port.get_partial_shape().is_dynamic for port in self.model.inputs)
-        self._compiled: dict[tuple, tuple[Any, Any]] = {}
+        self._shape: tuple = ()
+        self._current: tuple[Any, Any] | None = None  # the compiled model for ``_shape`` and its infer request
         self.samples: list[dict[str, float]] = []
         self._last_compiled: Any = None
         if not self._dynamic:
@@ -116,8 +118,12 @@ class OpenvinoEngine(Engine):
 
     def _compile(self, shapes: dict[str, tuple[int, ...]] | None) -> tuple[Any, Any]:
         key = tuple(sorted(shapes.items())) if shapes else ()
-        if key in self._compiled:
-            return self._compiled[key]
+        if self._current is not None and key == self._shape:
+            return self._current
+        # One compiled model at a time, the old one freed before the new compiles: each holds its own copy of the
+        # weights (a BERT-base encoder's 0.4 GB), so the last, smaller batch of an evaluation would otherwise
+        # double them. A shape seen again is compiled again.
+        self._current = self._last_compiled = None
         model = self.model
         if shapes:
             model = self.model.clone()
@@ -130,8 +136,7 @@ class OpenvinoEngine(Engine):
                 "Run this model on onnxruntime-cpu (--backend onnxruntime-cpu), or choose another precision.",
             ) from exc
         request = compiled.create_infer_request()
-        self._compiled[key] = (compiled, request)
-        self._last_compiled = compiled
+        self._shape, self._current, self._last_compiled = key, (compiled, request), compiled
         return compiled, request
 
     def _request(self, feed: dict[str, np.ndarray]) -> Any:
@@ -202,8 +207,7 @@ class OpenvinoEngine(Engine):
         return EngineProfile(layers, statistics.median(sum(sample.values()) for sample in self.samples[warmup:]))
 
     def close(self) -> None:
-        self._compiled.clear()
-        self._last_compiled = None
+        self._current = self._last_compiled = None
 
 
 class OpenvinoBackend(Backend):

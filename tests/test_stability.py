@@ -48,3 +48,21 @@ def test_the_split_is_seeded_and_stratified_by_class():
     assert (confirmation_split(360, classes)[0] == search).all()
     one_of_a_kind = np.concatenate([classes[:-1], [99]])  # a class of one sample cannot be split: plain shuffle
     assert len(confirmation_split(360, one_of_a_kind)[0]) == 180
+
+
+def test_a_last_smaller_batch_runs_padded_on_the_one_compiled_shape():
+    """OpenVINO compiles per input shape; the evaluation's last, smaller batch runs padded to the batch and cut
+    back, so the engine keeps one compiled model, and its outputs are the unpadded batch's."""
+    from workbench.backends.registry import get_backend
+    from workbench.measure.drift import batch_outputs
+
+    data = digits("digits_cnn", 10, blended=False)
+    feeds = list(data.batches(8))
+    with get_backend("openvino").for_precision("fp32").load(sample("digits_cnn")) as engine:
+        alone = {k: np.asarray(v) for k, v in engine.infer(feeds[1]).items()}  # compiles the 2-sample shape
+        padded = batch_outputs(engine, feeds[1], 8)
+        shape = engine._shape
+        batch_outputs(engine, feeds[0], 8)
+        assert engine._shape == shape  # the full batch's shape: not compiled again
+    for name, values in alone.items():
+        assert padded[name].shape == values.shape and np.allclose(padded[name], values, atol=1e-5)

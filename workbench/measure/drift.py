@@ -21,6 +21,18 @@ def labelled_batches(data: Dataset, batch: int) -> Iterator[tuple[dict[str, np.n
         yield feed, None if data.labels is None else data.labels[start : start + batch]
 
 
+def batch_outputs(engine: Engine, feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """``engine``'s outputs on ``feed``; a last batch smaller than ``batch`` runs padded to it (its last sample
+    repeated) and is cut back. An engine that compiles per input shape (OpenVINO, TensorRT) then holds one compiled
+    model, not a second copy of the weights for the evaluation's last batch (a BERT-base encoder: 0.4 GB more)."""
+    samples = len(next(iter(feed.values())))
+    if samples >= batch:
+        return {k: np.asarray(v) for k, v in engine.infer(feed).items()}
+    padded = {k: np.concatenate([v, np.repeat(v[-1:], batch - samples, axis=0)]) for k, v in feed.items()}
+    return {k: np.asarray(v)[:samples] if np.ndim(v) and np.shape(v)[0] == batch else np.asarray(v)
+            for k, v in engine.infer(padded).items()}
+
+
 def compare_engines(reference: Engine, variant: Engine, data: Dataset, batch: int, choice: TaskChoice | None = None,
                     progress: Progress | None = None) -> dict:
     """Run both engines on every batch and judge the variant by the task; returns the run's drift dict."""
@@ -28,8 +40,7 @@ def compare_engines(reference: Engine, variant: Engine, data: Dataset, batch: in
     judge = Judge(choice)
     total = max(1, -(-len(data) // batch))
     for index, (feed, labels) in enumerate(labelled_batches(data, batch)):
-        ref = {k: np.asarray(v) for k, v in reference.infer(feed).items()}
-        var = {k: np.asarray(v) for k, v in variant.infer(feed).items()}
+        ref, var = batch_outputs(reference, feed, batch), batch_outputs(variant, feed, batch)
         judge.update(ref, var, labels, feed)
         progress.report("evaluate", (index + 1) / total, f"evaluate batch {index + 1}/{total}")
     return judge.result()

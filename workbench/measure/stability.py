@@ -23,6 +23,7 @@ from workbench.backends.registry import availability, get_backend
 from workbench.build_options import DEFAULT_BACKEND
 from workbench.data.dataset import Dataset
 from workbench.errors import WorkbenchError
+from workbench.measure.drift import batch_outputs
 from workbench.progress import Progress
 from workbench.tasks import Judge, TaskChoice, task_score
 from workbench.tasks.evidence import MEAN, Evidence
@@ -134,14 +135,14 @@ def measure_stability(model: str, data: Dataset, batch: int, choice: TaskChoice 
                   for name in names}
         total = max(1, -(-len(data) // batch))
         for index, feed in enumerate(data.batches(batch)):
-            ref = {k: np.asarray(v) for k, v in reference.infer(feed).items()}
+            ref = batch_outputs(reference, feed, batch)
             predicted = _predicted(ref)
             if predicted is not None:
                 classes.append(predicted)
             for what, judge in judges.items():
                 engine = reference if what == noise else loaded[what]
-                outputs = engine.infer(perturbed(feed, ranges, rng) if what == noise else feed)
-                judge.update(ref, {k: np.asarray(v) for k, v in outputs.items()}, None, feed)
+                outputs = batch_outputs(engine, perturbed(feed, ranges, rng) if what == noise else feed, batch)
+                judge.update(ref, outputs, None, feed)
             progress.report("stability", (index + 1) / total, f"FP32 stability, batch {index + 1}/{total}")
     return _summary(judges, len(data), np.concatenate(classes) if classes else None)
 

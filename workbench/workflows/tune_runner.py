@@ -5,6 +5,7 @@ policy's (``workflows.tune_policy``), which only ever talks to a runner through 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 #: Timed rounds for trials that rank candidates (the pick's own timing is whatever trial found it).
 RANKING_REPEATS = 10
+#: Initializers larger than this (elements) are weights: the search's own copy of the graph keeps no values of them.
+GRAPH_VALUES = 4096
 #: Steps whose trials are judged by the metric first: fewer timing rounds do for them.
 RANKING_STEPS = ("rank", "check")
 #: What a ranking trial's run names as its evaluation data.
@@ -112,8 +115,16 @@ class TrialRunner:
 
     @cached_property
     def model_graph(self) -> onnx.ModelProto:
-        """The model without its weights' values: what every backend's screen reads, loaded once."""
-        return onnx.load(str(self.model), load_external_data=False)
+        """The model without its weights' values: what every backend's screen and the fall-back read, loaded once.
+        Its graph, types and shapes are all they read, and shape inference reads the small constants (shapes,
+        axes), so only tensors of more than ``GRAPH_VALUES`` elements lose their values: embedded in the file, a
+        BERT-base encoder's weights would otherwise stay 0.4 GB for the whole search."""
+        graph = onnx.load(str(self.model), load_external_data=False)
+        for tensor in graph.graph.initializer:
+            if math.prod(tensor.dims) > GRAPH_VALUES:
+                for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                    tensor.ClearField(values)
+        return graph
 
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
         """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and

@@ -21,7 +21,9 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
    the best pass (fall-back only slows a variant down): candidates are only the nodes whose
    exclusion changes the built file (the ones the quantizer touched). They are measured in
    contiguous groups (so a 150-layer detector stays affordable), ranked by what each group recovers
-   of the task metric, and kept greedily until the budget is met; then every kept group is split
+   of the task metric on the search samples where the start errs most (``tune_ranking``, NNCF's ranking
+   subset, where the search part is large enough), and kept greedily, each step judged on the whole
+   search part, until the budget is met; then every kept group is split
    in halves that go back to INT8 while the budget still holds, so each node left in FP32 pays.
 
 3. **Weight-only** (``tune_weights``), after the cheaper screens, where the backend runs MatMulNBits

@@ -66,7 +66,8 @@ def test_tune_pick_is_the_run_show_prints(cnn: Path, cli_env: dict[str, str]) ->
     # each trial says how many are done (in the screen: of how many planned) and the time budget left
     assert re.search(r"trial 2( of \d+)? \(1 done, \d meet the budget; \d+ s of the 600 s budget left\)",
                      done.stderr)
-    assert "] tune: screen trial 1 of 1 (0 done, 0 meet the budget; " in done.stderr
+    # the plain INT8 trial and its compute-only alternative, screened beside it
+    assert "] tune: screen trial 1 of 2 (0 done, 0 meet the budget; " in done.stderr
     pick = result["recommended"] or min(result["trials"], key=lambda t: -t["speedup"])
     shown = _json("show", pick["run_id"], env=cli_env)
     assert fmt.times(pick["speedup_same_backend"]) == fmt.times(shown["speedup"])

@@ -13,7 +13,7 @@ from datetime import datetime
 import pandas as pd
 
 from workbench.runs.recommend import accuracy_loss
-from workbench.runs.run import Run
+from workbench.runs.run import TIMING_STOPPED, Run
 from workbench.runs.store import missing_files
 from workbench.tasks import TaskScore, task_score
 from workbench.tasks.verdict_text import interval_cell, state_flag
@@ -84,7 +84,7 @@ def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
             "accuracy_loss_pts": loss,
             "loss_basis": basis,
             "status": verdict(score) + (f"; missing: {', '.join(gone)}" if gone else "")
-            + ("; timing stopped early" if run.timing_stopped_early else ""),
+            + (f"; {TIMING_STOPPED}" if run.timing_stopped_early else ""),
             "baseline_backend": run.baseline_backend if run.cross_engine else None,
             "baseline_ms": (run.baseline_latency_ms or {}).get("median") if run.cross_engine else None,
             "speedup_vs_baseline": run.speedup_vs_baseline if run.cross_engine else None,

@@ -206,3 +206,27 @@ def test_backends_json_carries_openvino_details(cli_env: dict[str, str]) -> None
     listing = json.loads(result.stdout)
     assert any(line.startswith("CPU features") for line in listing["openvino"]["details"])
     assert "details" not in listing["onnxruntime-cpu"]
+
+
+def test_fp16_is_not_screened_where_bf16_has_matrix_units_and_fp16_only_vector_instructions(tmp_path: Path) -> None:
+    """On a CPU with AMX-BF16 and no AMX-FP16 the search spends no trial on FP16 (vector instructions only, no faster
+    than FP32) and says so; with AMX-FP16, on AVX-512 FP16 alone, or for BF16 nothing is skipped."""
+    from workbench.backends.openvino_device import DeviceProfile
+    from workbench.workflows.tune import tune
+    from workbench.workflows.tune_runner import precisions_for
+
+    caps = frozenset({"FP32", "BF16", "FP16", "INT8"})
+    amx = DeviceProfile("CPU", "a Xeon", caps, frozenset({"avx512f", "avx512_fp16", "amx_bf16", "amx_int8"}))
+    assert "no faster than FP32" in amx.dominated("fp16") and amx.dominated("bf16") is None
+    assert DeviceProfile("CPU", "a Xeon", caps, amx.flags | {"amx_fp16"}).dominated("fp16") is None
+    assert DeviceProfile("CPU", "a CPU", caps, frozenset({"avx512f", "avx512_fp16"})).dominated("fp16") is None
+    assert DeviceProfile("GPU", "a GPU", caps).dominated("fp16") is None
+    # This machine, whichever CPU it is: the screen follows its own profile, and a skip is in the notes.
+    model = sample("digits_cnn")
+    skipped = _cpu().dominated("fp16")
+    assert ("fp16" in precisions_for("openvino", onnx.load(str(model)))) == (
+        skipped is None and _cpu().supports("fp16"))
+    result = tune(model, BuildOptions(batch=8, repeats=3), backends=["openvino"], precisions=None, time_budget=60,
+                  pipeline=Pipeline(tmp_path / "ws"))
+    assert (f"openvino: {skipped}" in result.notes) == (skipped is not None and _cpu().supports("fp16"))
+    assert "fp16" not in {t.run.spec.precision for t in result.trials} or skipped is None

@@ -34,6 +34,17 @@ def test_fp32_run_is_its_own_reference_and_cached(cnn: Path) -> None:
     assert [r.run_id for r in Pipeline().runs()] == [run.run_id]  # persisted: a new pipeline sees it
 
 
+def test_fp32_on_another_engine_is_one_engine_timed_once_against_the_default(cnn: Path) -> None:
+    """The unchanged file is its own reference: no second engine (a large model's weights twice), a speed-up of
+    exactly 1, and the cross-engine figure against ONNX Runtime's FP32 still timed side by side."""
+    run = Pipeline().run(cnn, BuildOptions("fp32", backend="openvino", batch=4, repeats=5))
+    assert run.speedup == 1.0 and run.speedup_spread == 0.0
+    assert run.latency_ms == run.reference_latency_ms and run.engine_rss_mb == run.reference_rss_mb
+    assert run.baseline_backend == "onnxruntime-cpu" and run.speedup_vs_baseline > 0
+    assert run.baseline_latency_ms != run.latency_ms
+    assert run.drift["max_abs_error"] == 0.0
+
+
 def test_int8_static_keeps_accuracy(cnn: Path) -> None:
     run = Pipeline().run(cnn, BuildOptions("int8", batch=8, repeats=5))
     assert abs(run.drift["accuracy"] - run.drift["reference_accuracy"]) <= 0.02

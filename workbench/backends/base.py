@@ -166,6 +166,11 @@ class Backend(ABC):
         backend runs it from the FP32 file by a setting. Raises BuildError when it cannot run it here."""
         return None
 
+    def dominated_hint(self, precision: str) -> str | None:
+        """Why a search need not screen the hinted ``precision`` here although the backend runs it (a precision of
+        the same width runs on faster hardware units, so this one cannot be the fastest), or None."""
+        return None
+
     def for_precision(self, precision: str) -> Backend:
         """This backend set to execute ``precision``; only backends that run precisions by hint change."""
         return self

@@ -93,6 +93,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def may_hold_qdq(ov_model: Any) -> bool:
+    """Whether OpenVINO's reading of an ONNX file has a FakeQuantize (a QuantizeLinear) or an 8-bit constant (a
+    DequantizeLinear's weight): a file without either has no Q/DQ pair for the INT8 check to find."""
+    return any(op.get_type_name() == "FakeQuantize" or (
+        op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() in ("i8", "u8", "i4", "u4"))
+        for op in ov_model.get_ops())
+
+
 class OpenvinoEngine(Engine):
     """A compiled model for the input shape last run (a new shape compiles anew), one infer request; perf counters
     when profiling."""
@@ -178,8 +186,10 @@ class OpenvinoEngine(Engine):
         layers = runtime_layers(self._last_compiled)
         if self.is_ir:
             note = int8_note(layers, ov_model=self.model)
-        else:
+        elif may_hold_qdq(self.model):  # else no Q/DQ pair to check, and an encoder's 0.4 GB file is not parsed
             note = int8_note(layers, onnx.load(str(self.model_path), load_external_data=False))
+        else:
+            note = None
         return notes + ([note] if note else [])
 
     @property
@@ -281,6 +291,9 @@ class OpenvinoBackend(Backend):
         return (f"{precision.upper()} by precision hint: the FP32 file compiled with INFERENCE_PRECISION_HINT="
                 f"{HINTS[precision][1]} ({self.profile().how(precision)}); "
                 "OpenVINO keeps the layers that need FP32 in FP32")
+
+    def dominated_hint(self, precision: str) -> str | None:
+        return self.profile().dominated(precision)
 
     def for_precision(self, precision: str) -> OpenvinoBackend:
         if precision == "int8" and self.int8_hint:

@@ -40,7 +40,8 @@ def compare_engines(reference: Engine, variant: Engine, data: Dataset, batch: in
     judge = Judge(choice)
     total = max(1, -(-len(data) // batch))
     for index, (feed, labels) in enumerate(labelled_batches(data, batch)):
-        ref, var = batch_outputs(reference, feed, batch), batch_outputs(variant, feed, batch)
+        ref = batch_outputs(reference, feed, batch)
+        var = ref if variant is reference else batch_outputs(variant, feed, batch)  # FP32 judged against itself
         judge.update(ref, var, labels, feed)
         progress.report("evaluate", (index + 1) / total, f"evaluate batch {index + 1}/{total}")
     return judge.result()

@@ -7,7 +7,8 @@ user dropping the wrong file into the widget deserves a sentence, not a stack tr
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -27,6 +28,10 @@ class LoadedModel:
     path: Path
     proto: onnx.ModelProto
     digest: str
+
+    def without_weight_values(self) -> LoadedModel:
+        """The same model holding only its graph (``drop_weight_values``): what a run keeps once its file is built."""
+        return replace(self, proto=drop_weight_values(self.proto))
 
     @property
     def opset(self) -> int:
@@ -92,6 +97,24 @@ def _check_external_data(proto: onnx.ModelProto, folder: Path) -> None:
                 f"Tensor '{tensor.name}' needs the external data file '{location}', which is missing.",
                 "Copy the data file that came with the model into the model's folder.",
             )
+
+
+#: Initializers larger than this (elements) are weights: a copy of the graph kept for its structure drops their values.
+WEIGHT_VALUES = 4096
+
+
+def drop_weight_values(proto: onnx.ModelProto, larger_than: int = WEIGHT_VALUES) -> onnx.ModelProto:
+    """A compact copy of ``proto`` without the values of its tensors of more than ``larger_than`` elements.
+
+    What reads a graph for its nodes, types and shapes needs no weights, and shape inference reads only the small
+    constants (shapes, axes); embedded in the file, a BERT-base encoder's weights are 0.4 GB held for nothing.
+    A copy, because a parsed message keeps the memory of a cleared field until it is freed whole: the caller lets
+    ``proto`` (cleared here) go."""
+    for tensor in proto.graph.initializer:
+        if math.prod(tensor.dims) > larger_than:
+            for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                tensor.ClearField(values)
+    return onnx.ModelProto.FromString(proto.SerializeToString())
 
 
 def load_model(path: str | Path) -> LoadedModel:

@@ -24,6 +24,7 @@ from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
 from workbench.messages import library_message
+from workbench.model.loader import drop_weight_values
 from workbench.model.op_types import COMPUTE_NOTE
 from workbench.precision.nncf_int8 import (
     INSTALL_HINT,
@@ -78,7 +79,8 @@ def quantize_openvino_native(
     except ImportError as exc:
         raise BackendUnavailable("The OpenVINO-native quantizer is unavailable.", INSTALL_HINT) from exc
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    proto = onnx.load(str(src), load_external_data=False)
+    # Its graph only (types, index and mask paths): NNCF quantizes OpenVINO's reading, which holds the weights.
+    proto = drop_weight_values(onnx.load(str(src), load_external_data=False))
     transformer = is_transformer(proto)
     ov_model = ov.Core().read_model(str(src))
     ignored = openvino_names(ov_model, list(exclude_nodes or []))

@@ -78,6 +78,9 @@ class Pipeline:
         self._lock = threading.Lock()
         #: Each model's inspection (its FLOPs need shape inference) by file digest: a search asks for it every trial.
         self._inspected: dict[str, ModelInfo] = {}
+        #: (backend, model digest) pairs whose unchanged model already loaded: a search builds many variants of one
+        #: model, and compiling a large model only to check it loads costs seconds and its weights' memory each time.
+        self._loadable: set[tuple[str, str]] = set()
 
     @property
     def busy(self) -> bool:
@@ -177,6 +180,7 @@ class Pipeline:
         if choice.metric is not None:
             load_metric(choice.metric)  # runs the user's module: only now, after every other check passed
         built = self._build(inputs, options, spec, backend, hint_note, choice, force, progress)
+        inputs.model = inputs.model.without_weight_values()  # built: the engines read the files, not these weights
         measured = _measure(inputs, options, spec, backend, built.artifact, choice, progress)
         run = _record(inputs, options, spec, backend, built, measured)
         self.workspace.save_run(run)
@@ -223,7 +227,9 @@ class Pipeline:
         unrecorded = precision in QUANTIZED and not hint_note and not seen.is_file()
         if not built.artifact.is_file() or force or unrecorded:
             # The model itself first: an op the backend cannot run is the model's problem, not the variant's.
-            backend.load(inputs.model.path).close()
+            if (backend.name, inputs.model.digest) not in self._loadable:
+                backend.load(inputs.model.path).close()
+                self._loadable.add((backend.name, inputs.model.digest))
             variant = build_variant(
                 source, built.artifact, "fp32" if hint_note else precision, options.recipe,
                 check=backend.check_loadable, target=backend.quant_target, calib=inputs.calib,
@@ -286,10 +292,16 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
     timing = progress.slice(0.55, 0.8)
     timing.report("time", 0.0, "loading engines")
     notes: list[str] = []
+    # FP32 of the unchanged file is its own reference: one engine (a second copy of its weights would double the
+    # run's memory on a large model), timed once, so its speed-up is 1 by construction, not by noise.
+    itself = precision == "fp32" and spec.prune_key is None
     with ExitStack() as stack:
         feed = timing_feed(inputs.eval, batch)
         engines, rss_mb = {}, {}
         for name, path, runs_as in (("reference", inputs.model.path, "fp32"), ("variant", artifact, precision)):
+            if itself and name == "variant":
+                engines[name], rss_mb[name] = engines["reference"], rss_mb["reference"]
+                continue
             run_once = first_batch(feed) if name == "reference" else variant_first_batch(feed, precision, backend.name)
             engines[name], rss_mb[name] = loaded_with_rss(
                 lambda path=path, runs_as=runs_as: stack.enter_context(backend.for_precision(runs_as).load(path)),
@@ -302,9 +314,14 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
         notes += engines["variant"].check_options(engines["reference"], inputs.eval, batch)
         with hold(timing_lock_path(), f"timing {spec.model_name}", timing), watch_machine_load() as load:
             yardstick = "baseline" if "baseline" in engines else "reference"
-            stop = None if options.timing_bar is None else CannotReach(options.timing_bar, yardstick)
-            rounds = time_rounds(engines, feed, warmup=options.warmup, repeats=options.repeats,
+            stop = None if options.timing_bar is None else CannotReach(
+                options.timing_bar, yardstick, "reference" if itself else "variant")
+            timed = {name: engine for name, engine in engines.items() if not (itself and name == "variant")}
+            rounds = time_rounds(timed, feed, warmup=options.warmup, repeats=options.repeats,
                                  min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",), stop=stop)
+            rounds.setdefault("variant", rounds["reference"])
+        if "baseline" in engines:  # only timed: its weights need not stay beside the two the evaluation runs
+            engines.pop("baseline").close()
         if stop is not None and stop.fired:
             notes.append(f"{TIMING_STOPPED}: after {len(rounds['variant'])} rounds even its fastest was below the "
                          f"{options.timing_bar:.2f}x a faster variant of the search already reached")

@@ -5,7 +5,6 @@ policy's (``workflows.tune_policy``), which only ever talks to a runner through 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -19,6 +18,7 @@ from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
 from workbench.messages import library_message
+from workbench.model.loader import drop_weight_values
 from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 #: Timed rounds for trials that rank candidates (the pick's own timing is whatever trial found it).
 RANKING_REPEATS = 10
-#: Initializers larger than this (elements) are weights: the search's own copy of the graph keeps no values of them.
-GRAPH_VALUES = 4096
 #: Steps whose trials are judged by the metric first: fewer timing rounds do for them.
 RANKING_STEPS = ("rank", "check")
 #: What a ranking trial's run names as its evaluation data.
@@ -58,7 +56,8 @@ def precisions_for(backend: str, model: onnx.ModelProto) -> list[str]:
     pay (GPUs). No INT8 where the backend runs it for accuracy only (``Backend.int8_accuracy_only``): it
     cannot be the fastest."""
     instance = get_backend(backend)
-    found = [precision for precision in HINT_PRECISIONS if _runs_by_hint(instance, precision)]
+    found = [precision for precision in HINT_PRECISIONS
+             if _runs_by_hint(instance, precision) and not instance.dominated_hint(precision)]
     if instance.int8_accuracy_only is None:  # INT8 that cannot be faster is not worth a trial (ask with precisions)
         if instance.integer_matmul and has_weight_matmul(model):
             found.append("int8-dynamic")
@@ -115,16 +114,9 @@ class TrialRunner:
 
     @cached_property
     def model_graph(self) -> onnx.ModelProto:
-        """The model without its weights' values: what every backend's screen and the fall-back read, loaded once.
-        Its graph, types and shapes are all they read, and shape inference reads the small constants (shapes,
-        axes), so only tensors of more than ``GRAPH_VALUES`` elements lose their values: embedded in the file, a
-        BERT-base encoder's weights would otherwise stay 0.4 GB for the whole search."""
-        graph = onnx.load(str(self.model), load_external_data=False)
-        for tensor in graph.graph.initializer:
-            if math.prod(tensor.dims) > GRAPH_VALUES:
-                for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-                    tensor.ClearField(values)
-        return graph
+        """The model without its weights' values (``drop_weight_values``): what every backend's screen and the
+        fall-back read (graph, types, shapes), loaded once and held for the whole search."""
+        return drop_weight_values(onnx.load(str(self.model), load_external_data=False))
 
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
         """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and
@@ -135,6 +127,9 @@ class TrialRunner:
         note = f"{backend}: INT8 not tried, {instance.int8_accuracy_only} (ask for it with --precisions int8)"
         if precisions is None and instance.int8_accuracy_only and note not in self.notes:
             self.notes.append(note)
+        skipped = [f"{backend}: {why}" for precision in HINT_PRECISIONS if precisions is None and
+                   _runs_by_hint(instance, precision) and (why := instance.dominated_hint(precision))]
+        self.notes += [why for why in skipped if why not in self.notes]
         keys = list(precisions or precisions_for(backend, self.model_graph))
         if not (instance.native_int8 and "int8" in keys):
             return keys

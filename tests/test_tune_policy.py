@@ -65,6 +65,9 @@ class ScriptedRunner:
 
     together = staticmethod(in_turn)
 
+    def mixes_bf16(self, backend: str) -> bool:
+        return backend == "openvino"  # as where OpenVINO runs BF16: the other backend compiles no mix
+
     def ranking_subset(self, trial: Trial) -> None:
         return None  # the scripted trials have no samples: the groups are ranked on their whole score
 
@@ -88,7 +91,7 @@ def _run(recipe: NamedRecipe, nodes: tuple[str, ...], speedup: float, value: flo
                    calib_method=recipe.recipe.calib_method, quantizer=recipe.recipe.quantizer,
                    per_channel=recipe.recipe.per_channel, quant_options=tuple(sorted(recipe.recipe.options().items())))
     score = TaskScore("classification", "top1_agreement", value, BUDGET, value >= BUDGET, f">= {BUDGET}")
-    key = hashlib.sha256(repr((spec.artifact_key, backend)).encode()).hexdigest()[:8]
+    key = hashlib.sha256(repr((spec.artifact_key, backend, recipe.backend_options)).encode()).hexdigest()[:8]
     return Run(key, spec, "", "", {"median": 1.0 / speedup}, {"median": 1.0}, speedup, {"task": score.to_dict()})
 
 
@@ -206,3 +209,26 @@ def test_a_search_that_cannot_beat_the_best_pass_is_skipped() -> None:
     search_missed(runner, [(plain, 2.0)], [])
     assert any("not searched" in note and "3.00x found" in note for note in runner.notes)
     assert len(runner.trials) == 2
+
+
+def test_the_fastest_pass_is_compiled_as_a_bf16_mix_only_where_the_backend_runs_one() -> None:
+    """The fastest INT8 trial that meets the budget, with its kept nodes, is tried once more with int8_hint=bf16 (no
+    new file); a slower pass, a backend without the mix, or a trial that already is a mix gets none."""
+    def script(recipe: NamedRecipe, kept: frozenset) -> tuple[float, float]:
+        mixed = recipe.backend_options == tune_policy.BF16_MIX
+        return (2.6 if mixed else 2.0) if recipe.name.startswith("fast") else 1.5, 0.9
+    runner = ScriptedRunner(script)
+    assert tune_policy.mix_fastest_pass(partial(Search, runner, until=1000), runner) is None  # nothing passes yet
+    on = {backend: Search(runner, backend, 1000) for backend in ("openvino", "onnxruntime-cpu")}
+    on["onnxruntime-cpu"].trial("recipe", "static INT8, fast", NamedRecipe("fast", "int8"), ("n1",))
+    assert tune_policy.mix_fastest_pass(partial(Search, runner, until=1000), runner) is None  # no mix on ORT
+    on["openvino"].trial("recipe", "static INT8, slow", NamedRecipe("slow", "int8"))
+    fast = on["openvino"].trial("recipe", "static INT8, fast", NamedRecipe("fast", "int8"), ("n1",))
+    steps: list[str] = []
+    mix = tune_policy.mix_fastest_pass(lambda backend: Search(runner, backend, 1000, steps), runner)
+    assert mix is not None and mix.backend == "openvino" and mix.kept == fast.kept == ("n1",)
+    assert mix.recipe.backend_options == tune_policy.BF16_MIX and mix.recipe.recipe == fast.recipe.recipe
+    assert mix.speedup == pytest.approx(2.6) and "BF16 where not INT8" in steps[-1]
+    asked = len(runner.asked)
+    assert tune_policy.mix_fastest_pass(partial(Search, runner, until=1000), runner) is mix  # the same trial again
+    assert len(runner.asked) == asked + 1 and len(runner.trials) == 4

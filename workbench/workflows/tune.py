@@ -60,7 +60,16 @@ from workbench.tasks import TaskScore
 from workbench.tasks.classification import margin_note
 from workbench.tasks.confidence import MEETS
 from workbench.workflows.tune_confirm import Judging, confirmation_of, prepare
-from workbench.workflows.tune_policy import PROMISE, Search, best_speedup, label_nodes, refine, screen, screen_size
+from workbench.workflows.tune_policy import (
+    PROMISE,
+    Search,
+    best_speedup,
+    label_nodes,
+    mix_fastest_pass,
+    refine,
+    screen,
+    screen_size,
+)
 from workbench.workflows.tune_runner import TrialRunner
 from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
 
@@ -183,6 +192,7 @@ def tune(
                              f"{'; '.join(note.rstrip('.') for note in runner.notes)}.",
                              "Fix what the message says (the model or its data) and run tune again.")
     search_missed(runner, missed, steps)
+    mix_fastest_pass(lambda backend: Search(runner, backend, runner.started + runner.time_budget, steps), runner)
     best, confirmed = confirmed_pick(runner.trials, runner.notes, judging, pipeline, model, options)
     if best is not None:
         steps.append(pick_step(best))

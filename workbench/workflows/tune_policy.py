@@ -52,6 +52,7 @@ class Runner(Protocol):
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]: ...
     def quantized_nodes(self, trial: Trial) -> list[str]: ...
     def fragile(self, trial: Trial) -> dict[str, list[str]]: ...
+    def mixes_bf16(self, backend: str) -> bool: ...
     def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]: ...
 
 
@@ -100,9 +101,10 @@ NATIVE = "int8-native"
 NATIVE_RECIPE = NamedRecipe(NATIVE_LABEL, "int8", Recipe(quantizer=NATIVE_QUANTIZER))
 #: The screen key of the native variant compiled with the BF16 hint: the layers it keeps out of INT8 run in BF16.
 NATIVE_BF16 = "int8-native-bf16"
-#: The BF16+INT8 mix (``--backend-option int8_hint=bf16``): the same IR, so no second build, only its timing.
-NATIVE_BF16_RECIPE = NamedRecipe(f"{NATIVE_LABEL} + BF16 mix", "int8", Recipe(quantizer=NATIVE_QUANTIZER),
-                                 (("int8_hint", "bf16"),))
+#: The backend options of the BF16+INT8 mix (``--backend-option int8_hint=bf16``): an INT8 file's other layers in BF16.
+BF16_MIX = (("int8_hint", "bf16"),)
+#: The BF16+INT8 mix of the native IR: the same IR, so no second build, only its timing.
+NATIVE_BF16_RECIPE = NamedRecipe(f"{NATIVE_LABEL} + BF16 mix", "int8", Recipe(quantizer=NATIVE_QUANTIZER), BF16_MIX)
 #: NNCF's accuracy-aware quantization of the same model (time-capped): tried when the native variant misses.
 NATIVE_AC_RECIPE = NamedRecipe(f"{NATIVE_LABEL} accuracy control", "int8", Recipe(quantizer=NATIVE_AC_QUANTIZER))
 
@@ -282,6 +284,29 @@ def refine(search: Search, plain: Trial) -> Trial | None:
                     f"misses runs faster than {floor:.2f}x (FP32 or the best pass, and 5%)")
         return None
     return fall_back(search, max(starts, key=Trial.rank_key))
+
+
+# -- the BF16+INT8 mix of the fastest pass ---------------------------------------------------------------
+def bf16_mix(search: Search, best: Trial) -> Trial | None:
+    """``best`` (an INT8 file that meets the budget) compiled with ``int8_hint=bf16``: the same file, so no build,
+    only a timing and a verdict; the layers it keeps out of INT8 (a compute-only file's adds, concatenations and
+    resizes, the nodes the fall-back kept) run in BF16 on the matrix units instead of FP32."""
+    recipe = NamedRecipe(f"{best.recipe.name} + BF16 mix", "int8", best.recipe.recipe, BF16_MIX)
+    trial = search.trial("recipe", f"{best.description}, BF16 where not INT8 (int8_hint=bf16)", recipe, best.kept)
+    if trial is not None and trial.pays and trial.speedup > best.speedup:
+        search.bought(best, trial, "BF16 where not INT8 (int8_hint=bf16)")
+    return trial
+
+
+def mix_fastest_pass(search_on: Callable[[str], Search], runner: Runner) -> Trial | None:
+    """The BF16+INT8 mix (``bf16_mix``) of the fastest INT8 trial that meets the budget on a backend that runs the
+    mix; None where there is none (or it already is a mix)."""
+    passing = [t for t in runner.trials if t.pays and t.recipe.precision == "int8" and not t.recipe.backend_options
+               and runner.mixes_bf16(t.backend)]
+    if not passing:
+        return None
+    best = max(passing, key=lambda t: t.speedup)
+    return bf16_mix(search_on(best.backend), best)
 
 
 # -- node fall-back --------------------------------------------------------------------------------------

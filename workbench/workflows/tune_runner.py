@@ -133,9 +133,15 @@ class TrialRunner:
         keys = list(precisions or precisions_for(backend, self.model_graph))
         if not (instance.native_int8 and "int8" in keys):
             return keys
-        native = [NATIVE, NATIVE_BF16] if _runs_by_hint(instance, "bf16") else [NATIVE]
+        native = [NATIVE, NATIVE_BF16] if self.mixes_bf16(backend) else [NATIVE]
         hints = [key for key in keys if key in HINT_PRECISIONS]
         return hints + native + [key for key in keys if key not in hints]
+
+    def mixes_bf16(self, backend: str) -> bool:
+        """Whether ``backend`` compiles an INT8 file as a BF16+INT8 mix here: it has its own INT8 quantizer (its
+        ``int8_hint`` option) and the hardware runs BF16."""
+        instance = get_backend(backend)
+        return instance.native_int8 and _runs_by_hint(instance, "bf16")
 
     def bar(self) -> float:
         """The speed-up a new trial must reach to matter: FP32's (a variant slower than FP32 is never the pick,
@@ -187,9 +193,11 @@ class TrialRunner:
         """The backend's FP32 run (it also settles the task when none was given), or None with a note."""
         try:
             # Through the pool where there is one: backends are screened side by side, each FP32 on a free node.
+            said = f"FP32 baseline on {backend}"  # a large model's FP32 takes a minute: never silent
             run = (self.pool or self.pipeline).run(
                 self.model, self.base.replace(backend=backend, precision="fp32", recipe=Recipe()),
-                cancel=self.progress.cancel)
+                cancel=self.progress.cancel, progress=lambda event: self.progress.report(
+                    f"tune {event.step}", self.fraction(), f"{said} · {event.message}"))
         except (Cancelled, Busy):
             raise
         except WorkbenchError as exc:

@@ -54,7 +54,7 @@ def collect_outputs(engine: Engine, data: Dataset, batch: int, progress: Progres
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in engine.output_names}
     total = max(1, -(-len(data) // batch))
     for index, feed in enumerate(data.batches(batch)):
-        outputs = engine.infer(feed)
+        outputs = batch_outputs(engine, feed, batch)
         for name in engine.output_names:
             chunks[name].append(np.asarray(outputs[name], dtype=np.float64))
         progress.report(step, (index + 1) / total, f"{step} batch {index + 1}/{total}")

@@ -69,12 +69,14 @@ class Stability:
         return {"metric": self.metric, "value": self.value, "how": self.how, "samples": self.samples,
                 "unstable": list(self.unstable), "flipped_share": self.flipped_share, "checks": self.checks}
 
-    def floor_note(self, threshold: float, metric: str) -> str | None:
-        """A warning when the budget asks more than FP32 itself keeps (None when it does not)."""
+    def floor_note(self, threshold: float, metric: str, *, advice: bool = True) -> str | None:
+        """A warning when the budget asks more than FP32 itself keeps (None when it does not); ``advice`` adds what
+        the user may do about it (left out where the search already does it)."""
         if metric != self.metric or threshold <= self.value + 1e-12:
             return None
         return (f"the budget ({metric} >= {threshold:g}) is stricter than FP32's own stability ({self.value:.4f}: "
-                f"{self.text()}); a variant may miss it on samples FP32 itself does not decide. {FLOOR_ADVICE}")
+                f"{self.text()}); a variant may miss it on samples FP32 itself does not decide"
+                + (f". {FLOOR_ADVICE}" if advice else ""))
 
 
 def perturbed(feed: dict[str, np.ndarray], ranges: dict[str, float], rng: np.random.Generator) -> dict:

@@ -142,8 +142,9 @@ def stable_budget(stability: Stability, labelled: bool) -> float:
     return stability.value
 
 
-def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> str | None:
-    """Said before the search: a budget stricter than what FP32 itself keeps under changes that are none."""
+def floor_note(stability: Stability, options: BuildOptions, labelled: bool, *, advice: bool = True) -> str | None:
+    """Said before the search: a budget stricter than what FP32 itself keeps under changes that are none (with what
+    the user may do about it where ``advice``)."""
     if options.metric is not None:
         return None
     if labelled and stability.metric == "top1_agreement":
@@ -151,10 +152,10 @@ def floor_note(stability: Stability, options: BuildOptions, labelled: bool) -> s
         if points >= (1 - stability.value) * 100 - 1e-9:
             return None
         return (f"the budget (accuracy within {points:g} points of FP32) is stricter than FP32's own stability: "
-                f"{stability.text()}. {FLOOR_ADVICE}")
+                f"{stability.text()}" + (f". {FLOOR_ADVICE}" if advice else ""))
     task = next((t for t in TASKS.values() if t.metric == stability.metric), None)
     threshold = options.budget if options.budget is not None else (task.budget if task else None)
-    return None if threshold is None else stability.floor_note(threshold, stability.metric)
+    return None if threshold is None else stability.floor_note(threshold, stability.metric, advice=advice)
 
 
 def leaves_out_unstable(stability: Stability | None, asked: bool | None, note: str | None) -> bool:
@@ -197,9 +198,9 @@ def prepare(model: str | Path, options: BuildOptions, pipeline: Pipeline, *, con
         auto = exclude_unstable is None
         exclude_unstable = leaves_out_unstable(stability, exclude_unstable, note)
         if auto and exclude_unstable:
-            note = (f"{note.removesuffix(FLOOR_ADVICE).rstrip('. ')}; so those {len(stability.unstable)} samples are "
-                    "left out of every verdict (--keep-unstable judges on them too, --budget stable sets the budget "
-                    "at FP32's floor instead)")
+            note = (f"{floor_note(stability, options, labelled, advice=False)}; so those "
+                    f"{len(stability.unstable)} samples are left out of every verdict (--keep-unstable judges on "
+                    "them too, --budget stable sets the budget at FP32's floor instead)")
         notes.append(note)
     exclude_unstable = bool(exclude_unstable)
     if options.metric is not None and (confirm is True or exclude_unstable):

@@ -123,14 +123,30 @@ def screen_backends(runner: TrialRunner, names: Sequence[str], precisions: Seque
 
 def search_missed(runner: TrialRunner, missed: Sequence[tuple[Trial, float]], steps: list[str]) -> None:
     """Each promising INT8 search in turn, with an equal share of the time left, so the first cannot starve
-    the others; one that cannot beat the best pass already found is skipped with a note."""
-    for index, (plain, potential) in enumerate(missed):
+    the others; one that cannot beat the best pass already found is skipped with a note. A search its share
+    stopped is resumed with the time the others left: its trials so far are stored runs, found again at once."""
+    stopped = [item for item in share_out(runner, missed, steps) if runner.time_left() > 0]
+    if stopped:
+        runner.notes.append(f"{len(stopped)} search(es) stopped by their share of the time budget resumed with the "
+                            f"{runner.time_left():.0f} s the others left")
+        share_out(runner, stopped, steps)
+
+
+def share_out(runner: TrialRunner, searches: Sequence[tuple[Trial, float]],
+              steps: list[str]) -> list[tuple[Trial, float]]:
+    """``searches`` in turn, each with an equal share of the time left; those their share stopped."""
+    stopped = []
+    for index, (plain, potential) in enumerate(searches):
         if potential <= best_speedup(runner.trials) * PROMISE:
-            runner.notes.append(f"{plain.description} on {plain.backend}: not searched, its fastest screened "
-                                f"variant ({potential:.2f}x) cannot beat the {best_speedup(runner.trials):.2f}x found")
+            note = (f"{plain.description} on {plain.backend}: not searched, its fastest screened variant "
+                    f"({potential:.2f}x) cannot beat the {best_speedup(runner.trials):.2f}x found")
+            runner.notes += [note] if note not in runner.notes else []
             continue
-        until = time.monotonic() + runner.time_left() / (len(missed) - index)
-        refine(Search(runner, plain.backend, until, steps), plain)
+        search = Search(runner, plain.backend, runner.share_until(len(searches) - index), steps)
+        refine(search, plain)
+        if search.out_of_time():
+            stopped.append((plain, potential))
+    return stopped
 
 
 def tune(

@@ -81,8 +81,11 @@ class Search:
         self.runner.notes.append(text)
 
     def bought(self, before: Trial, after: Trial, what: str) -> None:
-        self.steps.append(f"{what}: {after.score.metric} {before.score.value:.4f} -> {after.score.value:.4f}, "
-                          f"speed {before.speedup:.2f}x -> {after.speedup:.2f}x ({after.backend})")
+        """Log what a step bought, once (a resumed search finds its earlier steps again)."""
+        step = (f"{what}: {after.score.metric} {before.score.value:.4f} -> {after.score.value:.4f}, "
+                f"speed {before.speedup:.2f}x -> {after.speedup:.2f}x ({after.backend})")
+        if step not in self.steps:
+            self.steps.append(step)
 
 
 # -- recipes as data -------------------------------------------------------------------------------------

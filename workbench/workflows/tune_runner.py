@@ -186,6 +186,10 @@ class TrialRunner:
     def time_left(self) -> float:
         return max(0.0, self.started + self.time_budget - time.monotonic())
 
+    def share_until(self, parts: int) -> float:
+        """The deadline of a search given one of ``parts`` equal shares of the time left."""
+        return time.monotonic() + self.time_left() / max(parts, 1)
+
     def out_of_time(self, until: float) -> bool:
         return time.monotonic() >= until
 

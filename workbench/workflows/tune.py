@@ -42,7 +42,6 @@ timing one is the trial runner's (``tune_runner``).
 from __future__ import annotations
 
 import resource
-import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -143,8 +142,8 @@ def share_out(runner: TrialRunner, searches: Sequence[tuple[Trial, float]],
             runner.notes += [note] if note not in runner.notes else []
             continue
         search = Search(runner, plain.backend, runner.share_until(len(searches) - index), steps)
-        refine(search, plain)
-        if search.out_of_time():
+        found = refine(search, plain)
+        if search.out_of_time() and (found is None or not found.met):
             stopped.append((plain, potential))
     return stopped
 

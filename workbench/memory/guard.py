@@ -17,6 +17,7 @@ import onnx
 
 from workbench.errors import DataError, WorkbenchError
 from workbench.memory.system import available_bytes, target_bytes
+from workbench.model.loader import clear_weight_values
 
 #: The reference and the variant are loaded and timed together.
 ENGINES = 2
@@ -59,13 +60,9 @@ def _shape_copy(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> onnx.
     """The graph without large weight values and with the feed's concrete input shapes, shapes inferred."""
     graph = onnx.GraphProto()
     graph.CopyFrom(model.graph)
-    for tensor in graph.initializer:
-        if int(np.prod(tensor.dims, dtype=np.float64)) > _KEEP_VALUES_UP_TO:
-            tensor.ClearField("raw_data")
-            for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-                tensor.ClearField(field)
-            tensor.ClearField("external_data")
-            tensor.data_location = onnx.TensorProto.DEFAULT
+    for tensor in clear_weight_values(graph, _KEEP_VALUES_UP_TO):
+        tensor.ClearField("external_data")
+        tensor.data_location = onnx.TensorProto.DEFAULT
     for value in graph.input:
         if value.name in feed:
             dims = value.type.tensor_type.shape.dim

@@ -110,11 +110,17 @@ def drop_weight_values(proto: onnx.ModelProto, larger_than: int = WEIGHT_VALUES)
     constants (shapes, axes); embedded in the file, a BERT-base encoder's weights are 0.4 GB held for nothing.
     A copy, because a parsed message keeps the memory of a cleared field until it is freed whole: the caller lets
     ``proto`` (cleared here) go."""
-    for tensor in proto.graph.initializer:
-        if math.prod(tensor.dims) > larger_than:
-            for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-                tensor.ClearField(values)
+    clear_weight_values(proto.graph, larger_than)
     return onnx.ModelProto.FromString(proto.SerializeToString())
+
+
+def clear_weight_values(graph: onnx.GraphProto, larger_than: int) -> list[onnx.TensorProto]:
+    """Clear, in place, the values of ``graph``'s initializers of more than ``larger_than`` elements; returns them."""
+    cleared = [tensor for tensor in graph.initializer if math.prod(tensor.dims) > larger_than]
+    for tensor in cleared:
+        for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+            tensor.ClearField(values)
+    return cleared
 
 
 def load_model(path: str | Path) -> LoadedModel:

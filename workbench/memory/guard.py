@@ -10,6 +10,7 @@ shape inference sees, so the estimate costs next to no memory itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import onnx
 
 from workbench.errors import DataError, WorkbenchError
 from workbench.memory.system import available_bytes, target_bytes
-from workbench.model.loader import clear_weight_values
+from workbench.memory.weight_values import graph_without_weights
 
 #: The reference and the variant are loaded and timed together.
 ENGINES = 2
@@ -58,11 +59,11 @@ def check_input_fits(name: str, shape: Sequence[int], dtype: np.dtype | str, cou
 
 def _shape_copy(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """The graph without large weight values and with the feed's concrete input shapes, shapes inferred."""
-    graph = onnx.GraphProto()
-    graph.CopyFrom(model.graph)
-    for tensor in clear_weight_values(graph, _KEEP_VALUES_UP_TO):
-        tensor.ClearField("external_data")
-        tensor.data_location = onnx.TensorProto.DEFAULT
+    graph = graph_without_weights(model.graph, _KEEP_VALUES_UP_TO)
+    for tensor in graph.initializer:
+        if math.prod(tensor.dims) > _KEEP_VALUES_UP_TO:
+            tensor.ClearField("external_data")
+            tensor.data_location = onnx.TensorProto.DEFAULT
     for value in graph.input:
         if value.name in feed:
             dims = value.type.tensor_type.shape.dim

@@ -7,7 +7,6 @@ user dropping the wrong file into the widget deserves a sentence, not a stack tr
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from workbench.errors import ModelError
+from workbench.memory.weight_values import drop_weight_values
 
 #: Oldest ai.onnx opset ONNX Runtime still runs, and newest this install understands.
 MIN_OPSET = 7
@@ -97,30 +97,6 @@ def _check_external_data(proto: onnx.ModelProto, folder: Path) -> None:
                 f"Tensor '{tensor.name}' needs the external data file '{location}', which is missing.",
                 "Copy the data file that came with the model into the model's folder.",
             )
-
-
-#: Initializers larger than this (elements) are weights: a copy of the graph kept for its structure drops their values.
-WEIGHT_VALUES = 4096
-
-
-def drop_weight_values(proto: onnx.ModelProto, larger_than: int = WEIGHT_VALUES) -> onnx.ModelProto:
-    """A compact copy of ``proto`` without the values of its tensors of more than ``larger_than`` elements.
-
-    What reads a graph for its nodes, types and shapes needs no weights, and shape inference reads only the small
-    constants (shapes, axes); embedded in the file, a BERT-base encoder's weights are 0.4 GB held for nothing.
-    A copy, because a parsed message keeps the memory of a cleared field until it is freed whole: the caller lets
-    ``proto`` (cleared here) go."""
-    clear_weight_values(proto.graph, larger_than)
-    return onnx.ModelProto.FromString(proto.SerializeToString())
-
-
-def clear_weight_values(graph: onnx.GraphProto, larger_than: int) -> list[onnx.TensorProto]:
-    """Clear, in place, the values of ``graph``'s initializers of more than ``larger_than`` elements; returns them."""
-    cleared = [tensor for tensor in graph.initializer if math.prod(tensor.dims) > larger_than]
-    for tensor in cleared:
-        for values in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-            tensor.ClearField(values)
-    return cleared
 
 
 def load_model(path: str | Path) -> LoadedModel:

@@ -23,8 +23,8 @@ import onnx
 from workbench.backends.base import QuantTarget
 from workbench.data.dataset import Dataset
 from workbench.errors import BackendUnavailable, BuildError
+from workbench.memory.weight_values import drop_weight_values
 from workbench.messages import library_message
-from workbench.model.loader import drop_weight_values
 from workbench.model.op_types import COMPUTE_NOTE
 from workbench.precision.nncf_int8 import (
     INSTALL_HINT,

@@ -17,8 +17,8 @@ from workbench.backends.base import Backend
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.memory.weight_values import drop_weight_values
 from workbench.messages import library_message
-from workbench.model.loader import drop_weight_values
 from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe

@@ -9,43 +9,12 @@ that BF16 here is an AMX win or a refusal, not after.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-#: cpuinfo flag -> the name people know, in the order they matter for inference.
-CPU_FEATURES = {
-    "amx_int8": "AMX-INT8",
-    "amx_bf16": "AMX-BF16",
-    "amx_fp16": "AMX-FP16",
-    "avx512_bf16": "AVX-512 BF16",
-    "avx512_fp16": "AVX-512 FP16",
-    "avx512_vnni": "AVX-512 VNNI",
-    "avx_vnni": "AVX-VNNI",
-    "avx512f": "AVX-512",
-    "avx2": "AVX2",
-}
+from workbench.backends.cpu_features import cpu_features, cpu_flags
 
 #: Workbench precision -> OpenVINO capability and INFERENCE_PRECISION_HINT value.
 HINTS = {"fp32": ("FP32", "f32"), "bf16": ("BF16", "bf16"), "fp16": ("FP16", "f16")}
-
-
-@lru_cache(maxsize=1)
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (empty where the OS has no cpuinfo, e.g. macOS or Windows)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def cpu_features(flags: frozenset[str]) -> list[str]:
-    """The features that matter for inference, by their usual names."""
-    return [name for flag, name in CPU_FEATURES.items() if flag in flags]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from workbench.precision.calibration import (
 from workbench.precision.fp32_inputs import feed_fp32_inputs
 from workbench.precision.quantizer_process import run_quantizer
 from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
+from workbench.precision.weight_range import seven_bit_weights
 from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.scratch import child_env, temp_folder
@@ -216,6 +217,7 @@ def quantize_int8_static(
     recipe = recipe or Recipe()
     method, per_channel, percentile, ops = recipe.calib_method, recipe.per_channel, recipe.percentile, recipe.ops
     exclude_nodes = list(recipe.exclude_nodes)
+    reduce_range, range_note = seven_bit_weights(recipe.reduce_range, target)
     calib, notes = capped_calibration(calib)
     with temp_folder("wb-quant-") as tmp:
         cache = cache_dir or Path(tmp)
@@ -245,7 +247,7 @@ def quantize_int8_static(
             per_channel=per_channel,
             activation_type=ORT_ACTIVATION_TYPES[activations],
             weight_type="QInt8",
-            reduce_range=recipe.reduce_range,
+            reduce_range=reduce_range,
             calibrate_method=ort_calibration_method(method).name,
             nodes_to_exclude=exclude_nodes + indices + masks,
             op_types_to_quantize=list(COMPUTE_OP_TYPES) if ops == "compute" else None,
@@ -261,7 +263,7 @@ def quantize_int8_static(
         f"static INT8 Q/DQ: {activations.upper()} activations ({'symmetric' if symmetric else 'asymmetric'}), "
         f"S8 weights, {'per-channel' if per_channel else 'per-tensor'}, {shown} calibration on {calib.label} "
         f"({len(calib)} samples)" + (f"; {COMPUTE_NOTE}" if ops == "compute" else "")
-        + ("; 7-bit weights (reduce_range)" if recipe.reduce_range else "")
+        + (f"; {range_note}" if range_note else "")
     )
     if exclude_nodes:
         notes.append(f"kept in FP32: {', '.join(exclude_nodes)}"
@@ -281,10 +283,12 @@ def quantize_int8_dynamic(
     quantized at run time. ``keep_seen`` receives the graph the quantizer saw, as for static INT8."""
     recipe = recipe or Recipe()
     per_channel = recipe.per_channel
-    notes: list[str] = []
+    reduce_range, range_note = seven_bit_weights(recipe.reduce_range)
+    notes: list[str] = [range_note] if range_note else []
     with temp_folder("wb-quant-") as tmp:
         if per_channel:
-            src, per_channel, notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
+            src, per_channel, upgrade_notes = opset_for_per_channel(src, Path(tmp) / "opset13.onnx")
+            notes += upgrade_notes
         prepared, prep_notes = prepared_model(src, cache_dir or Path(tmp))
         notes += prep_notes
         notes += _warned(run_quantizer(
@@ -294,6 +298,7 @@ def quantize_int8_dynamic(
             op_types_to_quantize=DYNAMIC_OP_TYPES,
             per_channel=per_channel,
             weight_type="QInt8",
+            reduce_range=reduce_range,
             nodes_to_exclude=list(recipe.exclude_nodes),
         ))
         notes += nothing_quantized_note(dst)

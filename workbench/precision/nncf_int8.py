@@ -26,6 +26,7 @@ from workbench.messages import library_message
 from workbench.model.op_types import COMPUTE_NOTE, COMPUTE_OP_TYPES
 from workbench.precision.qdq_unsigned import unsigned_activations
 from workbench.precision.unquantizable import unquantizable_notes, unquantizable_paths
+from workbench.precision.weight_range import seven_bit_weights
 from workbench.progress import Progress
 
 INSTALL_HINT = "NNCF is not installed: pip install 'onnx-workbench[openvino]' (the cpu and lab extras include it)."
@@ -54,10 +55,11 @@ def calibration_items(model: onnx.ModelProto, calib: Dataset) -> list[dict[str, 
 
 
 def quantize_options(transformer: bool, target: QuantTarget, subset_size: int, ignored: list[str],
-                     ignored_types: Sequence[str] = ()) -> dict[str, Any]:
+                     ignored_types: Sequence[str] = (), seven_bit: bool = False) -> dict[str, Any]:
     """``nncf.quantize``'s settings, the same for the portable Q/DQ file and OpenVINO's own model: the preset by
     model type (transformer: SmoothQuant, mixed preset), fast bias correction, the nodes kept as ignored scope,
-    and ``ignored_types`` (``ops="compute"``: every op type but the convolutions and matrix products)."""
+    and ``ignored_types`` (``ops="compute"``: every op type but the convolutions and matrix products).
+    ``seven_bit``: every layer's weights keep 7 bits (NNCF's overflow fix, by default on the first layer only)."""
     import nncf
 
     # The op types come from the model itself, so only the node names (the user's) need NNCF's check.
@@ -72,6 +74,10 @@ def quantize_options(transformer: bool, target: QuantTarget, subset_size: int, i
     }
     if transformer:
         options["model_type"] = nncf.ModelType.TRANSFORMER
+    if seven_bit:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+        options["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE)
     return options
 
 
@@ -89,10 +95,12 @@ def quantize_int8_nncf(
     target: QuantTarget = "x86",
     exclude_nodes: list[str] | None = None,
     ops: str = "all",
+    reduce_range: bool | None = None,
     progress: Progress | None = None,
 ) -> list[str]:
     """Write NNCF's Q/DQ model of ``src`` to ``dst``; returns notes on what was chosen. ``ops="compute"``
-    quantizes only the convolutions and matrix products (NNCF's ignored scope by type)."""
+    quantizes only the convolutions and matrix products (NNCF's ignored scope by type); ``reduce_range`` as the
+    recipe's (None: 7-bit weights where this CPU's 8-bit products saturate in ONNX Runtime)."""
     progress = progress or Progress()
     try:
         import nncf
@@ -110,7 +118,9 @@ def quantize_int8_nncf(
     indices, masks = unquantizable_paths(model, exclude_nodes or [])
     progress.report("quantize", 0.1, f"NNCF calibration on {len(items)} inferences")
     types = non_compute_types((n.op_type for n in model.graph.node), COMPUTE_OP_TYPES) if ops == "compute" else []
-    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks, types)
+    seven_bit, range_note = seven_bit_weights(reduce_range, target)
+    options = quantize_options(transformer, target, len(items), list(exclude_nodes or []) + indices + masks, types,
+                               seven_bit)
     try:
         # NNCF draws progress bars on stdout, which must stay clean for `--json`.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -124,7 +134,8 @@ def quantize_int8_nncf(
     kind = ("transformer preset (model_type=TRANSFORMER: SmoothQuant, mixed preset: asymmetric activations)"
             if transformer else "performance preset (symmetric)")
     notes = [f"static INT8 Q/DQ by NNCF {nncf.__version__}: {kind}, fast bias correction, "
-             f"calibrated on {calib.label} ({len(items)} inferences)" + (f"; {COMPUTE_NOTE}" if types else "")]
+             f"calibrated on {calib.label} ({len(items)} inferences)" + (f"; {COMPUTE_NOTE}" if types else "")
+             + (f"; {range_note}" if range_note else "")]
     if unsigned:
         notes.append(f"{unsigned} asymmetric activation quantizers written as uint8 (the same grid), so OpenVINO "
                      "runs their matrix products unsigned x signed, as it runs NNCF's result on its own model")

@@ -310,10 +310,13 @@ def build_variant(
                     cap = {} if time_cap_s is None else {"time_cap_s": time_cap_s}
                     build.notes += quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop,
                                                              exclude_nodes=exclude, progress=progress, **cap)
+                elif recipe.quantizer == NATIVE_QUANTIZER:
+                    build.notes += quantize_openvino_native(src, out, calib, target=target, exclude_nodes=exclude,
+                                                            ops=recipe.ops, progress=progress)
                 else:
-                    quantize = quantize_openvino_native if recipe.quantizer == NATIVE_QUANTIZER else quantize_int8_nncf
-                    build.notes += quantize(src, out, calib, target=target, exclude_nodes=exclude, ops=recipe.ops,
-                                            progress=progress)
+                    build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude,
+                                                      ops=recipe.ops, reduce_range=recipe.reduce_range,
+                                                      progress=progress)
                 keep_graph(src, keep_seen)  # NNCF quantizes the file as given
             elif precision in WEIGHT_PRECISIONS:
                 if weight_runtime is None:

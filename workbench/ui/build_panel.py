@@ -166,8 +166,9 @@ class BuildPanel:
                                        **wide_layout())
         self.quantizer = W.Dropdown(options=list(QUANTIZERS), value=DEFAULT_QUANTIZER, description="INT8 quantizer",
                                     **wide_layout())
-        self.reduce_range = W.Checkbox(value=Recipe.reduce_range, indent=False,
-                                       description="7-bit weights (CPUs without VNNI)")
+        self.reduce_range = W.Dropdown(options=[("where this CPU needs them (no VNNI)", None), ("yes", True),
+                                                ("no", False)], value=Recipe.reduce_range,
+                                       description="7-bit weights", **wide_layout())
         # Weight-only choices (the Recipe's weight options), shown for int8-weights and int4-weights.
         self.block_size = W.Dropdown(options=[16, 32, 64, 128, 256], value=Recipe.block_size,
                                      description="Block size", **wide_layout())

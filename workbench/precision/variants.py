@@ -252,6 +252,23 @@ def _check_request(precision: str, calib: Dataset | None) -> None:
                         "Pass --calib with an .npz of representative inputs, or choose int8-dynamic.")
 
 
+def _nncf_int8(src: Path, out: Path, calib: Dataset, recipe: Recipe, target: QuantTarget, task: str | None,
+               time_cap_s: float | None, progress: Progress) -> list[str]:
+    """INT8 by one of NNCF's three writers (the recipe's quantizer): accuracy control or plain ``nncf.quantize`` on
+    OpenVINO's model, or ``nncf.quantize`` on the ONNX file; returns the build's notes."""
+    exclude = list(recipe.exclude_nodes)
+    if recipe.quantizer == NATIVE_AC_QUANTIZER:
+        max_drop = recipe.max_drop if recipe.max_drop is not None else DEFAULT_MAX_DROP
+        cap = {} if time_cap_s is None else {"time_cap_s": time_cap_s}
+        return quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop, exclude_nodes=exclude,
+                                         progress=progress, **cap)
+    if recipe.quantizer == NATIVE_QUANTIZER:
+        return quantize_openvino_native(src, out, calib, target=target, exclude_nodes=exclude, ops=recipe.ops,
+                                        progress=progress)
+    return quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude, ops=recipe.ops,
+                              reduce_range=recipe.reduce_range, progress=progress)
+
+
 def build_variant(
     src: Path,
     dst: Path,
@@ -304,19 +321,7 @@ def build_variant(
         else:
             if precision == "int8":
                 assert calib is not None
-                exclude = list(recipe.exclude_nodes)
-                if recipe.quantizer == NATIVE_AC_QUANTIZER:
-                    max_drop = recipe.max_drop if recipe.max_drop is not None else DEFAULT_MAX_DROP
-                    cap = {} if time_cap_s is None else {"time_cap_s": time_cap_s}
-                    build.notes += quantize_accuracy_control(src, out, calib, task=task, max_drop=max_drop,
-                                                             exclude_nodes=exclude, progress=progress, **cap)
-                elif recipe.quantizer == NATIVE_QUANTIZER:
-                    build.notes += quantize_openvino_native(src, out, calib, target=target, exclude_nodes=exclude,
-                                                            ops=recipe.ops, progress=progress)
-                else:
-                    build.notes += quantize_int8_nncf(src, out, calib, target=target, exclude_nodes=exclude,
-                                                      ops=recipe.ops, reduce_range=recipe.reduce_range,
-                                                      progress=progress)
+                build.notes += _nncf_int8(src, out, calib, recipe, target, task, time_cap_s, progress)
                 keep_graph(src, keep_seen)  # NNCF quantizes the file as given
             elif precision in WEIGHT_PRECISIONS:
                 if weight_runtime is None:

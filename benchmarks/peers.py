@@ -158,7 +158,7 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
                   exclude_unstable=getattr(args, "tune_unstable", None)).to_dict()
     best = result["recommended"]
     if best is None:
-        return {"artifact": None, "error": "no variant meets the budget", "notes": result["notes"][-3:]}
+        return {"artifact": None, "error": KEEPS_FP32, "notes": result["notes"][-3:]}
     found = result.get("stability")
     verdict = {"search": metric_cell(best["metric"]),
                "confirm": metric_cell(best["confirm"]["metric"]) if best.get("confirm") else "not confirmed",
@@ -169,6 +169,11 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
             "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32",
                       f"{len(result['trials'])} trials"]}
 
+
+#: tune's answer where no variant meets the budget: keep the unchanged model (the yardstick, 1.00x).
+KEEPS_FP32 = "no variant meets the budget: keep FP32"
+#: The option every user has: the unchanged model on ONNX Runtime, the yardstick itself.
+UNCHANGED = "ONNX Runtime FP32, unchanged"
 
 BUILDERS = {"tune": build_tune, "nncf": build_nncf, "nncf-accuracy-control": build_nncf_accuracy_control,
             "ort-int8": build_ort_int8}
@@ -319,17 +324,18 @@ def same_models(builts: list[Built]) -> dict[str, str]:
 
 
 def verdicts(rows: list[dict]) -> tuple[float | None, str]:
-    """tune's speed-up over the fastest peer that meets the budget on the held-back data, and that peer."""
-    met = [r for r in rows if r["tool"] != "tune" and r.get("task", {}).get("met")]
-    tuned = next((r for r in rows if r["tool"] == "tune" and r.get("task", {}).get("met")), None)
-    if not any(r["tool"] == "tune" for r in rows):
+    """tune's speed-up over the fastest choice that meets the budget on the held-back data, and that choice. The
+    unchanged model (the yardstick, 1.00x) is one: a peer slower than it is no choice, and tune's "keep FP32" is
+    that model; a tune pick that misses on the held-back data counts 0."""
+    tune = next((r for r in rows if r["tool"] == "tune"), None)
+    if tune is None:
         return None, "tune not run"
-    if not met:
-        return None, "no peer meets the budget"
-    fastest = max(met, key=lambda r: r["speedup"])
-    if tuned is None:
-        return 0.0, LABELS[fastest["tool"]]
-    return tuned["speedup"] / fastest["speedup"], LABELS[fastest["tool"]]
+    met = [r for r in rows if r["tool"] != "tune" and r.get("task", {}).get("met") and r["speedup"] > 1.0]
+    fastest = max(met, key=lambda r: r["speedup"], default=None)
+    best, label = (fastest["speedup"], LABELS[fastest["tool"]]) if fastest else (1.0, UNCHANGED)
+    if tune["built"]["error"] == KEEPS_FP32:
+        return 1.0 / best, label
+    return (tune["speedup"] / best if tune.get("task", {}).get("met") else 0.0), label
 
 
 def table(results: dict[str, list[dict]]) -> str:

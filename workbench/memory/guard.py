@@ -10,7 +10,6 @@ shape inference sees, so the estimate costs next to no memory itself.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -59,11 +58,7 @@ def check_input_fits(name: str, shape: Sequence[int], dtype: np.dtype | str, cou
 
 def _shape_copy(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """The graph without large weight values and with the feed's concrete input shapes, shapes inferred."""
-    graph = graph_without_weights(model.graph, _KEEP_VALUES_UP_TO)
-    for tensor in graph.initializer:
-        if math.prod(tensor.dims) > _KEEP_VALUES_UP_TO:
-            tensor.ClearField("external_data")
-            tensor.data_location = onnx.TensorProto.DEFAULT
+    graph = graph_without_weights(model.graph, _KEEP_VALUES_UP_TO, external=False)
     for value in graph.input:
         if value.name in feed:
             dims = value.type.tensor_type.shape.dim

@@ -19,9 +19,11 @@ _REPEATED = ("node", "input", "output", "value_info", "sparse_initializer", "qua
              "metadata_props")
 
 
-def graph_without_weights(graph: onnx.GraphProto, larger_than: int = WEIGHT_VALUES) -> onnx.GraphProto:
+def graph_without_weights(graph: onnx.GraphProto, larger_than: int = WEIGHT_VALUES,
+                          external: bool = True) -> onnx.GraphProto:
     """A copy of ``graph`` whose initializers of more than ``larger_than`` elements keep name, type, shape and
-    external-data reference, not their values; ``graph`` itself is untouched."""
+    (``external``) their external-data reference, not their values; ``graph`` itself is untouched. Without the
+    reference they read as tensors stored in the file (shape inference then never looks for a data file)."""
     copy = onnx.GraphProto()
     for field in ("name", "doc_string"):
         if graph.HasField(field):
@@ -32,9 +34,10 @@ def graph_without_weights(graph: onnx.GraphProto, larger_than: int = WEIGHT_VALU
         if math.prod(tensor.dims) <= larger_than:
             copy.initializer.add().CopyFrom(tensor)
             continue
-        kept = copy.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
-                                    data_location=tensor.data_location)
-        kept.external_data.extend(tensor.external_data)
+        kept = copy.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+        if external:
+            kept.data_location = tensor.data_location
+            kept.external_data.extend(tensor.external_data)
     return copy
 
 

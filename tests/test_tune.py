@@ -14,10 +14,13 @@ from conftest import REPO, sample
 
 from workbench.build_options import BuildOptions
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.tune import tune
 from workbench.workflows.tune_graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
+from workbench.workflows.tune_runner import TrialRunner
+from workbench.workflows.tune_trials import NamedRecipe, Trial
 
 CPU = ["onnxruntime-cpu"]
 
@@ -79,6 +82,24 @@ def test_time_budget_stops_the_search_between_trials(tmp_path: Path):
     assert any("time budget" in note for note in result.notes)
     with pytest.raises(WorkbenchError, match="Time budget"):
         tune(sample("digits_cnn"), time_budget=0)
+
+
+def test_a_trial_that_would_end_past_the_budget_is_not_started(tmp_path: Path):
+    """On a slow CPU one trial of a large model takes a minute: the budget is kept by not starting a trial like the
+    earlier ones when it would end past the budget, not by overrunning it with one more."""
+    pipeline = Pipeline(tmp_path / "ws")
+    options = BuildOptions(batch=8, repeats=1)
+    run = pipeline.run(sample("digits_cnn"), options)
+    runner = TrialRunner(sample("digits_cnn"), options, pipeline, 60.0, Progress())
+    assert not runner.would_overrun(CPU[0])  # nothing measured yet: the first trial always runs
+    runner.add(Trial("recipe", "static INT8", NamedRecipe("default", "int8"), (), run, 0.1))
+    assert runner.expected_cost(CPU[0]) == 0.0  # a run found again costs nothing, so it predicts nothing
+    runner.add(Trial("recipe", "static INT8", NamedRecipe("default", "int8"), (), run, 90.0))
+    assert runner.expected_cost(CPU[0]) == 90.0 and runner.would_overrun(CPU[0])
+    assert runner.trial(CPU[0], runner.started + 60.0, "recipe", "dynamic INT8", NamedRecipe("d", "int8-dynamic")) \
+        is None
+    assert any("nearly reached" in note and "about 90 s" in note for note in runner.notes), runner.notes
+    assert not runner.would_overrun("openvino")  # another engine's trials are its own
 
 
 def test_cli_prints_the_documented_json(cli_env: dict[str, str]):

@@ -32,4 +32,5 @@ def test_the_default_weights_keep_this_cpu_s_int8_accurate(tmp_path: Path) -> No
         assert seven_bit and "this CPU has no VNNI" in seven_bit[0], default.notes
         assert eight.drift["cosine_similarity"] < 0.9  # what 8-bit weights do here: the products overflow
     else:
-        assert not seven_bit and eight.artifact == default.artifact  # the same build: nothing changes
+        # The same build (the run's settings differ, auto against 8 bits asked, so its folder does too).
+        assert not seven_bit and Path(eight.artifact).read_bytes() == Path(default.artifact).read_bytes()

@@ -45,6 +45,8 @@ RANKING_STEPS = ("rank", "check")
 SUBSET_DATA = "the search samples with the largest error"
 #: The bar's share given to the screen, whose trials are counted in advance.
 SCREEN_PART = 0.5
+#: A trial shorter than this found its run stored already: it says nothing about what the next trial costs.
+MEASURED_S = 0.5
 #: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
 HINT_PRECISIONS = ("bf16", "fp16")
 
@@ -193,6 +195,28 @@ class TrialRunner:
     def out_of_time(self, until: float) -> bool:
         return time.monotonic() >= until
 
+    def _costs(self, backend: str) -> list[float]:
+        """What each trial on ``backend`` took that built or measured something (a run found again costs nothing)."""
+        return [t.wall_s for t in self.trials if t.backend == backend and t.wall_s >= MEASURED_S]
+
+    def expected_cost(self, backend: str) -> float:
+        """What the next trial on ``backend`` is likely to take: the median of its trials so far (0 before any)."""
+        costs = sorted(self._costs(backend))
+        return costs[len(costs) // 2] if costs else 0.0
+
+    def would_overrun(self, backend: str) -> bool:
+        """Whether a trial like the earlier ones on ``backend`` would end past the whole time budget: the budget is
+        kept by not starting it (on a slow CPU one trial of a large model takes a minute), not by a late stop."""
+        return time.monotonic() + self.expected_cost(backend) > self.started + self.time_budget
+
+    def _stop_note(self, backend: str, until: float) -> str:
+        if time.monotonic() >= until:
+            return (f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
+                    f"the search on {backend} stopped there")
+        return (f"time budget nearly reached: {self.time_left():.0f} s of the {self.time_budget:g} s left, and a trial "
+                f"on {backend} takes about {self.expected_cost(backend):.0f} s; the search on {backend} stopped there "
+                "rather than run past the budget")
+
     def baseline(self, backend: str) -> Run | None:
         """The backend's FP32 run (it also settles the task when none was given), or None with a note."""
         try:
@@ -234,11 +258,10 @@ class TrialRunner:
 
         With a ``subset`` the run is evaluated on those samples only (another run, by its data's digest, than the
         same file on the whole data) and the trial is a ranking trial, judged on them alone."""
-        if self.out_of_time(until):
+        if self.out_of_time(until) or self.would_overrun(backend):
             if (backend, until) not in self._stopped:
                 self._stopped.add((backend, until))
-                self.notes.append(f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
-                                  f"the search on {backend} stopped there")
+                self.notes.append(self._stop_note(backend, until))
             return None
         fraction = self.fraction()
         passing = sum(t.met for t in self.trials)
@@ -253,8 +276,10 @@ class TrialRunner:
             options = options.replace(repeats=min(options.repeats, RANKING_REPEATS))
         if subset is not None:
             options = options.replace(eval=self.judging.data.select(subset.samples, SUBSET_DATA))
-        # Timing stops early below the bar; a search that builds by itself (NNCF's accuracy control) gets the time left.
-        options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, until - time.monotonic()))
+        # Timing stops early below the bar; a search that builds by itself (NNCF's accuracy control) gets the time left,
+        # less what measuring its result will take (the cheapest trial so far: a timing and an evaluation, no build).
+        cap = until - time.monotonic() - min(self._costs(backend), default=0.0)
+        options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, cap))
         try:
             # The trial's own steps, under the search's bar: a long build or timing round is never silent.
             builder = self.pool or self.pipeline  # a pool builds on whichever of its nodes is free

@@ -18,7 +18,12 @@ from workbench.progress import Progress
 from workbench.recipe import Recipe
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.tune import tune
-from workbench.workflows.tune_graph import changed_by_exclusion, compute_depth_to_output, fragile_nodes
+from workbench.workflows.tune_graph import (
+    activation_fed_products,
+    changed_by_exclusion,
+    compute_depth_to_output,
+    fragile_nodes,
+)
 from workbench.workflows.tune_runner import TrialRunner
 from workbench.workflows.tune_trials import NamedRecipe, Trial
 
@@ -73,6 +78,15 @@ def test_fragile_nodes_name_real_layers():
     assert depth[cnn.graph.node[0].name] > depth[cnn.graph.node[-1].name] >= 1
     head = fragile_nodes(cnn, "detection")["the last layers before the detection decode"]
     assert cnn.graph.node[-1].name in head and cnn.graph.node[0].name not in head
+
+
+def test_the_ffn_outputs_of_a_transformer_are_the_products_an_activation_feeds():
+    vit = onnx.load(str(sample("digits_vit")))
+    fed = activation_fed_products(vit)
+    by_name = {n.name: n for n in vit.graph.node}
+    blocks = {n.name.split("/mlp/")[0] for n in vit.graph.node if "/mlp/" in n.name}
+    assert len(fed) == len(blocks) >= 2 and all(by_name[name].op_type == "MatMul" and "/mlp/" in name for name in fed)
+    assert activation_fed_products(onnx.load(str(sample("digits_cnn")))) == []  # ReLU is no smooth activation
 
 
 def test_time_budget_stops_the_search_between_trials(tmp_path: Path):

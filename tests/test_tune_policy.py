@@ -32,9 +32,11 @@ Script = Callable[[NamedRecipe, frozenset], "tuple[float, float]"]
 class ScriptedRunner:
     """A runner whose trials are what ``script`` says; one tick of a clock per trial built."""
 
-    def __init__(self, script: Script, fragile: dict[str, list[str]] | None = None, budget_trials: int = 1000):
+    def __init__(self, script: Script, fragile: dict[str, list[str]] | None = None, budget_trials: int = 1000,
+                 activation_fed: Sequence[str] = ()):
         self.script = script
         self._fragile = fragile or {}
+        self._activation_fed = list(activation_fed)
         self.trials: list[Trial] = []
         self.notes: list[str] = []
         self.clock = 0
@@ -58,6 +60,9 @@ class ScriptedRunner:
 
     def fragile(self, trial: Trial) -> dict[str, list[str]]:
         return self._fragile
+
+    def activation_fed(self, trial: Trial) -> list[str]:
+        return [name for name in self._activation_fed if name not in trial.kept_nodes]
 
     def add(self, trial: Trial) -> Trial:
         self.trials.append(trial)
@@ -201,7 +206,8 @@ def test_an_alternative_is_screened_even_where_the_plain_trial_passes_and_may_be
     assert native.recipe.quantizer == tune_policy.NATIVE_RECIPE.recipe.quantizer and native.recipe.ops == "compute"
     assert native.name == "OpenVINO-native + compute ops only"
     assert ALTERNATIVES[tune_policy.NATIVE] == [tune_policy.compute_only]
-    assert tune_policy.screen_size(["int8", tune_policy.NATIVE, "bf16"]) == 5
+    # each plain trial and its alternative, and the native one's repair (run only where the plain native trial misses)
+    assert tune_policy.screen_size(["int8", tune_policy.NATIVE, "bf16"]) == 6
 
 
 def test_a_search_that_cannot_beat_the_best_pass_is_skipped() -> None:
@@ -257,3 +263,48 @@ def test_a_search_its_share_of_the_time_stopped_is_resumed_with_the_time_the_oth
     assert passed and all({"n3", "n9"} <= set(t.kept_nodes) for t in passed) and runner.clock <= 30
     names = [name for name, _ in runner.asked]
     assert len(names) > len(runner.trials)  # the resumed search asked again for trials it had: none built twice
+
+
+def test_a_native_variant_that_misses_keeps_its_ffn_outputs_first_and_sends_back_those_it_does_not_need() -> None:
+    """A BERT-style encoder: OpenVINO's INT8 misses until the FFN outputs n3 and n7 stay in FP32 (n11 is one too, but
+    harmless); one build finds it, n11 goes back to INT8, and NNCF's slower accuracy control is never run."""
+    def script(recipe: NamedRecipe, kept: frozenset) -> tuple[float, float]:
+        return 3.0 - 0.1 * len(kept), 0.9 if {"n3", "n7"} <= kept else 0.6
+    runner = ScriptedRunner(script, activation_fed=["n3", "n7", "n11"])
+    search = _search(runner)
+    plain = search.trial("recipe", "static INT8, OpenVINO-native", tune_policy.NATIVE_RECIPE)
+    assert plain is not None and not plain.met
+    found = refine(search, plain)
+    assert found is not None and found.met and found.kept_nodes == ["n3", "n7"]
+    assert runner.asked[1] == ("OpenVINO-native + FFN outputs kept FP32", ("n3", "n7", "n11"))
+    assert not any("accuracy control" in name for name, _ in runner.asked)
+    assert any("the 3 matrix products an activation feeds" in step for step in search.steps)
+
+
+def test_a_native_variant_without_ffn_outputs_goes_to_the_accuracy_control() -> None:
+    runner = ScriptedRunner(lambda recipe, kept: (3.0, 0.9 if "accuracy control" in recipe.name else 0.6))
+    search = _search(runner)
+    plain = search.trial("recipe", "static INT8, OpenVINO-native", tune_policy.NATIVE_RECIPE)
+    found = refine(search, plain)
+    assert found is not None and found.recipe.name == tune_policy.NATIVE_AC_RECIPE.name
+    assert [name for name, _ in runner.asked] == [tune_policy.NATIVE_RECIPE.name, tune_policy.NATIVE_AC_RECIPE.name]
+
+
+def test_the_screen_repairs_a_native_variant_that_misses_before_its_alternatives() -> None:
+    """A large model's budget admits a handful of trials: the likeliest pass comes right after the plain miss."""
+    runner = ScriptedRunner(lambda recipe, kept: (3.0 - 0.1 * len(kept), 0.9 if "n3" in kept else 0.6),
+                            activation_fed=["n3"])
+    missed = screen(_search(runner), [tune_policy.NATIVE])
+    assert [name for name, _ in runner.asked] == [
+        tune_policy.NATIVE_RECIPE.name, "OpenVINO-native + FFN outputs kept FP32", "OpenVINO-native + compute ops only"]
+    assert runner.trials[1].pays and [plain for plain, _ in missed] == [runner.trials[0]]
+
+
+def test_where_the_hardware_runs_bf16_the_ffn_outputs_are_kept_in_bf16() -> None:
+    """In FP32 the kept products cost more than INT8 saves elsewhere: the repair compiles as the BF16+INT8 mix."""
+    runner = ScriptedRunner(lambda recipe, kept: (3.0, 0.9 if "n3" in kept else 0.6), activation_fed=["n3"])
+    search = Search(runner, "openvino", 1000)
+    plain = search.trial("recipe", "static INT8, OpenVINO-native", tune_policy.NATIVE_RECIPE)
+    repaired = tune_policy.activation_fed_trial(search, plain)
+    assert repaired is not None and repaired.recipe.name == "OpenVINO-native + FFN outputs kept BF16"
+    assert repaired.recipe.backend_options == tune_policy.BF16_MIX and repaired.kept_nodes == ["n3"]

@@ -27,7 +27,12 @@ from workbench.runs.run import Run
 from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
 from workbench.workflows.tune_batch import T, in_turn, side_by_side
-from workbench.workflows.tune_graph import changed_by_exclusion, fragile_nodes, has_weight_matmul
+from workbench.workflows.tune_graph import (
+    activation_fed_products,
+    changed_by_exclusion,
+    fragile_nodes,
+    has_weight_matmul,
+)
 from workbench.workflows.tune_policy import NATIVE, NATIVE_BF16
 from workbench.workflows.tune_ranking import RankingSubset, ranking_subset
 from workbench.workflows.tune_samples import evaluator, spend
@@ -315,6 +320,15 @@ class TrialRunner:
         if trial.recipe.recipe.quantizer in NATIVE_QUANTIZERS:  # OpenVINO IR: its layers mapped to ONNX nodes
             return quantized_by_native(self.model_graph, trial.run.artifact)
         return changed_by_exclusion(*self._graphs(trial))
+
+    def activation_fed(self, trial: Trial) -> list[str]:
+        """The matrix products fed by a smooth activation (``activation_fed_products``: a transformer's FFN outputs)
+        that ``trial``'s quantizer touched, in ONNX node names: only these change the file when kept."""
+        fed = activation_fed_products(self.model_graph)
+        if not fed:
+            return []
+        touched = set(self.quantized_nodes(trial))
+        return [name for name in fed if name in touched and name not in trial.kept_nodes]
 
     def fragile(self, trial: Trial) -> dict[str, list[str]]:
         """The fragile nodes ``trial``'s quantizer touched, by the reason they were picked."""

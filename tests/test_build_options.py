@@ -80,6 +80,9 @@ def test_quant_options_are_checked_once_with_a_message_naming_the_choices() -> N
     with pytest.raises(DataError, match="NNCF chooses its own"):
         Recipe(quantizer="nncf", percentile=99.9)
     assert Recipe(quantizer="nncf", ops="compute").ops == "compute"  # NNCF's writers honour it (by op type)
+    assert Recipe(quantizer="nncf", reduce_range=False).reduce_range is False  # 8 bits may be forced for NNCF's file
+    with pytest.raises(DataError, match="reduce_range are for"):
+        Recipe(quantizer="openvino-native", reduce_range=True)  # OpenVINO's own INT8 keeps NNCF's defaults
     with pytest.raises(DataError, match="ops are for"):
         Recipe(quantizer="openvino-accuracy-control", ops="compute")
     with pytest.raises(DataError, match="max_drop are for openvino-accuracy-control"):

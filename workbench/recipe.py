@@ -68,9 +68,9 @@ class Recipe:
                                       help="the percentile calibration keeps, e.g. 99.99")
     ops: str = option("all", choices=QUANTIZED_OPS, quantizers=(DEFAULT_QUANTIZER, "nncf", NATIVE_QUANTIZER),
                       help="compute: only convolutions and matrix products are quantized")
-    reduce_range: bool | None = option(None, choices=(True, False),
+    reduce_range: bool | None = option(None, choices=(True, False), quantizers=(DEFAULT_QUANTIZER, "nncf"),
                                        help="7-bit weights (default: where an x86 CPU has no VNNI, whose 8-bit "
-                                       "products saturate)")
+                                       "products saturate; NNCF's overflow fix on every layer)")
     max_drop: float | None = option(None, kind=float, low=0.0, high=1.0, quantizers=(NATIVE_AC_QUANTIZER,),
                                     help="the largest metric drop NNCF's accuracy control may leave (default: "
                                     "what the budget allows)")

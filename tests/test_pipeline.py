@@ -185,3 +185,18 @@ def test_a_search_bar_stops_timing_early_and_a_later_run_is_timed_in_full(cnn: P
     assert not full.timing_stopped_early and "stopped" not in runs_frame([full])["status"][0]
     assert "variant reused from the workspace cache" in full.notes
     assert pipeline.run(cnn, options.replace(timing_bar=0.01)).latency_ms == full.latency_ms  # reached: reused
+
+
+def test_a_search_s_timing_cap_cuts_the_rounds_short_and_only_a_run_outside_a_search_times_them_in_full(
+        cnn: Path, tmp_path: Path) -> None:
+    """tune caps each trial's timing at a share of its budget; the run says so, the same search reaching it again
+    takes the rounds it has (no second timing), and asked for outside a search it is timed in full."""
+    pipeline = Pipeline(tmp_path / "ws")
+    options = BuildOptions(precision="fp32", repeats=3000, warmup=1)
+    capped = pipeline.run(cnn, options.replace(timing_cap=0.05, timing_bar=0.5))
+    assert capped.timing_capped and capped.timing_stopped_early, capped.notes
+    assert 5 <= capped.latency_ms["repeats"] < 3000
+    again = pipeline.run(cnn, options.replace(timing_cap=0.05, timing_bar=0.5))
+    assert again.latency_ms == capped.latency_ms
+    full = pipeline.run(cnn, options)
+    assert full.latency_ms["repeats"] >= 3000 and not full.timing_stopped_early

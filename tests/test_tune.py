@@ -114,6 +114,10 @@ def test_a_trial_that_would_end_past_the_budget_is_not_started(tmp_path: Path):
         is None
     assert any("nearly reached" in note and "about 90 s" in note for note in runner.notes), runner.notes
     assert not runner.would_overrun("openvino")  # another engine's trials are its own
+    # Each trial's timing gets a thirtieth of the budget (at least 5 s); from 600 s on, a run's own 20 s cap.
+    assert runner.timing_cap() == 5.0
+    assert TrialRunner(sample("digits_cnn"), options, pipeline, 300.0, Progress()).timing_cap() == 10.0
+    assert TrialRunner(sample("digits_cnn"), options, pipeline, 600.0, Progress()).timing_cap() is None
 
 
 def test_cli_prints_the_documented_json(cli_env: dict[str, str]):

@@ -56,8 +56,8 @@ class BuildOptions:
     scales, nodes kept in FP32). ``task`` (guessed from the outputs when None), a user's ``metric``
     (``"module:function"`` or the function) and the ``budget`` (its lowest passing value) decide how
     a variant is judged; ``confidence`` is the level of its interval and three-state verdict (like the
-    budget, not part of the run's identity: a stored run is re-judged at the level asked). ``timing_bar``
-    and ``build_time_cap`` are how a search spends its time.
+    budget, not part of the run's identity: a stored run is re-judged at the level asked). ``timing_bar``,
+    ``build_time_cap`` and ``timing_cap`` are how a search spends its time.
     """
 
     precision: str = "fp32"
@@ -84,6 +84,10 @@ class BuildOptions:
     #: The longest a build that searches by itself may take (NNCF's accuracy control), in seconds; None: its
     #: own cap. A search gives it the time it has left. Not part of the run's identity.
     build_time_cap: float | None = None
+    #: The longest a search lets one trial's timing rounds run, in seconds (at least 5 rounds still run); None: the
+    #: timing's own cap. A run it cut short says so and is re-timed in full when asked for outside a search. Not part
+    #: of the run's identity.
+    timing_cap: float | None = None
 
     def __post_init__(self) -> None:
         # Normalised here so equal choices compare equal and nobody can mutate a shared value.

@@ -42,7 +42,7 @@ from workbench.runs.disk import full_disk_named
 from workbench.runs.environment import environment
 from workbench.runs.inputs import Inputs
 from workbench.runs.prune_step import PRUNED_LAYERS, pruned_source
-from workbench.runs.run import TIMING_STOPPED, Run
+from workbench.runs.run import TIMING_CAPPED, TIMING_STOPPED, Run
 from workbench.runs.spec import Digests, RunSpec
 from workbench.runs.workspace import CALIBRATION_DIR, Workspace
 from workbench.scratch import build_scratch
@@ -55,6 +55,8 @@ from workbench.vocabulary import uses_calibration
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
 MIN_TIMING_S = 1.0
+#: The longest a run's timing rounds go on (a search may cap them shorter: ``BuildOptions.timing_cap``).
+MAX_TIMING_S = 20.0
 #: Beside an INT8 artifact: the graph its quantizer saw (pruned, opset-upgraded, pre-processed).
 QUANTIZED_FROM = "quantized_from.onnx"
 #: The precisions whose runs record it.
@@ -200,11 +202,12 @@ class Pipeline:
 
     def _retime(self, spec: RunSpec, bar: float | None) -> bool:
         """Whether a stored run whose timing a search stopped early must be timed in full: asked for outside a
-        search, or by a search whose bar it may reach."""
+        search, or by a search whose bar it may reach (one whose cap cut it short only outside a search: a search
+        that reaches it again takes the rounds it has)."""
         cached = self.workspace.load_run(spec.run_id)
         if cached is None or not cached.timing_stopped_early:
             return False
-        return bar is None or cached.comparable_speedup >= bar
+        return bar is None or (cached.comparable_speedup >= bar and not cached.timing_capped)
 
     def _build(self, inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backend, hint_note: str | None,
                choice: TaskChoice, force: bool, progress: Progress) -> _Built:
@@ -317,11 +320,16 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
             stop = None if options.timing_bar is None else CannotReach(
                 options.timing_bar, yardstick, "reference" if itself else "variant")
             timed = {name: engine for name, engine in engines.items() if not (itself and name == "variant")}
-            rounds = time_rounds(timed, feed, warmup=options.warmup, repeats=options.repeats,
-                                 min_seconds=MIN_TIMING_S, progress=timing, apart=("baseline",), stop=stop)
+            cap = options.timing_cap if options.timing_cap is not None else MAX_TIMING_S
+            rounds = time_rounds(timed, feed, warmup=options.warmup, repeats=options.repeats, min_seconds=MIN_TIMING_S,
+                                 max_seconds=cap, progress=timing, apart=("baseline",), stop=stop)
             rounds.setdefault("variant", rounds["reference"])
         if "baseline" in engines:  # only timed: its weights need not stay beside the two the evaluation runs
             engines.pop("baseline").close()
+        if options.timing_cap is not None and not (stop is not None and stop.fired) and \
+                len(rounds["reference"]) < options.repeats:
+            notes.append(f"{TIMING_STOPPED}: after {len(rounds['reference'])} of {options.repeats} rounds, at the "
+                         f"{TIMING_CAPPED} of {options.timing_cap:g} s of timing per trial")
         if stop is not None and stop.fired:
             notes.append(f"{TIMING_STOPPED}: after {len(rounds['variant'])} rounds even its fastest was below the "
                          f"{options.timing_bar:.2f}x a faster variant of the search already reached")

@@ -11,6 +11,8 @@ from workbench.runs.spec import RunSpec
 
 #: How a run's notes begin where a search stopped its timing early (``BuildOptions.timing_bar``).
 TIMING_STOPPED = "timing stopped early"
+#: How a run whose timing the search's cap cut short says so (after ``TIMING_STOPPED``).
+TIMING_CAPPED = "at the search's cap"
 
 
 @dataclass
@@ -79,6 +81,11 @@ class Run:
         """A search stopped its timing after a few rounds, once even its fastest round was below the search's bar:
         its speed-up is from those rounds only, so every table marks it (asked for again, it is timed in full)."""
         return any(note.startswith(TIMING_STOPPED) for note in self.notes)
+
+    @property
+    def timing_capped(self) -> bool:
+        """A search's cap on each trial's timing (``BuildOptions.timing_cap``), not its bar, cut the rounds short."""
+        return any(note.startswith(TIMING_STOPPED) and TIMING_CAPPED in note for note in self.notes)
 
     @property
     def label(self) -> str:

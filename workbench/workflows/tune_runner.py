@@ -22,7 +22,7 @@ from workbench.messages import library_message
 from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe
-from workbench.runs.pipeline import Pipeline
+from workbench.runs.pipeline import MAX_TIMING_S, Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
@@ -50,6 +50,9 @@ RANKING_STEPS = ("rank", "check")
 SUBSET_DATA = "the search samples with the largest error"
 #: The bar's share given to the screen, whose trials are counted in advance.
 SCREEN_PART = 0.5
+#: The share of the time budget one trial's timing rounds may take, and the least they are given.
+TIMING_SHARE = 1 / 30
+MIN_TIMING_CAP_S = 5.0
 #: A trial shorter than this found its run stored already: it says nothing about what the next trial costs.
 MEASURED_S = 0.5
 #: Precisions a backend may run from the FP32 file by a setting (``Backend.precision_hint``).
@@ -200,6 +203,13 @@ class TrialRunner:
     def out_of_time(self, until: float) -> bool:
         return time.monotonic() >= until
 
+    def timing_cap(self) -> float | None:
+        """The longest one trial's timing may take: a share of the whole budget (``TIMING_SHARE``), so a large model's
+        trials leave time for the searches (a BERT-base round of three engines takes over a second on two cores);
+        None where that share is no shorter than a run's own cap."""
+        share = max(MIN_TIMING_CAP_S, self.time_budget * TIMING_SHARE)
+        return share if share < MAX_TIMING_S else None
+
     def _costs(self, backend: str) -> list[float]:
         """What each trial on ``backend`` took that built or measured something (a run found again costs nothing)."""
         return [t.wall_s for t in self.trials if t.backend == backend and t.wall_s >= MEASURED_S]
@@ -284,7 +294,7 @@ class TrialRunner:
         # Timing stops early below the bar; a search that builds by itself (NNCF's accuracy control) gets the time left,
         # less what measuring its result will take (the cheapest trial so far: a timing and an evaluation, no build).
         cap = until - time.monotonic() - min(self._costs(backend), default=0.0)
-        options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, cap))
+        options = options.replace(timing_bar=self.bar(), build_time_cap=max(1.0, cap), timing_cap=self.timing_cap())
         try:
             # The trial's own steps, under the search's bar: a long build or timing round is never silent.
             builder = self.pool or self.pipeline  # a pool builds on whichever of its nodes is free

@@ -21,8 +21,8 @@ from workbench.runs.sweep import Sweep
 
 REPO = Path(__file__).resolve().parents[1]
 #: Fields only Python callers set: an image preprocessing (an object; the Build panel has its fields), and how a
-#: search spends its time (tune sets its bar and a build's time cap itself).
-PYTHON_ONLY = {"preprocess", "timing_bar", "build_time_cap"}
+#: search spends its time (tune sets its bar, a build's time cap and a trial's timing cap itself).
+PYTHON_ONLY = {"preprocess", "timing_bar", "build_time_cap", "timing_cap"}
 
 
 def command_flags(name: str) -> set[str]:

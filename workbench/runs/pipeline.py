@@ -328,7 +328,7 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
             engines.pop("baseline").close()
         if options.timing_cap is not None and not (stop is not None and stop.fired) and \
                 len(rounds["reference"]) < options.repeats:
-            notes.append(f"{TIMING_STOPPED}: after {len(rounds['reference'])} of {options.repeats} rounds, at the "
+            notes.append(f"{TIMING_STOPPED}: after {len(rounds['reference'])} of {options.repeats} rounds, "
                          f"{TIMING_CAPPED} of {options.timing_cap:g} s of timing per trial")
         if stop is not None and stop.fired:
             notes.append(f"{TIMING_STOPPED}: after {len(rounds['variant'])} rounds even its fastest was below the "

@@ -6,11 +6,12 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
 0. **Screen**, on every backend, what costs one trial each: the backend's FP32, the precisions it
    runs from the FP32 file by a setting (OpenVINO's BF16 on a CPU with AVX-512 BF16 or AMX), plain
    dynamic INT8 and plain static INT8, and on OpenVINO the OpenVINO-native INT8 variant (NNCF on
-   OpenVINO's own model, stored as IR; when it misses: its FFN outputs kept in FP32 (the matrix
-   products a smooth activation feeds), then NNCF's accuracy control, then node fall-back, in ONNX
-   node names mapped to its ignored scope). Speed-ups are against FP32 on the default backend, timed in
-   the same rounds, so trials on different engines compare. Then only the INT8 searches that could
-   still beat the best passing variant found so far are run, the most promising first.
+   OpenVINO's own model, stored as IR; when it misses: its FFN outputs kept out of INT8 (the matrix
+   products a smooth activation feeds; in BF16 where the CPU has it), then NNCF's accuracy control,
+   then node fall-back, in ONNX node names mapped to its ignored scope). Speed-ups are against FP32
+   on the default backend, timed in the same rounds, so trials on different engines compare. Then
+   only the INT8 searches that could still beat the best passing variant found so far are run, the
+   most promising first.
 1. **Recipes** for each precision the backend can speed up: static INT8 with MinMax; the same with
    the fragile nodes kept in FP32 (Softmax, LayerNorm, GELU, Sigmoid, Exp, the first conv, the
    classifier Gemm, a detector's last layers before its decode), the likeliest pass; only the

@@ -68,7 +68,7 @@ def activation_fed_products(model: onnx.ModelProto) -> list[str]:
     """The matrix products whose input a smooth activation made, a few element-wise ops back: a transformer's FFN
     output projections, in graph order. The activation's output carries the outliers an INT8 activation scale loses
     most on (Bondarenko et al., 2021, "Understanding and overcoming the challenges of efficient transformer
-    quantization"): on a BERT-base encoder, keeping these 12 of 96 products in FP32 is what brings OpenVINO's INT8
+    quantization"): on a BERT-base encoder, keeping these 12 of 96 products out of INT8 is what brings OpenVINO's INT8
     within a 0.99 sentence cosine, while a node fall-back by contiguous groups of layers cannot find them at all."""
     made_by = {out: node for node in model.graph.node for out in node.output}
     found = []

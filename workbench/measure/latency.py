@@ -71,6 +71,8 @@ BLOCK_CALLS = 12
 SETTLE_CALLS = 3
 #: Rounds every engine is timed for before a ``stop`` may end the timing early.
 EARLY_STOP_AFTER = 5
+#: The longest a run's timing rounds go on by default (a search may cap them shorter: ``BuildOptions.timing_cap``).
+MAX_TIMING_S = 20.0
 
 
 @dataclass
@@ -96,7 +98,7 @@ def time_rounds(
     warmup: int = 5,
     repeats: int = 30,
     min_seconds: float = 0.0,
-    max_seconds: float = 20.0,
+    max_seconds: float = MAX_TIMING_S,
     max_rounds: int = 20_000,
     progress: Progress | None = None,
     apart: Collection[str] = (),
@@ -151,7 +153,7 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 30,
     min_seconds: float = 0.0,
-    max_seconds: float = 20.0,
+    max_seconds: float = MAX_TIMING_S,
     progress: Progress | None = None,
 ) -> dict[str, LatencyStats]:
     """``time_rounds`` summed up per engine."""

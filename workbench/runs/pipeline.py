@@ -28,7 +28,7 @@ from workbench.errors import BuildError, Busy, DataError, WorkbenchError
 from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.footprint import file_megabytes, first_batch, loaded_with_rss
-from workbench.measure.latency import CannotReach, LatencyStats, speedup_spread, time_rounds
+from workbench.measure.latency import MAX_TIMING_S, CannotReach, LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
@@ -55,8 +55,6 @@ from workbench.vocabulary import uses_calibration
 #: Timing goes on past the requested repeats until this much time has passed: a model that runs in
 #: 0.1 ms needs thousands of rounds before its median stops moving between two runs.
 MIN_TIMING_S = 1.0
-#: The longest a run's timing rounds go on (a search may cap them shorter: ``BuildOptions.timing_cap``).
-MAX_TIMING_S = 20.0
 #: Beside an INT8 artifact: the graph its quantizer saw (pruned, opset-upgraded, pre-processed).
 QUANTIZED_FROM = "quantized_from.onnx"
 #: The precisions whose runs record it.

@@ -5,6 +5,7 @@ policy's (``workflows.tune_policy``), which only ever talks to a runner through 
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -17,12 +18,13 @@ from workbench.backends.base import Backend
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import Busy, Cancelled, WorkbenchError
+from workbench.measure.latency import MAX_TIMING_S
 from workbench.memory.weight_values import drop_weight_values
 from workbench.messages import library_message
 from workbench.profiles.openvino_profile import quantized_by_native
 from workbench.progress import Progress
 from workbench.recipe import Recipe
-from workbench.runs.pipeline import MAX_TIMING_S, Pipeline
+from workbench.runs.pipeline import Pipeline
 from workbench.runs.run import Run
 from workbench.tasks import task_score
 from workbench.vocabulary import NATIVE_QUANTIZERS, WEIGHT_PRECISIONS
@@ -128,6 +130,11 @@ class TrialRunner:
         fall-back read (graph, types, shapes), loaded once and held for the whole search."""
         return drop_weight_values(onnx.load(str(self.model), load_external_data=False))
 
+    @cached_property
+    def _activation_fed(self) -> list[str]:
+        """``activation_fed_products`` of the model, walked once for the whole search."""
+        return activation_fed_products(self.model_graph)
+
     def screens(self, backend: str, precisions: Sequence[str] | None) -> list[str]:
         """What the screen tries on ``backend``: ``precisions`` or those its capabilities make worth a trial, and
         its own INT8 quantizer on its own model where it has one (``Backend.native_int8``) and INT8 is tried,
@@ -216,8 +223,8 @@ class TrialRunner:
 
     def expected_cost(self, backend: str) -> float:
         """What the next trial on ``backend`` is likely to take: the median of its trials so far (0 before any)."""
-        costs = sorted(self._costs(backend))
-        return costs[len(costs) // 2] if costs else 0.0
+        costs = self._costs(backend)
+        return statistics.median_high(costs) if costs else 0.0
 
     def would_overrun(self, backend: str) -> bool:
         """Whether a trial like the earlier ones on ``backend`` would end past the whole time budget: the budget is
@@ -225,7 +232,7 @@ class TrialRunner:
         return time.monotonic() + self.expected_cost(backend) > self.started + self.time_budget
 
     def _stop_note(self, backend: str, until: float) -> str:
-        if time.monotonic() >= until:
+        if self.out_of_time(until):
             return (f"time budget reached ({self.time_budget:g} s in all, shared by the searches); "
                     f"the search on {backend} stopped there")
         return (f"time budget nearly reached: {self.time_left():.0f} s of the {self.time_budget:g} s left, and a trial "
@@ -334,7 +341,7 @@ class TrialRunner:
     def activation_fed(self, trial: Trial) -> list[str]:
         """The matrix products fed by a smooth activation (``activation_fed_products``: a transformer's FFN outputs)
         that ``trial``'s quantizer touched, in ONNX node names: only these change the file when kept."""
-        fed = activation_fed_products(self.model_graph)
+        fed = self._activation_fed
         if not fed:
             return []
         touched = set(self.quantized_nodes(trial))

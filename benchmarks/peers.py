@@ -57,6 +57,10 @@ class Built:
     peak_rss_mb: float = 0.0
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    #: tune only: it answered "keep the unchanged model" (no variant met the budget and paid).
+    keeps_fp32: bool = False
+    #: tune only: every note of its search, kept in ``--json`` so a pick (or "keep FP32") can be read back.
+    search_notes: list[str] = field(default_factory=list)
 
 
 # --- the tools, each run in a child process ------------------------------------------------------------------
@@ -158,7 +162,8 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
                   exclude_unstable=getattr(args, "tune_unstable", None)).to_dict()
     best = result["recommended"]
     if best is None:
-        return {"artifact": None, "error": KEEPS_FP32, "notes": result["notes"][-3:]}
+        return {"artifact": None, "error": KEEPS_FP32, "keeps_fp32": True, "notes": result["notes"][-3:],
+                "search_notes": result["notes"]}
     found = result.get("stability")
     verdict = {"search": metric_cell(best["metric"]),
                "confirm": metric_cell(best["confirm"]["metric"]) if best.get("confirm") else "not confirmed",
@@ -167,7 +172,7 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
     return {"artifact": best["artifact"], "backend": best["backend"], "precision": best["precision"],
             "backend_options": best["backend_options"], "verdict": verdict,
             "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32",
-                      f"{len(result['trials'])} trials"]}
+                      f"{len(result['trials'])} trials"], "search_notes": result["notes"]}
 
 
 #: tune's answer where no variant meets the budget: keep the unchanged model (the yardstick, 1.00x).
@@ -229,6 +234,7 @@ def run_child(tool: str, model: zoo.ZooModel, select: Path, out: Path, args: arg
     built.backend_options = made.get("backend_options", {})
     built.verdict = made.get("verdict", {})
     built.error = made.get("error", "")
+    built.keeps_fp32, built.search_notes = made.get("keeps_fp32", False), made.get("search_notes", [])
     return built
 
 
@@ -333,7 +339,7 @@ def verdicts(rows: list[dict]) -> tuple[float | None, str]:
     met = [r for r in rows if r["tool"] != "tune" and r.get("task", {}).get("met") and r["speedup"] > 1.0]
     fastest = max(met, key=lambda r: r["speedup"], default=None)
     best, label = (fastest["speedup"], LABELS[fastest["tool"]]) if fastest else (1.0, UNCHANGED)
-    if tune["built"]["error"] == KEEPS_FP32:
+    if tune["built"]["keeps_fp32"]:
         return 1.0 / best, label
     return (tune["speedup"] / best if tune.get("task", {}).get("met") else 0.0), label
 

@@ -229,7 +229,8 @@ class TrialRunner:
     def would_overrun(self, backend: str) -> bool:
         """Whether a trial like the earlier ones on ``backend`` would end past the whole time budget: the budget is
         kept by not starting it (on a slow CPU one trial of a large model takes a minute), not by a late stop."""
-        return time.monotonic() + self.expected_cost(backend) > self.started + self.time_budget
+        left = self.time_left()
+        return left <= 0 or self.expected_cost(backend) > left
 
     def _stop_note(self, backend: str, until: float) -> str:
         if self.out_of_time(until):

@@ -260,12 +260,14 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
     from workbench.data.dataset import Dataset
     from workbench.measure.drift import compare_engines
     from workbench.measure.latency import speedup_spread, time_rounds
+    from workbench.measure.machine_load import watch_machine_load
     from workbench.runs.pipeline import timing_feed
     from workbench.tasks.judge import TaskChoice
 
     data = Dataset(dict(np.load(holdout)), None, "held-back half of the evaluation set")
     feed = timing_feed(data, args.batch)
     same = same_models(builts)
+    builts_by_tool = {built.tool: built for built in builts}
     with ExitStack() as stack:
         reference = stack.enter_context(get_backend("onnxruntime-cpu").load(model.onnx_path))
         engines = {"reference": reference}
@@ -275,14 +277,21 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
                 engine = stack.enter_context(backend.load(Path(built.artifact)))
                 if runs(engine, feed, built):
                     engines[built.tool] = engine
-        rounds = time_rounds(engines, feed, warmup=args.warmup, repeats=args.repeats, min_seconds=1.0)
+        # Each engine not of ONNX Runtime is timed in its own blocks, as tune times them (measure.latency: one
+        # runtime's threads still awake take the cores from the next call of another), so a figure of this table
+        # and the same variant's figure in tune are taken the same way.
+        apart = [tool for tool in engines if tool != "reference" and not builts_by_tool[tool].backend.startswith(
+            "onnxruntime")]
+        with watch_machine_load() as load:
+            rounds = time_rounds(engines, feed, warmup=args.warmup, repeats=args.repeats, min_seconds=1.0,
+                                 apart=apart)
         ref_ms = float(np.median(rounds["reference"][args.warmup:]))
         rows = []
         for built in builts:
             timed = same.get(built.tool)
             if timed is not None and timed != built.tool:
                 built.notes.append(f"the same model as the row '{LABELS[timed]}' (same weights and graph): timed once")
-            row = {"tool": built.tool, "built": asdict(built), "fp32_ms": ref_ms}
+            row = {"tool": built.tool, "built": asdict(built), "fp32_ms": ref_ms, "machine_load": load}
             if timed in engines:
                 drift = compare_engines(reference, engines[timed], data, args.batch, TaskChoice(model.task))
                 ms = float(np.median(rounds[timed][args.warmup:]))
@@ -345,6 +354,10 @@ def verdicts(rows: list[dict]) -> tuple[float | None, str]:
 
 
 def table(results: dict[str, list[dict]]) -> str:
+    from workbench.measure.machine_load import load_text
+    from workbench.tasks.base import TaskScore
+    from workbench.tasks.verdict_text import interval_text, state_flag
+
     head = ("| model | tool | engine, precision | speed-up vs ORT FP32 (spread) | task metric, held back "
             "| build wall s | peak RSS MB | notes |")
     lines = [head, "|" + "---|" * 8]
@@ -354,7 +367,8 @@ def table(results: dict[str, list[dict]]) -> str:
             if "speedup" in row:
                 task = row["task"]
                 speed = f"{row['speedup']:.2f}x (±{row['spread']:.2f})"
-                metric = f"{task['metric']} {task['value']:.3f}" + ("" if task["met"] else " (misses)")
+                score = TaskScore.from_dict(task)
+                metric = f"{score.metric} {interval_text(score)} {state_flag(score)}"
             else:
                 speed, metric = "n/a", built["error"] or "no variant"
             lines.append(f"| {name} | {LABELS[row['tool']]} | {built['backend']} {built['precision']} | {speed} "
@@ -363,7 +377,7 @@ def table(results: dict[str, list[dict]]) -> str:
         ratio, peer = verdicts(rows)
         shown = "n/a" if ratio is None else f"{ratio:.2f}"
         lines.append(f"| {name} | **tune's pick / fastest peer meeting the budget ({peer})** | | **{shown}** "
-                     f"| | | | FP32 {rows[0]['fp32_ms']:.2f} ms |")
+                     f"| | | | FP32 {rows[0]['fp32_ms']:.2f} ms; timed while {load_text(rows[0]['machine_load'])} |")
     return "\n".join(lines)
 
 

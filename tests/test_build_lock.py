@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from workbench.cli.main import main
 from workbench.progress import ProgressEvent
 from workbench.runs.build_lock import LOCK_FILE
 from workbench.runs.pipeline import Pipeline
+from workbench.workflows.tune import tune
 
 REPO = Path(__file__).resolve().parents[1]
 HOLDER = (
@@ -83,18 +86,33 @@ def test_timing_takes_the_per_user_lock_that_every_workspace_shares(
         holder.wait()
 
 
-def test_timings_taken_while_the_machine_is_busy_are_flagged(cnn: Path, workspace: Path) -> None:
+@contextmanager
+def burning() -> Iterator[None]:
+    """Every core taken by another process for the block."""
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
         time.sleep(0.5)
-        run = Pipeline(workspace).run(cnn, BuildOptions("fp32", batch=4, repeats=10))
+        yield
     finally:
         for burner in burners:
             burner.kill()
             burner.wait()
+
+
+def test_timings_taken_while_the_machine_is_busy_are_flagged(cnn: Path, workspace: Path) -> None:
+    with burning():
+        run = Pipeline(workspace).run(cnn, BuildOptions("fp32", batch=4, repeats=10))
     load = run.environment["machine_load"]
     assert load["under_load"] and load["other_cpu_share"] > 0.25 and load["cores"] == (os.cpu_count() or 1)
     assert 0.0 <= load["steal_share"] <= 1.0  # the hypervisor's share, counted apart from the burners
     assert any(note.startswith("timed while other processes") and "hypervisor steal" in note for note in run.notes)
     stored = Pipeline(workspace).workspace.load_run(run.run_id)
     assert stored.environment["machine_load"] == load  # kept with the run
+
+
+def test_a_search_timed_on_a_busy_machine_says_its_pick_may_change(cnn: Path, workspace: Path) -> None:
+    with burning():
+        result = tune(cnn, BuildOptions(batch=4, repeats=3), backends=["onnxruntime-cpu"], precisions=["int8"],
+                      time_budget=20, pipeline=Pipeline(workspace), confirm=False)
+    (note,) = [note for note in result.notes if "timed while the machine was not idle" in note]
+    assert note.startswith(f"{len(result.trials)} of {len(result.trials)} trials") and "tune again" in note

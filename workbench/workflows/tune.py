@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from workbench.backends.registry import availability, get_backend
 from workbench.build_options import DEFAULT_BACKEND, BuildOptions, DataSource
 from workbench.errors import WorkbenchError
+from workbench.measure.machine_load import load_text
 from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
 from workbench.runs.pipeline import Pipeline
@@ -211,11 +212,25 @@ def tune(
     search_missed(runner, missed, steps)
     mix_fastest_pass(lambda backend: Search(runner, backend, runner.started + runner.time_budget, steps), runner)
     best, confirmed = confirmed_pick(runner.trials, runner.notes, judging, pipeline, model, options)
+    runner.notes += [note for note in [busy_note(runner.trials)] if note]
     if best is not None:
         steps.append(pick_step(best))
     progress_.report("done", 1.0, "search finished")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TuneResult(best, runner.trials, baselines, runner.elapsed(), peak, steps, runner.notes, confirmed, judging)
+
+
+def busy_note(trials: Sequence[Trial]) -> str | None:
+    """How many trials were timed while other processes or the hypervisor took the cores: the search compares
+    speed-ups across trials, so a pick among them is only as sure as the quietest of their timings."""
+    loads = [t.run.environment.get("machine_load") or {} for t in trials]
+    busy = [load for load in loads if load.get("under_load")]
+    if not busy:
+        return None
+    worst = max(busy, key=lambda load: load.get("other_cpu_share", 0.0) + load.get("steal_share", 0.0))
+    return (f"{len(busy)} of {len(trials)} trials were timed while the machine was not idle (the worst: "
+            f"{load_text(worst)}): their speed-ups may be low and noisy, and the pick among close ones may change; "
+            "tune again when the machine is idle")
 
 
 def confirmed_pick(trials: Sequence[Trial], notes: list[str], judging: Judging, pipeline: Pipeline,

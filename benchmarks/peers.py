@@ -171,7 +171,8 @@ def build_tune(model: zoo.ZooModel, select: Path, out: Path, args: argparse.Name
                else "n/a"}
     return {"artifact": best["artifact"], "backend": best["backend"], "precision": best["precision"],
             "backend_options": best["backend_options"], "verdict": verdict,
-            "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept FP32",
+            "notes": [f"{best['recipe'].get('name', '')}, {len(best['kept_nodes'])} nodes kept "
+                      f"{(best['backend_options'] or {}).get('int8_hint', 'fp32').upper()}",
                       f"{len(result['trials'])} trials"], "search_notes": result["notes"]}
 
 

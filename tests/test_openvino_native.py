@@ -143,6 +143,11 @@ def test_int8_hint_mixes_bf16_into_the_native_variant(vit: Path, tmp_path: Path)
     assert any(note.startswith("FP32 reference") and "INFERENCE_PRECISION_HINT=f32" in note for note in run.notes)
     assert "ran dequantized" not in next(note for note in run.notes if note.startswith("INT8 check"))
     assert run.drift["top1_agreement"] >= 0.9, run.drift
+    # its label is not the plain IR's, and what it keeps out of INT8 runs in BF16, as the label says
+    first_matmul = next(n.name for n in onnx.load(str(vit)).graph.node if n.op_type == "MatMul")
+    mixed = Pipeline(tmp_path / "ws").run(vit, BuildOptions(**NATIVE, backend_options={"int8_hint": "bf16"})
+                                          .with_recipe(exclude_nodes=(first_matmul,)))
+    assert "int8_hint=bf16" in run.label and mixed.kept_precision == "bf16" and "1 kept bf16" in mixed.label
     with pytest.raises(WorkbenchError, match="int8_hint='fp16' is not bf16"):
         OpenvinoBackend.from_options({"int8_hint": "fp16"})
 

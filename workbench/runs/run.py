@@ -89,17 +89,25 @@ class Run:
 
     @property
     def label(self) -> str:
-        """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8', 'int8 · ops=compute · b1':
-        two runs with different recipes never share a label."""
+        """Short human name for tables and legends, e.g. 'int8 · channel 0.5 · b8', 'int8 · ops=compute · b1',
+        'int8 OpenVINO-native · int8_hint=bf16 · 12 kept bf16 · b8': two runs with different recipes or engine
+        settings never share a label."""
         quantizer = quantizer_label(self.spec.quantizer)
         parts = [f"{self.spec.precision} {quantizer}" if quantizer else self.spec.precision]
         if self.spec.prune_method and self.spec.prune_ratio:
             parts.append(f"{self.spec.prune_method} {self.spec.prune_ratio:g}")
         parts += [f"{name}={value}" for name, value in self.spec.quant_options]
+        parts += [f"{name}={value}" for name, value in self.spec.backend_options]
         if self.spec.exclude_nodes:
-            parts.append(f"{len(self.spec.exclude_nodes)} kept fp32")
+            parts.append(f"{len(self.spec.exclude_nodes)} kept {self.kept_precision}")
         parts.append(f"b{self.spec.batch}")
         return " · ".join(parts)
+
+    @property
+    def kept_precision(self) -> str:
+        """What the nodes kept out of INT8 run in: BF16 where the engine compiles the file with the BF16 hint
+        (OpenVINO's ``int8_hint=bf16``, the BF16+INT8 mix), else FP32."""
+        return dict(self.spec.backend_options).get("int8_hint", "fp32")
 
     @property
     def artifact_exists(self) -> bool:

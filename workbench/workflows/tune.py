@@ -34,6 +34,9 @@ done on the ONNX graph and mapped to ONNX node names, every try a stored run:
    4 bits mixed 4/8 bits by ratio (the layers 4 bits hurt most in 8) and AWQ, then falls back layer by
    layer to the backup precision (8 bits), ranked by the task metric as the node fall-back above.
 
+4. **Run-off** (``tune_runoff``): the three fastest passing trials timed again side by side in the same
+   rounds, their stored runs taking those figures, before the pick is made on them.
+
 Calibration ranges and the quantization pre-pass are computed once per model and data and reused
 by every trial (``precision.calibration``). A time budget stops the search between trials.
 
@@ -73,6 +76,7 @@ from workbench.workflows.tune_policy import (
     screen_size,
 )
 from workbench.workflows.tune_runner import TrialRunner
+from workbench.workflows.tune_runoff import run_off
 from workbench.workflows.tune_trials import NamedRecipe, Trial, TuneResult
 
 if TYPE_CHECKING:
@@ -211,6 +215,10 @@ def tune(
                              "Fix what the message says (the model or its data) and run tune again.")
     search_missed(runner, missed, steps)
     mix_fastest_pass(lambda backend: Search(runner, backend, runner.started + runner.time_budget, steps), runner)
+    if pool is None:  # the finalists' engines are loaded here: a pool's trials ran on its nodes
+        passing = [t for t in runner.trials if t.ranked_on is None and t.pays]
+        run_off(passing, judging.data, options, pipeline, model, runner.notes, runner.timing_cap(),
+                progress_.slice(0.99, 1.0))
     best, confirmed = confirmed_pick(runner.trials, runner.notes, judging, pipeline, model, options)
     runner.notes += [note for note in [busy_note(runner.trials)] if note]
     if best is not None:
@@ -311,8 +319,8 @@ def pick_step(best: Trial) -> str:
     which nodes it keeps in FP32, and why it won (the fastest trial that meets the budget and pays)."""
     kept = best.kept_nodes
     shown = f": {label_nodes(kept)}" if kept else ""
-    return (f"picked {best.run.label} on {best.backend} ({best.recipe.name}), {len(kept)} node(s) kept in FP32{shown}:"
-            f" the fastest trial that meets the budget, {best.speedup:.2f}x")
+    return (f"picked {best.run.label} on {best.backend} ({best.recipe.name}), {len(kept)} node(s) kept in "
+            f"{best.run.kept_precision.upper()}{shown}: the fastest trial that meets the budget, {best.speedup:.2f}x")
 
 
 def tuned_on(executor: RayExecutor, model: str | Path, options: BuildOptions, pipeline: Pipeline,

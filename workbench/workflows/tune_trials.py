@@ -181,7 +181,8 @@ class TuneResult:
             lines.append(f"  artifact: {best.run.artifact}")
             kept = best.kept_nodes
             shown = ", ".join(kept[:12]) + (" ..." if len(kept) > 12 else "")
-            lines.append(f"  kept in FP32: {len(kept)} node(s)" + (f": {shown}" if kept else ""))
+            lines.append(f"  kept in {best.run.kept_precision.upper()}: {len(kept)} node(s)"
+                         + (f": {shown}" if kept else ""))
         if self.stability is not None:
             lines.append(f"  stability: {self.stability.text()}")
         lines += [f"  step: {step}" for step in self.steps]

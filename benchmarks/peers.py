@@ -278,10 +278,10 @@ def side_by_side(model: zoo.ZooModel, builts: list[Built], holdout: Path, args: 
                 engine = stack.enter_context(backend.load(Path(built.artifact)))
                 if runs(engine, feed, built):
                     engines[built.tool] = engine
-        # Each engine not of ONNX Runtime is timed in its own blocks, as tune times them (measure.latency: one
-        # runtime's threads still awake take the cores from the next call of another), so a figure of this table
-        # and the same variant's figure in tune are taken the same way.
-        apart = [tool for tool in engines if tool != "reference" and not builts_by_tool[tool].backend.startswith(
+        # ONNX Runtime's engines are timed in blocks of their own and OpenVINO's call by call, as a run and tune's
+        # run-off time them (measure.latency: one runtime's threads still awake take the cores from the next call
+        # of another), so a figure of this table and the same variant's figure in tune are taken the same way.
+        apart = [tool for tool in engines if tool == "reference" or builts_by_tool[tool].backend.startswith(
             "onnxruntime")]
         with watch_machine_load() as load:
             rounds = time_rounds(engines, feed, warmup=args.warmup, repeats=args.repeats, min_seconds=1.0,

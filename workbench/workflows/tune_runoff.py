@@ -7,7 +7,7 @@ MiniLM on an AMX Xeon the search read OpenVINO's BF16 at 4.46x and its INT8 at 4
 while side by side the INT8 ran 1.15x faster; on digits_resnet one trial read 9.11x where the same
 file ran 5.39x beside the others. The ``RUNOFF_MAX`` fastest passing trials are loaded together with
 the default engine's FP32 and each engine's own FP32, and timed in one set of rounds
-(``measure.latency.time_rounds``; each runtime other than the default engine's in its own blocks).
+(``measure.latency.time_rounds``; as in a run, the default engine's in blocks of their own).
 Their stored runs take the new figures (every face reads them from there: one number), with a note
 saying they were timed in the run-off; the pick is then made on them.
 """
@@ -23,6 +23,7 @@ from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
 from workbench.measure.latency import MAX_TIMING_S, LatencyStats, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
+from workbench.precision.quantizers import NATIVE_QUANTIZERS
 from workbench.progress import Progress
 from workbench.runs.pipeline import MIN_TIMING_S, Pipeline, timing_feed
 from workbench.runs.run import TIMING_STOPPED, Run
@@ -35,12 +36,17 @@ RUNOFF_NOTE = "timed again in tune's run-off"
 
 
 def finalists(passing: Sequence[Trial]) -> list[Trial]:
-    """The ``RUNOFF_MAX`` fastest passing trials, one per stored run. By count, not by a range around the fastest:
-    the fastest may be the one a noisy moment flattered."""
-    chosen: dict[str, Trial] = {}
-    for trial in sorted(passing, key=lambda t: t.speedup, reverse=True):
-        if len(chosen) < RUNOFF_MAX:
-            chosen.setdefault(trial.run.run_id, trial)
+    """The ``RUNOFF_MAX`` fastest passing trials, one per stored run, and what the pick may give way to: for one
+    compiled with engine settings the same file without them, for an engine-native one the fastest portable file
+    (``tune.plain_if_as_fast``, ``tune.portable_if_as_fast``), so that choice too is made on figures of the same
+    rounds. By count, not by a range around the fastest: the fastest may be the one a noisy moment flattered."""
+    ranked = list({t.run.run_id: t for t in sorted(passing, key=lambda t: t.speedup)}.values())[::-1]
+    top = ranked[:RUNOFF_MAX]
+    extra = [next((p for p in ranked if not p.recipe.backend_options and p.run.artifact == t.run.artifact), None)
+             for t in top if t.recipe.backend_options]
+    if any(t.recipe.recipe.quantizer in NATIVE_QUANTIZERS for t in top):
+        extra.append(next((p for p in ranked if p.recipe.recipe.quantizer not in NATIVE_QUANTIZERS), None))
+    chosen = {t.run.run_id: t for t in top + [t for t in extra if t is not None]}
     return list(chosen.values())
 
 
@@ -76,11 +82,12 @@ def run_off(passing: Sequence[Trial], data: Dataset, options: BuildOptions, pipe
 def _engines(chosen: Sequence[Trial], model: str | Path, pipeline: Pipeline, feed: dict,
              stack: ExitStack) -> tuple[dict, dict[str, str], list[str]]:
     """The default engine's FP32 ('<backend>:fp32'), each other engine's own FP32 once, and every finalist (None
-    for a backend's unchanged FP32: its reference); which run-off names time in their own blocks."""
+    for a backend's unchanged FP32: its reference); which run-off names time in their own blocks: the default
+    engine's, as the pipeline times a run (another runtime's variant and its FP32 call by call, paired)."""
     default = get_backend(chosen[0].backend).baseline_backend
     engines = {f"{default}:fp32": stack.enter_context(get_backend(default).load(Path(model)))}
     references: dict[str, str] = {}
-    apart: list[str] = []
+    apart = [f"{default}:fp32"]
     for trial in chosen:
         spec = trial.run.spec
         backend = get_backend(spec.backend, dict(spec.backend_options)).for_workspace(pipeline.workspace.root)
@@ -93,8 +100,8 @@ def _engines(chosen: Sequence[Trial], model: str | Path, pipeline: Pipeline, fee
         engines[trial.run.run_id] = stack.enter_context(
             backend.for_precision(spec.precision).load(Path(trial.run.artifact)))
         engines[trial.run.run_id].infer(feed)  # the first call compiles on some engines: not a timed round
-        if spec.backend != default:
-            apart += [trial.run.run_id] + ([reference] if reference not in apart else [])
+        if spec.backend == default:
+            apart.append(trial.run.run_id)
     return engines, references, apart
 
 

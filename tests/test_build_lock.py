@@ -115,4 +115,6 @@ def test_a_search_timed_on_a_busy_machine_says_its_pick_may_change(cnn: Path, wo
         result = tune(cnn, BuildOptions(batch=4, repeats=3), backends=["onnxruntime-cpu"], precisions=["int8"],
                       time_budget=20, pipeline=Pipeline(workspace), confirm=False)
     (note,) = [note for note in result.notes if "timed while the machine was not idle" in note]
-    assert note.startswith(f"{len(result.trials)} of {len(result.trials)} trials") and "tune again" in note
+    # Each trial's own timing window judges it: a trial stopped after a few rounds is too short to read reliably.
+    busy = [t for t in result.trials if (t.run.environment.get("machine_load") or {}).get("under_load")]
+    assert busy and note.startswith(f"{len(busy)} of {len(result.trials)} trials") and "tune again" in note

@@ -87,27 +87,30 @@ def test_tune_screens_the_native_variant_on_openvino(vit: Path, tmp_path: Path) 
     # One IR compiled two ways: every mix is a native IR the search built (the plain one or its compute-only file).
     plain_irs = {t.run.artifact for t in native if not t.run.spec.backend_options}
     assert all(t.run.artifact in plain_irs for t in mixed), result.explain()
-    # Within the native run's own spread, the portable file is the pick; measurably faster, the native one.
+    # Within the interval of the native run's figure, the portable file is the pick; measurably faster, the native.
     import dataclasses
 
     from workbench.workflows.tune import portable_if_as_fast
 
-
-    def timed(trial, speedup: float, spread: float):
-        run = dataclasses.replace(trial.run, speedup_vs_baseline=speedup, speedup_spread=spread)
+    def timed(trial, speedup: float, low: float | None, spread: float = 0.2):
+        run = dataclasses.replace(trial.run, speedup_vs_baseline=speedup, speedup_spread=spread,
+                                  speedup_interval=None if low is None else [low, 2 * speedup - low])
         return dataclasses.replace(trial, run=run)
 
-    fast_native, close_portable = timed(native[0], 3.0, 0.2), timed(portable, 2.9, 0.1)
+    fast_native, close_portable = timed(native[0], 3.0, 2.85), timed(portable, 2.9, 2.8)
     notes: list[str] = []
     assert portable_if_as_fast(fast_native, [fast_native, close_portable], notes) is close_portable
-    assert "not measurably faster than the portable" in notes[0]
-    slow_portable = timed(portable, 2.5, 0.1)
+    assert "not measurably faster than the portable" in notes[0] and "95% interval [2.85x, 3.15x]" in notes[0]
+    # Within the per-round spread (0.2) but below the interval: the native variant is measurably faster.
+    slow_portable = timed(portable, 2.82, 2.7)
     assert portable_if_as_fast(fast_native, [fast_native, slow_portable], []) is fast_native
+    # A run stored before intervals were: its spread is all there is.
+    assert portable_if_as_fast(timed(native[0], 3.0, None), [slow_portable], []) is slow_portable
     if mixed:  # the BF16+INT8 mix only where it is measurably faster than the same IR compiled plainly
         from workbench.workflows.tune import plain_if_as_fast
 
-        fast_mix, close_plain, slow_plain = timed(mixed[0], 3.0, 0.2), timed(native[0], 2.9, 0.1), timed(
-            native[0], 2.5, 0.1)
+        fast_mix, close_plain, slow_plain = timed(mixed[0], 3.0, 2.85), timed(native[0], 2.9, 2.8), timed(
+            native[0], 2.5, 2.4)
         notes = []
         assert plain_if_as_fast(fast_mix, [fast_mix, close_plain], notes) is close_plain
         assert "int8_hint=bf16" in notes[0] and "not measurably faster" in notes[0]

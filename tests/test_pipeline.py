@@ -42,6 +42,8 @@ def test_fp32_on_another_engine_is_one_engine_timed_once_against_the_default(cnn
     assert run.latency_ms == run.reference_latency_ms and run.engine_rss_mb == run.reference_rss_mb
     assert run.baseline_backend == "onnxruntime-cpu" and run.speedup_vs_baseline > 0
     assert run.baseline_latency_ms != run.latency_ms
+    low, high = run.speedup_interval  # the cross-engine figure's own interval, from the same paired rounds
+    assert low <= run.speedup_vs_baseline <= high and high - low < run.speedup_vs_baseline
     assert run.drift["max_abs_error"] == 0.0
 
 

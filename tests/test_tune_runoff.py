@@ -11,7 +11,7 @@ from conftest import sample
 from workbench.build_options import BuildOptions
 from workbench.runs.pipeline import Pipeline
 from workbench.workflows.tune import tune
-from workbench.workflows.tune_runoff import RUNOFF_MAX, RUNOFF_NOTE, finalists
+from workbench.workflows.tune_runoff import RUNOFF_MAX, RUNOFF_NOTE, finalists, within_memory
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
 
@@ -40,7 +40,8 @@ def test_the_fastest_passing_trials_are_timed_again_side_by_side_and_stored(tmp_
     assert best.speedup >= slowest_finalist
 
 
-def test_finalists_are_the_fastest_passing_trials_one_per_stored_run(tmp_path: Path) -> None:
+def test_finalists_are_the_fastest_passing_trials_one_per_stored_run(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = Pipeline(tmp_path / "ws")
     result = tune(sample("digits_resnet"), BuildOptions(batch=8, repeats=3), backends=["onnxruntime-cpu"],
                   precisions=["int8"], time_budget=20, pipeline=pipeline, confirm=False)
@@ -50,3 +51,8 @@ def test_finalists_are_the_fastest_passing_trials_one_per_stored_run(tmp_path: P
     assert [t.speedup for t in chosen] == sorted((t.speedup for t in chosen), reverse=True)
     left = [t.speedup for t in result.trials if t.run.run_id not in {c.run.run_id for c in chosen}]
     assert all(s <= min(t.speedup for t in chosen) for s in left)
+    # Only the finalists that fit in memory beside the FP32 engines are timed again, the fastest first.
+    monkeypatch.setenv("WORKBENCH_MEMORY_GB", "64")
+    assert within_memory(chosen) == (chosen, [])
+    monkeypatch.setenv("WORKBENCH_MEMORY_GB", "0.01")  # less than this process holds already: none fits
+    assert within_memory(chosen) == ([], chosen)

@@ -28,7 +28,14 @@ from workbench.errors import BuildError, Busy, DataError, WorkbenchError
 from workbench.files import write_json_atomically
 from workbench.measure.drift import compare_engines
 from workbench.measure.footprint import file_megabytes, first_batch, loaded_with_rss
-from workbench.measure.latency import MAX_TIMING_S, CannotReach, LatencyStats, speedup_spread, time_rounds
+from workbench.measure.latency import (
+    MAX_TIMING_S,
+    CannotReach,
+    LatencyStats,
+    speedup_interval,
+    speedup_spread,
+    time_rounds,
+)
 from workbench.measure.machine_load import load_note, watch_machine_load
 from workbench.memory.guard import ENGINES, check_batch_within_eval, check_timing_fits
 from workbench.model.inspect import ModelInfo, inspect_model
@@ -377,6 +384,7 @@ def _record(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Backe
         reference_latency_ms=latency["reference"].to_dict(),
         speedup=latency["reference"].median / latency["variant"].median,
         speedup_spread=speedup_spread(rounds["reference"], rounds["variant"]),
+        speedup_interval=speedup_interval(rounds.get("baseline", rounds["reference"]), rounds["variant"]),
         baseline_latency_ms=baseline.to_dict(),
         speedup_vs_baseline=baseline.median / latency["variant"].median,
         baseline_backend=backend.baseline_backend,

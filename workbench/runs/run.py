@@ -42,6 +42,9 @@ class Run:
     #: Half the interquartile range of the per-round speed-ups: where it exceeds |speed-up - 1|, FP32 and the
     #: variant are not told apart by this measurement.
     speedup_spread: float | None = None
+    #: The 95% interval of ``comparable_speedup`` itself (``measure.latency.speedup_interval``): how far the
+    #: figure may be off, where the spread is how far one round wanders; two variants are told apart by it.
+    speedup_interval: list[float] | None = None
     #: The variant's and the FP32 model's files on disk (MB), and the resident memory loading each engine and
     #: running one batch added (MB, ``workbench.measure.footprint``): what a smaller variant saves.
     file_mb: float | None = None

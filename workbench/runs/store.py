@@ -33,8 +33,8 @@ ARTIFACT_PARENTS = ("artifacts", "pruned")
 #: The Run fields that are results (not identity, not environment): kept together as one JSON column.
 _RESULT_FIELDS = ("latency_ms", "reference_latency_ms", "speedup", "drift", "notes", "model_gflops",
                   "calib_source", "eval_source", "baseline_latency_ms", "speedup_vs_baseline", "baseline_backend",
-                  "speedup_spread", "file_mb", "reference_file_mb", "engine_rss_mb", "reference_rss_mb",
-                  "measurement", "quantized_from")
+                  "speedup_spread", "speedup_interval", "file_mb", "reference_file_mb", "engine_rss_mb",
+                  "reference_rss_mb", "measurement", "quantized_from")
 
 
 @dataclass(frozen=True)

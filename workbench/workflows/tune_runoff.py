@@ -21,8 +21,10 @@ from pathlib import Path
 from workbench.backends.registry import get_backend
 from workbench.build_options import BuildOptions
 from workbench.data.dataset import Dataset
-from workbench.measure.latency import MAX_TIMING_S, LatencyStats, speedup_spread, time_rounds
+from workbench.measure.footprint import MB
+from workbench.measure.latency import MAX_TIMING_S, LatencyStats, speedup_interval, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
+from workbench.memory.system import available_bytes, target_bytes
 from workbench.precision.quantizers import NATIVE_QUANTIZERS
 from workbench.progress import Progress
 from workbench.runs.pipeline import MIN_TIMING_S, Pipeline, timing_feed
@@ -59,6 +61,13 @@ def run_off(passing: Sequence[Trial], data: Dataset, options: BuildOptions, pipe
     before = {t.run.run_id: t.speedup for t in chosen}
     if progress is not None:
         progress.report("time", 0.0, f"run-off: timing the {len(chosen)} fastest passing trials side by side")
+    chosen, left_out = within_memory(chosen)
+    if left_out:
+        shown = ", ".join(f"{t.recipe.name} {t.run.spec.precision} on {t.backend}" for t in left_out)
+        notes.append(f"run-off: {shown} not timed again: beside the other engines it would not fit in the "
+                     f"{target_bytes() / 2**30:g} GB a step may use (WORKBENCH_MEMORY_GB); its figure is its trial's")
+    if len(chosen) < 2:
+        return
     feed = timing_feed(data, options.batch)
     with ExitStack() as stack:
         engines, references, apart = _engines(chosen, model, pipeline, feed, stack)
@@ -105,6 +114,31 @@ def _engines(chosen: Sequence[Trial], model: str | Path, pipeline: Pipeline, fee
     return engines, references, apart
 
 
+def within_memory(chosen: Sequence[Trial]) -> tuple[list[Trial], list[Trial]]:
+    """The finalists whose engines fit, all at once beside the FP32 ones, in what this process may still take
+    (``available_bytes``), in the order given (the fastest first), and those left out. Each engine is counted at
+    the larger of the memory loading it added in its trial (``Run.engine_rss_mb``) and its file: in a process
+    that already freed as much, loading adds little resident memory, so the first alone reads low. On a
+    BERT-base encoder (0.44 GB of weights) the run-off took tune from 3.6 GB to 4.4 GB before this check."""
+    default = get_backend(chosen[0].backend).baseline_backend
+    fp32 = max(max(t.run.reference_rss_mb or 0.0, t.run.reference_file_mb or 0.0) for t in chosen)
+    room, loaded = available_bytes() / MB - fp32, {default}
+    kept: list[Trial] = []
+    left: list[Trial] = []
+    for trial in chosen:
+        run = trial.run
+        unchanged = run.spec.precision == "fp32" and run.spec.prune_key is None
+        cost = 0.0 if unchanged else max(run.engine_rss_mb or 0.0, run.file_mb or 0.0)
+        cost += 0.0 if run.spec.backend in loaded else fp32
+        if cost > room:
+            left.append(trial)
+            continue
+        kept.append(trial)
+        room -= cost
+        loaded.add(run.spec.backend)
+    return kept, left
+
+
 def _store(run: Run, rounds: dict[str, list[float]], reference: str, options: BuildOptions, load: dict,
            others: int) -> None:
     """The run's figures from the run-off's rounds, computed as the pipeline computes a run's (``_record``)."""
@@ -117,6 +151,7 @@ def _store(run: Run, rounds: dict[str, list[float]], reference: str, options: Bu
     run.speedup = own.median / variant.median
     run.speedup_spread = speedup_spread(rounds[reference], rounds[run.run_id])
     run.speedup_vs_baseline = baseline.median / variant.median
+    run.speedup_interval = speedup_interval(rounds[baseline_name], rounds[run.run_id])
     run.environment = {**run.environment, "machine_load": load}
     kept = [note for note in run.notes if not note.startswith((TIMING_STOPPED, RUNOFF_NOTE, "timed while"))]
     busy = load_note(load)

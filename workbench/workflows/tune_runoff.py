@@ -59,15 +59,17 @@ def run_off(passing: Sequence[Trial], data: Dataset, options: BuildOptions, pipe
     if len(chosen) < 2:
         return
     before = {t.run.run_id: t.speedup for t in chosen}
-    if progress is not None:
-        progress.report("time", 0.0, f"run-off: timing the {len(chosen)} fastest passing trials side by side")
     chosen, left_out = within_memory(chosen)
     if left_out:
         shown = ", ".join(f"{t.recipe.name} {t.run.spec.precision} on {t.backend}" for t in left_out)
-        notes.append(f"run-off: {shown} not timed again: beside the other engines it would not fit in the "
-                     f"{target_bytes() / 2**30:g} GB a step may use (WORKBENCH_MEMORY_GB); its figure is its trial's")
+        why = ("it would not fit in {room}; its figure is its trial's" if len(left_out) == 1 else
+               "they would not fit in {room}; their figures are their trials'")
+        room = f"the {target_bytes() / 2**30:g} GB a step may use (WORKBENCH_MEMORY_GB)"
+        notes.append(f"run-off: {shown} not timed again: beside the other engines {why.format(room=room)}")
     if len(chosen) < 2:
         return
+    if progress is not None:
+        progress.report("time", 0.0, f"run-off: timing the {len(chosen)} fastest passing trials side by side")
     feed = timing_feed(data, options.batch)
     with ExitStack() as stack:
         engines, references, apart = _engines(chosen, model, pipeline, feed, stack)

@@ -52,3 +52,15 @@ def test_an_input_too_large_to_hold_is_named(tmp_path: Path, cnn: Path, capfd: p
     assert "ran out of memory" not in err and len(err.strip().splitlines()) == 1
     with pytest.raises(DataError, match="re-export the model"):
         Pipeline().run(tmp_path / "huge_input.onnx", BuildOptions("fp32", eval="random:1"))
+
+
+def test_freed_memory_goes_back_to_the_system_before_more_engines_are_loaded() -> None:
+    import numpy as np
+
+    from workbench.memory.system import release_freed, rss_bytes
+
+    held = [np.ones(1000) for _ in range(50_000)]  # 8 kB each: the C heap, not mappings of their own
+    grown = rss_bytes()
+    del held
+    given_back = release_freed()
+    assert given_back > 200e6 and rss_bytes() < grown - 200e6, (given_back, grown, rss_bytes())

@@ -24,7 +24,7 @@ from workbench.data.dataset import Dataset
 from workbench.measure.footprint import MB
 from workbench.measure.latency import MAX_TIMING_S, LatencyStats, speedup_interval, speedup_spread, time_rounds
 from workbench.measure.machine_load import load_note, watch_machine_load
-from workbench.memory.system import available_bytes, target_bytes
+from workbench.memory.system import available_bytes, release_freed, target_bytes
 from workbench.precision.quantizers import NATIVE_QUANTIZERS
 from workbench.progress import Progress
 from workbench.runs.pipeline import MIN_TIMING_S, Pipeline, timing_feed
@@ -59,6 +59,7 @@ def run_off(passing: Sequence[Trial], data: Dataset, options: BuildOptions, pipe
     if len(chosen) < 2:
         return
     before = {t.run.run_id: t.speedup for t in chosen}
+    release_freed()  # the search's closed engines: their pages back to the system before more are loaded
     chosen, left_out = within_memory(chosen)
     if left_out:
         shown = ", ".join(f"{t.recipe.name} {t.run.spec.precision} on {t.backend}" for t in left_out)

@@ -302,7 +302,7 @@ def _measure(inputs: Inputs, options: BuildOptions, spec: RunSpec, backend: Back
     notes: list[str] = []
     # FP32 of the unchanged file is its own reference: one engine (a second copy of its weights would double the
     # run's memory on a large model), timed once, so its speed-up is 1 by construction, not by noise.
-    itself = precision == "fp32" and spec.prune_key is None
+    itself = spec.exact
     with ExitStack() as stack:
         feed = timing_feed(inputs.eval, batch)
         engines, rss_mb = {}, {}

@@ -63,10 +63,10 @@ def run_off(passing: Sequence[Trial], data: Dataset, options: BuildOptions, pipe
     chosen, left_out = within_memory(chosen)
     if left_out:
         shown = ", ".join(f"{t.recipe.name} {t.run.spec.precision} on {t.backend}" for t in left_out)
-        why = ("it would not fit in {room}; its figure is its trial's" if len(left_out) == 1 else
-               "they would not fit in {room}; their figures are their trials'")
         room = f"the {target_bytes() / 2**30:g} GB a step may use (WORKBENCH_MEMORY_GB)"
-        notes.append(f"run-off: {shown} not timed again: beside the other engines {why.format(room=room)}")
+        why = (f"it would not fit in {room}; its figure is its trial's" if len(left_out) == 1 else
+               f"they would not fit in {room}; their figures are their trials'")
+        notes.append(f"run-off: {shown} not timed again: beside the other engines {why}")
     if len(chosen) < 2:
         return
     if progress is not None:
@@ -106,7 +106,7 @@ def _engines(chosen: Sequence[Trial], model: str | Path, pipeline: Pipeline, fee
         reference = references[trial.run.run_id] = f"{spec.backend}:fp32"
         if reference not in engines:
             engines[reference] = stack.enter_context(backend.for_precision("fp32").load(Path(model)))
-        if spec.precision == "fp32" and spec.prune_key is None:
+        if spec.exact:
             engines[trial.run.run_id] = None
             continue
         engines[trial.run.run_id] = stack.enter_context(
@@ -130,8 +130,7 @@ def within_memory(chosen: Sequence[Trial]) -> tuple[list[Trial], list[Trial]]:
     left: list[Trial] = []
     for trial in chosen:
         run = trial.run
-        unchanged = run.spec.precision == "fp32" and run.spec.prune_key is None
-        cost = 0.0 if unchanged else max(run.engine_rss_mb or 0.0, run.file_mb or 0.0)
+        cost = 0.0 if run.spec.exact else max(run.engine_rss_mb or 0.0, run.file_mb or 0.0)
         cost += 0.0 if run.spec.backend in loaded else fp32
         if cost > room:
             left.append(trial)

@@ -16,6 +16,7 @@ from workbench.backends.registry import availability, get_backend
 from workbench.build_options import BuildOptions
 from workbench.errors import BuildError, ModelError
 from workbench.runs.pipeline import Pipeline
+from workbench.runs.run import Run
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'onnx-workbench[openvino]')")
 
@@ -163,7 +164,7 @@ def test_two_backend_sweep_recommends_across_backends(resnet: Path, cli_env: dic
     within = [r for r in runs.values() if (r["drift"]["reference_accuracy"] - r["drift"]["accuracy"]) * 100 <= 1]
     # only a run measurably faster than FP32 by the ratio it is ranked by is a pick (ORT's FP32 is FP32 itself)
     paying = [r for r in within if (r["spec"]["backend"], r["spec"]["precision"]) != ("onnxruntime-cpu", "fp32")
-              and r["speedup_vs_baseline"] - 1 > (r["speedup_spread"] or 0)]
+              and Run.from_dict(r).measurably_faster]
     if not paying:
         assert sweep["recommended"] is None and "keep FP32" in sweep["reason"]
         return

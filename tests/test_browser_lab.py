@@ -121,14 +121,13 @@ def drive_quickstart(page: sync_api.Page, base: str) -> None:
     printed = page.locator(".jp-RenderedText", has_text="vs FP32").filter(has_text="int8 · b1")
     printed.wait_for(timeout=240_000)
     line = next(t for t in printed.inner_text().splitlines() if t.startswith("int8 · b1"))
-    speedup = float(re.search(r"([0-9.]+)x vs FP32", line).group(1))
+    speedup, _, high = map(float, re.search(r"([0-9.]+)x \[([0-9.]+), ([0-9.]+)\] vs FP32", line).groups())
     accuracy, reference = re.search(r"accuracy ([0-9.]+)% \(FP32: ([0-9.]+)%\)", line).groups()
-    spread = float(re.search(r"\(±([0-9.]+)\)", line).group(1))
     if os.getloadavg()[0] / (os.cpu_count() or 1) <= BUSY_LOAD_PER_CORE:
         # The first INT8 build of the quickstart: at least twice as fast with VNNI, 1.4x with 7-bit weights without.
         assert speedup >= (1.4 if int8_products_saturate(cpu_flags()) else 2.0), line
-    else:  # other jobs own the CPU: the ratio is noise-bound, so only "not measurably slower" is judged
-        assert speedup + spread >= 1.0, line
+    else:  # other jobs own the CPU: the ratio is noise-bound, so only "not measurably slower" (its interval) is judged
+        assert high >= 1.0, line
     assert abs(float(accuracy) - float(reference)) <= 0.5, line  # ... at the same accuracy, as the notebook says
     page.locator(".jp-OutputArea-output table.dataframe:not(.wb-runs)").wait_for(timeout=60_000)
     assert page.locator(".jp-OutputArea-output .jp-RenderedText", has_text="AssertionError").count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
 import json
@@ -33,8 +34,11 @@ def test_every_face_prints_the_stored_figures(cnn: Path, cli_env: dict[str, str]
     run_id = re.search(r"^run (\w+)", done.stdout, re.M).group(1)
     stored = Workspace(cli_env["WORKBENCH_WORKSPACE"]).load_run(run_id)
     speedup, latency = fmt.times(stored.speedup), fmt.ms(stored.latency_ms["median"])
-    # the printed summary names its reference next to the figure
-    assert f"speed-up      {speedup} vs FP32 on onnxruntime-cpu, batch 1" in done.stdout
+    interval = fmt.interval_cell(stored.speedup_interval)
+    # the printed summary names its reference next to the figure, and how far the figure may be off
+    assert interval.startswith("[")
+    assert fmt.speedup_text(stored) == f"{speedup} {interval} vs FP32 on onnxruntime-cpu, batch 1"
+    assert f"speed-up      {fmt.speedup_text(stored)}" in done.stdout
     assert f"latency       {latency} ms median" in done.stdout
     # without a terminal, progress is written as lines on stderr, never redrawn in place
     assert "[100.0%] done: " in done.stderr and "\r" not in done.stderr
@@ -44,19 +48,22 @@ def test_every_face_prints_the_stored_figures(cnn: Path, cli_env: dict[str, str]
     rerun = _json("run", str(cnn), "--precision", "int8", "--repeats", "5", env=cli_env)  # served from the store
     for data in (shown, listed, rerun):
         assert fmt.times(data["speedup"]) == speedup and fmt.ms(data["latency_ms"]["median"]) == latency
+        assert fmt.interval_cell(data["speedup_interval"]) == interval
 
     csv = tmp_path / "runs.csv"
     assert workbench("report", run_id, "--csv", str(csv), env=cli_env).returncode == 0
     row = pd.read_csv(csv).set_index("run_id").loc[run_id]
     assert fmt.times(row["speedup"]) == speedup and fmt.ms(row["latency_ms"]) == latency
     assert fmt.times(row["reference_ms"] / row["latency_ms"]) == speedup  # the row's own FP32 explains its figure
+    assert fmt.interval_cell(ast.literal_eval(row["speedup_interval"])) == interval
 
     table = figures.table_frame([stored]).iloc[0]
     assert table["speed-up vs FP32, same engine (×)"] == speedup and table["latency (ms/batch)"] == latency
     assert table["status"] == verdict(task_score(stored.drift))
+    assert table["95% interval, of the cross-engine figure where shown (×)"] == interval
 
     runs_text = workbench("runs", env=cli_env).stdout
-    assert speedup in runs_text and latency in runs_text
+    assert speedup in runs_text and latency in runs_text and interval in runs_text
 
 
 def test_tune_pick_is_the_run_show_prints(cnn: Path, cli_env: dict[str, str]) -> None:
@@ -72,6 +79,7 @@ def test_tune_pick_is_the_run_show_prints(cnn: Path, cli_env: dict[str, str]) ->
     shown = _json("show", pick["run_id"], env=cli_env)
     assert fmt.times(pick["speedup_same_backend"]) == fmt.times(shown["speedup"])
     assert fmt.times(pick["speedup"]) == fmt.times(shown["speedup_vs_baseline"])
+    assert fmt.interval_cell(pick["speedup_interval"]) == fmt.interval_cell(shown["speedup_interval"]) != ""
 
 
 def test_other_runtime_is_timed_in_its_own_blocks(cnn: Path) -> None:

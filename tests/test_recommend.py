@@ -3,14 +3,17 @@ the comparable ratio (noise test and ranking on that one ratio), the fastest by 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from workbench.runs.recommend import keep_fp32_reason, measurably_faster, pick, qualifies
-from workbench.runs.run import Run
+from workbench.runs.run import WORTHWHILE, Run
 from workbench.runs.spec import RunSpec
 from workbench.tasks.base import TaskScore
 
@@ -49,6 +52,18 @@ def test_the_noise_test_uses_the_ranked_ratio() -> None:
     assert measurably_faster(across)
     assert not measurably_faster(_run("int8", 1.04, spread=0.05))
     assert pick([across, _run("int8", 1.9, spread=0.01)]) is across
+
+
+def test_the_interval_decides_and_a_settled_sliver_is_no_speed_up() -> None:
+    """Where the run has its speed-up's interval, that decides, not the per-round spread; and its low end must reach
+    WORTHWHILE: 1.01x settled to [1.005, 1.015] over thousands of rounds is not worth a changed file."""
+    settled = dataclasses.replace(_run("int8", 1.05, spread=0.08), speedup_interval=[1.03, 1.07])
+    sliver = dataclasses.replace(_run("int8", 1.01, spread=0.001), speedup_interval=[1.005, 1.015])
+    wide = dataclasses.replace(_run("int8", 1.3, spread=0.01), speedup_interval=[0.98, 1.6])
+    assert measurably_faster(settled) and not measurably_faster(sliver) and not measurably_faster(wide)
+    assert settled.speedup_low == 1.03 and _run("int8", 1.3, spread=0.1).speedup_low == pytest.approx(1.2)
+    assert pick([sliver, wide, settled]) is settled
+    assert WORTHWHILE == 1.02
 
 
 def test_missing_the_budget_is_never_recommended_however_fast() -> None:

@@ -39,7 +39,7 @@ def format_run(run: Run) -> str:
     lat, ref, drift = run.latency_ms, run.reference_latency_ms, run.drift
     score = task_score(drift)
     slower = "  (slower than FP32)" if run.speedup < 1 and not run.within_noise else ""
-    noise = f"  (within the timing noise, spread ±{run.speedup_spread:.2f})" if run.within_noise else ""
+    noise = "  (within the timing noise: it cannot be told from 1)" if run.within_noise else ""
     cross = fmt.cross_engine_text(run)
     baseline = run.baseline_latency_ms or {}
     lines = [

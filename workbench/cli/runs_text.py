@@ -8,8 +8,8 @@ from workbench.runs.format import shown_table, target_columns
 
 #: The runs-frame columns the CLI prints (the names and digits come from ``workbench.runs.format``).
 COLUMNS = ["run_id", "model", "label", "backend", "latency_ms", "reference_ms", "speedup", "baseline_backend",
-           "speedup_vs_baseline", "accuracy", "accuracy_loss_pts", "top1_agreement", "task_metric", "task_value",
-           "task_interval", "task_threshold", "file_mb", "engine_rss_mb", "status"]
+           "speedup_vs_baseline", "speedup_interval", "accuracy", "accuracy_loss_pts", "top1_agreement", "task_metric",
+           "task_value", "task_interval", "task_threshold", "file_mb", "engine_rss_mb", "status"]
 
 
 def format_table(frame: pd.DataFrame, marked: str | None = None) -> str:

@@ -34,9 +34,10 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wr
 """
 
 _SHOWN_COLUMNS = ["run_id", "model", "label", "backend", "batch", "latency_ms", "latency_p90_ms", "reference_ms",
-                  "speedup", "speedup_spread", "baseline_backend", "speedup_vs_baseline", "task_metric", "task_value",
-                  "task_interval", "task_threshold", "accuracy", "accuracy_loss_pts", "top1_agreement",
-                  "max_abs_error", "file_mb", "reference_file_mb", "engine_rss_mb", "reference_rss_mb", "status"]
+                  "speedup", "speedup_spread", "baseline_backend", "speedup_vs_baseline", "speedup_interval",
+                  "task_metric", "task_value", "task_interval", "task_threshold", "accuracy", "accuracy_loss_pts",
+                  "top1_agreement", "max_abs_error", "file_mb", "reference_file_mb", "engine_rss_mb",
+                  "reference_rss_mb", "status"]
 
 
 NO_LAYER_TABLES = ("<p>None of these runs has layer timing or drift tables. Add them with "

@@ -56,16 +56,41 @@ def reference_name(backend: str, batch: int) -> str:
     return f"FP32 on {backend}, batch {batch}"
 
 
+def interval_cell(interval: object) -> str:
+    """A speed-up's 95% interval as '[3.35, 3.47]'; empty for a run stored without one."""
+    if _missing(interval) or not isinstance(interval, list | tuple) or len(interval) != 2:
+        return ""
+    return f"[{float(interval[0]):.2f}, {float(interval[1]):.2f}]"
+
+
+def speedup_noise(run: Run) -> str:
+    """How far the ranked speed-up may be off: 'its 95% interval [3.35x, 3.47x]' (``Run.speedup_interval``), or, for
+    a run stored without one, 'its spread of ±0.10', the bound ``Run.speedup_low`` then reads."""
+    if run.speedup_interval:
+        low, high = run.speedup_interval
+        return f"its 95% interval [{times(low)}, {times(high)}]"
+    return f"its spread of ±{run.speedup_spread or 0.0:.2f}"
+
+
 def speedup_text(run: Run) -> str:
-    """The headline: '3.41x vs FP32 on onnxruntime-cpu, batch 8', against FP32 timed in the same rounds."""
-    return f"{times(run.speedup)} vs {reference_name(run.spec.backend, run.spec.batch)}"
+    """The headline: '3.41x [3.35, 3.47] vs FP32 on onnxruntime-cpu, batch 8', against FP32 timed in the same rounds,
+    with its 95% interval where the run is on the ranking engine (the interval is of the ranked figure)."""
+    shown = "" if run.cross_engine else _with_interval(run)
+    return f"{times(run.speedup)}{shown} vs {reference_name(run.spec.backend, run.spec.batch)}"
+
+
+def _with_interval(run: Run) -> str:
+    cell = interval_cell(run.speedup_interval)
+    return f" {cell}" if cell else ""
 
 
 def cross_engine_text(run: Run) -> str | None:
-    """'1.86x vs FP32 on onnxruntime-cpu, batch 1 (cross-engine)', or None where the run is on that engine."""
+    """'1.86x [1.80, 1.91] vs FP32 on onnxruntime-cpu, batch 1 (cross-engine)', or None where the run is on that
+    engine; the 95% interval is this figure's."""
     if not run.cross_engine:
         return None
-    return f"{times(run.speedup_vs_baseline)} vs {reference_name(run.baseline_backend, run.spec.batch)} (cross-engine)"
+    return (f"{times(run.speedup_vs_baseline)}{_with_interval(run)} vs "
+            f"{reference_name(run.baseline_backend, run.spec.batch)} (cross-engine)")
 
 
 def comparable_text(run: Run) -> str:
@@ -118,6 +143,7 @@ CELLS = {
     "speedup_spread": ("spread (±×)", lambda v: NA if _missing(v) else f"±{float(v):.2f}"),
     "baseline_backend": ("cross-engine FP32", lambda v: "" if _missing(v) else str(v)),
     "speedup_vs_baseline": ("speed-up vs cross-engine FP32 (×)", lambda v: "" if _missing(v) else times(v)),
+    "speedup_interval": ("95% interval, of the cross-engine figure where shown (×)", interval_cell),
     "accuracy": ("accuracy (%)", pct),
     "reference_accuracy": ("FP32 accuracy (%)", pct),
     "top1_agreement": ("top-1 agreement (%)", pct),

@@ -25,8 +25,8 @@ RUN_COLUMNS = [
     "max_abs_error", "task", "task_metric", "task_value", "task_threshold", "meets_budget", "broken",
     "task_interval", "task_samples", "verdict",
     "kept_fp32", "created", "random_data", "reference_ms", "reference_accuracy", "accuracy_loss_pts", "loss_basis",
-    "status", "baseline_backend", "baseline_ms", "speedup_vs_baseline", "file_mb", "reference_file_mb",
-    "engine_rss_mb", "reference_rss_mb",
+    "status", "baseline_backend", "baseline_ms", "speedup_vs_baseline", "speedup_interval", "file_mb",
+    "reference_file_mb", "engine_rss_mb", "reference_rss_mb",
 ]
 
 
@@ -88,6 +88,8 @@ def runs_frame(runs: Sequence[Run], oldest_first: bool = True) -> pd.DataFrame:
             "baseline_backend": run.baseline_backend if run.cross_engine else None,
             "baseline_ms": (run.baseline_latency_ms or {}).get("median") if run.cross_engine else None,
             "speedup_vs_baseline": run.speedup_vs_baseline if run.cross_engine else None,
+            # The 95% interval of the ranked figure: the cross-engine one where shown, else ``speedup``'s.
+            "speedup_interval": run.speedup_interval,
             "file_mb": run.file_mb,
             "reference_file_mb": run.reference_file_mb,
             "engine_rss_mb": run.engine_rss_mb,

@@ -2,10 +2,10 @@
 
 A run qualifies when it meets its task's budget and runs **measurably faster** than FP32. Both halves
 of "measurably faster" use one ratio, the run's comparable speed-up (against FP32 on the device's
-default engine, timed in the same rounds): the noise test asks whether that ratio's spread reaches
-down to 1 (``Run.measurably_faster``), the ranking sorts by that ratio. So FP32 on a faster engine, the
-same file unchanged, qualifies like any variant; a variant slower than FP32, or within the noise of it,
-never does, and "keep FP32" is the answer when nothing qualifies.
+default engine, timed in the same rounds): the noise test asks whether the low end of that ratio's 95%
+interval reaches ``WORTHWHILE`` (1.02x, ``Run.measurably_faster``), the ranking sorts by that ratio. So FP32 on
+a faster engine, the same file unchanged, qualifies like any variant; a variant slower than FP32, or within the
+noise of it, never does, and "keep FP32" is the answer when nothing qualifies.
 
 This module imports no build stack, so the runs table and the report judge without it.
 """
@@ -37,7 +37,7 @@ def accuracy_loss(drift: dict) -> tuple[float | None, str]:
 
 
 def measurably_faster(run: Run) -> bool:
-    """``Run.measurably_faster``: the comparable ratio above 1 by more than the run's timing spread."""
+    """``Run.measurably_faster``: the low end of the comparable ratio's 95% interval reaches ``WORTHWHILE``."""
     return run.measurably_faster
 
 

@@ -18,7 +18,7 @@ from workbench.runs import format as fmt
 from workbench.runs.executor import Executor, LocalExecutor, Trial
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.recommend import accuracy_loss, is_the_reference, pick
-from workbench.runs.run import Run
+from workbench.runs.run import WORTHWHILE, Run
 from workbench.tasks import rejudge, task_score
 from workbench.tasks.judge import metric_dict
 from workbench.vocabulary import PRECISIONS, PRUNE_METHODS
@@ -78,8 +78,9 @@ def recommend(runs: Sequence[Run], budget_points: float) -> tuple[Run | None, st
     if variants:
         fastest = max(variants, key=lambda r: r.comparable_speedup)
         return None, (f"none of the variants within the budget runs measurably faster than FP32 (the fastest, "
-                      f"{fastest.label} on {fastest.spec.backend}, {fmt.comparable_text(fastest)}, spread "
-                      f"±{fastest.speedup_spread or 0:.2f}): keep FP32")
+                      f"{fastest.label} on {fastest.spec.backend}, {fmt.comparable_text(fastest)}, "
+                      f"at least {fmt.times(fastest.speedup_low)}, under the {fmt.times(WORTHWHILE)} that pays): "
+                      "keep FP32")
     if within:
         return None, "only FP32 itself stays within the budget: keep the original model"
     if not runs:

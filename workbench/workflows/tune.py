@@ -58,6 +58,7 @@ from workbench.errors import WorkbenchError
 from workbench.measure.machine_load import load_text
 from workbench.precision.quantizers import NATIVE_LABEL, NATIVE_QUANTIZERS
 from workbench.progress import CancelToken, Progress, ProgressCallback
+from workbench.runs import format as fmt
 from workbench.runs.pipeline import Pipeline
 from workbench.runs.recommend import keep_fp32_reason, measurably_faster
 from workbench.runs.run import Run
@@ -299,7 +300,7 @@ def plain_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) ->
 
 def portable_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str]) -> Trial:
     """The fastest portable (ONNX) pick instead of an OpenVINO-native IR that is not measurably faster: within
-    the native run's own speed-up spread, the file that runs on every backend is the better answer."""
+    the native run's speed-up interval (``as_fast``), the file that runs on every backend is the better answer."""
     if best.recipe.recipe.quantizer not in NATIVE_QUANTIZERS:
         return best
     portable = [t for t in passing if t.recipe.recipe.quantizer not in NATIVE_QUANTIZERS]
@@ -315,20 +316,15 @@ def portable_if_as_fast(best: Trial, passing: Sequence[Trial], notes: list[str])
 
 
 def as_fast(other: Trial, best: Trial) -> bool:
-    """Whether ``other``'s speed-up cannot be told from ``best``'s: it reaches the low end of the interval of
-    ``best``'s figure (``Run.speedup_interval``), or, for a run stored without one, of its per-round spread. By
-    the spread a 4% faster native INT8 on MiniLM gave way to BF16, though its rounds had settled it to 1%."""
-    interval = best.run.speedup_interval
-    low = interval[0] if interval else best.speedup - (best.run.speedup_spread or 0.0)
-    return other.speedup >= low
+    """Whether ``other``'s speed-up cannot be told from ``best``'s: it reaches the low end of ``best``'s interval
+    (``Run.speedup_low``). By the per-round spread a 4% faster native INT8 on MiniLM gave way to BF16, though its
+    rounds had settled it to 1%."""
+    return other.speedup >= best.run.speedup_low
 
 
 def noise_text(best: Trial) -> str:
     """What ``as_fast`` measured ``best`` against, for the note that says why another file is the pick."""
-    interval = best.run.speedup_interval
-    if interval:
-        return f"within its 95% interval [{interval[0]:.2f}x, {interval[1]:.2f}x]"
-    return f"within its spread of {best.run.speedup_spread or 0.0:.2f}"
+    return f"within {fmt.speedup_noise(best.run)}"
 
 
 def pick_step(best: Trial) -> str:

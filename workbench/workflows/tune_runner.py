@@ -162,9 +162,9 @@ class TrialRunner:
 
     def bar(self) -> float:
         """The speed-up a new trial must reach to matter: FP32's (a variant slower than FP32 is never the pick,
-        nor a start for the fall-back), or the fastest paying trial's less its own spread (a trial within it may
-        still be the pick, as the portable file)."""
-        return max([1.0, *(t.speedup - (t.run.speedup_spread or 0.0) for t in self.trials if t.pays)])
+        nor a start for the fall-back), or the low end of the fastest paying trial's interval (``Run.speedup_low``: a
+        trial within it may still be the pick, as the portable file)."""
+        return max([1.0, *(t.run.speedup_low for t in self.trials if t.pays)])
 
     def together(self, jobs: Sequence[Callable[[], T]], enough: Callable[[T], bool] | None = None) -> list[T]:
         """Independent jobs in turn on this machine; side by side where a pool has several nodes."""

@@ -79,7 +79,7 @@ class Trial:
     @property
     def pays(self) -> bool:
         """Meets the budget on the search's data and runs measurably faster than FP32: a recipe search may stop
-        here, and only such a trial is recommended (a 1.01x whose rounds scatter by more than 1% is no speed-up)."""
+        here, and only such a trial is recommended (a 1.01x whose interval reaches down to 1 is no speed-up)."""
         return self.met and qualifies(self.run, judged=True)
 
     @property
@@ -109,7 +109,7 @@ class Trial:
     def to_dict(self) -> dict:
         return {"step": self.step, "description": self.description, "run_id": self.run.run_id,
                 "backend": self.backend, "precision": self.run.spec.precision, "recipe": self.recipe.to_dict(),
-                "kept_nodes": self.kept_nodes, "speedup": self.speedup,
+                "kept_nodes": self.kept_nodes, "speedup": self.speedup, "speedup_interval": self.run.speedup_interval,
                 "speedup_same_backend": float(self.run.speedup), "metric": self.metric(),
                 "extra_samples": self.extra_samples,
                 "ranked_on": None if (ranked := self.ranked_on) is None else {"samples": len(ranked), "of": ranked.of},
@@ -141,8 +141,8 @@ class TuneResult:
         if best is not None:
             recommended = {
                 "run_id": best.run.run_id, "backend": best.backend, "precision": best.run.spec.precision,
-                "speedup": best.speedup, "speedup_same_backend": float(best.run.speedup),
-                "metric": best.metric(), "artifact": best.run.artifact,
+                "speedup": best.speedup, "speedup_interval": best.run.speedup_interval,
+                "speedup_same_backend": float(best.run.speedup), "metric": best.metric(), "artifact": best.run.artifact,
                 "kept_nodes": best.kept_nodes, "recipe": best.recipe.to_dict(),
                 "backend_options": dict(best.run.spec.backend_options),
                 "confirm": None if self.confirm is None else {"metric": metric_dict(self.confirm),
